@@ -1,0 +1,28 @@
+"""xkron: exact Kronecker-structured Gaussian processes on xarray grids.
+
+Importing xkron registers the ``.kron`` accessor on ``xarray.DataArray`` and
+``xarray.Dataset``.
+"""
+
+from xkron import accessor as _accessor  # noqa: F401  (registers .kron)
+from xkron.fitting import ConvergenceWarning, fit
+from xkron.io import open_fit
+from xkron.kernels import Cosine, ExpQuad, Kernel, Matern12, Matern32, Matern52, Periodic, RatQuad
+from xkron.result import KronFit
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "Cosine",
+    "ExpQuad",
+    "Kernel",
+    "KronFit",
+    "Matern12",
+    "Matern32",
+    "Matern52",
+    "Periodic",
+    "RatQuad",
+    "fit",
+    "open_fit",
+]

@@ -1,0 +1,60 @@
+"""The ``.kron`` accessor on DataArray and Dataset: validates its arguments and delegates.
+
+It holds no state (xarray builds a new accessor for every object); ``fit`` returns a
+:class:`xkron.KronFit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import xarray as xr
+
+from xkron.fitting import fit
+from xkron.result import KronFit
+
+__all__ = ["KronDataArrayAccessor", "KronDatasetAccessor"]
+
+
+@xr.register_dataarray_accessor("kron")
+class KronDataArrayAccessor:
+    """``da.kron.fit(kernels, ...)``: fit a Kronecker GP to this DataArray."""
+
+    def __init__(self, obj: xr.DataArray):
+        self._obj = obj
+
+    def fit(self, kernels: Mapping, **kwargs) -> KronFit:
+        """Fit a Kronecker GP; see :func:`xkron.fit` for every argument.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, xkron
+        >>> x = np.linspace(0, 1, 5)
+        >>> da = xr.DataArray(np.add.outer(x, x), coords={"a": x, "b": x})
+        >>> da.kron.fit({"a": "ExpQuad", "b": "ExpQuad"}, noise=0.1, progressbar=False).method
+        'map'
+        """
+        return fit(self._obj, kernels, **kwargs)
+
+
+@xr.register_dataset_accessor("kron")
+class KronDatasetAccessor:
+    """``ds.kron.fit(var, kernels, ...)``: fit a Kronecker GP to one data variable."""
+
+    def __init__(self, obj: xr.Dataset):
+        self._obj = obj
+
+    def fit(self, var: str, kernels: Mapping, **kwargs) -> KronFit:
+        """Fit a Kronecker GP to ``ds[var]``; see :func:`xkron.fit` for every argument.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, xkron
+        >>> x = np.linspace(0, 1, 5)
+        >>> ds = xr.Dataset({"t": (("a", "b"), np.add.outer(x, x))}, coords={"a": x, "b": x})
+        >>> ds.kron.fit("t", {"a": "ExpQuad", "b": "ExpQuad"}, noise=0.1, progressbar=False).data.name
+        't'
+        """
+        if not isinstance(var, str) or var not in self._obj.data_vars:
+            raise KeyError(f"{var!r} is not a data variable of this Dataset; it has {list(self._obj.data_vars)}")
+        return fit(self._obj[var], kernels, **kwargs)

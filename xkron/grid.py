@@ -1,0 +1,95 @@
+"""Kernel factors placed on grid dims, and their covariance matrices.
+
+A :class:`Factor` ties a kernel to one or more grid dims and holds the numeric training
+coordinates of those dims. Its inputs are the Cartesian product of the dims' coordinates in
+row-major order (the first dim varies slowest), as ``pm.math.cartesian`` and
+``xarray.DataArray.stack`` order them. Nothing here knows of xarray or PyMC; covariances are
+built with either numpy or ``pytensor.tensor`` through the ``xp`` argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from xkron.kernels import Kernel
+
+__all__ = ["Factor", "cartesian"]
+
+
+def cartesian(coords: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Row-major Cartesian product of 1-D coordinate arrays, one flat array per dim.
+
+    Examples
+    --------
+    >>> [c.tolist() for c in cartesian([np.array([0, 1]), np.array([5, 6, 7])])]
+    [[0, 0, 0, 1, 1, 1], [5, 6, 7, 5, 6, 7]]
+    """
+    mesh = np.meshgrid(*coords, indexing="ij")
+    return [m.ravel() for m in mesh]
+
+
+@dataclass(frozen=True)
+class Factor:
+    """One Kronecker factor: a kernel over ``dims`` with training coordinates ``coords``.
+
+    Parameters
+    ----------
+    dims : tuple of str
+        Grid dims the factor spans, in data order.
+    kernel : Kernel
+        The kernel's formula and hyperparameter specs.
+    coords : tuple of ndarray
+        Numeric training coordinates, one 1-D array per dim.
+    """
+
+    dims: tuple[str, ...]
+    kernel: Kernel
+    coords: tuple[np.ndarray, ...]
+
+    @property
+    def name(self) -> str:
+        """Label used in parameter names: the dims joined by ``_``."""
+        return "_".join(self.dims)
+
+    @property
+    def size(self) -> int:
+        return int(np.prod([len(c) for c in self.coords]))
+
+    def param_names(self) -> dict[str, list[str] | str]:
+        """Model variable names of this factor's hyperparameters.
+
+        Per-dim parameters (``ls``) get one name per dim (``ls_<dim>``); the others one
+        name per factor (``alpha_<factor>``, ``period_<factor>``).
+        """
+        names: dict[str, list[str] | str] = {}
+        for key in self.kernel.param_specs():
+            if key in self.kernel.per_dim:
+                names[key] = [f"{key}_{dim}" for dim in self.dims]
+            else:
+                names[key] = f"{key}_{self.name}"
+        return names
+
+    def inputs(self) -> list[np.ndarray]:
+        """Training inputs, one flat array per dim (Cartesian product)."""
+        return cartesian(self.coords)
+
+    def covariance(self, params: Mapping[str, Any], test: Sequence | None = None, xp=np):
+        """Kernel matrix ``k(test, train)``; ``k(train, train)`` when ``test`` is None.
+
+        ``test`` holds one array per dim, all of one shape ``s``; the result has shape
+        ``s + (size,)``.
+        """
+        train = self.inputs()
+        if test is None:
+            test = train
+        diffs = [np.subtract.outer(np.asarray(t, dtype=float), x) for t, x in zip(test, train, strict=True)]
+        return self.kernel.correlation(diffs, params, xp=xp)
+
+    def variance(self, params: Mapping[str, Any], shape: tuple[int, ...]) -> np.ndarray:
+        """Prior variance ``k(x, x)`` at test points (all kernels here are stationary)."""
+        zeros = [np.zeros(()) for _ in self.dims]
+        return np.broadcast_to(self.kernel.correlation(zeros, params, xp=np), shape)

@@ -1,0 +1,185 @@
+"""Labelled predictions: turn requested coordinates into Kronecker test inputs and back.
+
+Each data dim gets the coordinates it is predicted at: the training ones, a new 1-D grid,
+or a DataArray along other dims (points). The output's dims are the union of those
+arrays' dims, in data order. Each output dim gets a one-letter label; a factor's test
+inputs vary along the labels of its dims, which is all :class:`xkron.gp.KronPosterior`
+needs. Dask-backed coordinates give a lazy result through ``dask.array.blockwise``.
+"""
+
+from __future__ import annotations
+
+import string
+from functools import partial
+
+import numpy as np
+import xarray as xr
+
+from xkron.gp import TestInputs, place_axes
+
+__all__ = ["predict_moments"]
+
+_CHUNK_ELEMENTS = 2**22
+"""Work-array budget (elements) when scattered points are predicted in chunks."""
+
+
+def predict_moments(fit, request, noise: bool, per_draw: bool) -> xr.Dataset:
+    """Mean and sd at the requested coordinates (see :meth:`xkron.KronFit.predict`)."""
+    arrays = {dim: _request_array(fit, dim, request.get(dim)) for dim in fit.data.dims}
+    out_dims: list[str] = []
+    for arr in arrays.values():
+        out_dims += [d for d in arr.dims if d not in out_dims]
+    if len(out_dims) > len(string.ascii_lowercase):
+        raise ValueError("too many output dims")
+    letter = dict(zip(out_dims, string.ascii_lowercase, strict=False))
+    dim_labels = {dim: "".join(letter[d] for d in arrays[dim].dims) for dim in fit.dims}
+    out_order = "".join(letter[d] for d in out_dims)
+    numeric = {dim: _numeric(fit, dim, arrays[dim], request.get(dim) is None) for dim in fit.dims}
+
+    posteriors = fit._posteriors
+    block = partial(_block, posteriors, fit.spec.factors, fit.dims, dim_labels, out_order, noise, per_draw)
+    lazy = any(_is_dask(v) for v in numeric.values())
+    if lazy:
+        stacked = _blockwise(block, numeric, fit.dims, dim_labels, out_order, per_draw, len(posteriors))
+    else:
+        stacked = _chunked(block, numeric, fit, dim_labels, out_order, per_draw)
+    mean, var = stacked[0], stacked[1]
+    sd = np.sqrt(var)
+
+    dims = tuple(out_dims)
+    if per_draw:
+        shape = (fit.params.sizes["chain"], fit.params.sizes["draw"])
+        mean, sd = (a.reshape(shape + a.shape[1:]) for a in (mean, sd))
+        dims = ("chain", "draw") + dims
+    coords = _output_coords(arrays, fit, per_draw)
+    result = xr.Dataset({"mean": (dims, mean), "sd": (dims, sd)}, coords=coords)
+    _set_attrs(result, fit.data, noise)
+    return result
+
+
+def _request_array(fit, dim: str, value) -> xr.DataArray:
+    if value is None:
+        if dim in fit.data.coords:
+            return fit.data[dim].reset_coords(drop=True)
+        return xr.DataArray(np.arange(fit.data.sizes[dim]), dims=(dim,))
+    if isinstance(value, xr.DataArray):
+        return value
+    if isinstance(value, xr.Variable):
+        return xr.DataArray(value)
+    values = np.asarray(value)
+    if values.ndim == 0:
+        return xr.DataArray(values)
+    if values.ndim != 1:
+        raise ValueError(
+            f"new coordinates for {dim!r} must be 1-D, or a DataArray with named dims; got shape {values.shape}"
+        )
+    return xr.DataArray(values, dims=(dim,), coords={dim: values})
+
+
+def _numeric(fit, dim: str, arr: xr.DataArray, training: bool):
+    if training:
+        factor = next(f for f in fit.spec.factors if dim in f.dims)
+        return factor.coords[factor.dims.index(dim)]
+    encoding = fit.encodings[dim]
+    if _is_dask(arr.data):
+        return arr.data.map_blocks(encoding.encode, dtype=float)
+    values = encoding.encode(arr.values)
+    if not np.all(np.isfinite(values)):
+        bad = int(np.size(values) - np.isfinite(values).sum())
+        raise ValueError(f"{bad} of the new coordinates for {dim!r} are not finite (NaN/NaT/inf)")
+    return values
+
+
+def _is_dask(array) -> bool:
+    return type(array).__module__.startswith("dask")
+
+
+def _block(posteriors, factors, dims, dim_labels, out_order, noise, per_draw, *blocks):
+    """Moments for one block of coordinates: ``(2, [draws,] *out_shape)``."""
+    values = dict(zip(dims, blocks, strict=True))
+    sizes = {}
+    for dim in dims:
+        sizes.update(zip(dim_labels[dim], np.shape(values[dim]), strict=True))
+    tests = []
+    for factor in factors:
+        labels = "".join(c for c in out_order if any(c in dim_labels[d] for d in factor.dims))
+        shape = tuple(sizes[c] for c in labels)
+        placed = (
+            np.broadcast_to(place_axes(np.asarray(values[d], float), dim_labels[d], labels), shape) for d in factor.dims
+        )
+        tests.append(TestInputs(labels, tuple(placed)))
+    results = [p.moments(tests, out_order, noise) for p in posteriors]
+    if per_draw:
+        return np.stack([np.stack([m for m, _ in results]), np.stack([v for _, v in results])])
+    # Law of total variance over the draws.
+    mean = sum(m for m, _ in results) / len(results)
+    second = sum(v + m * m for m, v in results) / len(results)
+    return np.stack([mean, np.clip(second - mean * mean, 0.0, None)])
+
+
+def _chunked(block, numeric, fit, dim_labels, out_order, per_draw):
+    """Evaluate ``block`` on numpy coordinates, in chunks along a points label if large."""
+    factor_labels = [set("".join(dim_labels[d] for d in f.dims)) for f in fit.spec.factors]
+    shared = {c for c in set("".join(dim_labels.values())) if sum(c in s for s in factor_labels) > 1}
+    args = [numeric[d] for d in fit.dims]
+    if not shared:
+        return block(*args)
+    sizes = {}
+    for dim in fit.dims:
+        sizes.update(zip(dim_labels[dim], np.shape(numeric[dim]), strict=True))
+    label = max(shared, key=sizes.get)
+    per_point = max(1, int(np.prod([f.size for f in fit.spec.factors])) // min(f.size for f in fit.spec.factors))
+    step = max(1, _CHUNK_ELEMENTS // per_point)
+    if sizes[label] <= step:
+        return block(*args)
+    out_axis = 1 + int(per_draw) + out_order.index(label)
+    pieces = []
+    for start in range(0, sizes[label], step):
+        sl = slice(start, start + step)
+        chunk = [_take(numeric[d], dim_labels[d], label, sl) for d in fit.dims]
+        pieces.append(block(*chunk))
+    return np.concatenate(pieces, axis=out_axis)
+
+
+def _take(array, labels: str, label: str, sl: slice):
+    if label not in labels:
+        return array
+    index = [slice(None)] * len(labels)
+    index[labels.index(label)] = sl
+    return np.asarray(array)[tuple(index)]
+
+
+def _blockwise(block, numeric, dims, dim_labels, out_order, per_draw, n_draws):
+    import dask.array as da
+
+    args = []
+    for dim in dims:
+        args += [da.asarray(numeric[dim]), dim_labels[dim] or None]
+    new_axes = {"0": 2}
+    out_index = "0" + ("1" if per_draw else "") + out_order
+    if per_draw:
+        new_axes["1"] = n_draws
+    return da.blockwise(block, out_index, *args, new_axes=new_axes, dtype=float, concatenate=True)
+
+
+def _output_coords(arrays, fit, per_draw) -> dict:
+    coords = {}
+    for dim, arr in arrays.items():
+        coords.update(arr.coords)
+        if dim not in arr.coords:
+            coords[dim] = arr.variable
+    if per_draw:
+        coords.update(chain=fit.params["chain"].values, draw=fit.params["draw"].values)
+    return coords
+
+
+def _set_attrs(result: xr.Dataset, data: xr.DataArray, noise: bool) -> None:
+    name = data.attrs.get("long_name") or data.attrs.get("standard_name") or data.name or "data"
+    what = "new observations of" if noise else "the latent field of"
+    units = {"units": data.attrs["units"]} if "units" in data.attrs else {}
+    result["mean"].attrs = {**units, "long_name": f"posterior mean of {what} {name}"}
+    result["sd"].attrs = {**units, "long_name": f"posterior standard deviation of {what} {name}"}
+    if "standard_name" in data.attrs:
+        result["mean"].attrs["standard_name"] = data.attrs["standard_name"]
+        result["sd"].attrs["standard_name"] = f"{data.attrs['standard_name']} standard_error"
+    result.attrs = {"Conventions": "CF-1.8", "source": "xkron Kronecker Gaussian process", "includes_noise": int(noise)}
