@@ -10,6 +10,8 @@ factor's ``K_i(θ)``. One ``perform`` returns the value and every gradient, so a
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytensor.tensor as pt
 from pytensor.gradient import DisconnectedType, grad_not_implemented
@@ -47,12 +49,35 @@ class KronMarginalLogp(Op):
         return Apply(self, [y, *factors, *scalars], outputs)
 
     def perform(self, node, inputs, output_storage):
-        y, *rest = inputs
-        factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
-        result = marginal_loglik(y, factors, float(eta2), float(sigma2), float(mean), gradient=True)
-        values = [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
+        values = self._memo_lookup(inputs)
+        if values is None:
+            y, *rest = inputs
+            factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
+            result = marginal_loglik(y, factors, float(eta2), float(sigma2), float(mean), gradient=True)
+            values = [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
+            values = [np.asarray(v, dtype="float64") for v in values]
+            self._memo = ([np.array(x, copy=True) for x in inputs], values)
         for storage, value in zip(output_storage, values, strict=True):
-            storage[0] = np.asarray(value, dtype="float64")
+            storage[0] = value.copy()
+
+    def _memo_lookup(self, inputs):
+        """Outputs of the last call if its inputs were the same.
+
+        Optimisers such as ``pm.find_MAP`` evaluate the log-density and its gradient in
+        two compiled functions at the same point; both run this Op, and the second call
+        reuses the first one's decompositions instead of repeating them.
+        """
+        memo = getattr(self, "_memo", None)
+        if memo is None:
+            return None
+        previous, values = memo
+        same = all(a.shape == np.shape(b) and np.array_equal(a, b) for a, b in zip(previous, inputs, strict=True))
+        return values if same else None
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_memo", None)
+        return state
 
     def pullback(self, inputs, outputs, cotangents):
         for extra in cotangents[1:]:
@@ -75,3 +100,24 @@ def kron_marginal_logp(y, factors, eta2, sigma2, mean=0.0):
     True
     """
     return KronMarginalLogp(len(factors))(y, *factors, eta2, sigma2, mean)[0]
+
+
+def _register_numba_fallback() -> None:
+    """Run the Op in Numba's object mode (it calls LAPACK through scipy) without a warning.
+
+    PyTensor's Numba backend falls back to object mode for Ops it cannot compile and warns
+    each time; for this Op that is the intended path, so say so once here instead.
+    """
+    try:
+        from pytensor.link.numba.dispatch.basic import generate_fallback_impl, numba_funcify
+    except ImportError:  # numba not installed: PyTensor uses its C or Python backends
+        return
+
+    @numba_funcify.register(KronMarginalLogp)
+    def _funcify(op, node=None, storage_map=None, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Numba will use object mode", category=UserWarning)
+            return generate_fallback_impl(op, node, storage_map, **kwargs)
+
+
+_register_numba_fallback()

@@ -61,7 +61,7 @@ class KronFit:
     @classmethod
     def from_parts(cls, data, spec, encodings, values, method, **kwargs) -> KronFit:
         """Assemble the ``params`` Dataset (with units and priors) from fitted ``values``."""
-        params = xr.Dataset(values) if isinstance(values, Mapping) else values.copy()
+        params = values.copy() if isinstance(values, xr.Dataset) else xr.Dataset(dict(values))
         for name, value in spec.fixed().items():
             params[name] = value
         units = data.attrs.get("units", "")
