@@ -50,7 +50,7 @@ def predict_moments(fit, request, noise: bool, per_draw: bool) -> xr.Dataset:
     if per_draw:
         shape = (fit.params.sizes["chain"], fit.params.sizes["draw"])
         mean, sd = (a.reshape(shape + a.shape[1:]) for a in (mean, sd))
-        dims = ("chain", "draw") + dims
+        dims = ("chain", "draw", *dims)
     coords = _output_coords(arrays, fit, per_draw)
     result = xr.Dataset({"mean": (dims, mean), "sd": (dims, sd)}, coords=coords)
     _set_attrs(result, fit.data, noise)
@@ -108,13 +108,16 @@ def _block(posteriors, factors, dims, dim_labels, out_order, noise, per_draw, *b
             np.broadcast_to(place_axes(np.asarray(values[d], float), dim_labels[d], labels), shape) for d in factor.dims
         )
         tests.append(TestInputs(labels, tuple(placed)))
-    results = [p.moments(tests, out_order, noise) for p in posteriors]
     if per_draw:
+        results = [p.moments(tests, out_order, noise) for p in posteriors]
         return np.stack([np.stack([m for m, _ in results]), np.stack([v for _, v in results])])
-    # Law of total variance over the draws.
-    mean = sum(m for m, _ in results) / len(results)
-    second = sum(v + m * m for m, v in results) / len(results)
-    return np.stack([mean, np.clip(second - mean * mean, 0.0, None)])
+    # Law of total variance over the draws, accumulated one draw at a time.
+    total, second = 0.0, 0.0
+    for posterior in posteriors:
+        m, v = posterior.moments(tests, out_order, noise)
+        total, second = total + m, second + v + m * m
+    mean = total / len(posteriors)
+    return np.stack([mean, np.clip(second / len(posteriors) - mean * mean, 0.0, None)])
 
 
 def _chunked(block, numeric, fit, dim_labels, out_order, per_draw):

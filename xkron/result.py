@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 
 import numpy as np
@@ -15,6 +15,23 @@ from xkron.model import ModelSpec, build_marginal_model
 from xkron.predict import predict_moments
 
 __all__ = ["KronFit"]
+
+_CACHE_BYTES = 2**29
+
+
+class _LazyPosteriors(Sequence):
+    """Conditions the GP at each draw on access, so large NUTS fits need not hold them all."""
+
+    def __init__(self, y, factors, draws):
+        self._y, self._factors, self._draws = y, factors, draws
+
+    def __len__(self) -> int:
+        return len(self._draws)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        return KronPosterior.condition(self._y, self._factors, self._draws[i])
 
 
 class KronFit:
@@ -94,17 +111,27 @@ class KronFit:
     def _data_tensor(self) -> np.ndarray:
         return np.asarray(self.data.transpose(*self.dims).values, dtype=float)
 
-    @cached_property
-    def _posteriors(self) -> list[KronPosterior]:
-        """The GP conditioned at each parameter draw (one for MAP), in (chain, draw) order."""
-        stacked = self.params
-        if "chain" in stacked.dims:
-            stacked = stacked.stack(sample=("chain", "draw")).transpose("sample", ...)
-            n = stacked.sizes["sample"]
-            rows = [{k: float(np.broadcast_to(v.values, (n,))[i]) for k, v in stacked.items()} for i in range(n)]
-        else:
-            rows = [{k: float(v) for k, v in stacked.items()}]
-        return [KronPosterior.condition(self._data_tensor, self.spec.factors, row) for row in rows]
+    def _draws(self) -> list[dict[str, float]]:
+        """Hyperparameter values of every draw (one for MAP), in (chain, draw) order."""
+        params = self.params
+        if "chain" not in params.dims:
+            return [{k: float(v) for k, v in params.items()}]
+        stacked = params.stack(sample=("chain", "draw")).transpose("sample", ...)
+        n = stacked.sizes["sample"]
+        columns = {k: np.broadcast_to(v.values, (n,)) for k, v in stacked.items()}
+        return [{k: float(c[i]) for k, c in columns.items()} for i in range(n)]
+
+    @property
+    def _posteriors(self) -> Sequence[KronPosterior]:
+        """The GP conditioned at each draw; kept in memory while that costs under 512 MB."""
+        if "_posterior_cache" in self.__dict__:
+            return self.__dict__["_posterior_cache"]
+        draws = self._draws()
+        posteriors = _LazyPosteriors(self._data_tensor, self.spec.factors, draws)
+        if 2 * self._data_tensor.size * 8 * len(draws) <= _CACHE_BYTES:
+            posteriors = list(posteriors)
+            self.__dict__["_posterior_cache"] = posteriors
+        return posteriors
 
     def predict(
         self,
