@@ -122,8 +122,13 @@ def fit(
     spec = ModelSpec(factors, resolve_priors(factors, mean, amplitude, noise, y_mean, y_sd))
     model = build_marginal_model(y, spec)
 
+    if method == "nuts" and not spec.free_names():
+        raise ValueError("method='nuts' needs at least one hyperparameter with a prior; all are fixed numbers")
     posterior, optimizer = None, None
-    if method == "map" or ("initvals" not in sample_kwargs and "init" not in sample_kwargs):
+    wants_map = method == "map" or ("initvals" not in sample_kwargs and "init" not in sample_kwargs)
+    if wants_map and not spec.free_names():
+        values, optimizer = {}, {"success": True, "message": "no free parameters", "logp": np.nan, "n_starts": 0}
+    elif wants_map:
         starts = map_starts(factors, spec.priors, y, restarts + 1)
         map_kwargs = sample_kwargs if method == "map" else {}
         with pytensor.config.change_flags(mode=COMPILE_MODE):
@@ -143,8 +148,6 @@ def fit(
 def _fit_map(model, spec: ModelSpec, starts, random_seed, progressbar, kwargs):
     """Run ``pm.find_MAP`` from every start; keep the best; report convergence."""
     free = spec.free_names()
-    if not free:
-        return {}, {"success": True, "message": "no free parameters", "logp": np.nan, "n_starts": 0}
     runs = []
     for start in starts:
         point, raw = pm.find_MAP(

@@ -126,7 +126,7 @@ class KronEigen:
     def from_factors(cls, factors: Sequence[np.ndarray]) -> KronEigen:
         values, vectors = [], []
         for K in factors:
-            lam, Q = scipy.linalg.eigh(np.asarray(K, dtype=float), driver="evd")
+            lam, Q = scipy.linalg.eigh(np.array(K, dtype=float), driver="evd", overwrite_a=True, check_finite=False)
             values.append(np.clip(lam, 0.0, None))
             vectors.append(Q)
         return cls(tuple(values), tuple(vectors))
@@ -227,10 +227,9 @@ def marginal_loglik(
     for i, Q in enumerate(eigen.vectors):
         # Λ_{−i}: the outer product of every factor's eigenvalues except factor i's.
         others = [np.ones_like(v) if k == i else v for k, v in enumerate(eigen.values)]
-        lam_rest = outer(others)
-        a = np.moveaxis(alpha_tilde, i, 0).reshape(Q.shape[0], -1)
-        a_weighted = np.moveaxis(alpha_tilde * lam_rest, i, 0).reshape(Q.shape[0], -1)
-        H = a @ a_weighted.T
+        # H = X Xᵀ with X = α̃ ∘ √Λ_{−i} (Λ ≥ 0): a symmetric rank-k product (BLAS syrk).
+        X = np.moveaxis(alpha_tilde * np.sqrt(outer(others)), i, 0).reshape(Q.shape[0], -1)
+        H = X @ X.T
         w = _contract_all_but(W, others, keep=i)
         H[np.diag_indices_from(H)] -= w
         d_factors.append(0.5 * eta2 * (Q @ H @ Q.T))

@@ -156,10 +156,24 @@ def resolve_priors(factors, mean_spec, amplitude, noise, y_mean: float, y_sd: fl
     return priors
 
 
-def _inside_support(prior: Prior, value: float) -> float:
-    lower, upper = prior.preliz.support
-    if lower < value < upper:
-        return value
+_POSITIVE = {"Gamma", "HalfNormal", "LogNormal", "InverseGamma", "Exponential", "HalfCauchy", "HalfStudentT", "Weibull"}
+_REAL = {"Normal", "StudentT", "Cauchy", "Logistic", "Laplace"}
+
+
+def _support(prior: Prior) -> tuple[float, float]:
+    """Support of a prior: closed form for common families, else from preliz (slower)."""
+    if prior.distribution in _POSITIVE:
+        return 0.0, np.inf
+    if prior.distribution in _REAL:
+        return -np.inf, np.inf
+    return prior.preliz.support
+
+
+def _inside_support(prior: Prior, value: float | None) -> float:
+    if value is not None:
+        lower, upper = _support(prior)
+        if lower < value < upper:
+            return value
     return float(prior.preliz.median())
 
 
@@ -176,10 +190,19 @@ def dominant_period(y: np.ndarray, axis: int, coord: np.ndarray) -> float:
     >>> round(dominant_period(y, 1, x), 1)
     1.0
     """
-    spacing, extent = grid_scales(coord)
-    freqs = np.linspace(1.0 / extent, 0.5 / spacing, 4 * len(coord))
+    coord = np.asarray(coord, dtype=float)
     series = np.moveaxis(np.asarray(y, dtype=float), axis, -1).reshape(-1, len(coord))
     series = series - series.mean(axis=1, keepdims=True)
+    steps = np.diff(coord)
+    if np.allclose(steps, steps[0], rtol=1e-6):
+        # Even spacing: FFT periodogram, zero-padded 4x for a finer frequency grid.
+        n_fft = 4 * len(coord)
+        power = (np.abs(np.fft.rfft(series, n=n_fft, axis=-1)) ** 2).sum(axis=0)
+        freqs = np.fft.rfftfreq(n_fft, d=abs(steps[0]))
+        keep = freqs >= 1.0 / np.ptp(coord)
+        return float(1.0 / freqs[keep][int(np.argmax(power[keep]))])
+    spacing, extent = grid_scales(coord)
+    freqs = np.linspace(1.0 / extent, 0.5 / spacing, 4 * len(coord))
     power = sum(scipy.signal.lombscargle(coord, s, 2 * np.pi * freqs) for s in series[:64])
     return float(1.0 / freqs[int(np.argmax(power))])
 
@@ -199,10 +222,11 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
     axis = 0
     for factor in factors:
         names = factor.param_names()
-        periods = [dominant_period(y, axis + k, c) if scale > 0 else None for k, c in enumerate(factor.coords)]
+        periodic = factor.kernel.name in ("Cosine", "Periodic")
+        periods = [dominant_period(y, axis + k, c) for k, c in enumerate(factor.coords)] if periodic else []
         axis += len(factor.dims)
-        for coord, period, name in zip(factor.coords, periods, names["ls"], strict=True):
-            ladder = [period] * n if factor.kernel.name == "Cosine" else start_ladder(*grid_scales(coord), n)
+        for k, (coord, name) in enumerate(zip(factor.coords, names["ls"], strict=True)):
+            ladder = [periods[k]] * n if factor.kernel.name == "Cosine" else start_ladder(*grid_scales(coord), n)
             for start, ls in zip(starts, ladder, strict=True):
                 start[name] = ls
         if "period" in names:
@@ -211,7 +235,4 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
     for start in starts:
         start.update(amplitude=scale, noise=0.1 * scale, mean=y_mean)
     free = {name: p for name, p in priors.items() if isinstance(p, Prior)}
-    return [
-        {name: _inside_support(p, start.get(name, float(p.preliz.median()))) for name, p in free.items()}
-        for start in starts
-    ]
+    return [{name: _inside_support(p, start.get(name)) for name, p in free.items()} for start in starts]
