@@ -459,8 +459,8 @@ def main() -> None:
     type=click.IntRange(1),
     default=1,
     show_default=True,
-    help="BLAS/LAPACK threads during fit and prediction. The matrices are small (at most 475 x 475): "
-    "one thread is about as fast as several on an idle machine and much faster on a busy one.",
+    help="BLAS/LAPACK threads during fit and prediction. The matrices are small (at most 475 x 475), "
+    "so extra threads gain little, and on a busy machine they can make the fit many times slower.",
 )
 def demo(out: Path, years: int, plot: bool, time_kernel: str, blas_threads: int) -> None:
     """Fit an exact Kronecker GP to the bundled air temperature and predict on a finer grid.

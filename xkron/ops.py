@@ -23,6 +23,10 @@ from xkron.kronecker import marginal_loglik
 __all__ = ["KronMarginalLogp", "kron_marginal_logp"]
 
 
+_MEMO: list = [None]
+"""The last evaluation: ``(inputs, outputs)``; one slot, replaced on every new point."""
+
+
 class KronMarginalLogp(Op):
     """``log N(y | mean, eta2 ⊗K_i + sigma2 I)`` for a D-way data tensor ``y``.
 
@@ -56,7 +60,7 @@ class KronMarginalLogp(Op):
             result = marginal_loglik(y, factors, float(eta2), float(sigma2), float(mean), gradient=True)
             values = [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
             values = [np.asarray(v, dtype="float64") for v in values]
-            self._memo = ([np.array(x, copy=True) for x in inputs], values)
+            _MEMO[0] = ([np.array(x, copy=True) for x in inputs], values)
         for storage, value in zip(output_storage, values, strict=True):
             storage[0] = value.copy()
 
@@ -64,20 +68,18 @@ class KronMarginalLogp(Op):
         """Outputs of the last call if its inputs were the same.
 
         Optimisers such as ``pm.find_MAP`` evaluate the log-density and its gradient in
-        two compiled functions at the same point; both run this Op, and the second call
-        reuses the first one's decompositions instead of repeating them.
+        two compiled functions at the same point; both run this Op (PyTensor may hold a
+        copy of the Op in each function, so the memo lives at module level), and the second
+        call reuses the first one's decompositions instead of repeating them.
         """
-        memo = getattr(self, "_memo", None)
+        memo = _MEMO[0]
         if memo is None:
             return None
         previous, values = memo
+        if len(previous) != len(inputs):
+            return None
         same = all(a.shape == np.shape(b) and np.array_equal(a, b) for a, b in zip(previous, inputs, strict=True))
         return values if same else None
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_memo", None)
-        return state
 
     def pullback(self, inputs, outputs, cotangents):
         for extra in cotangents[1:]:
