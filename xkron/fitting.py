@@ -26,9 +26,11 @@ from xkron.validation import check_coords, check_data, normalize_kernels
 
 __all__ = ["ConvergenceWarning", "fit"]
 
-COMPILE_MODE = "FAST_COMPILE"
-"""PyTensor mode for the model's functions. The graph is small (kernel matrices and one
-Kronecker Op), so a fast compile matters more than fused elementwise code."""
+COMPILE_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="merge")
+"""PyTensor mode of the MAP's functions: the Python linker with only the merge rewrite. The
+graph is small (kernel matrices and one Kronecker Op that does the heavy work), and
+``pm.find_MAP`` compiles three functions per start, so a fast compile matters more than
+fused elementwise code."""
 
 
 class ConvergenceWarning(UserWarning):
