@@ -1089,7 +1089,7 @@ def main(argv=None) -> int:
     print(f"total benchmark time {time.perf_counter() - start:.0f} s; load average at end: {_load()}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(_to_jsonable({"info": info, "rows": report.rows, "raw": report.raw}), f, indent=1)
+            json.dump(_to_jsonable({"info": info, "rows": report.rows, "raw": report.raw}), f, indent=1, default=str)
     return 0
 
 
