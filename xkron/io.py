@@ -30,7 +30,8 @@ _UNNAMED = "__xkron_data__"
 def write_fit(fit, path: str | os.PathLike, **kwargs) -> None:
     """Write a :class:`xkron.KronFit` to ``path`` (see module docstring)."""
     data = fit.data.copy()
-    encoding = {k: v for k, v in data.encoding.items() if _jsonable(v)}
+    encoding = {k: _encoding_to_json(v) for k, v in data.encoding.items()}
+    encoding = {k: v for k, v in encoding.items() if _jsonable(v)}
     data.encoding = {k: v for k, v in data.encoding.items() if k not in _LOSSY}
     name = data.name if data.name is not None else _UNNAMED
     spec = {
@@ -76,7 +77,7 @@ def open_fit(path: str | os.PathLike):
     with xr.open_datatree(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=use_cftime)) as tree:
         tree = tree.load()
     data = tree["data"].to_dataset()[spec["data_name"]]
-    data.encoding.update(spec["data_encoding"])
+    data.encoding.update({k: _encoding_from_json(v) for k, v in spec["data_encoding"].items()})
     if spec["data_name"] == _UNNAMED:
         data.name = None
     factors = []
@@ -93,6 +94,27 @@ def open_fit(path: str | os.PathLike):
     return KronFit(
         data, model_spec, encodings, params, spec["method"], posterior=posterior, optimizer=spec["optimizer"]
     )
+
+
+def _encoding_to_json(value):
+    """Encoding values as JSON, keeping numpy types (``dtype``, ``_FillValue``) exact."""
+    if isinstance(value, np.dtype):
+        return {"__dtype__": value.str}
+    if isinstance(value, np.generic):
+        return {"__numpy__": value.dtype.str, "value": value.item()}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encoding_to_json(v) for v in value]}
+    return value
+
+
+def _encoding_from_json(value):
+    if isinstance(value, dict) and "__dtype__" in value:
+        return np.dtype(value["__dtype__"])
+    if isinstance(value, dict) and "__numpy__" in value:
+        return np.dtype(value["__numpy__"]).type(value["value"])
+    if isinstance(value, dict) and "__tuple__" in value:
+        return tuple(_encoding_from_json(v) for v in value["__tuple__"])
+    return value
 
 
 def _jsonable(value) -> bool:

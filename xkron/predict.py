@@ -169,8 +169,12 @@ def _output_coords(arrays, fit, per_draw) -> dict:
     coords = {}
     for dim, arr in arrays.items():
         coords.update(arr.coords)
-        if dim not in arr.coords:
-            coords[dim] = arr.variable
+        coord = (arr.coords[dim] if dim in arr.coords else arr).variable.copy()
+        if dim in fit.data.coords and not coord.attrs:
+            # New values of a training coordinate keep its CF attrs and encoding (units, calendar).
+            coord.attrs = dict(fit.data[dim].attrs)
+            coord.encoding = dict(fit.data[dim].encoding)
+        coords[dim] = coord
     if per_draw:
         coords.update(chain=fit.params["chain"].values, draw=fit.params["draw"].values)
     return coords
