@@ -73,9 +73,7 @@ def test_air_temperature_matches_iris_sample_data(air: xr.DataArray) -> None:
     src = Path(iris_sample_data.path) / "A1B_north_america.nc"
     decode = xr.coders.CFDatetimeCoder(use_cftime=True)
     with xr.open_dataset(src, decode_times=decode) as ds:
-        orig = ds["air_temperature"].isel(
-            latitude=slice(None, None, 2), longitude=slice(None, None, 2)
-        )
+        orig = ds["air_temperature"].isel(latitude=slice(None, None, 2), longitude=slice(None, None, 2))
         orig = orig.load()
     assert orig.shape == air.shape
     np.testing.assert_array_equal(air.values, orig.values)
@@ -112,9 +110,7 @@ def test_wheel_layout_is_preferred(monkeypatch, tmp_path) -> None:
     wheel_dir.mkdir(parents=True)
     src = datasets.DATA_DIR / datasets.AIR_TEMPERATURE_FILE
     (wheel_dir / datasets.AIR_TEMPERATURE_FILE).write_bytes(src.read_bytes())
-    monkeypatch.setattr(
-        datasets, "_CANDIDATE_DIRS", (wheel_dir, tmp_path / "missing" / "datasets")
-    )
+    monkeypatch.setattr(datasets, "_CANDIDATE_DIRS", (wheel_dir, tmp_path / "missing" / "datasets"))
     assert datasets._resolve_data_dir() == wheel_dir
 
 
@@ -139,9 +135,7 @@ def _notebook_recipe() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     l2_true = 1.0
     eta_true = 1.0
     cov = (
-        eta_true**2
-        * pm.gp.cov.Matern52(2, l1_true, active_dims=[0])
-        * pm.gp.cov.Cosine(2, ls=l2_true, active_dims=[1])
+        eta_true**2 * pm.gp.cov.Matern52(2, l1_true, active_dims=[0]) * pm.gp.cov.Cosine(2, ls=l2_true, active_dims=[1])
     )
     K = cov(X).eval()
     f_true = rng.multivariate_normal(np.zeros(X.shape[0]), K, 1).flatten()
