@@ -23,10 +23,8 @@ import scipy.linalg
 import scipy.stats
 from pymc_extras.prior import Prior
 from scipy.stats import multivariate_normal
-from threadpoolctl import threadpool_limits
 
 import xkron
-from xkron.datasets import seed_example
 from xkron.grid import Factor
 from xkron.kronecker import marginal_loglik
 from xkron.model import ModelSpec, build_marginal_model
@@ -310,14 +308,6 @@ SEED_POINTS = [
     {"ls1": 0.8, "ls2": 1.0, "eta": 1.0, "sigma": 0.5},
     {"ls1": 1.3, "ls2": 0.97, "eta": 0.7, "sigma": 0.65},
 ]
-
-
-@pytest.fixture(scope="module")
-def seed():
-    # seed_example() draws through an SVD whose result depends on the BLAS thread count;
-    # one thread makes the data the same on every machine (see tests/test_map.py).
-    with threadpool_limits(limits=1, user_api="blas"):
-        return seed_example()
 
 
 def _gamma22():

@@ -11,24 +11,13 @@ import numpy as np
 import pymc as pm
 import pytensor
 import pytest
-from pymc_extras.prior import Prior
 from threadpoolctl import threadpool_info, threadpool_limits
 
-import xkron
 from xkron.datasets import seed_example
 
 pytestmark = pytest.mark.slow
 
 XKRON_TO_DENSE = {"ls_x1": "ls1", "ls_x2": "ls2", "amplitude": "eta", "noise": "sigma"}
-
-
-@pytest.fixture(scope="module")
-def seed():
-    # seed_example() draws through an SVD whose result depends on the BLAS thread count (see
-    # test_seed_example_does_not_depend_on_blas_threads); one thread gives the same data on
-    # every machine. With it, the dense optimum is the one quoted in kronecker-notes.md.
-    with threadpool_limits(limits=1, user_api="blas"):
-        return seed_example()
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +44,8 @@ def dense_map(seed):
 
 
 @pytest.fixture(scope="module")
-def xkron_map(seed):
-    gamma = Prior("Gamma", alpha=2, beta=2)
-    with threadpool_limits(limits=1, user_api="blas"):
-        return xkron.fit(
-            seed["y"],
-            {"x1": xkron.Matern52(ls=gamma), "x2": xkron.Cosine(ls=gamma)},
-            amplitude=Prior("HalfNormal", sigma=2),
-            noise=Prior("HalfNormal", sigma=2),
-            mean="zero",
-            method="map",
-            progressbar=False,
-        )
+def xkron_map(fit_seed):
+    return fit_seed(method="map")
 
 
 def test_map_matches_dense_pymc_marginal(dense_map, xkron_map):

@@ -6,11 +6,6 @@ import arviz as az
 import numpy as np
 import pytest
 import xarray as xr
-from pymc_extras.prior import Prior
-from threadpoolctl import threadpool_limits
-
-import xkron
-from xkron.datasets import seed_example
 
 pytestmark = pytest.mark.slow
 
@@ -19,34 +14,10 @@ TRUE = {"ls_x1": 0.8, "ls_x2": 1.0, "amplitude": 1.0, "noise": 0.5}
 
 
 @pytest.fixture(scope="module")
-def seed():
-    # seed_example() draws through an SVD whose result depends on the BLAS thread count;
-    # one thread makes the data the same on every machine (and is faster on shared cores).
-    with threadpool_limits(limits=1, user_api="blas"):
-        return seed_example()
-
-
-@pytest.fixture(scope="module")
-def nuts_fit(seed):
-    gamma = Prior("Gamma", alpha=2, beta=2)
-    # Chains run one after the other (cores=1) with one BLAS thread: on 2 shared cores, two
-    # sampler processes each running multi-threaded OpenBLAS oversubscribe the CPU and take
-    # 4-10 times longer for the same draws.
-    with threadpool_limits(limits=1, user_api="blas"):
-        return xkron.fit(
-            seed["y"],
-            {"x1": xkron.Matern52(ls=gamma), "x2": xkron.Cosine(ls=gamma)},
-            amplitude=Prior("HalfNormal", sigma=2),
-            noise=Prior("HalfNormal", sigma=2),
-            mean="zero",
-            method="nuts",
-            draws=DRAWS,
-            tune=500,
-            chains=2,
-            cores=1,
-            random_seed=20240527,
-            progressbar=False,
-        )
+def nuts_fit(fit_seed):
+    # Chains run one after the other (cores=1): on 2 shared cores, two sampler processes
+    # oversubscribe the CPU and take longer for the same draws.
+    return fit_seed(method="nuts", draws=DRAWS, tune=500, chains=2, cores=1, random_seed=20240527)
 
 
 def test_posterior_is_a_datatree_with_posterior_group(nuts_fit):

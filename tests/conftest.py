@@ -1,0 +1,41 @@
+"""Fixtures shared by the reference tests: the seed example and its MarginalKron model."""
+
+from __future__ import annotations
+
+import pytest
+from pymc_extras.prior import Prior
+from threadpoolctl import threadpool_limits
+
+import xkron
+from xkron.datasets import seed_example
+
+
+@pytest.fixture(scope="session")
+def seed():
+    """The seed notebook's simulated 50×30 grid (drawn with one BLAS thread, see seed_example)."""
+    return seed_example()
+
+
+@pytest.fixture(scope="session")
+def fit_seed(seed):
+    """Fit the seed notebook's model: Matern52(x1) × Cosine(x2), Gamma(2, 2) lengthscales,
+    HalfNormal(2) amplitude and noise, zero mean. Keyword arguments go to ``xkron.fit``.
+
+    One BLAS thread: on 2 shared cores, multi-threaded OpenBLAS on these small matrices
+    oversubscribes the CPU.
+    """
+
+    def fit(**kwargs):
+        gamma = Prior("Gamma", alpha=2, beta=2)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return xkron.fit(
+                seed["y"],
+                {"x1": xkron.Matern52(ls=gamma), "x2": xkron.Cosine(ls=gamma)},
+                amplitude=Prior("HalfNormal", sigma=2),
+                noise=Prior("HalfNormal", sigma=2),
+                mean="zero",
+                progressbar=False,
+                **kwargs,
+            )
+
+    return fit
