@@ -90,8 +90,8 @@ def fit(
     **sample_kwargs
         With ``method="nuts"``: passed to ``pm.sample`` (``draws``, ``tune``, ``chains``,
         ``target_accept``, ``nuts_sampler``, ``compile_kwargs``, ...). With ``"map"``: passed
-        to ``pm.find_MAP``. The MAP compiles with PyTensor's ``FAST_COMPILE`` mode (a few
-        small functions per start); NUTS uses PyMC's default mode.
+        to ``pm.find_MAP``. The MAP compiles with a light PyTensor mode (:data:`COMPILE_MODE`:
+        three small functions per start); NUTS uses PyMC's default mode.
 
     Returns
     -------
