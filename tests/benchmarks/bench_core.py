@@ -425,21 +425,11 @@ def _t2_run(build, names, n_points, mode, fd):
 
 
 def job_t2_pymc(n, n_points) -> dict:
-    import pymc as pm
 
     x1, x2, y = _t2_data(n)
 
     def build():
-        with pm.Model() as model:
-            ls1 = pm.Gamma("ls1", alpha=2, beta=10)
-            ls2 = pm.Gamma("ls2", alpha=2, beta=10)
-            eta = pm.HalfNormal("eta", sigma=2)
-            sigma = pm.HalfNormal("sigma", sigma=2)
-            cov_x1 = pm.gp.cov.ExpQuad(1, ls=ls1)
-            cov_x2 = eta**2 * pm.gp.cov.Matern52(1, ls=ls2)
-            gp = pm.gp.MarginalKron(cov_funcs=[cov_x1, cov_x2])
-            gp.marginal_likelihood("y", Xs=[x1[:, None], x2[:, None]], y=y.ravel(), sigma=sigma)
-        return model
+        return _pymc_kron_model(x1, x2, y)[0]
 
     return _t2_run(build, {k: k for k in ORDER}, n_points, mode=None, fd=False)
 
