@@ -53,7 +53,7 @@ def test_rounding_level_asymmetry_still_splits_but_real_asymmetry_does_not():
 @pytest.mark.parametrize("layout", ["C", "F", "strided"])
 def test_split_rotation_equals_the_dense_mode_product(n, axis, transpose, layout):
     rng = np.random.default_rng(2)
-    _, Q, split = symmetric_eigh(_kernels(np.linspace(0, 1, n))["matern12"])
+    _, Q, _ = symmetric_eigh(_kernels(np.linspace(0, 1, n))["matern12"])
     shape = [3, 4, 5]
     shape[axis] = n
     T = rng.normal(size=[2 * s for s in shape] if layout == "strided" else shape)

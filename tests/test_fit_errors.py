@@ -27,7 +27,7 @@ def no_model_building(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the model was built before the input was checked")
 
-    monkeypatch.setattr(xkron.fitting, "build_marginal_model", fail)
+    monkeypatch.setattr(xkron.fitting, "build_model", fail)
 
 
 ALL = {"time": xkron.Matern32(), ("lat", "lon"): xkron.ExpQuad()}

@@ -8,21 +8,30 @@ from xkron import accessor as _accessor  # noqa: F401  (registers .kron)
 from xkron.fitting import ConvergenceWarning, fit
 from xkron.io import open_fit
 from xkron.kernels import Cosine, ExpQuad, Kernel, Matern12, Matern32, Matern52, Periodic, RatQuad
+from xkron.likelihoods import Bernoulli, Binomial, Gamma, Gaussian, Likelihood, NegativeBinomial, Poisson, StudentT
 from xkron.result import KronFit
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bernoulli",
+    "Binomial",
     "ConvergenceWarning",
     "Cosine",
     "ExpQuad",
+    "Gamma",
+    "Gaussian",
     "Kernel",
     "KronFit",
+    "Likelihood",
     "Matern12",
     "Matern32",
     "Matern52",
+    "NegativeBinomial",
     "Periodic",
+    "Poisson",
     "RatQuad",
+    "StudentT",
     "fit",
     "open_fit",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 import numpy as np
@@ -19,10 +20,11 @@ import xarray as xr
 
 from xkron.coords import CoordEncoding, encode_coord
 from xkron.grid import Factor
-from xkron.model import ModelSpec, build_marginal_model
+from xkron.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
+from xkron.model import ModelSpec, build_model
 from xkron.priors import map_starts, resolve_priors
 from xkron.result import KronFit
-from xkron.validation import check_coords, check_data, normalize_kernels
+from xkron.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
 
 __all__ = ["ConvergenceWarning", "fit"]
 
@@ -41,10 +43,12 @@ def fit(
     da: xr.DataArray,
     kernels: Mapping,
     *,
+    likelihood: str | Likelihood = "gaussian",
+    latent: bool | None = None,
     amplitude: Any = None,
     noise: Any = None,
     mean: Any = "constant",
-    method: Literal["map", "nuts"] = "map",
+    method: Literal["map", "nuts", "advi"] | None = None,
     restarts: int = 2,
     random_seed: int | None = None,
     progressbar: bool = True,
@@ -52,34 +56,53 @@ def fit(
 ) -> KronFit:
     """Fit an exact Kronecker-structured GP to a complete grid.
 
-    The model is ``y = mean + f + ε`` with ``f ~ GP(0, η² ∏_i k_i)``, one kernel factor
-    ``k_i`` per dim (or group of dims), and ``ε ~ N(0, σ²)``. The likelihood is exact
-    (Saatçi 2011, Alg. 16: one eigendecomposition per factor) and so is its gradient, also
-    for rank-deficient factors.
+    The model is ``y ~ p(y | g⁻¹(f))`` with ``f = mean + GP(0, η² ∏_i k_i)``, one kernel
+    factor ``k_i`` per dim (or group of dims). With Gaussian data (the default) ``f`` is
+    integrated out exactly (Saatçi 2011, Alg. 16: one eigendecomposition per factor), and so
+    is the gradient, also for rank-deficient factors. With any other likelihood (or
+    ``latent=True``) the field is sampled in whitened form, ``f = mean + η (⊗L_i) v``
+    (Alg. 14, :func:`xkron.model.build_latent_model`).
 
     Parameters
     ----------
     da : xarray.DataArray
-        Data on a complete grid: real numbers, no NaN. Every dim needs a kernel.
-        Coordinates may be numbers, ``datetime64`` or cftime; times are measured in days
-        since 1970-01-01 (the units of time lengthscales).
+        Data on a complete grid: real numbers (booleans for Bernoulli), no NaN. Every dim
+        needs a kernel. Coordinates may be numbers, ``datetime64`` or cftime; times are
+        measured in days since 1970-01-01 (the units of time lengthscales).
     kernels : mapping
         ``{dim: kernel}`` or ``{(dim, dim): kernel}`` for a factor that spans several dims
         (inputs are the Cartesian product, one lengthscale per dim), e.g.
         ``{"time": xkron.Matern32(), ("latitude", "longitude"): xkron.ExpQuad()}``.
+    likelihood : str or Likelihood
+        ``"gaussian"`` (default), ``"student_t"``, ``"poisson"``, ``"negative_binomial"``,
+        ``"bernoulli"``, ``"binomial"``, ``"gamma"``, or an object such as
+        ``xkron.Poisson(exposure=da_exposure)`` or ``xkron.Binomial(trials=10)``; links and
+        default priors are listed in :mod:`xkron.likelihoods`.
+    latent : bool, optional
+        Sample the whitened latent field even for Gaussian data (the default is to integrate
+        it out, which is exact and much faster). Non-Gaussian likelihoods are always latent.
     amplitude, noise : None, float or Prior
-        The overall amplitude ``η`` (the product kernel needs only one) and the noise sd
-        ``σ``. ``None`` gives the default priors of :mod:`xkron.priors`; a number fixes
-        the value; a :class:`pymc_extras.prior.Prior` sets any PyMC prior.
+        The overall amplitude ``η`` (the product kernel needs only one) and, for the Gaussian
+        and Student-t likelihoods, the noise sd ``σ``. ``None`` gives the default priors of
+        :mod:`xkron.priors` (link-scale defaults for latent models: :mod:`xkron.likelihoods`);
+        a number fixes the value; a :class:`pymc_extras.prior.Prior` sets any PyMC prior.
     mean : {"constant", "zero"}, float or Prior
-        Default ``"constant"``: one unknown constant with a prior centred on the data mean.
-        ``"zero"`` fixes it at 0 (for anomalies); a number fixes it there.
-    method : {"map", "nuts"}
-        ``"map"`` runs ``pm.find_MAP`` (L-BFGS-B) from ``restarts + 1`` data-driven starts
-        and keeps the best optimum; ``"nuts"`` runs ``pm.sample``, starting every chain at
-        that MAP (``init="adapt_diag"``, no jitter) unless ``initvals`` or ``init`` is given:
-        the posterior of a grid is often multimodal, and jittered starts can land in
-        minor modes.
+        Default ``"constant"``: one unknown constant (on the link scale) with a prior centred
+        on the data. ``"zero"`` fixes it at 0 (for anomalies); a number fixes it there.
+    method : {"map", "nuts", "advi"}, optional
+        Default ``"map"`` for Gaussian data, ``"nuts"`` for latent models.
+
+        - ``"map"`` (Gaussian, marginal only) runs ``pm.find_MAP`` (L-BFGS-B) from
+          ``restarts + 1`` data-driven starts and keeps the best optimum.
+        - ``"nuts"`` runs ``pm.sample`` (``nuts_sampler="numpyro"``, ``"nutpie"`` or
+          ``"blackjax"`` when installed). For the marginal model every chain starts at the MAP
+          (``init="adapt_diag"``, no jitter) unless ``initvals`` or ``init`` is given: the
+          posterior of a grid is often multimodal, and jittered starts can land in minor modes.
+        - ``"advi"`` (latent models) fits mean-field ADVI with ``pm.fit`` and draws from it
+          (``n`` iterations, default 30,000; ``draws``, default 1,000). One gradient per
+          iteration, so it scales to grids where NUTS is slow, but mean-field variational
+          posteriors are known to underestimate posterior variances and correlations: use it
+          for large grids and exploration, NUTS for final uncertainties.
     restarts : int
         Extra MAP starts (lengthscales climbing from 3 grid spacings to a quarter of the
         extent). The log-likelihood of real fields has several local optima.
@@ -88,15 +111,16 @@ def fit(
     progressbar : bool
         PyMC's progress bars.
     **sample_kwargs
-        With ``method="nuts"``: passed to ``pm.sample`` (``draws``, ``tune``, ``chains``,
-        ``target_accept``, ``nuts_sampler``, ``compile_kwargs``, ...). With ``"map"``: passed
-        to ``pm.find_MAP``. The MAP compiles with a light PyTensor mode (:data:`COMPILE_MODE`:
+        Passed to ``pm.sample`` (``"nuts"``: ``draws``, ``tune``, ``chains``,
+        ``target_accept``, ``nuts_sampler``, ...), ``pm.find_MAP`` (``"map"``) or ``pm.fit``
+        (``"advi"``). The MAP compiles with a light PyTensor mode (:data:`COMPILE_MODE`:
         three small functions per start); NUTS uses PyMC's default mode.
 
     Returns
     -------
     KronFit
-        ``params``, ``model``, ``posterior``, ``predict(...)``, ``to_netcdf(...)``.
+        ``params``, ``model``, ``posterior``, ``predict(...)``, ``sample(...)``,
+        ``to_netcdf(...)``.
 
     Examples
     --------
@@ -107,25 +131,43 @@ def fit(
     >>> sorted(result.params.data_vars)
     ['amplitude', 'ls_a', 'ls_b', 'mean', 'noise']
     """
-    if method not in ("map", "nuts"):
-        raise ValueError(f"method={method!r} is not known: use 'map' or 'nuts'")
+    likelihood = resolve_likelihood(likelihood)
+    latent = _resolve_latent(likelihood, latent)
+    method = method or ("nuts" if latent else "map")
+    allowed = ("nuts", "advi") if latent else ("map", "nuts")
+    if method not in allowed:
+        form = f"a latent model ({likelihood.name})" if latent else "the Gaussian marginal model"
+        raise ValueError(f"method={method!r} is not available for {form}: use one of {allowed}")
     pairs = normalize_kernels(da, kernels)
     dims = tuple(d for factor_dims, _ in pairs for d in factor_dims)
     check_coords(da, dims)
-    check_data(da)
+    check_data(da, allow_bool=latent)
+    likelihood = _with_noise(likelihood, noise)
+    cells = {
+        name: align_cell_values(da, dims, getattr(likelihood, name), name)
+        for name in likelihood.data_fields
+        if getattr(likelihood, name) is not None
+    }
+    y = np.asarray(da.transpose(*dims).values, dtype=float)
+    likelihood.check(y, cell_locator(da, dims), cells)
 
     encodings: dict[str, CoordEncoding] = {}
     numeric: dict[str, np.ndarray] = {}
     for dim in dims:
         numeric[dim], encodings[dim] = encode_coord(da, dim)
     factors = tuple(Factor(fd, kernel, tuple(numeric[d] for d in fd)) for fd, kernel in pairs)
-    y = np.asarray(da.transpose(*dims).values, dtype=float)
-    y_mean, y_sd = float(y.mean()), float(y.std())
-    spec = ModelSpec(factors, resolve_priors(factors, mean, amplitude, noise, y_mean, y_sd))
-    model = build_marginal_model(y, spec)
+    defaults = {**latent_scale_priors(likelihood, y, cells), **likelihood.default_priors(y)}
+    priors = resolve_priors(factors, mean, amplitude, defaults, likelihood.param_specs())
+    spec = ModelSpec(factors, priors, likelihood.with_data(**cells), latent)
+    model = build_model(y, spec)
 
-    if method == "nuts" and not spec.free_names():
-        raise ValueError("method='nuts' needs at least one hyperparameter with a prior; all are fixed numbers")
+    if method != "map" and not spec.free_names():
+        raise ValueError(f"method={method!r} needs at least one hyperparameter with a prior; all are fixed numbers")
+    if latent:
+        posterior = _fit_latent(model, method, random_seed, progressbar, sample_kwargs)
+        values = posterior.posterior.to_dataset()[[n for n in spec.free_names() if n in posterior.posterior]]
+        return KronFit.from_parts(da, spec, encodings, values, method, posterior=posterior, model=model)
+
     posterior, optimizer = None, None
     wants_map = method == "map" or ("initvals" not in sample_kwargs and "init" not in sample_kwargs)
     if wants_map and not spec.free_names():
@@ -145,6 +187,41 @@ def fit(
     return KronFit.from_parts(
         da, spec, encodings, values, method, posterior=posterior, optimizer=optimizer, model=model
     )
+
+
+def _resolve_latent(likelihood: Likelihood, latent: bool | None) -> bool:
+    if isinstance(likelihood, Gaussian):
+        return bool(latent)
+    if latent is False:
+        raise ValueError(
+            f"latent=False needs Gaussian data: a {likelihood.name} likelihood has no closed-form marginal; "
+            "leave latent unset"
+        )
+    return True
+
+
+def _with_noise(likelihood: Likelihood, noise) -> Likelihood:
+    """Route ``fit(noise=...)`` to the likelihood's ``noise`` hyperparameter."""
+    if noise is None:
+        return likelihood
+    if "noise" not in likelihood.params:
+        raise ValueError(
+            f"noise={noise!r} does not apply to a {likelihood.name} likelihood, which has no noise sd; "
+            f"its hyperparameters are {list(likelihood.params) or 'none'}"
+        )
+    if likelihood.noise is not None:
+        raise ValueError("noise is given twice: as fit(noise=...) and in the likelihood object; keep one")
+    return replace(likelihood, noise=noise)
+
+
+def _fit_latent(model, method, random_seed, progressbar, kwargs):
+    """NUTS (``pm.sample``) or mean-field ADVI (``pm.fit`` then draws) for a latent model."""
+    if method == "nuts":
+        return pm.sample(model=model, random_seed=random_seed, progressbar=progressbar, **kwargs)
+    draws = kwargs.pop("draws", 1000)
+    kwargs.setdefault("n", 30_000)
+    approx = pm.fit(method="advi", model=model, random_seed=random_seed, progressbar=progressbar, **kwargs)
+    return approx.sample(draws, random_seed=random_seed)
 
 
 def _fit_map(model, spec: ModelSpec, starts, random_seed, progressbar, kwargs):

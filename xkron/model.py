@@ -1,14 +1,16 @@
-"""PyMC model building for Kronecker GPs (MarginalKron-style graphs).
+"""PyMC model building for Kronecker GPs: MarginalKron- and LatentKron-style graphs.
 
-Input: numeric arrays and a :class:`ModelSpec`; output: a :class:`pymc.Model` whose
-observed variable's log-density is the exact Kronecker marginal likelihood
-(:class:`xkron.ops.KronMarginalLogp`). Nothing here knows of xarray.
+Input: numeric arrays and a :class:`ModelSpec`; output: a :class:`pymc.Model`. The marginal
+model's observed variable has the exact Kronecker marginal likelihood
+(:class:`xkron.ops.KronMarginalLogp`); the latent model whitens the field (Saatçi 2011,
+Alg. 14) and observes it through any :mod:`xkron.likelihoods` likelihood. Nothing here knows
+of xarray.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,9 +19,15 @@ import pytensor.tensor as pt
 from pymc_extras.prior import Prior
 
 from xkron.grid import Factor
+from xkron.likelihoods import Gaussian, Likelihood
 from xkron.ops import kron_marginal_logp
 
-__all__ = ["ModelSpec", "build_marginal_model", "factor_params"]
+__all__ = ["JITTER", "ModelSpec", "build_latent_model", "build_marginal_model", "build_model", "factor_params"]
+
+JITTER = 1e-6
+"""Added to the diagonal of each (unit-variance) factor before its Cholesky factor in the
+latent model, as in ``pm.gp.LatentKron``: the factors of rank-deficient kernels (Cosine) are
+singular. It is part of the model: the latent prior is ``η² ⊗(K_i + JITTER·I)``."""
 
 
 @dataclass(frozen=True)
@@ -32,12 +40,20 @@ class ModelSpec:
         The Kronecker factors, in the data's axis order.
     priors : dict
         One entry per model variable name (``ls_<dim>``, ``alpha_<factor>``,
-        ``period_<factor>``, ``amplitude``, ``noise``, ``mean``): a number (fixed) or a
-        :class:`~pymc_extras.prior.Prior`.
+        ``period_<factor>``, ``amplitude``, ``mean`` and the likelihood's, e.g. ``noise``): a
+        number (fixed) or a :class:`~pymc_extras.prior.Prior`.
+    likelihood : Likelihood
+        The observation model (default Gaussian); its data arrays (exposure, trials) are numpy
+        arrays in factor shape.
+    latent : bool
+        Whiten and sample the latent field (always for non-Gaussian likelihoods); otherwise the
+        Gaussian field is integrated out exactly.
     """
 
     factors: tuple[Factor, ...]
     priors: dict[str, Any]
+    likelihood: Likelihood = field(default_factory=Gaussian)
+    latent: bool = False
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -115,3 +131,60 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
             observed=np.asarray(y, dtype=float).reshape([f.size for f in spec.factors]),
         )
     return model
+
+
+def kron_mv(matrices, tensor):
+    """``(M_1 ⊗ ... ⊗ M_D) vec(tensor)`` in PyTensor, by mode products (never the Kronecker matrix)."""
+    for axis, M in enumerate(matrices):
+        tensor = pt.moveaxis(pt.tensordot(M, tensor, axes=[[1], [axis]]), 0, axis)
+    return tensor
+
+
+def latent_data(spec: ModelSpec) -> dict[str, Any]:
+    """The likelihood's per-cell data (exposure, trials) in factor shape."""
+    shape = [f.size for f in spec.factors]
+    out = {}
+    for name in spec.likelihood.data_fields:
+        value = getattr(spec.likelihood, name)
+        if value is not None:
+            out[name] = np.asarray(value, dtype=float).reshape(shape) if np.ndim(value) else float(value)
+    return out
+
+
+def build_latent_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
+    """PyMC model of ``y ~ p(y | g⁻¹(f))`` with the whitened latent field of Saatçi (2011), Alg. 14.
+
+    ``f = mean + η (L_1 ⊗ ... ⊗ L_D) v``, ``v ~ N(0, I)``, ``L_i = chol(K_i + JITTER·I)``,
+    applied by mode products: no N×N matrix or Cholesky is formed. The free variable ``v`` has
+    the grid's shape (one axis per factor).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from xkron.kernels import ExpQuad
+    >>> from xkron.likelihoods import Poisson
+    >>> f1 = Factor(("a",), ExpQuad(), (np.linspace(0, 1, 4),))
+    >>> f2 = Factor(("b",), ExpQuad(), (np.linspace(0, 1, 3),))
+    >>> spec = ModelSpec((f1, f2), {"ls_a": 0.5, "ls_b": 0.5, "amplitude": 1.0, "mean": 0.0},
+    ...                  likelihood=Poisson(), latent=True)
+    >>> model = build_latent_model(np.ones((4, 3)), spec)
+    >>> [(v.name, model.initial_point()[v.name].shape) for v in model.free_RVs]
+    [('v', (4, 3))]
+    """
+    shape = [f.size for f in spec.factors]
+    with pm.Model() as model:
+        values = {name: _variable(name, p) for name, p in spec.priors.items()}
+        chols = []
+        for f in spec.factors:
+            K = f.covariance(factor_params(f, values), xp=pt)
+            chols.append(pt.linalg.cholesky(K + JITTER * pt.eye(f.size)))
+        v = pm.Normal("v", 0.0, 1.0, shape=shape)
+        latent_field = values["mean"] + values["amplitude"] * kron_mv(chols, v)
+        observed = np.asarray(y, dtype=float).reshape(shape)
+        spec.likelihood.observe(latent_field, values, latent_data(spec), observed)
+    return model
+
+
+def build_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
+    """The latent or the marginal model, as ``spec`` says."""
+    return build_latent_model(y, spec) if spec.latent else build_marginal_model(y, spec)

@@ -16,6 +16,7 @@ import numpy as np
 import xarray as xr
 
 from xkron.gp import TestInputs, place_axes
+from xkron.stats import inverse_link, mixture_quantiles, response_moments
 
 __all__ = ["predict_moments"]
 
@@ -23,8 +24,8 @@ _CHUNK_ELEMENTS = 2**22
 """Work-array budget (elements) when scattered points are predicted in chunks."""
 
 
-def predict_moments(fit, request, noise: bool, per_draw: bool) -> xr.Dataset:
-    """Mean and sd at the requested coordinates (see :meth:`xkron.KronFit.predict`)."""
+def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "latent", quantiles=()) -> xr.Dataset:
+    """Mean, sd and quantiles at the requested coordinates (see :meth:`xkron.KronFit.predict`)."""
     arrays = {dim: _request_array(fit, dim, request.get(dim)) for dim in fit.data.dims}
     out_dims: list[str] = []
     for arr in arrays.values():
@@ -37,14 +38,16 @@ def predict_moments(fit, request, noise: bool, per_draw: bool) -> xr.Dataset:
     numeric = {dim: _numeric(fit, dim, arrays[dim], request.get(dim) is None) for dim in fit.dims}
 
     posteriors = fit._posteriors
-    block = partial(_block, posteriors, fit.spec.factors, fit.dims, dim_labels, out_order, noise, per_draw)
+    link = fit.spec.likelihood.link if scale == "response" else None
+    summary = partial(_summarise, link=link, probs=tuple(quantiles), per_draw=per_draw)
+    block = partial(_block, posteriors, fit.spec.factors, fit.dims, dim_labels, out_order, noise, summary)
+    n_out = 2 + len(quantiles)
     lazy = any(_is_dask(v) for v in numeric.values())
     if lazy:
-        stacked = _blockwise(block, numeric, fit.dims, dim_labels, out_order, per_draw, len(posteriors))
+        stacked = _blockwise(block, numeric, fit.dims, dim_labels, out_order, per_draw, len(posteriors), n_out)
     else:
         stacked = _chunked(block, numeric, fit, dim_labels, out_order, per_draw)
-    mean, var = stacked[0], stacked[1]
-    sd = np.sqrt(var)
+    mean, sd = stacked[0], np.sqrt(stacked[1])
 
     dims = tuple(out_dims)
     if per_draw:
@@ -52,9 +55,39 @@ def predict_moments(fit, request, noise: bool, per_draw: bool) -> xr.Dataset:
         mean, sd = (a.reshape(shape + a.shape[1:]) for a in (mean, sd))
         dims = ("chain", "draw", *dims)
     coords = _output_coords(arrays, fit, per_draw)
-    result = xr.Dataset({"mean": (dims, mean), "sd": (dims, sd)}, coords=coords)
-    _set_attrs(result, fit.data, noise)
+    variables = {"mean": (dims, mean), "sd": (dims, sd)}
+    if quantiles:
+        variables["quantiles"] = (("quantile", *dims), stacked[2:])
+        coords["quantile"] = np.asarray(quantiles, dtype=float)
+    result = xr.Dataset(variables, coords=coords)
+    _set_attrs(result, fit, noise, scale)
     return result
+
+
+def _summarise(moments, link: str | None, probs: tuple, per_draw: bool) -> np.ndarray:
+    """Stack ``[mean, var, *quantiles]`` from per-draw latent moments ``(m, v)``.
+
+    Mixed over draws by the law of total variance, one draw at a time (``per_draw``: kept
+    per draw). ``link`` gives response-scale moments of ``g⁻¹(f)``; quantiles are those of the
+    mixture, mapped through ``g⁻¹`` (exact: ``g⁻¹`` is monotone).
+    """
+    kept, total, second, n = [], 0.0, 0.0, 0
+    for m, v in moments:
+        if probs:
+            kept.append((m, v))
+        rm, rv = response_moments(link, m, v) if link else (m, v)
+        if per_draw:
+            kept.append((rm, rv))
+            continue
+        total, second, n = total + rm, second + rv + rm * rm, n + 1
+    if per_draw:
+        return np.stack([np.stack([m for m, _ in kept]), np.stack([v for _, v in kept])])
+    mean = total / n
+    out = [mean, np.clip(second / n - mean * mean, 0.0, None)]
+    if probs:
+        q = mixture_quantiles(np.stack([m for m, _ in kept]), np.sqrt(np.stack([v for _, v in kept])), probs)
+        out += list(inverse_link(link or "identity", q))
+    return np.stack(out)
 
 
 def _request_array(fit, dim: str, value) -> xr.DataArray:
@@ -94,8 +127,8 @@ def _is_dask(array) -> bool:
     return type(array).__module__.startswith("dask")
 
 
-def _block(posteriors, factors, dims, dim_labels, out_order, noise, per_draw, *blocks):
-    """Moments for one block of coordinates: ``(2, [draws,] *out_shape)``."""
+def _block(posteriors, factors, dims, dim_labels, out_order, noise, summary, *blocks):
+    """Summaries for one block of coordinates: ``(k, [draws,] *out_shape)``."""
     values = dict(zip(dims, blocks, strict=True))
     sizes = {}
     for dim in dims:
@@ -108,16 +141,7 @@ def _block(posteriors, factors, dims, dim_labels, out_order, noise, per_draw, *b
             np.broadcast_to(place_axes(np.asarray(values[d], float), dim_labels[d], labels), shape) for d in factor.dims
         )
         tests.append(TestInputs(labels, tuple(placed)))
-    if per_draw:
-        results = [p.moments(tests, out_order, noise) for p in posteriors]
-        return np.stack([np.stack([m for m, _ in results]), np.stack([v for _, v in results])])
-    # Law of total variance over the draws, accumulated one draw at a time.
-    total, second = 0.0, 0.0
-    for posterior in posteriors:
-        m, v = posterior.moments(tests, out_order, noise)
-        total, second = total + m, second + v + m * m
-    mean = total / len(posteriors)
-    return np.stack([mean, np.clip(second / len(posteriors) - mean * mean, 0.0, None)])
+    return summary(p.moments(tests, out_order, noise) for p in posteriors)
 
 
 def _chunked(block, numeric, fit, dim_labels, out_order, per_draw):
@@ -152,13 +176,13 @@ def _take(array, labels: str, label: str, sl: slice):
     return np.asarray(array)[tuple(index)]
 
 
-def _blockwise(block, numeric, dims, dim_labels, out_order, per_draw, n_draws):
+def _blockwise(block, numeric, dims, dim_labels, out_order, per_draw, n_draws, n_out):
     import dask.array as da
 
     args = []
     for dim in dims:
         args += [da.asarray(numeric[dim]), dim_labels[dim] or None]
-    new_axes = {"0": 2}
+    new_axes = {"0": n_out}
     out_index = "0" + ("1" if per_draw else "") + out_order
     if per_draw:
         new_axes["1"] = n_draws
@@ -180,13 +204,32 @@ def _output_coords(arrays, fit, per_draw) -> dict:
     return coords
 
 
-def _set_attrs(result: xr.Dataset, data: xr.DataArray, noise: bool) -> None:
+def _set_attrs(result: xr.Dataset, fit, noise: bool, scale: str) -> None:
+    data, link = fit.data, fit.spec.likelihood.link
     name = data.attrs.get("long_name") or data.attrs.get("standard_name") or data.name or "data"
-    what = "new observations of" if noise else "the latent field of"
-    units = {"units": data.attrs["units"]} if "units" in data.attrs else {}
-    result["mean"].attrs = {**units, "long_name": f"posterior mean of {what} {name}"}
-    result["sd"].attrs = {**units, "long_name": f"posterior standard deviation of {what} {name}"}
-    if "standard_name" in data.attrs:
+    if noise:
+        what = "new observations of"
+    elif link == "identity":
+        what = "the latent field of"
+    elif scale == "response":
+        what = {"log": "the expected value per unit exposure (exp f) of", "logit": "the probability (expit f) of"}[link]
+    else:
+        what = f"the latent field ({link} scale) of"
+    on_data_scale = link == "identity" or (scale == "response" and link == "log")
+    units = {"units": "1"}
+    if on_data_scale:
+        units = {"units": data.attrs["units"]} if "units" in data.attrs else {}
+    summaries = {"mean": "posterior mean", "sd": "posterior standard deviation", "quantiles": "posterior quantiles"}
+    for var, summary in summaries.items():
+        if var in result:
+            result[var].attrs = {**units, "long_name": f"{summary} of {what} {name}"}
+    if "standard_name" in data.attrs and link == "identity":
         result["mean"].attrs["standard_name"] = data.attrs["standard_name"]
         result["sd"].attrs["standard_name"] = f"{data.attrs['standard_name']} standard_error"
-    result.attrs = {"Conventions": "CF-1.8", "source": "xkron Kronecker Gaussian process", "includes_noise": int(noise)}
+    result.attrs = {
+        "Conventions": "CF-1.8",
+        "source": "xkron Kronecker Gaussian process",
+        "includes_noise": int(noise),
+        "scale": scale,
+        "likelihood": fit.spec.likelihood.name,
+    }

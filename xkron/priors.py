@@ -116,7 +116,7 @@ def _per_dim(spec, dims: tuple[str, ...], key: str) -> dict:
     return dict.fromkeys(dims, spec)
 
 
-def resolve_priors(factors, mean_spec, amplitude, noise, y_mean: float, y_sd: float) -> dict:
+def resolve_priors(factors, mean_spec, amplitude, defaults: Mapping[str, Prior], likelihood_specs=None) -> dict:
     """Every model variable's prior (a :class:`Prior`) or fixed value, defaults filled in.
 
     Parameters
@@ -124,11 +124,13 @@ def resolve_priors(factors, mean_spec, amplitude, noise, y_mean: float, y_sd: fl
     factors : sequence of :class:`xkron.grid.Factor`
     mean_spec : {"constant", "zero"}, number or Prior
         ``"constant"`` uses the default prior, ``"zero"`` fixes the mean at 0.
-    amplitude, noise : None, number or Prior
-    y_mean, y_sd : float
-        Data mean and sd, for the scale-dependent defaults.
+    amplitude : None, number or Prior
+    defaults : mapping
+        Default priors of ``amplitude``, ``mean`` and the likelihood's hyperparameters
+        (:func:`data_priors` for Gaussian data).
+    likelihood_specs : mapping, optional
+        The likelihood's hyperparameter specs by name (e.g. ``{"noise": None}``).
     """
-    scale = data_priors(y_mean, y_sd)
     priors: dict = {}
     for factor in factors:
         names = factor.param_names()
@@ -145,14 +147,15 @@ def resolve_priors(factors, mean_spec, amplitude, noise, y_mean: float, y_sd: fl
                 priors[names[key]] = _as_spec(names[key], spec, Prior("Gamma", alpha=2, beta=1))
             else:
                 raise NotImplementedError(f"no default prior for {key}")
-    priors["amplitude"] = _as_spec("amplitude", amplitude, scale["amplitude"])
-    priors["noise"] = _as_spec("noise", noise, scale["noise"])
+    priors["amplitude"] = _as_spec("amplitude", amplitude, defaults["amplitude"])
+    for name, spec in (likelihood_specs or {}).items():
+        priors[name] = _as_spec(name, spec, defaults[name])
     if isinstance(mean_spec, str):
         if mean_spec not in ("constant", "zero"):
             raise ValueError(f"mean={mean_spec!r} is not known: use 'constant', 'zero', a number or a Prior")
-        priors["mean"] = scale["mean"] if mean_spec == "constant" else 0.0
+        priors["mean"] = defaults["mean"] if mean_spec == "constant" else 0.0
     else:
-        priors["mean"] = _as_spec("mean", mean_spec, scale["mean"])
+        priors["mean"] = _as_spec("mean", mean_spec, defaults["mean"])
     return priors
 
 

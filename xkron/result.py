@@ -10,8 +10,8 @@ import xarray as xr
 from pymc_extras.prior import Prior
 
 from xkron.coords import CoordEncoding
-from xkron.gp import KronPosterior
-from xkron.model import ModelSpec, build_marginal_model
+from xkron.gp import KronPosterior, LatentPosterior
+from xkron.model import ModelSpec, build_model
 from xkron.predict import predict_moments
 
 __all__ = ["KronFit"]
@@ -22,8 +22,8 @@ _CACHE_BYTES = 2**29
 class _LazyPosteriors(Sequence):
     """Conditions the GP at each draw on access, so large NUTS fits need not hold them all."""
 
-    def __init__(self, y, factors, draws):
-        self._y, self._factors, self._draws = y, factors, draws
+    def __init__(self, y, factors, draws, latent=None):
+        self._y, self._factors, self._draws, self._latent = y, factors, draws, latent
 
     def __len__(self) -> int:
         return len(self._draws)
@@ -31,6 +31,8 @@ class _LazyPosteriors(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
+        if self._latent is not None:
+            return LatentPosterior.condition(self._latent[i], self._factors, self._draws[i])
         return KronPosterior.condition(self._y, self._factors, self._draws[i])
 
 
@@ -89,8 +91,20 @@ class KronFit:
                     attrs = {"units": "1"} if key == "alpha" else {"units": encodings[dim].lengthscale_units}
                     attrs["long_name"] = f"{key} of the {factor.kernel.name} kernel along {'/'.join(factor.dims)}"
                     params[name].attrs.update(attrs)
-        for name, long_name in [("amplitude", "GP amplitude (sd)"), ("noise", "noise sd"), ("mean", "constant mean")]:
-            params[name].attrs.update(units=units, long_name=long_name)
+        link = spec.likelihood.link
+        scale_units = units if link == "identity" else "1"
+        on_scale = "" if link == "identity" else f" ({link} scale)"
+        described = {
+            "amplitude": (scale_units, f"GP amplitude (sd){on_scale}"),
+            "mean": (scale_units, f"constant mean{on_scale}"),
+            "noise": (units, "noise sd"),
+            "nu": ("1", "Student-t degrees of freedom"),
+            "dispersion": ("1", "negative binomial dispersion (alpha: var = mu + mu^2/alpha)"),
+            "shape": ("1", "gamma shape (var = mean^2/shape)"),
+        }
+        for name, (unit, long_name) in described.items():
+            if name in params:
+                params[name].attrs.update(units=unit, long_name=long_name)
         for name, prior in spec.priors.items():
             params[name].attrs["prior"] = repr(prior) if isinstance(prior, Prior) else "fixed"
         params = params[list(spec.priors)]
@@ -100,7 +114,7 @@ class KronFit:
     @cached_property
     def model(self):
         """The PyMC model (rebuilt from the data and spec after :func:`xkron.open_fit`)."""
-        return build_marginal_model(self._data_tensor, self.spec)
+        return build_model(self._data_tensor, self.spec)
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -127,7 +141,11 @@ class KronFit:
         if "_posterior_cache" in self.__dict__:
             return self.__dict__["_posterior_cache"]
         draws = self._draws()
-        posteriors = _LazyPosteriors(self._data_tensor, self.spec.factors, draws)
+        latent = None
+        if self.spec.latent:
+            v = self.posterior["posterior"]["v"].stack(sample=("chain", "draw")).transpose("sample", ...)
+            latent = np.asarray(v.values)
+        posteriors = _LazyPosteriors(self._data_tensor, self.spec.factors, draws, latent)
         if 2 * self._data_tensor.size * 8 * len(draws) <= _CACHE_BYTES:
             posteriors = list(posteriors)
             self.__dict__["_posterior_cache"] = posteriors
@@ -140,6 +158,8 @@ class KronFit:
         *,
         noise: bool = False,
         per_draw: bool = False,
+        scale: str = "latent",
+        quantiles: Sequence[float] = (),
         **coords_kwargs,
     ) -> xr.Dataset:
         """Posterior mean and sd of the latent field (or of new data) at new coordinates.
@@ -158,15 +178,26 @@ class KronFit:
         noise : bool
             Include the observation noise: the sd is that of a new observation (adds
             ``σ²`` to the variance).
+            Gaussian likelihood only; for other likelihoods draw new observations with
+            :meth:`sample` (``observed=True``).
         per_draw : bool
-            NUTS fits: return per-draw moments on ``(chain, draw)`` instead of mixing them
-            (law of total variance).
+            Fits with posterior draws (NUTS, ADVI): return per-draw moments on
+            ``(chain, draw)`` instead of mixing them (law of total variance).
+        scale : {"latent", "response"}
+            ``"latent"``: the field ``f`` on the link scale. ``"response"``: the inverse link
+            ``g⁻¹(f)`` (the rate per unit exposure for log links, the probability for logit
+            links), with its mean and sd exact per draw (log-normal moments, or 32-point
+            Gauss-Hermite quadrature for the logit) and then mixed over draws.
+        quantiles : sequence of float
+            Also return these quantiles (in (0, 1)) as ``quantiles`` on a ``quantile`` dim:
+            exact quantiles of the mixture over posterior draws (root finding on its CDF),
+            mapped through ``g⁻¹`` for ``scale="response"``.
 
         Returns
         -------
         xarray.Dataset
-            ``mean`` and ``sd`` on the requested coords, dims in the data's order, with CF
-            attributes (units and ``long_name`` from the data).
+            ``mean`` and ``sd`` (and ``quantiles``) on the requested coords, dims in the data's
+            order, with CF attributes (units and ``long_name`` from the data).
 
         Examples
         --------
@@ -188,8 +219,78 @@ class KronFit:
         if unknown:
             raise ValueError(f"cannot predict along {sorted(unknown)}: the fit's dims are {self.dims}")
         if per_draw and "chain" not in self.params.dims:
-            raise ValueError("per_draw=True needs a NUTS fit (method='nuts'); a MAP fit has one draw")
-        return predict_moments(self, request, noise=noise, per_draw=per_draw)
+            raise ValueError("per_draw=True needs posterior draws (method='nuts' or 'advi'); a MAP fit has one draw")
+        if scale not in ("latent", "response"):
+            raise ValueError(f"scale={scale!r} is not known: use 'latent' or 'response'")
+        if noise and self.spec.likelihood.name != "gaussian":
+            raise ValueError(
+                f"noise=True adds Gaussian noise, which a {self.spec.likelihood.name} likelihood does not have: "
+                "draw new observations with fit.sample(..., observed=True)"
+            )
+        quantiles = tuple(float(q) for q in np.atleast_1d(quantiles))
+        if any(not 0 < q < 1 for q in quantiles):
+            raise ValueError(f"quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
+        if quantiles and per_draw:
+            raise ValueError("quantiles summarise the mixture over draws; they cannot be combined with per_draw=True")
+        return predict_moments(self, request, noise=noise, per_draw=per_draw, scale=scale, quantiles=quantiles)
+
+    def sample(
+        self,
+        n: int | None = None,
+        coords: Mapping | xr.Dataset | None = None,
+        /,
+        *,
+        observed: bool = False,
+        random_seed: int | np.random.Generator | None = None,
+        **coords_kwargs,
+    ) -> xr.Dataset:
+        """Exact joint posterior sample fields of ``f`` (and of new data) on a grid.
+
+        Matheron's rule with a Kronecker prior draw on the per-dim union of the training and
+        the new coordinates (:mod:`xkron.sampling`): every field is an exact draw from the
+        joint posterior over the whole grid, and no N×N or N×M matrix is formed.
+
+        Parameters
+        ----------
+        n : int, optional
+            MAP fits: the number of fields (default 1), on a ``sample`` dim. Fits with
+            posterior draws: one field per posterior draw on ``(chain, draw)``, kept
+            one-to-one with the draws of ``posterior``; ``n`` thins to ``n`` evenly spaced
+            draws per chain.
+        coords : mapping or Dataset, optional
+            New 1-D coordinates by dim (also as keyword arguments); other dims keep the
+            training coordinates. Sample fields are joint draws on a grid: for scattered
+            points use :meth:`predict`.
+        observed : bool
+            Also draw new observations ``y`` from the likelihood given each field. Exposure
+            (Poisson, negative binomial) is the fit's on the training grid and 1 elsewhere;
+            binomial trials are known only on the training grid.
+        random_seed : int or numpy.random.Generator, optional
+            Makes the draws reproducible.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``f`` (and ``y``) with dims ``(sample | chain, draw, *data dims)``.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, xkron
+        >>> x = np.linspace(0, 1, 6)
+        >>> da = xr.DataArray(np.outer(np.sin(3 * x), np.cos(2 * x)), coords={"a": x, "b": x}, dims=("a", "b"))
+        >>> result = da.kron.fit({"a": xkron.ExpQuad(ls=0.5), "b": xkron.ExpQuad(ls=0.5)},
+        ...                      amplitude=1.0, noise=0.01, mean="zero", progressbar=False)
+        >>> result.sample(3, a=np.linspace(0, 2, 9), random_seed=0)["f"].sizes
+        Frozen({'sample': 3, 'a': 9, 'b': 6})
+        """
+        from xkron.samples import sample_fields
+
+        request = dict(_coords_mapping(coords, self.dims))
+        request.update(coords_kwargs)
+        unknown = set(request) - set(self.dims)
+        if unknown:
+            raise ValueError(f"cannot sample along {sorted(unknown)}: the fit's dims are {self.dims}")
+        return sample_fields(self, request, n, observed, np.random.default_rng(random_seed))
 
     def to_netcdf(self, path, **kwargs) -> None:
         """Write the fit (data, coords, kernels, priors, posterior, attrs) to NetCDF.

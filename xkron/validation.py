@@ -17,7 +17,7 @@ import xarray as xr
 from xkron.coords import cftime_calendars, coord_kind
 from xkron.kernels import KERNELS, Kernel
 
-__all__ = ["check_coords", "check_data", "normalize_kernels"]
+__all__ = ["align_cell_values", "cell_locator", "check_coords", "check_data", "normalize_kernels"]
 
 _MAX_LISTED = 5
 _KERNEL_BY_LOWER = {name.lower(): cls for name, cls in KERNELS.items()}
@@ -337,13 +337,56 @@ def _location(da: xr.DataArray, index: Sequence[int]) -> dict[Hashable, Any]:
     }
 
 
-def check_data(da: xr.DataArray) -> None:
+def cell_locator(da: xr.DataArray, dims: Sequence[str]):
+    """``where(mask)``: the labels of the first few True cells of a mask in ``dims`` order."""
+    ordered = da.transpose(*dims)
+
+    def where(mask: np.ndarray) -> str:
+        cells = np.argwhere(np.broadcast_to(mask, ordered.shape))
+        listed = [_location(ordered, idx) for idx in cells[:_MAX_LISTED]]
+        return str(listed)[:-1] + (", ...]" if len(cells) > _MAX_LISTED else "]")
+
+    return where
+
+
+def align_cell_values(da: xr.DataArray, dims: Sequence[str], value: Any, name: str) -> np.ndarray:
+    """A per-cell input (a number, or a DataArray on some of the data's dims) as an array over ``dims``.
+
+    The DataArray's coordinates must equal the data's (no silent reindexing); it is
+    broadcast over the data's other dims.
+    """
+    if isinstance(value, xr.DataArray):
+        extra = [d for d in value.dims if d not in da.dims]
+        if extra:
+            raise ValueError(f"{name} has dims {extra} that the data lack (data dims: {list(da.dims)})")
+        for dim in value.dims:
+            if value.sizes[dim] != da.sizes[dim] or (
+                dim in value.coords and dim in da.coords and not value.indexes[dim].equals(da.indexes[dim])
+            ):
+                raise ValueError(
+                    f"{name} does not align with the data along {dim!r}: its coordinates must equal the data's "
+                    f"(use {name}.reindex_like(da) or da.sel(...) first)"
+                )
+        array = np.asarray(value.variable.set_dims(dict(da.sizes)).transpose(*dims).values, dtype=float)
+    else:
+        try:
+            array = np.full(tuple(da.sizes[d] for d in dims), float(value))
+        except (TypeError, ValueError):
+            raise TypeError(f"{name} must be a number or an xarray.DataArray, not {type(value).__name__}") from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} has {int(np.sum(~np.isfinite(array)))} non-finite values (NaN or inf)")
+    return array
+
+
+def check_data(da: xr.DataArray, allow_bool: bool = False) -> None:
     """Check that the data values are real numbers and all finite.
 
     Parameters
     ----------
     da : xarray.DataArray
         The data to be fitted.
+    allow_bool : bool
+        Accept booleans (0/1 data for a Bernoulli likelihood).
 
     Raises
     ------
@@ -363,7 +406,7 @@ def check_data(da: xr.DataArray) -> None:
         ...
     ValueError: data has 1 NaN and 0 ±inf value(s) out of 2, at [{'x': 20}]. Missing cells are not supported yet: ...
     """
-    if da.dtype.kind not in "iuf":
+    if da.dtype.kind not in ("iufb" if allow_bool else "iuf"):
         raise TypeError(
             f"data has dtype {da.dtype}; values must be real numbers (int, uint or float): {_dtype_advice(da.dtype)}."
         )

@@ -1,0 +1,85 @@
+"""Array-level summaries of Gaussian fields and their mixtures over posterior draws.
+
+A posterior draw gives each cell a Gaussian ``f ~ N(m, v)`` on the link scale. These
+functions turn per-draw moments into response-scale moments (``g⁻¹(f)``) and into quantiles
+of the mixture over draws, exactly (closed forms, quadrature, or root finding to machine
+precision), never by Monte Carlo.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.special
+
+__all__ = ["inverse_link", "mixture_quantiles", "response_moments"]
+
+# 32-node Gauss-Hermite rule (probabilists'): E[h(f)] for f ~ N(m, v) as Σ w_k h(m + √v x_k).
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(32)
+_GH_W = _GH_W / _GH_W.sum()
+
+
+def inverse_link(link: str, f):
+    """``g⁻¹(f)``: identity, ``exp`` or the logistic function."""
+    return {"identity": lambda x: x, "log": np.exp, "logit": scipy.special.expit}[link](f)
+
+
+def response_moments(link: str, mean, var):
+    """Mean and variance of ``g⁻¹(f)`` for ``f ~ N(mean, var)``, elementwise.
+
+    Closed forms for the identity and log links (log-normal moments); 32-point Gauss-Hermite
+    quadrature for the logit link (error below 1e-12 for sd up to about 5).
+
+    Examples
+    --------
+    >>> m, v = response_moments("log", np.array([0.0]), np.array([1.0]))
+    >>> bool(np.isclose(m[0], np.exp(0.5)) and np.isclose(v[0], (np.e - 1) * np.e))
+    True
+    >>> m, v = response_moments("logit", np.array([0.0]), np.array([4.0]))
+    >>> float(m[0])
+    0.5
+    """
+    mean, var = np.asarray(mean, dtype=float), np.asarray(var, dtype=float)
+    if link == "identity":
+        return mean, var
+    if link == "log":
+        m = np.exp(mean + 0.5 * var)
+        return m, np.expm1(var) * m * m
+    p = scipy.special.expit(mean[..., None] + np.sqrt(var)[..., None] * _GH_X)
+    m = p @ _GH_W
+    return m, np.clip((p * p) @ _GH_W - m * m, 0.0, None)
+
+
+def mixture_quantiles(means, sds, probs, iterations: int = 100):
+    """Quantiles of the equal-weight mixture ``(1/D) Σ_d N(means[d], sds[d]²)``, per cell.
+
+    ``means`` and ``sds`` have the draws on axis 0; the result has ``len(probs)`` on axis 0.
+    Bisection on the mixture CDF, run until the bracket stops shrinking (machine precision).
+
+    Examples
+    --------
+    >>> q = mixture_quantiles(np.array([[0.0], [0.0]]), np.array([[1.0], [1.0]]), [0.975])
+    >>> round(float(q[0, 0]), 6)
+    1.959964
+    >>> q = mixture_quantiles(np.array([[-1.0], [1.0]]), np.array([[0.5], [0.5]]), [0.5])
+    >>> abs(float(q[0, 0])) < 1e-12
+    True
+    """
+    means, sds = np.broadcast_arrays(np.asarray(means, dtype=float), np.asarray(sds, dtype=float))
+    probs = np.asarray(probs, dtype=float)
+    if means.shape[0] == 1:
+        z = scipy.special.ndtri(probs).reshape((-1,) + (1,) * (means.ndim - 1))
+        return means[0] + sds[0] * z
+    tiny = np.finfo(float).tiny
+    spread = 40.0 * sds.max(axis=0) + 1e-300
+    out = []
+    for p in probs:
+        lo, hi = means.min(axis=0) - spread, means.max(axis=0) + spread
+        for _ in range(iterations):
+            mid = 0.5 * (lo + hi)
+            cdf = scipy.special.ndtr((mid - means) / np.maximum(sds, tiny)).mean(axis=0)
+            below = cdf < p
+            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+            if np.all(hi - lo <= 4 * np.finfo(float).eps * np.maximum(np.abs(lo), np.abs(hi))):
+                break
+        out.append(0.5 * (lo + hi))
+    return np.stack(out)
