@@ -161,7 +161,7 @@ def fit(
     spec = ModelSpec(factors, priors, likelihood.with_data(**cells), latent)
     model = build_model(y, spec)
 
-    if method != "map" and not spec.free_names():
+    if method != "map" and not spec.free_names() and not latent:
         raise ValueError(f"method={method!r} needs at least one hyperparameter with a prior; all are fixed numbers")
     if latent:
         posterior = _fit_latent(model, method, random_seed, progressbar, sample_kwargs)

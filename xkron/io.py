@@ -1,9 +1,9 @@
 """NetCDF round trip of a fitted model.
 
 One file holds a DataTree: ``/data`` (the training data with its coords, attrs and
-encodings), ``/params`` (the hyperparameters), ``/inference`` (the ArviZ posterior of a
-NUTS fit) and, in the root attrs, the kernel spec, priors and coordinate encodings as JSON.
-The data are stored losslessly (packing such as ``scale_factor`` is not re-applied), so a
+encodings, and the likelihood's per-cell exposure or trials), ``/params`` (the
+hyperparameters), ``/inference`` (the ArviZ posterior of a NUTS or ADVI fit) and, in the root
+attrs, the kernel spec, priors, likelihood and coordinate encodings as JSON. The data are stored losslessly (packing such as ``scale_factor`` is not re-applied), so a
 reloaded fit predicts bit-identically; the original encoding is restored on the DataArray.
 """
 
@@ -18,6 +18,7 @@ import xarray as xr
 from xkron.coords import CoordEncoding
 from xkron.grid import Factor
 from xkron.kernels import kernel_from_dict, spec_from_json, spec_to_json
+from xkron.likelihoods import likelihood_from_dict
 from xkron.model import ModelSpec
 
 __all__ = ["open_fit", "write_fit"]
@@ -25,6 +26,7 @@ __all__ = ["open_fit", "write_fit"]
 FORMAT = "xkron-fit-1"
 _LOSSY = ("scale_factor", "add_offset", "dtype", "_FillValue", "missing_value", "_Unsigned")
 _UNNAMED = "__xkron_data__"
+_CELL_PREFIX = "__xkron_likelihood_"
 
 
 def write_fit(fit, path: str | os.PathLike, **kwargs) -> None:
@@ -41,10 +43,17 @@ def write_fit(fit, path: str | os.PathLike, **kwargs) -> None:
         "data_encoding": encoding,
         "factors": [{"dims": list(f.dims), **f.kernel.to_dict()} for f in fit.spec.factors],
         "priors": {k: spec_to_json(v) for k, v in fit.spec.priors.items()},
+        "likelihood": fit.spec.likelihood.to_dict(),
+        "latent": fit.spec.latent,
         "encodings": {d: e.to_dict() for d, e in fit.encodings.items()},
         "optimizer": fit.optimizer,
     }
-    children = {"data": xr.DataTree(data.to_dataset(name=name)), "params": xr.DataTree(fit.params)}
+    stored = data.to_dataset(name=name)
+    for field in fit.spec.likelihood.data_fields:
+        value = getattr(fit.spec.likelihood, field)
+        if isinstance(value, np.ndarray):
+            stored[f"{_CELL_PREFIX}{field}"] = (fit.spec.dims, value)
+    children = {"data": xr.DataTree(stored), "params": xr.DataTree(fit.params)}
     if fit.posterior is not None:
         children["inference"] = fit.posterior.copy()
     tree = xr.DataTree(xr.Dataset(attrs={"xkron_spec": json.dumps(spec)}), children=children)
@@ -88,7 +97,15 @@ def open_fit(path: str | os.PathLike):
             for d in dims
         )
         factors.append(Factor(dims, kernel_from_dict(item), coords))
-    model_spec = ModelSpec(tuple(factors), {k: spec_from_json(v) for k, v in spec["priors"].items()})
+    stored = tree["data"].to_dataset()
+    cells = {
+        k.removeprefix(_CELL_PREFIX): stored[k].transpose(*(d for f in factors for d in f.dims)).values
+        for k in stored.data_vars
+        if k.startswith(_CELL_PREFIX)
+    }
+    likelihood = likelihood_from_dict(spec.get("likelihood", {"likelihood": "gaussian"}), cells)
+    priors = {k: spec_from_json(v) for k, v in spec["priors"].items()}
+    model_spec = ModelSpec(tuple(factors), priors, likelihood, bool(spec.get("latent", False)))
     posterior = tree["inference"].copy() if "inference" in tree.children else None
     params = tree["params"].to_dataset()
     return KronFit(

@@ -35,7 +35,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.special
-import xarray as xr
 from pymc_extras.prior import Prior
 
 from xkron.priors import data_priors
@@ -94,7 +93,7 @@ class Likelihood:
         out: dict[str, Any] = {"likelihood": self.name}
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in self.data_fields and isinstance(value, xr.DataArray):
+            if f.name in self.data_fields and np.ndim(value) > 0:
                 out[f.name] = "__data__"
             else:
                 out[f.name] = spec_to_json(value)
