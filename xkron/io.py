@@ -3,8 +3,9 @@
 One file holds a DataTree: ``/data`` (the training data with its coords, attrs and
 encodings, and the likelihood's per-cell exposure or trials), ``/params`` (the
 hyperparameters), ``/inference`` (the ArviZ posterior of a NUTS or ADVI fit) and, in the root
-attrs, the kernel spec, priors, likelihood and coordinate encodings as JSON. The data are stored losslessly (packing such as ``scale_factor`` is not re-applied), so a
-reloaded fit predicts bit-identically; the original encoding is restored on the DataArray.
+attrs, the kernel spec, priors, likelihood and coordinate encodings as JSON. The data are
+stored losslessly (packing such as ``scale_factor`` is not re-applied), so a reloaded fit
+predicts bit-identically; the original encoding is restored on the DataArray.
 """
 
 from __future__ import annotations

@@ -76,6 +76,15 @@ class Likelihood:
         """A typical value of ``f`` (link scale), to centre the mean's default prior."""
         return float(np.mean(y))
 
+    def rough_field(self, y: np.ndarray, data: Mapping[str, Any]) -> np.ndarray:
+        """A crude estimate of ``f`` from the data (link of a shrunk rate), for starting values."""
+        if self.link == "log":
+            return np.log((y + 0.5) / np.asarray(data.get("exposure", 1.0)))
+        if self.link == "logit":
+            trials = np.asarray(data.get("trials", 1.0))
+            return scipy.special.logit((y + 0.5) / (trials + 1.0))
+        return np.asarray(y, dtype=float)
+
     def observe(self, f, values: Mapping[str, Any], data: Mapping[str, np.ndarray], observed):
         """Create the observed PyMC variable ``y`` (inside a model context)."""
         raise NotImplementedError
