@@ -97,9 +97,13 @@ def fit(
         - ``"map"`` (Gaussian, marginal only) runs ``pm.find_MAP`` (L-BFGS-B) from
           ``restarts + 1`` data-driven starts and keeps the best optimum.
         - ``"nuts"`` runs ``pm.sample`` (``nuts_sampler="numpyro"``, ``"nutpie"`` or
-          ``"blackjax"`` when installed). For the marginal model every chain starts at the MAP
-          (``init="adapt_diag"``, no jitter) unless ``initvals`` or ``init`` is given: the
-          posterior of a grid is often multimodal, and jittered starts can land in minor modes.
+          ``"blackjax"`` when installed: ``pip install xkron[jax]`` or ``xkron[nutpie]``).
+          With PyMC's sampler every chain starts at one point (``init="adapt_diag"``, no
+          jitter) unless ``initvals`` or ``init`` is given: the posterior of a grid is often
+          multimodal, and jittered starts can land in minor modes (periodic factors
+          especially). The point is the MAP for the marginal model; for a latent Gaussian
+          model the exact marginal MAP and the posterior mean of the field given it; for
+          other likelihoods data-driven starts on a crude link-scale field with ``v = 0``.
         - ``"advi"`` (latent models) fits mean-field ADVI with ``pm.fit`` and draws from it
           (``n`` iterations, default 30,000; ``draws``, default 1,000). One gradient per
           iteration, so it scales to grids where NUTS is slow, but mean-field variational
@@ -166,7 +170,8 @@ def fit(
     if method != "map" and not spec.free_names() and not latent:
         raise ValueError(f"method={method!r} needs at least one hyperparameter with a prior; all are fixed numbers")
     if latent:
-        if method == "nuts" and "initvals" not in sample_kwargs and "init" not in sample_kwargs:
+        pymc_nuts = sample_kwargs.get("nuts_sampler", "pymc") == "pymc"
+        if method == "nuts" and pymc_nuts and "initvals" not in sample_kwargs and "init" not in sample_kwargs:
             start = _latent_start(spec, y, cells, restarts, random_seed, progressbar)
             sample_kwargs.update(initvals=start, init="adapt_diag")
         posterior = _fit_latent(model, method, random_seed, progressbar, sample_kwargs)

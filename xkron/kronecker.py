@@ -77,7 +77,23 @@ def outer(vectors: Sequence[np.ndarray]) -> np.ndarray:
     return result
 
 
-def _contract_all_but(tensor: np.ndarray, vectors: Sequence[np.ndarray], keep: int):
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """``Σ a ∘ b`` without a temporary."""
+    return float(np.dot(a.ravel(), b.ravel()))
+
+
+def _broadcast_outer(vectors: Sequence[np.ndarray | None]):
+    """``v_1 ∘ ... ∘ v_D`` as a broadcastable product (``None`` = ones), not a full tensor."""
+    result = np.ones([1] * len(vectors))
+    for axis, v in enumerate(vectors):
+        if v is not None:
+            shape = [1] * len(vectors)
+            shape[axis] = len(v)
+            result = result * v.reshape(shape)
+    return result
+
+
+def _contract_all_but(tensor: np.ndarray, vectors: Sequence[np.ndarray], keep: int | None):
     """Contract every axis except ``keep`` with the matching vector: ``Σ T_j ∏_{k≠keep} v_k[j_k]``."""
     for axis in reversed(range(tensor.ndim)):
         if axis != keep:
@@ -334,29 +350,35 @@ def marginal_loglik(
     W = 1.0 / S
     y_tilde = eigen.to_eigenbasis(y - mean)
     alpha_tilde = y_tilde * W
-    logp = -0.5 * np.sum(y_tilde * alpha_tilde) - 0.5 * np.sum(np.log(S)) - 0.5 * y.size * np.log(2 * np.pi)
+    logp = -0.5 * _dot(y_tilde, alpha_tilde) - 0.5 * np.sum(np.log(S)) - 0.5 * y.size * np.log(2 * np.pi)
     if not gradient:
         return MarginalLoglik(float(logp), eigen, alpha_tilde, W)
 
     d_factors = []
+    roots = [np.sqrt(v) for v in eigen.values]
     for i, Q in enumerate(eigen.vectors):
         # Λ_{−i}: the outer product of every factor's eigenvalues except factor i's.
         others = [np.ones_like(v) if k == i else v for k, v in enumerate(eigen.values)]
         # H = X Xᵀ with X = α̃ ∘ √Λ_{−i} (Λ ≥ 0): a symmetric rank-k product (BLAS syrk).
-        X = np.moveaxis(alpha_tilde * np.sqrt(outer(others)), i, 0).reshape(Q.shape[0], -1)
-        H = X @ X.T
+        X = alpha_tilde * _broadcast_outer([None if k == i else r for k, r in enumerate(roots)])
+        if i == X.ndim - 1:
+            flat = X.reshape(-1, Q.shape[0])
+            H = flat.T @ flat
+        else:
+            flat = np.moveaxis(X, i, 0).reshape(Q.shape[0], -1)
+            H = flat @ flat.T
         w = _contract_all_but(W, others, keep=i)
         H[np.diag_indices_from(H)] -= w
         # Q H Qᵀ = Q (Q H)ᵀ, H being symmetric.
         d_factors.append(0.5 * eta2 * eigen.rotate(eigen.rotate(H, 0, factor=i).T, 0, factor=i))
-    column_sums = [Q.sum(axis=0) for Q in eigen.vectors]
+    weighted = lam * alpha_tilde
     return MarginalLoglik(
         logp=float(logp),
         eigen=eigen,
         alpha_tilde=alpha_tilde,
         inv_diag=W,
         d_factors=tuple(d_factors),
-        d_eta2=float(0.5 * np.sum(lam * alpha_tilde**2) - 0.5 * np.sum(lam * W)),
-        d_sigma2=float(0.5 * np.sum(alpha_tilde**2) - 0.5 * np.sum(W)),
-        d_mean=float(np.sum(alpha_tilde * outer(column_sums))),
+        d_eta2=float(0.5 * _dot(weighted, alpha_tilde) - 0.5 * _dot(lam, W)),
+        d_sigma2=float(0.5 * _dot(alpha_tilde, alpha_tilde) - 0.5 * np.sum(W)),
+        d_mean=float(_contract_all_but(alpha_tilde, [Q.sum(axis=0) for Q in eigen.vectors], keep=None)),
     )
