@@ -135,7 +135,7 @@ def test_info_on_written_fit(demo_run):
     assert result.exit_code == 0, result.output
     text = result.output
     for expected in (
-        "<xkron.KronFit (map)>",
+        "<xkron.KronFit (map; gaussian, marginal)>",
         "kernels: time: Matern12, latitude×longitude: Matern52",
         "air_temperature [K]",
         "ls_time",

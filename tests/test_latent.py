@@ -361,3 +361,75 @@ def test_predict_rejects_noise_for_non_gaussian_and_bad_quantiles(poisson_fit):
         poisson_fit.predict(quantiles=[0.5, 1.0])
     with pytest.raises(ValueError, match="'latent' or 'response'"):
         poisson_fit.predict(scale="mean")
+
+
+# --------------------------------------------------------------------------- missing cells
+
+
+@pytest.mark.parametrize("name", ["poisson", "gaussian", "binomial"])
+def test_missing_cells_leave_the_likelihood_exactly(name):
+    likelihood, logpdf, draw = LIKELIHOODS[name]
+    factors, values = _grid(three=False)
+    shape = [f.size for f in factors]
+    L = _dense_root(factors, values)
+    f_true = 0.3 + 0.8 * L @ RNG.normal(size=L.shape[0])
+    y = np.asarray(draw(f_true), dtype=float)
+    missing = RNG.random(y.shape) < 0.3
+    y[missing] = np.nan
+    if name == "poisson":
+        likelihood = likelihood.with_data(exposure=np.full(shape, 2.5))
+    priors = {**values, "amplitude": 0.8, **likelihood.param_specs(), "mean": 0.3}
+    model = build_latent_model(y.reshape(shape), ModelSpec(factors, priors, likelihood, latent=True))
+    v = RNG.normal(size=shape)
+    f = 0.3 + 0.8 * L @ v.ravel()
+    seen = ~missing
+    expected = st.norm.logpdf(v).sum() + logpdf(f[seen], y[seen]).sum()
+    assert model.compile_logp()({"v": v}) == pytest.approx(expected, rel=1e-10)
+
+
+def test_latent_fit_fills_gaps_and_rejects_hopeless_grids(monkeypatch):
+    complete = _counts_grid().astype(float)
+    da = complete.copy()
+    da[2:5, 1:3] = np.nan  # a block of unobserved cells
+
+    def fit(data):
+        return xkron.fit(
+            data,
+            {"a": xkron.ExpQuad(ls=0.4), "b": xkron.ExpQuad(ls=0.8)},
+            likelihood="poisson",
+            amplitude=0.8,
+            mean=0.4,
+            draws=150,
+            tune=200,
+            chains=2,
+            random_seed=2,
+            progressbar=False,
+        )
+
+    gappy, full = fit(da), fit(complete)
+    # Every hyperparameter is fixed, yet the draws of v remain draws.
+    assert gappy.params.sizes == {"chain": 2, "draw": 150}
+    filled = gappy.predict()
+    assert bool(filled["mean"].notnull().all())
+    # The gap is less certain than the same cells observed.
+    gap = {"a": slice(2, 5), "b": slice(1, 3)}
+    assert bool((filled["sd"][gap] > 1.3 * full.predict()["sd"][gap]).all())
+    monkeypatch.setattr(xkron.fitting, "build_model", _never)
+    with pytest.raises(ValueError, match="every one of the 63 cells is NaN"):
+        _fit(da * np.nan, likelihood="poisson")
+    few = da.where((da["a"] < 0.1) & (da["b"] < 0.5))  # 2 observed cells
+    with pytest.raises(ValueError, match="only 2 observed cells for 5 hyperparameters"):
+        _fit(few, likelihood=xkron.Gaussian(), latent=True, amplitude=None)
+    with pytest.raises(ValueError, match="±inf"):
+        _fit(da.where(da["a"] > 0.1, np.inf), likelihood="poisson")
+    with pytest.raises(ValueError, match="latent=True"):
+        _fit(da)
+
+
+def test_bool_data_fit_bernoulli(monkeypatch):
+    da = xr.DataArray(np.eye(4, dtype=bool), coords={"a": np.arange(4.0), "b": np.arange(4.0)}, dims=("a", "b"))
+    monkeypatch.setattr(xkron.fitting, "build_model", _never)
+    with pytest.raises(AssertionError, match="must not be built"):
+        _fit(da, likelihood="bernoulli")  # passes every check; booleans are 0/1 data
+    with pytest.raises(TypeError, match="booleans"):
+        _fit(da)

@@ -240,7 +240,7 @@ def test_check_data_nan_and_inf(da):
     msg = (
         r"data has 1 NaN and 2 ±inf value\(s\) out of 60, at \[\{'time': 0\.0, 'lat': 20\.0, 'lon': 4\.0\}, "
         r"\{'time': 1\.0, 'lat': 10\.0, 'lon': 0\.0\}, \{'time': 2\.0, 'lat': 40\.0, 'lon': 8\.0\}\]"
-        r".*not supported yet.*fillna"
+        r".*needs a complete grid: fit with latent=True.*fillna"
     )
     with pytest.raises(ValueError, match=msg):
         check_data(bad)

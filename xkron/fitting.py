@@ -18,6 +18,7 @@ import pymc as pm
 import pytensor
 import scipy.linalg
 import xarray as xr
+from pymc_extras.prior import Prior
 
 from xkron.coords import CoordEncoding, encode_coord
 from xkron.gp import KronPosterior, LatentPosterior
@@ -147,7 +148,7 @@ def fit(
     pairs = normalize_kernels(da, kernels)
     dims = tuple(d for factor_dims, _ in pairs for d in factor_dims)
     check_coords(da, dims)
-    check_data(da, allow_bool=latent)
+    check_data(da, allow_bool=latent, allow_missing=latent)
     likelihood = _with_noise(likelihood, noise)
     cells = {
         name: align_cell_values(da, dims, getattr(likelihood, name), name)
@@ -155,6 +156,9 @@ def fit(
         if getattr(likelihood, name) is not None
     }
     y = np.asarray(da.transpose(*dims).values, dtype=float)
+    seen = np.isfinite(y)
+    if not seen.any():
+        raise ValueError(f"every one of the {y.size} cells is NaN: there is nothing to fit")
     likelihood.check(y, cell_locator(da, dims), cells)
 
     encodings: dict[str, CoordEncoding] = {}
@@ -162,8 +166,15 @@ def fit(
     for dim in dims:
         numeric[dim], encodings[dim] = encode_coord(da, dim)
     factors = tuple(Factor(fd, kernel, tuple(numeric[d] for d in fd)) for fd, kernel in pairs)
-    defaults = {**latent_scale_priors(likelihood, y, cells), **likelihood.default_priors(y)}
+    y_seen, cells_seen = y[seen], {k: v[seen] for k, v in cells.items()}
+    defaults = {**latent_scale_priors(likelihood, y_seen, cells_seen), **likelihood.default_priors(y_seen)}
     priors = resolve_priors(factors, mean, amplitude, defaults, likelihood.param_specs())
+    n_free = sum(isinstance(p, Prior) for p in priors.values())
+    if y_seen.size <= n_free:
+        raise ValueError(
+            f"only {y_seen.size} observed cells for {n_free} hyperparameters with priors: fix some "
+            "(give numbers) or observe more cells"
+        )
     spec = ModelSpec(factors, priors, likelihood.with_data(**cells), latent)
     model = build_model(y, spec)
 
@@ -175,7 +186,9 @@ def fit(
             start = _latent_start(spec, y, cells, restarts, random_seed, progressbar)
             sample_kwargs.update(initvals=start, init="adapt_diag")
         posterior = _fit_latent(model, method, random_seed, progressbar, sample_kwargs)
-        values = posterior.posterior.to_dataset()[[n for n in spec.free_names() if n in posterior.posterior]]
+        draws = posterior.posterior.to_dataset()
+        # Keep (chain, draw) even when every hyperparameter is fixed: the draws of v remain.
+        values = draws[[n for n in spec.free_names() if n in draws]].assign_coords(chain=draws.chain, draw=draws.draw)
         return KronFit.from_parts(da, spec, encodings, values, method, posterior=posterior, model=model)
 
     posterior, optimizer = None, None
@@ -227,14 +240,15 @@ def _with_noise(likelihood: Likelihood, noise) -> Likelihood:
 def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar) -> dict:
     """Where every NUTS chain of a latent model starts (no jitter, as for the marginal model).
 
-    Gaussian data: the exact marginal MAP of the hyperparameters (cheap, and it avoids the
-    minor modes of periodic factors that jittered starts fall into) and the whitened
-    posterior mean of ``f`` given them, ``v = (⊗L_i)⁻¹ (E[f | y] − μ) / η``. Other
-    likelihoods: the data-driven starts of :func:`xkron.priors.map_starts` computed on a
-    crude link-scale field, and ``v = 0``.
+    Complete Gaussian data: the exact marginal MAP of the hyperparameters (cheap, and it
+    avoids the minor modes of periodic factors that jittered starts fall into) and the
+    whitened posterior mean of ``f`` given them, ``v = (⊗L_i)⁻¹ (E[f | y] − μ) / η``.
+    Otherwise: the data-driven starts of :func:`xkron.priors.map_starts` computed on a crude
+    link-scale field (missing cells filled with its mean), and ``v = 0``.
     """
-    if not isinstance(spec.likelihood, Gaussian):
+    if not isinstance(spec.likelihood, Gaussian) or not np.isfinite(y).all():
         rough = spec.likelihood.rough_field(y, cells)
+        rough = np.where(np.isfinite(rough), rough, np.mean(rough[np.isfinite(rough)]))
         return {**map_starts(spec.factors, spec.priors, rough, 1)[0], "v": np.zeros([f.size for f in spec.factors])}
     marginal = replace(spec, latent=False)
     starts = map_starts(spec.factors, spec.priors, y, restarts + 1)

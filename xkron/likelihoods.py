@@ -70,7 +70,10 @@ class Likelihood:
         return {}
 
     def check(self, y: np.ndarray, where: Callable[[np.ndarray], str], data: Mapping[str, Any]) -> None:
-        """Raise ``ValueError`` for data the distribution cannot produce (``where(mask)`` names cells)."""
+        """Raise ``ValueError`` for data the distribution cannot produce (``where(mask)`` names cells).
+
+        NaN cells are unobserved and pass.
+        """
 
     def location(self, y: np.ndarray, data: Mapping[str, np.ndarray]) -> float:
         """A typical value of ``f`` (link scale), to centre the mean's default prior."""
@@ -114,7 +117,7 @@ def _where(mask: np.ndarray, where, what: str) -> str:
 
 
 def _check_counts(y, where, name):
-    frac = y != np.round(y)
+    frac = (y != np.round(y)) & ~np.isnan(y)
     if np.any(y < 0) or np.any(frac):
         bad = (y < 0) | frac
         raise ValueError(
@@ -242,7 +245,7 @@ class Bernoulli(Likelihood):
     link: ClassVar[str] = "logit"
 
     def check(self, y, where, data):
-        bad = (y != 0) & (y != 1)
+        bad = (y != 0) & (y != 1) & ~np.isnan(y)
         if bad.any():
             raise ValueError(f"bernoulli data must be 0 or 1: {_where(bad, where, 'neither 0 nor 1')}.")
 
@@ -302,7 +305,7 @@ class Gamma(Likelihood):
         return {"shape": Prior("LogNormal", mu=float(np.log(2.0)), sigma=1.5)}
 
     def check(self, y, where, data):
-        bad = ~(y > 0)
+        bad = ~(y > 0) & ~np.isnan(y)
         if bad.any():
             raise ValueError(
                 f"gamma data must be > 0: {_where(bad, where, '<= 0')}. "

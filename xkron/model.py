@@ -156,7 +156,8 @@ def build_latent_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
 
     ``f = mean + η (L_1 ⊗ ... ⊗ L_D) v``, ``v ~ N(0, I)``, ``L_i = chol(K_i + JITTER·I)``,
     applied by mode products: no N×N matrix or Cholesky is formed. The free variable ``v`` has
-    the grid's shape (one axis per factor).
+    the grid's shape (one axis per factor). NaN cells of ``y`` are unobserved: they are left
+    out of the likelihood, which marginalises them exactly.
 
     Examples
     --------
@@ -181,7 +182,15 @@ def build_latent_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
         v = pm.Normal("v", 0.0, 1.0, shape=shape)
         latent_field = values["mean"] + values["amplitude"] * kron_mv(chols, v)
         observed = np.asarray(y, dtype=float).reshape(shape)
-        spec.likelihood.observe(latent_field, values, latent_data(spec), observed)
+        data = latent_data(spec)
+        seen = np.isfinite(observed)
+        if not seen.all():
+            # Unobserved cells simply leave the likelihood (exact); v still spans the grid.
+            index = np.flatnonzero(seen)
+            latent_field = latent_field.flatten()[index]
+            observed = observed.ravel()[index]
+            data = {k: (d.ravel()[index] if isinstance(d, np.ndarray) else d) for k, d in data.items()}
+        spec.likelihood.observe(latent_field, values, data, observed)
     return model
 
 

@@ -107,7 +107,8 @@ class KronFit:
                 params[name].attrs.update(units=unit, long_name=long_name)
         for name, prior in spec.priors.items():
             params[name].attrs["prior"] = repr(prior) if isinstance(prior, Prior) else "fixed"
-        params = params[list(spec.priors)]
+        sample_dims = {d: params[d] for d in ("chain", "draw") if d in params.coords}
+        params = params[list(spec.priors)].assign_coords(sample_dims)  # kept even if all are fixed
         params.attrs["method"] = method
         return cls(data, spec, encodings, params, method, **kwargs)
 
@@ -304,7 +305,8 @@ class KronFit:
     def __repr__(self) -> str:
         kernels = ", ".join(f"{'×'.join(f.dims)}: {f.kernel.name}" for f in self.spec.factors)
         shape = " × ".join(f"{d}: {n}" for d, n in self.data.sizes.items())
-        lines = [f"<xkron.KronFit ({self.method})>", f"  grid:    {shape}", f"  kernels: {kernels}"]
+        model = f"{self.spec.likelihood.name}, {'latent' if self.spec.latent else 'marginal'}"
+        lines = [f"<xkron.KronFit ({self.method}; {model})>", f"  grid:    {shape}", f"  kernels: {kernels}"]
         if "chain" not in self.params.dims:
             values = ", ".join(f"{k}={float(v):.4g}" for k, v in self.params.items())
             lines.append(f"  params:  {values}")

@@ -378,7 +378,7 @@ def align_cell_values(da: xr.DataArray, dims: Sequence[str], value: Any, name: s
     return array
 
 
-def check_data(da: xr.DataArray, allow_bool: bool = False) -> None:
+def check_data(da: xr.DataArray, allow_bool: bool = False, allow_missing: bool = False) -> None:
     """Check that the data values are real numbers and all finite.
 
     Parameters
@@ -387,6 +387,9 @@ def check_data(da: xr.DataArray, allow_bool: bool = False) -> None:
         The data to be fitted.
     allow_bool : bool
         Accept booleans (0/1 data for a Bernoulli likelihood).
+    allow_missing : bool
+        Accept NaN cells (unobserved; latent models drop them from the likelihood). ±inf is
+        still an error.
 
     Raises
     ------
@@ -404,7 +407,7 @@ def check_data(da: xr.DataArray, allow_bool: bool = False) -> None:
     >>> check_data(xr.DataArray([1.0, np.nan], coords={"x": [10, 20]}, dims="x"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
         ...
-    ValueError: data has 1 NaN and 0 ±inf value(s) out of 2, at [{'x': 20}]. Missing cells are not supported yet: ...
+    ValueError: data has 1 NaN and 0 ±inf value(s) out of 2, at [{'x': 20}]. The exact Gaussian marginal ...
     """
     if da.dtype.kind not in ("iufb" if allow_bool else "iuf"):
         raise TypeError(
@@ -415,15 +418,21 @@ def check_data(da: xr.DataArray, allow_bool: bool = False) -> None:
     if da.dtype.kind != "f":
         return
     values = np.asarray(da.values)
-    bad = ~np.isfinite(values)
+    bad = np.isinf(values) if allow_missing else ~np.isfinite(values)
     if not bad.any():
         return
-    n_nan = int(np.isnan(values).sum())
+    n_nan = int(np.isnan(values[bad]).sum())
     n_inf = int(bad.sum()) - n_nan
     where = [_location(da, idx) for idx in np.argwhere(bad)[:_MAX_LISTED]]
     more = ", ..." if int(bad.sum()) > _MAX_LISTED else ""
+    if allow_missing:
+        raise ValueError(
+            f"data has {n_inf} ±inf value(s) out of {values.size}, at {str(where)[:-1]}{more}]. "
+            "Mark unobserved cells with NaN (da.where(np.isfinite(da)))."
+        )
     raise ValueError(
         f"data has {n_nan} NaN and {n_inf} ±inf value(s) out of {values.size}, at {str(where)[:-1]}{more}]. "
-        "Missing cells are not supported yet: fill them (e.g. da.interpolate_na(dim) or da.fillna(value)) "
-        "or select a complete sub-grid with da.isel(...) / da.sel(...)."
+        "The exact Gaussian marginal model needs a complete grid: fit with latent=True (missing cells leave "
+        "the likelihood exactly, at the cost of sampling the field), fill them (da.interpolate_na(dim), "
+        "da.fillna(value)), or select a complete sub-grid with da.isel(...) / da.sel(...)."
     )
