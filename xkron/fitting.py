@@ -22,7 +22,7 @@ from pymc_extras.prior import Prior
 
 from xkron.coords import CoordEncoding, encode_coord
 from xkron.gp import KronPosterior, LatentPosterior
-from xkron.grid import Factor
+from xkron.grid import Factor, observed_factors, restrict
 from xkron.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
 from xkron.model import ModelSpec, build_model
 from xkron.priors import map_starts, resolve_priors
@@ -148,7 +148,7 @@ def fit(
     pairs = normalize_kernels(da, kernels)
     dims = tuple(d for factor_dims, _ in pairs for d in factor_dims)
     check_coords(da, dims)
-    check_data(da, allow_bool=latent, allow_missing=latent)
+    check_data(da, allow_bool=latent, allow_missing=True)
     likelihood = _with_noise(likelihood, noise)
     cells = {
         name: align_cell_values(da, dims, getattr(likelihood, name), name)
@@ -166,6 +166,8 @@ def fit(
     for dim in dims:
         numeric[dim], encodings[dim] = encode_coord(da, dim)
     factors = tuple(Factor(fd, kernel, tuple(numeric[d] for d in fd)) for fd, kernel in pairs)
+    if not latent and not seen.all():
+        factors = _observed_grid(factors, seen, cell_locator(da, dims))
     y_seen, cells_seen = y[seen], {k: v[seen] for k, v in cells.items()}
     defaults = {**latent_scale_priors(likelihood, y_seen, cells_seen), **likelihood.default_priors(y_seen)}
     priors = resolve_priors(factors, mean, amplitude, defaults, likelihood.param_specs())
@@ -176,7 +178,8 @@ def fit(
             "(give numbers) or observe more cells"
         )
     spec = ModelSpec(factors, priors, likelihood.with_data(**cells), latent)
-    model = build_model(y, spec)
+    y_model = y if latent else restrict(y, factors)
+    model = build_model(y_model, spec)
 
     if method != "map" and not spec.free_names() and not latent:
         raise ValueError(f"method={method!r} needs at least one hyperparameter with a prior; all are fixed numbers")
@@ -196,7 +199,7 @@ def fit(
     if wants_map and not spec.free_names():
         values, optimizer = {}, {"success": True, "message": "no free parameters", "logp": np.nan, "n_starts": 0}
     elif wants_map:
-        starts = map_starts(factors, spec.priors, y, restarts + 1)
+        starts = map_starts(factors, spec.priors, y_model, restarts + 1)
         map_kwargs = sample_kwargs if method == "map" else {}
         with pytensor.config.change_flags(mode=COMPILE_MODE):
             values, optimizer = _fit_map(model, spec, starts, random_seed, progressbar, map_kwargs)
@@ -210,6 +213,21 @@ def fit(
     return KronFit.from_parts(
         da, spec, encodings, values, method, posterior=posterior, optimizer=optimizer, model=model
     )
+
+
+def _observed_grid(factors: tuple[Factor, ...], seen: np.ndarray, where) -> tuple[Factor, ...]:
+    """Factors restricted to the observed cells, or an error if those are not a grid."""
+    restricted = observed_factors(seen, factors)
+    if restricted is None:
+        raise ValueError(
+            f"{int(seen.size - seen.sum())} of {seen.size} cells are NaN, at {where(~seen)}, in a pattern that "
+            "leaves no Kronecker grid of observed cells. The exact Gaussian marginal model handles missing cells that are whole slices "
+            "(e.g. missing time steps) or a mask that is constant along the other factors (e.g. a static land mask "
+            "inside one ('latitude', 'longitude') factor). For any other pattern fit with latent=True (missing "
+            "cells leave the likelihood exactly, at the cost of sampling the field), or fill them "
+            "(da.interpolate_na(dim), da.fillna(value))."
+        )
+    return restricted
 
 
 def _resolve_latent(likelihood: Likelihood, latent: bool | None) -> bool:

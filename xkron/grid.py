@@ -17,7 +17,7 @@ import numpy as np
 
 from xkron.kernels import Kernel
 
-__all__ = ["Factor", "cartesian"]
+__all__ = ["Factor", "cartesian", "observed_factors", "restrict"]
 
 
 def cartesian(coords: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -44,11 +44,16 @@ class Factor:
         The kernel's formula and hyperparameter specs.
     coords : tuple of ndarray
         Numeric training coordinates, one 1-D array per dim.
+    subset : ndarray of int, optional
+        Keep only these inputs (flat indices into the Cartesian product): the factor of an
+        observed set that is not a full grid in its dims, such as the ocean points of a
+        ``(latitude, longitude)`` factor under a static land mask.
     """
 
     dims: tuple[str, ...]
     kernel: Kernel
     coords: tuple[np.ndarray, ...]
+    subset: np.ndarray | None = None
 
     @property
     def name(self) -> str:
@@ -56,8 +61,14 @@ class Factor:
         return "_".join(self.dims)
 
     @property
-    def size(self) -> int:
+    def full_size(self) -> int:
+        """Number of points of the full Cartesian product of the coordinates."""
         return int(np.prod([len(c) for c in self.coords]))
+
+    @property
+    def size(self) -> int:
+        """Number of training inputs (the kept ones if there is a subset)."""
+        return self.full_size if self.subset is None else len(self.subset)
 
     def param_names(self) -> dict[str, list[str] | str]:
         """Model variable names of this factor's hyperparameters.
@@ -74,8 +85,9 @@ class Factor:
         return names
 
     def inputs(self) -> list[np.ndarray]:
-        """Training inputs, one flat array per dim (Cartesian product)."""
-        return cartesian(self.coords)
+        """Training inputs, one flat array per dim (Cartesian product, then the subset)."""
+        inputs = cartesian(self.coords)
+        return inputs if self.subset is None else [x[self.subset] for x in inputs]
 
     def covariance(self, params: Mapping[str, Any], test: Sequence | None = None, xp=np):
         """Kernel matrix ``k(test, train)``; ``k(train, train)`` when ``test`` is None.
@@ -93,3 +105,43 @@ class Factor:
         """Prior variance ``k(x, x)`` at test points (all kernels here are stationary)."""
         zeros = [np.zeros(()) for _ in self.dims]
         return np.broadcast_to(self.kernel.correlation(zeros, params, xp=np), shape)
+
+
+def restrict(y: np.ndarray, factors: Sequence[Factor]) -> np.ndarray:
+    """Data over the full grid (any shape of that size) as a tensor over the factors' kept inputs."""
+    y = np.asarray(y).reshape([f.full_size for f in factors])
+    for axis, f in enumerate(factors):
+        if f.subset is not None:
+            y = np.take(y, f.subset, axis=axis)
+    return y
+
+
+def observed_factors(observed: np.ndarray, factors: Sequence[Factor]) -> tuple[Factor, ...] | None:
+    """Factors restricted to the observed cells, if those form a Kronecker grid; else ``None``.
+
+    The observed cells form a grid when the mask is the outer product of its projections
+    onto the factors: whole time steps missing, or a static mask inside one factor (a land
+    mask of a ``(latitude, longitude)`` factor, constant in time). Each factor then keeps the
+    inputs that are observed somewhere.
+
+    Examples
+    --------
+    >>> from xkron.kernels import ExpQuad
+    >>> f = (Factor(("t",), ExpQuad(), (np.arange(3.0),)), Factor(("s",), ExpQuad(), (np.arange(4.0),)))
+    >>> land = np.array([True, False, True, True])
+    >>> [g.size for g in observed_factors(np.tile(land, (3, 1)), f)]
+    [3, 3]
+    >>> observed_factors(np.eye(3, 4, dtype=bool), f) is None
+    True
+    """
+    observed = np.asarray(observed, dtype=bool).reshape([f.full_size for f in factors])
+    keep = [observed.any(axis=tuple(k for k in range(observed.ndim) if k != i)) for i in range(observed.ndim)]
+    product = keep[0]
+    for k in keep[1:]:
+        product = np.multiply.outer(product, k)
+    if not np.array_equal(product, observed):
+        return None
+    return tuple(
+        f if k.all() else Factor(f.dims, f.kernel, f.coords, np.flatnonzero(k))
+        for f, k in zip(factors, keep, strict=True)
+    )

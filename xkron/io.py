@@ -42,7 +42,10 @@ def write_fit(fit, path: str | os.PathLike, **kwargs) -> None:
         "method": fit.method,
         "data_name": name,
         "data_encoding": encoding,
-        "factors": [{"dims": list(f.dims), **f.kernel.to_dict()} for f in fit.spec.factors],
+        "factors": [
+            {"dims": list(f.dims), **f.kernel.to_dict(), "subset": None if f.subset is None else f.subset.tolist()}
+            for f in fit.spec.factors
+        ],
         "priors": {k: spec_to_json(v) for k, v in fit.spec.priors.items()},
         "likelihood": fit.spec.likelihood.to_dict(),
         "latent": fit.spec.latent,
@@ -97,7 +100,8 @@ def open_fit(path: str | os.PathLike):
             encodings[d].encode(data[d].values) if d in data.coords else np.arange(data.sizes[d], dtype=float)
             for d in dims
         )
-        factors.append(Factor(dims, kernel_from_dict(item), coords))
+        subset = None if item.get("subset") is None else np.asarray(item["subset"], dtype=np.intp)
+        factors.append(Factor(dims, kernel_from_dict(item), coords, subset))
     stored = tree["data"].to_dataset()
     cells = {
         k.removeprefix(_CELL_PREFIX): stored[k].transpose(*(d for f in factors for d in f.dims)).values

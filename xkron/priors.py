@@ -213,21 +213,27 @@ def dominant_period(y: np.ndarray, axis: int, coord: np.ndarray) -> float:
 def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, float]]:
     """``n`` data-driven starting points for the MAP optimiser (free variables only).
 
+    ``y`` holds the data over the factors' training inputs (any shape of that size).
+
     Lengthscales climb :func:`start_ladder` together; the period of a ``Cosine`` (its
     ``ls``) or ``Periodic`` factor starts at the data's dominant period
     (:func:`dominant_period`); the amplitude starts at ``sd(y)``, the noise at ``sd(y)/10``,
     the mean at ``mean(y)``, other parameters at their prior median. Values outside a
     prior's support are replaced by its median.
     """
+    y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
     y_mean, y_sd = float(np.mean(y)), float(np.std(y))
     scale = y_sd if np.isfinite(y_sd) and y_sd > 0 else 1.0
     starts = [{} for _ in range(n)]
-    axis = 0
-    for factor in factors:
+    for axis, factor in enumerate(factors):
         names = factor.param_names()
-        periodic = factor.kernel.name in ("Cosine", "Periodic")
-        periods = [dominant_period(y, axis + k, c) for k, c in enumerate(factor.coords)] if periodic else []
-        axis += len(factor.dims)
+        # The periodogram needs the factor's own grid: not there when it keeps a subset only.
+        periodic = factor.kernel.name in ("Cosine", "Periodic") and factor.subset is None
+        if periodic:
+            view = np.moveaxis(y, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
+            periods = [dominant_period(view, k, c) for k, c in enumerate(factor.coords)]
+        else:
+            periods = [float(np.ptp(c)) / 4 or 1.0 for c in factor.coords]
         for k, (coord, name) in enumerate(zip(factor.coords, names["ls"], strict=True)):
             ladder = [periods[k]] * n if factor.kernel.name == "Cosine" else start_ladder(*grid_scales(coord), n)
             for start, ls in zip(starts, ladder, strict=True):

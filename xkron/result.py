@@ -11,6 +11,7 @@ from pymc_extras.prior import Prior
 
 from xkron.coords import CoordEncoding
 from xkron.gp import KronPosterior, LatentPosterior
+from xkron.grid import restrict
 from xkron.model import ModelSpec, build_model
 from xkron.predict import predict_moments
 
@@ -124,7 +125,9 @@ class KronFit:
 
     @cached_property
     def _data_tensor(self) -> np.ndarray:
-        return np.asarray(self.data.transpose(*self.dims).values, dtype=float)
+        """The data the model sees: over the grid (latent), or over the observed grid (marginal)."""
+        y = np.asarray(self.data.transpose(*self.dims).values, dtype=float)
+        return y if self.spec.latent else restrict(y, self.spec.factors)
 
     def _draws(self) -> list[dict[str, float]]:
         """Hyperparameter values of every draw (one for MAP), in (chain, draw) order."""
