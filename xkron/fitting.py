@@ -220,11 +220,12 @@ def _observed_grid(factors: tuple[Factor, ...], seen: np.ndarray, where) -> tupl
     restricted = observed_factors(seen, factors)
     if restricted is None:
         raise ValueError(
-            f"{int(seen.size - seen.sum())} of {seen.size} cells are NaN, at {where(~seen)}, in a pattern that "
-            "leaves no Kronecker grid of observed cells. The exact Gaussian marginal model handles missing cells that are whole slices "
-            "(e.g. missing time steps) or a mask that is constant along the other factors (e.g. a static land mask "
-            "inside one ('latitude', 'longitude') factor). For any other pattern fit with latent=True (missing "
-            "cells leave the likelihood exactly, at the cost of sampling the field), or fill them "
+            f"data has {int(seen.size - seen.sum())} NaN value(s) out of {seen.size}, at {where(~seen)}, in a "
+            "pattern that leaves no Kronecker grid of observed cells. The exact Gaussian marginal model handles "
+            "missing cells that are whole slices (e.g. missing time steps) or a mask that is constant along the "
+            "other factors (e.g. a static land mask inside one ('latitude', 'longitude') factor). For any other "
+            "pattern fit with latent=True (missing cells leave the likelihood exactly, at the cost of sampling "
+            "the field), or fill them "
             "(da.interpolate_na(dim), da.fillna(value))."
         )
     return restricted
