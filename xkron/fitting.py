@@ -57,7 +57,7 @@ def fit(
     progressbar: bool = True,
     **sample_kwargs,
 ) -> KronFit:
-    """Fit an exact Kronecker-structured GP to a complete grid.
+    """Fit an exact Kronecker-structured GP to a grid.
 
     The model is ``y ~ p(y | g⁻¹(f))`` with ``f = mean + GP(0, η² ∏_i k_i)``, one kernel
     factor ``k_i`` per dim (or group of dims). With Gaussian data (the default) ``f`` is
@@ -69,9 +69,13 @@ def fit(
     Parameters
     ----------
     da : xarray.DataArray
-        Data on a complete grid: real numbers (booleans for Bernoulli), no NaN. Every dim
-        needs a kernel. Coordinates may be numbers, ``datetime64`` or cftime; times are
-        measured in days since 1970-01-01 (the units of time lengthscales).
+        Data on a grid: real numbers (booleans for Bernoulli). Every dim needs a kernel.
+        Coordinates may be numbers, ``datetime64`` or cftime; times are measured in days
+        since 1970-01-01 (the units of time lengthscales). NaN cells are unobserved: latent
+        models leave them out of the likelihood (exact for any pattern); the Gaussian
+        marginal model is exact when the observed cells still form a Kronecker grid (whole
+        missing slices, or a static mask inside one factor such as a land mask of a
+        ``("latitude", "longitude")`` factor), and raises otherwise. Predictions fill the gaps.
     kernels : mapping
         ``{dim: kernel}`` or ``{(dim, dim): kernel}`` for a factor that spans several dims
         (inputs are the Cartesian product, one lengthscale per dim), e.g.
