@@ -112,3 +112,36 @@ def test_scattered_missing_cells_need_the_latent_model():
     da[1, 2] = np.nan
     with pytest.raises(ValueError, match=r"leaves no Kronecker grid.*latent=True"):
         _fit(da, {"a": "ExpQuad", "b": "ExpQuad"})
+
+
+def test_explicit_mask_equals_nan_cells_and_keeps_the_data(tmp_path):
+    t, lat, lon = np.linspace(0, 3, 4), np.linspace(-1, 1, 5), np.linspace(0, 2, 6)
+    da = xr.DataArray(_field((4, 5, 6)), coords={"time": t, "lat": lat, "lon": lon}, dims=("time", "lat", "lon"))
+    ocean = xr.DataArray(RNG.random((5, 6)) > 0.3, coords={"lat": lat, "lon": lon}, dims=("lat", "lon"))
+    kernels = {"time": xkron.Matern32(ls=1.5), ("lat", "lon"): xkron.ExpQuad(ls=[0.7, 0.9])}
+    masked = da.kron.fit(kernels, mask=ocean, **VALUES, progressbar=False)
+    as_nan = _fit(da.where(ocean), kernels)
+    xr.testing.assert_identical(masked.data, da)  # no data lost
+    assert masked.model.compile_logp()({}) == pytest.approx(as_nan.model.compile_logp()({}), rel=1e-13)
+    xr.testing.assert_allclose(masked.predict(), as_nan.predict(), rtol=1e-12)
+    masked.to_netcdf(tmp_path / "m.nc")
+    again = xkron.open_fit(tmp_path / "m.nc")
+    xr.testing.assert_equal(again.mask, masked.mask)
+    xr.testing.assert_identical(again.predict(lat=[0.1]), masked.predict(lat=[0.1]))
+
+
+def test_bad_masks_are_rejected():
+    da = xr.DataArray(_field((3, 4)), coords={"a": np.arange(3.0), "b": np.arange(4.0)}, dims=("a", "b"))
+    kernels = {"a": "ExpQuad", "b": "ExpQuad"}
+    with pytest.raises(TypeError, match=r"boolean xarray\.DataArray"):
+        _fit_mask(da, kernels, np.ones((3, 4), dtype=bool))
+    shifted = xr.DataArray(np.ones(4, dtype=bool), coords={"b": np.arange(4.0) + 1}, dims="b")
+    with pytest.raises(ValueError, match="does not align with the data along 'b'"):
+        _fit_mask(da, kernels, shifted)
+    nothing = xr.DataArray(np.zeros(4, dtype=bool), coords={"b": np.arange(4.0)}, dims="b")
+    with pytest.raises(ValueError, match="NaN or masked"):
+        _fit_mask(da, kernels, nothing)
+
+
+def _fit_mask(da, kernels, mask):
+    return da.kron.fit(kernels, mask=mask, **VALUES, progressbar=False)

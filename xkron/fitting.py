@@ -48,6 +48,7 @@ def fit(
     *,
     likelihood: str | Likelihood = "gaussian",
     latent: bool | None = None,
+    mask: xr.DataArray | None = None,
     amplitude: Any = None,
     noise: Any = None,
     mean: Any = "constant",
@@ -85,6 +86,11 @@ def fit(
         ``"bernoulli"``, ``"binomial"``, ``"gamma"``, or an object such as
         ``xkron.Poisson(exposure=da_exposure)`` or ``xkron.Binomial(trials=10)``; links and
         default priors are listed in :mod:`xkron.likelihoods`.
+    mask : xarray.DataArray of bool, optional
+        True where a cell is observed, on some or all of the data's dims (a land mask on
+        ``(latitude, longitude)`` broadcasts over time); its coordinates must equal the data's.
+        Masked cells are unobserved, exactly like NaN cells (never imputed as parameters), and
+        the data keep their values.
     latent : bool, optional
         Sample the whitened latent field even for Gaussian data (the default is to integrate
         it out, which is exact and much faster). Non-Gaussian likelihoods are always latent.
@@ -160,9 +166,12 @@ def fit(
         if getattr(likelihood, name) is not None
     }
     y = np.asarray(da.transpose(*dims).values, dtype=float)
+    if mask is not None:
+        mask = _aligned_mask(da, mask)
+        y = np.where(mask.transpose(*dims).values, y, np.nan)
     seen = np.isfinite(y)
     if not seen.any():
-        raise ValueError(f"every one of the {y.size} cells is NaN: there is nothing to fit")
+        raise ValueError(f"every one of the {y.size} cells is NaN or masked: there is nothing to fit")
     likelihood.check(y, cell_locator(da, dims), cells)
 
     encodings: dict[str, CoordEncoding] = {}
@@ -196,7 +205,7 @@ def fit(
         draws = posterior.posterior.to_dataset()
         # Keep (chain, draw) even when every hyperparameter is fixed: the draws of v remain.
         values = draws[[n for n in spec.free_names() if n in draws]].assign_coords(chain=draws.chain, draw=draws.draw)
-        return KronFit.from_parts(da, spec, encodings, values, method, posterior=posterior, model=model)
+        return KronFit.from_parts(da, spec, encodings, values, method, posterior=posterior, model=model, mask=mask)
 
     posterior, optimizer = None, None
     wants_map = method == "map" or ("initvals" not in sample_kwargs and "init" not in sample_kwargs)
@@ -215,7 +224,7 @@ def fit(
         posterior = pm.sample(model=model, random_seed=random_seed, progressbar=progressbar, **sample_kwargs)
         values = posterior.posterior.to_dataset()[spec.free_names()]
     return KronFit.from_parts(
-        da, spec, encodings, values, method, posterior=posterior, optimizer=optimizer, model=model
+        da, spec, encodings, values, method, posterior=posterior, optimizer=optimizer, model=model, mask=mask
     )
 
 
@@ -233,6 +242,14 @@ def _observed_grid(factors: tuple[Factor, ...], seen: np.ndarray, where) -> tupl
             "(da.interpolate_na(dim), da.fillna(value))."
         )
     return restricted
+
+
+def _aligned_mask(da: xr.DataArray, mask) -> xr.DataArray:
+    """The user's mask as a bool DataArray over all of the data's dims (checked, not reindexed)."""
+    if not isinstance(mask, xr.DataArray) or mask.dtype != bool:
+        raise TypeError(f"mask must be a boolean xarray.DataArray (True = observed), not {type(mask).__name__}")
+    values = align_cell_values(da, da.dims, mask, "mask").astype(bool)
+    return xr.DataArray(values, coords=da.coords, dims=da.dims, name="mask")
 
 
 def _resolve_latent(likelihood: Likelihood, latent: bool | None) -> bool:

@@ -28,6 +28,7 @@ FORMAT = "xkron-fit-1"
 _LOSSY = ("scale_factor", "add_offset", "dtype", "_FillValue", "missing_value", "_Unsigned")
 _UNNAMED = "__xkron_data__"
 _CELL_PREFIX = "__xkron_likelihood_"
+_MASK = "__xkron_mask__"
 
 
 def write_fit(fit, path: str | os.PathLike, **kwargs) -> None:
@@ -57,6 +58,8 @@ def write_fit(fit, path: str | os.PathLike, **kwargs) -> None:
         value = getattr(fit.spec.likelihood, field)
         if isinstance(value, np.ndarray):
             stored[f"{_CELL_PREFIX}{field}"] = (fit.spec.dims, value)
+    if fit.mask is not None:
+        stored[_MASK] = fit.mask.astype("i1")
     children = {"data": xr.DataTree(stored), "params": xr.DataTree(fit.params)}
     if fit.posterior is not None:
         children["inference"] = fit.posterior.copy()
@@ -113,8 +116,16 @@ def open_fit(path: str | os.PathLike):
     model_spec = ModelSpec(tuple(factors), priors, likelihood, bool(spec.get("latent", False)))
     posterior = tree["inference"].copy() if "inference" in tree.children else None
     params = tree["params"].to_dataset()
+    mask = stored[_MASK].astype(bool).rename(None) if _MASK in stored else None
     return KronFit(
-        data, model_spec, encodings, params, spec["method"], posterior=posterior, optimizer=spec["optimizer"]
+        data,
+        model_spec,
+        encodings,
+        params,
+        spec["method"],
+        posterior=posterior,
+        optimizer=spec["optimizer"],
+        mask=mask,
     )
 
 

@@ -44,6 +44,9 @@ class KronFit:
     ----------
     data : xarray.DataArray
         The training data, as given.
+    mask : xarray.DataArray or None
+        The ``mask=`` given to the fit (True = observed), aligned with ``data``; cells it
+        masks are unobserved, like NaN cells.
     params : xarray.Dataset
         Hyperparameters: scalars for MAP, ``(chain, draw)`` for NUTS; fixed values as
         scalars. Each variable's attrs give its units and prior.
@@ -54,7 +57,7 @@ class KronFit:
     spec : xkron.model.ModelSpec
         Factors and priors.
     method : str
-        ``"map"`` or ``"nuts"``.
+        ``"map"``, ``"nuts"`` or ``"advi"``.
     """
 
     def __init__(
@@ -67,8 +70,10 @@ class KronFit:
         posterior: xr.DataTree | None = None,
         optimizer: dict | None = None,
         model=None,
+        mask: xr.DataArray | None = None,
     ):
         self.data = data
+        self.mask = mask
         self.spec = spec
         self.encodings = dict(encodings)
         self.params = params
@@ -127,6 +132,8 @@ class KronFit:
     def _data_tensor(self) -> np.ndarray:
         """The data the model sees: over the grid (latent), or over the observed grid (marginal)."""
         y = np.asarray(self.data.transpose(*self.dims).values, dtype=float)
+        if self.mask is not None:
+            y = np.where(self.mask.transpose(*self.dims).values, y, np.nan)
         return y if self.spec.latent else restrict(y, self.spec.factors)
 
     def _draws(self) -> list[dict[str, float]]:
