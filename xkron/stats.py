@@ -66,7 +66,9 @@ def mixture_quantiles(means, sds, probs, iterations: int = 100):
     """Quantiles of the equal-weight mixture ``(1/D) Σ_d N(means[d], sds[d]²)``, per cell.
 
     ``means`` and ``sds`` have the draws on axis 0; the result has ``len(probs)`` on axis 0.
-    Bisection on the mixture CDF, run until the bracket stops shrinking (machine precision).
+    Newton's method on the mixture CDF (its derivative is the mixture density), safeguarded by
+    a bisection bracket, run until the steps reach machine precision: typically 5-8
+    iterations, each one pass over the draws.
 
     Examples
     --------
@@ -82,17 +84,29 @@ def mixture_quantiles(means, sds, probs, iterations: int = 100):
     if means.shape[0] == 1:
         z = scipy.special.ndtri(probs).reshape((-1,) + (1,) * (means.ndim - 1))
         return means[0] + sds[0] * z
-    tiny = np.finfo(float).tiny
-    spread = 40.0 * sds.max(axis=0) + 1e-300
+    sds = np.maximum(sds, np.finfo(float).tiny)
+    spread = 40.0 * sds.max(axis=0)
+    centre = means.mean(axis=0)
+    total_sd = np.sqrt((sds**2 + means**2).mean(axis=0) - centre**2 + 1e-300)
+    eps = 4 * np.finfo(float).eps
     out = []
     for p in probs:
         lo, hi = means.min(axis=0) - spread, means.max(axis=0) + spread
+        x = np.clip(centre + total_sd * scipy.special.ndtri(p), lo, hi)  # moment-matched start
         for _ in range(iterations):
-            mid = 0.5 * (lo + hi)
-            cdf = scipy.special.ndtr((mid - means) / np.maximum(sds, tiny)).mean(axis=0)
+            z = (x - means) / sds
+            cdf = scipy.special.ndtr(z).mean(axis=0)
+            pdf = (np.exp(-0.5 * z * z) / sds).mean(axis=0) / np.sqrt(2 * np.pi)
             below = cdf < p
-            lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
-            if np.all(hi - lo <= 4 * np.finfo(float).eps * np.maximum(np.abs(lo), np.abs(hi))):
+            lo, hi = np.where(below, x, lo), np.where(below, hi, x)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                step = x - (cdf - p) / pdf
+            inside = np.isfinite(step) & (step > lo) & (step < hi)
+            new = np.where(inside, step, 0.5 * (lo + hi))
+            # Converged: the CDF is p to rounding, or the step is below rounding at x's scale.
+            done = (np.abs(cdf - p) <= eps) | (np.abs(new - x) <= eps * np.maximum(np.abs(x), total_sd))
+            x = np.where(np.abs(cdf - p) <= eps, x, new)
+            if np.all(done | (hi - lo <= eps * np.maximum(np.abs(lo), np.abs(hi)))):
                 break
-        out.append(0.5 * (lo + hi))
+        out.append(x)
     return np.stack(out)
