@@ -20,7 +20,7 @@ def _kernels(x):
 @pytest.mark.parametrize("kernel", ["expquad", "expquad_long", "cosine", "matern12"])
 def test_split_eigh_reconstructs_and_matches_lapack(n, kernel):
     K = _kernels(np.linspace(-1.0, 2.0, n))[kernel]
-    lam, Q, split = symmetric_eigh(K)
+    lam, Q, split = symmetric_eigh(K, split_min=4)
     assert split
     scale = np.abs(K).max()
     assert np.abs((Q * lam) @ Q.T - K).max() <= 1e-13 * n * scale
@@ -53,7 +53,7 @@ def test_rounding_level_asymmetry_still_splits_but_real_asymmetry_does_not():
 @pytest.mark.parametrize("layout", ["C", "F", "strided"])
 def test_split_rotation_equals_the_dense_mode_product(n, axis, transpose, layout):
     rng = np.random.default_rng(2)
-    _, Q, _ = symmetric_eigh(_kernels(np.linspace(0, 1, n))["matern12"])
+    _, Q, _ = symmetric_eigh(_kernels(np.linspace(0, 1, n))["matern12"], split_min=4)
     shape = [3, 4, 5]
     shape[axis] = n
     T = rng.normal(size=[2 * s for s in shape] if layout == "strided" else shape)
@@ -67,7 +67,9 @@ def test_loglik_and_gradient_same_with_and_without_the_split():
     rng = np.random.default_rng(3)
     Ks = [_kernels(np.linspace(0, 1, n))[k] for n, k in [(9, "cosine"), (8, "expquad")]]
     y = rng.normal(size=(9, 8))
-    split = marginal_loglik(y, Ks, 1.3, 0.2, 0.1, gradient=True)
+    halves = [symmetric_eigh(K, split_min=4) for K in Ks]
+    forced = KronEigen(tuple(np.clip(v, 0, None) for v, _, _ in halves), tuple(Q for _, Q, _ in halves), (True, True))
+    split = marginal_loglik(y, forced, 1.3, 0.2, 0.1, gradient=True)
     dense_eigen = [np.linalg.eigh(K) for K in Ks]
     plain = KronEigen(tuple(np.clip(v, 0, None) for v, _ in dense_eigen), tuple(Q for _, Q in dense_eigen))
     reference = marginal_loglik(y, plain, 1.3, 0.2, 0.1, gradient=True)
@@ -77,3 +79,9 @@ def test_loglik_and_gradient_same_with_and_without_the_split():
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-10 * np.abs(b).max())
     for name in ("d_eta2", "d_sigma2", "d_mean"):
         assert getattr(split, name) == pytest.approx(getattr(reference, name), rel=1e-10)
+
+
+def test_small_factors_are_not_split():
+    K = _kernels(np.linspace(0, 1, 50))["expquad"]
+    assert is_centrosymmetric(K) and not symmetric_eigh(K)[2]
+    assert symmetric_eigh(_kernels(np.linspace(0, 1, 100))["expquad"])[2]

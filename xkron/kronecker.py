@@ -143,7 +143,12 @@ def is_centrosymmetric(K: np.ndarray) -> bool:
     return n >= 4 and bool(np.max(np.abs(K - K[::-1, ::-1])) <= tol)
 
 
-def symmetric_eigh(K) -> tuple[np.ndarray, np.ndarray, bool]:
+SPLIT_MIN = 96
+"""Smallest factor split by :func:`symmetric_eigh`: below it the extra Python work costs more
+than the halved ``eigh`` saves (measured break-even near 64-100, single-threaded BLAS)."""
+
+
+def symmetric_eigh(K, split_min: int = SPLIT_MIN) -> tuple[np.ndarray, np.ndarray, bool]:
     """``K = Q diag(λ) Qᵀ`` for a symmetric ``K``; returns ``(λ, Q, split)``.
 
     A centrosymmetric ``K`` (see :func:`is_centrosymmetric`) splits exactly into two half-size
@@ -152,21 +157,22 @@ def symmetric_eigh(K) -> tuple[np.ndarray, np.ndarray, bool]:
     ``[[A + C, √2 k], [√2 kᵀ, K_mm]]`` (``k = K[:m, m]``, the middle row only for odd ``n``) and
     the eigenvectors ``[v; (0); −Jv]/√2`` solve ``A − C``. Two ``eigh`` of half the size cost a
     quarter of one full ``eigh``, and :func:`rotate` with ``split=True`` applies such a ``Q`` at
-    half the cost of a dense product. The eigenvalues come in no particular order.
+    half the cost of a dense product. Factors smaller than ``split_min`` are not split. The
+    eigenvalues come in no particular order.
 
     Examples
     --------
     >>> import numpy as np
     >>> x = np.linspace(0, 1, 7)
     >>> K = np.exp(-0.5 * np.subtract.outer(x, x) ** 2 / 0.3**2)
-    >>> lam, Q, split = symmetric_eigh(K)
+    >>> lam, Q, split = symmetric_eigh(K, split_min=4)
     >>> bool(np.allclose(Q @ np.diag(lam) @ Q.T, K) and np.allclose(Q.T @ Q, np.eye(7)))
     True
     >>> split
     True
     """
     K = np.array(K, dtype=float)
-    if not is_centrosymmetric(K):
+    if K.shape[0] < split_min or not is_centrosymmetric(K):
         lam, Q = _eigh(K)
         return lam, Q, False
     n = K.shape[0]
