@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib
 import json
 import math
 import multiprocessing
@@ -117,7 +118,10 @@ def _child_main(conn, job_name, kwargs, env, mem_limit_gb):
     for name in ("pymc", "pytensor", "numba"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
-        out = globals()[job_name](**kwargs)
+        # ``module:name`` for a job defined in another module (e.g. bench_latent.py), else a job here.
+        module_name, _, name = job_name.rpartition(":")
+        namespace = vars(importlib.import_module(module_name)) if module_name else globals()
+        out = namespace[name](**kwargs)
         out["ok"] = True
     except BaseException as exc:  # report every failure (MemoryError included) to the parent
         out = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:400], "traceback": traceback.format_exc()}
@@ -129,14 +133,19 @@ def _child_main(conn, job_name, kwargs, env, mem_limit_gb):
 
 
 def run_child(job, *, compiledir=None, mem_limit_gb=None, timeout=3600, **kwargs) -> dict:
-    """Run ``job(**kwargs)`` in a fresh spawned process and return its result dict."""
+    """Run ``job(**kwargs)`` in a fresh spawned process and return its result dict.
+
+    ``job`` is a module-level function of this module or of another importable one (the child
+    imports that module; a script run as ``__main__`` is re-imported by the spawn start method).
+    """
+    job_ref = job.__name__ if job.__module__ == __name__ else f"{job.__module__}:{job.__name__}"
     env = {}
     if compiledir is not None:
         flags = os.environ.get("PYTENSOR_FLAGS", "")
         env["PYTENSOR_FLAGS"] = ",".join(f for f in (flags, f"base_compiledir={compiledir}") if f)
     ctx = multiprocessing.get_context("spawn")
     recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, args=(send, job.__name__, kwargs, env, mem_limit_gb))
+    proc = ctx.Process(target=_child_main, args=(send, job_ref, kwargs, env, mem_limit_gb))
     start = time.perf_counter()
     proc.start()
     send.close()
@@ -1021,6 +1030,22 @@ def _to_jsonable(obj):
     return obj
 
 
+def print_header(script: str, mode: str, info: dict) -> None:
+    """Print the run's header: script, date, mode, versions, machine, BLAS, PyTensor modes."""
+    v = info["versions"]
+    cpus = os.cpu_count()
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
+    now = datetime.datetime.now().isoformat(timespec="seconds")
+    print(f"{script}  {now}  mode={mode}")
+    print(
+        f"python {v['python']}, pymc {v['pymc']}, pytensor {v['pytensor']}, numpy {v['numpy']}, scipy {v['scipy']}, "
+        f"xarray {v['xarray']}, xkron {v['xkron']}"
+    )
+    print(f"{_cpu_model()}; CPUs: {cpus} (usable {affinity}); memory {_mem_total_gb():.0f} GB")
+    print(f"BLAS in children: {info['blas']}; env {info['env']}")
+    print(f"PyTensor default linker: {info['pytensor_linker']}; xkron compile mode: {info['xkron_mode']}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (300x300 / 100x100 + 2000 points / 300x300)")
@@ -1044,18 +1069,7 @@ def main(argv=None) -> int:
     if not info.get("ok"):
         print("environment probe failed:", info.get("error"))
         return 1
-    v = info["versions"]
-    cpus = os.cpu_count()
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cpus
-    now = datetime.datetime.now().isoformat(timespec="seconds")
-    print(f"bench_core.py  {now}  mode={'quick' if args.quick else 'full'}")
-    print(
-        f"python {v['python']}, pymc {v['pymc']}, pytensor {v['pytensor']}, numpy {v['numpy']}, scipy {v['scipy']}, "
-        f"xarray {v['xarray']}, xkron {v['xkron']}"
-    )
-    print(f"{_cpu_model()}; CPUs: {cpus} (usable {affinity}); memory {_mem_total_gb():.0f} GB")
-    print(f"BLAS in children: {info['blas']}; env {info['env']}")
-    print(f"PyTensor default linker: {info['pytensor_linker']}; xkron compile mode: {info['xkron_mode']}")
+    print_header("bench_core.py", "quick" if args.quick else "full", info)
     print(f"load average (1/5/15 min) at start: {_load()}; repeat={args.repeat}; tasks={tasks}")
 
     report = Report()
