@@ -139,8 +139,11 @@ def is_centrosymmetric(K: np.ndarray) -> bool:
     evenly spaced grid (and Cartesian products of them), gives such a matrix.
     """
     n = K.shape[0]
+    if n < 4:
+        return False
     tol = 4 * n * np.finfo(float).eps * np.max(np.abs(K), initial=0.0)
-    return n >= 4 and bool(np.max(np.abs(K - K[::-1, ::-1])) <= tol)
+    half = (n + 1) // 2  # rows i and n−1−i hold the same pairs: compare the top half only
+    return bool(np.max(np.abs(K[:half] - K[::-1, ::-1][:half])) <= tol)
 
 
 SPLIT_MIN = 96
@@ -171,9 +174,9 @@ def symmetric_eigh(K, split_min: int = SPLIT_MIN) -> tuple[np.ndarray, np.ndarra
     >>> split
     True
     """
-    K = np.array(K, dtype=float)
+    K = np.asarray(K, dtype=float)
     if K.shape[0] < split_min or not is_centrosymmetric(K):
-        lam, Q = _eigh(K)
+        lam, Q = _eigh(K.copy())
         return lam, Q, False
     n = K.shape[0]
     m, odd = n // 2, n % 2
