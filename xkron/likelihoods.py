@@ -179,11 +179,10 @@ class StudentT(Likelihood):
 
 
 @dataclass(frozen=True)
-class Poisson(Likelihood):
-    """``y ~ Poisson(exposure · exp(f))``; ``exposure`` (> 0) is a number or a DataArray."""
+class _Counts(Likelihood):
+    """Counts with mean ``exposure · exp(f)``; ``exposure`` (> 0) is a number or a DataArray."""
 
     exposure: Any = None
-    name: ClassVar[str] = "poisson"
     link: ClassVar[str] = "log"
     data_fields: ClassVar[tuple[str, ...]] = ("exposure",)
 
@@ -194,46 +193,47 @@ class Poisson(Likelihood):
     def location(self, y, data):
         return _log_rate(y, data.get("exposure", 1.0))
 
+    @staticmethod
+    def expected(f, data, exp=np.exp):
+        return data.get("exposure", 1.0) * exp(f)
+
+
+@dataclass(frozen=True)
+class Poisson(_Counts):
+    """``y ~ Poisson(exposure · exp(f))``; ``exposure`` (> 0) is a number or a DataArray."""
+
+    name: ClassVar[str] = "poisson"
+
     def observe(self, f, values, data, observed):
         import pymc as pm
         import pytensor.tensor as pt
 
-        return pm.Poisson("y", mu=data.get("exposure", 1.0) * pt.exp(f), observed=observed)
+        return pm.Poisson("y", mu=self.expected(f, data, pt.exp), observed=observed)
 
     def draw(self, f, values, data, rng):
-        return rng.poisson(data.get("exposure", 1.0) * np.exp(f)).astype(float)
+        return rng.poisson(self.expected(f, data)).astype(float)
 
 
 @dataclass(frozen=True)
-class NegativeBinomial(Likelihood):
+class NegativeBinomial(_Counts):
     """``y ~ NegativeBinomial(mu=exposure · exp(f), alpha=dispersion)``: overdispersed counts."""
 
     dispersion: Any = None
-    exposure: Any = None
     name: ClassVar[str] = "negative_binomial"
-    link: ClassVar[str] = "log"
     params: ClassVar[tuple[str, ...]] = ("dispersion",)
-    data_fields: ClassVar[tuple[str, ...]] = ("exposure",)
 
     def default_priors(self, y):
         return {"dispersion": Prior("LogNormal", mu=float(np.log(5.0)), sigma=1.5)}
 
-    def check(self, y, where, data):
-        _check_exposure(data, where)
-        _check_counts(y, where, self.name)
-
-    def location(self, y, data):
-        return _log_rate(y, data.get("exposure", 1.0))
-
     def observe(self, f, values, data, observed):
         import pymc as pm
         import pytensor.tensor as pt
 
-        mu = data.get("exposure", 1.0) * pt.exp(f)
+        mu = self.expected(f, data, pt.exp)
         return pm.NegativeBinomial("y", mu=mu, alpha=values["dispersion"], observed=observed)
 
     def draw(self, f, values, data, rng):
-        mu, alpha = data.get("exposure", 1.0) * np.exp(f), values["dispersion"]
+        mu, alpha = self.expected(f, data), values["dispersion"]
         return rng.negative_binomial(alpha, alpha / (alpha + mu)).astype(float)
 
 
