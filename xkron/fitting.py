@@ -92,8 +92,13 @@ def fit(
         Masked cells are unobserved, exactly like NaN cells (never imputed as parameters), and
         the data keep their values.
     latent : bool, optional
-        Sample the whitened latent field even for Gaussian data (the default is to integrate
-        it out, which is exact and much faster). Non-Gaussian likelihoods are always latent.
+        Sample the whitened latent field even for Gaussian data (PyMC's ``LatentKron`` form,
+        for models you extend). The default integrates it out, which is exact and samples
+        the same posterior of hyperparameters and field far more efficiently: draw the
+        field with :meth:`KronFit.sample` on the training grid, one exact field per posterior
+        draw (2.5-3.3x the effective samples per second of ``LatentKron`` on the seed
+        example, ``tests/benchmarks/bench_latent.py``). Non-Gaussian likelihoods are always
+        latent.
     amplitude, noise : None, float or Prior
         The overall amplitude ``η`` (the product kernel needs only one) and, for the Gaussian
         and Student-t likelihoods, the noise sd ``σ``. ``None`` gives the default priors of
