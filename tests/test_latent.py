@@ -225,19 +225,15 @@ def _counts_grid():
     return xr.DataArray(y, coords={"a": a, "b": b}, dims=("a", "b"), name="counts", attrs={"units": "1"})
 
 
+def _poisson_fit(da, **kwargs):
+    """NUTS on the counts grid's model with fixed lengthscales; ``kwargs`` go to ``xkron.fit``."""
+    kwargs = {"likelihood": "poisson", "chains": 2, "progressbar": False, **kwargs}
+    return xkron.fit(da, {"a": xkron.ExpQuad(ls=0.4), "b": xkron.ExpQuad(ls=0.8)}, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def poisson_fit():
-    da = _counts_grid()
-    return xkron.fit(
-        da,
-        {"a": xkron.ExpQuad(ls=0.4), "b": xkron.ExpQuad(ls=0.8)},
-        likelihood="poisson",
-        draws=60,
-        tune=100,
-        chains=2,
-        random_seed=3,
-        progressbar=False,
-    )
+    return _poisson_fit(_counts_grid(), draws=60, tune=100, random_seed=3)
 
 
 def test_latent_fit_has_model_posterior_and_link_scale_params(poisson_fit):
@@ -403,18 +399,7 @@ def test_latent_fit_fills_gaps_and_rejects_hopeless_grids(monkeypatch):
     da[2:5, 1:3] = np.nan  # a block of unobserved cells
 
     def fit(data):
-        return xkron.fit(
-            data,
-            {"a": xkron.ExpQuad(ls=0.4), "b": xkron.ExpQuad(ls=0.8)},
-            likelihood="poisson",
-            amplitude=0.8,
-            mean=0.4,
-            draws=150,
-            tune=200,
-            chains=2,
-            random_seed=2,
-            progressbar=False,
-        )
+        return _poisson_fit(data, amplitude=0.8, mean=0.4, draws=150, tune=200, random_seed=2)
 
     gappy, full = fit(da), fit(complete)
     # Every hyperparameter is fixed, yet the draws of v remain draws.

@@ -1086,16 +1086,21 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
+    finish(report, info, args, start, "speed-up = PyMC / xkron")
+    return 0
+
+
+def finish(report, info, args, start: float, ratio_note: str) -> None:
+    """Print the table, the legend and the totals; write the JSON if asked (shared by bench_latent)."""
     print("\n" + report.table())
     print(
-        "\ntimes: wall [process CPU]; speed-up = PyMC / xkron; peak MB = the child's peak RSS "
+        f"\ntimes: wall [process CPU]; {ratio_note}; peak MB = the child's peak RSS "
         "(whole process: interpreter, imports, data and the call)."
     )
     print(f"total benchmark time {time.perf_counter() - start:.0f} s; load average at end: {_load()}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(_to_jsonable({"info": info, "rows": report.rows, "raw": report.raw}), f, indent=1, default=str)
-    return 0
 
 
 if __name__ == "__main__":

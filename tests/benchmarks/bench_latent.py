@@ -48,7 +48,6 @@ This file is a script, not a test: pytest only collects ``test_*.py`` (and, with
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
@@ -369,22 +368,10 @@ def job_t2_pymc(y, x1, x2, draws, f, seed) -> dict:
         for c in range(f.shape[0])
         for d in range(0, f.shape[1], max(1, f.shape[1] // 5))
     )
-    return {
-        "wall": t.wall,
-        "cpu": t.cpu,
-        "rss_before": t.rss_before,
-        "build_wall": t_build.wall,
-        "n_fields": fields.shape[0],
-        "shape": [x1new.size, x2new.size],
-        "field_mean": fields.mean(axis=0),
-        "field_sd": fields.std(axis=0, ddof=1),
-        "finite": bool(np.isfinite(fields).all()),
-        "f_map_err": f_err,
-    }
+    return {**_field_summary(fields, t, t_build, [x1new.size, x2new.size]), "f_map_err": f_err}
 
 
 def job_t2_xkron(path, n_per_chain, seed) -> dict:
-    import numpy as np
 
     import xkron
 
@@ -395,16 +382,23 @@ def job_t2_xkron(path, n_per_chain, seed) -> dict:
         fields = fit.sample(n_per_chain, x1=x1new, x2=x2new, random_seed=seed)["f"]
         values = fields.transpose("chain", "draw", "x1", "x2").values
     values = values.reshape(-1, x1new.size * x2new.size)
+    return _field_summary(values, t, t_open, [x1new.size, x2new.size])
+
+
+def _field_summary(fields, timer, setup_timer, shape) -> dict:
+    """Timings and per-cell summaries of ``n`` flat sample fields (rows), for either side of task 2."""
+    import numpy as np
+
     return {
-        "wall": t.wall,
-        "cpu": t.cpu,
-        "rss_before": t.rss_before,
-        "build_wall": t_open.wall,
-        "n_fields": values.shape[0],
-        "shape": [x1new.size, x2new.size],
-        "field_mean": values.mean(axis=0),
-        "field_sd": values.std(axis=0, ddof=1),
-        "finite": bool(np.isfinite(values).all()),
+        "wall": timer.wall,
+        "cpu": timer.cpu,
+        "rss_before": timer.rss_before,
+        "build_wall": setup_timer.wall,
+        "n_fields": fields.shape[0],
+        "shape": shape,
+        "field_mean": fields.mean(axis=0),
+        "field_sd": fields.std(axis=0, ddof=1),
+        "finite": bool(np.isfinite(fields).all()),
     }
 
 
@@ -843,17 +837,7 @@ def main(argv=None) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print("\n" + report.table())
-    print(
-        "\ntimes: wall [process CPU]; speed-up = PyMC / xkron time, except ESS/s rows (xkron / PyMC); "
-        "peak MB = the child's peak RSS (whole process: interpreter, imports, data and the call)."
-    )
-    print(f"total benchmark time {time.perf_counter() - start:.0f} s; load average at end: {core._load()}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(
-                core._to_jsonable({"info": info, "rows": report.rows, "raw": report.raw}), f, indent=1, default=str
-            )
+    core.finish(report, info, args, start, "speed-up = PyMC / xkron time, except ESS/s rows (xkron / PyMC)")
     return 0
 
 
