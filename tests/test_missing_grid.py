@@ -107,13 +107,6 @@ def test_restricted_fit_round_trips_and_fits_hyperparameters(tmp_path):
     assert again.sample(2, random_seed=0)["f"].notnull().all()
 
 
-def test_scattered_missing_cells_need_the_latent_model():
-    da = xr.DataArray(_field((4, 5)), coords={"a": np.arange(4.0), "b": np.arange(5.0)}, dims=("a", "b"))
-    da[1, 2] = np.nan
-    with pytest.raises(ValueError, match=r"leaves no Kronecker grid.*latent=True"):
-        _fit(da, {"a": "ExpQuad", "b": "ExpQuad"})
-
-
 def test_explicit_mask_equals_nan_cells_and_keeps_the_data(tmp_path):
     t, lat, lon = np.linspace(0, 3, 4), np.linspace(-1, 1, 5), np.linspace(0, 2, 6)
     da = xr.DataArray(_field((4, 5, 6)), coords={"time": t, "lat": lat, "lon": lon}, dims=("time", "lat", "lon"))

@@ -22,14 +22,18 @@ from pymc_extras.prior import Prior
 
 from xkron.coords import CoordEncoding, encode_coord
 from xkron.gp import KronPosterior, LatentPosterior
-from xkron.grid import Factor, observed_factors, restrict
+from xkron.grid import Factor, hull_factors, restrict
 from xkron.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
-from xkron.model import ModelSpec, build_model
+from xkron.model import SOLVERS, ModelSpec, build_model
 from xkron.priors import map_starts, resolve_priors
 from xkron.result import KronFit
 from xkron.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
 
-__all__ = ["ConvergenceWarning", "fit"]
+__all__ = ["DENSE_MAX_CELLS", "ConvergenceWarning", "fit"]
+
+DENSE_MAX_CELLS = 3000
+"""With ``solver="auto"``, the most observed cells for the exact dense (Cholesky) solver when
+missing cells or per-cell noise rule out the Kronecker eigenbasis; above it the iterative one."""
 
 COMPILE_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="merge")
 """PyTensor mode of the MAP's functions: the Python linker with only the merge rewrite. The
@@ -51,9 +55,12 @@ def fit(
     mask: xr.DataArray | None = None,
     amplitude: Any = None,
     noise: Any = None,
+    noise_sd: Any = None,
     mean: Any = "constant",
     method: Literal["map", "nuts", "advi"] | None = None,
     restarts: int = 2,
+    solver: Literal["auto", "kronecker", "dense", "iterative"] = "auto",
+    solver_options: Mapping[str, Any] | None = None,
     random_seed: int | None = None,
     progressbar: bool = True,
     **sample_kwargs,
@@ -72,11 +79,9 @@ def fit(
     da : xarray.DataArray
         Data on a grid: real numbers (booleans for Bernoulli). Every dim needs a kernel.
         Coordinates may be numbers, ``datetime64`` or cftime; times are measured in days
-        since 1970-01-01 (the units of time lengthscales). NaN cells are unobserved: latent
-        models leave them out of the likelihood (exact for any pattern); the Gaussian
-        marginal model is exact when the observed cells still form a Kronecker grid (whole
-        missing slices, or a static mask inside one factor such as a land mask of a
-        ``("latitude", "longitude")`` factor), and raises otherwise. Predictions fill the gaps.
+        since 1970-01-01 (the units of time lengthscales). NaN cells are unobserved: they leave
+        the likelihood, for any pattern (see ``solver`` for how the Gaussian marginal model
+        does it). Predictions fill the gaps.
     kernels : mapping
         ``{dim: kernel}`` or ``{(dim, dim): kernel}`` for a factor that spans several dims
         (inputs are the Cartesian product, one lengthscale per dim), e.g.
@@ -101,9 +106,16 @@ def fit(
         latent.
     amplitude, noise : None, float or Prior
         The overall amplitude ``η`` (the product kernel needs only one) and, for the Gaussian
-        and Student-t likelihoods, the noise sd ``σ``. ``None`` gives the default priors of
-        :mod:`xkron.priors` (link-scale defaults for latent models: :mod:`xkron.likelihoods`);
-        a number fixes the value; a :class:`pymc_extras.prior.Prior` sets any PyMC prior.
+        and Student-t likelihoods, the noise sd ``σ`` shared by all cells. ``None`` gives the
+        default priors of :mod:`xkron.priors` (link-scale defaults for latent models:
+        :mod:`xkron.likelihoods`); a number fixes the value; a
+        :class:`pymc_extras.prior.Prior` sets any PyMC prior. Per-cell noise goes in ``noise_sd``.
+    noise_sd : xarray.DataArray or float, optional
+        Known measurement-error sd per cell (Gaussian likelihood only), on some or all of the
+        data's dims (broadcast over the rest; coordinates must equal the data's). It adds in
+        variance to the fitted ``σ``: the noise variance of cell ``j`` is ``σ² + noise_sd_j²``.
+        Pass ``noise=0`` to use the known noise alone (then ``noise_sd`` must be > 0 at every
+        observed cell). Predictions at new points add only ``σ²`` (``noise=True``).
     mean : {"constant", "zero"}, float or Prior
         Default ``"constant"``: one unknown constant (on the link scale) with a prior centred
         on the data. ``"zero"`` fixes it at 0 (for anomalies); a number fixes it there.
@@ -133,6 +145,28 @@ def fit(
     restarts : int
         Extra MAP starts (lengthscales climbing from 3 grid spacings to a quarter of the
         extent). The log-likelihood of real fields has several local optima.
+    solver : {"auto", "kronecker", "dense", "iterative"}
+        Linear algebra of the Gaussian marginal model. The grid is first cut to the inputs
+        observed somewhere (whole missing slices drop out). Then:
+
+        - ``"kronecker"``: exact and fastest (Saatçi 2011, Alg. 16); needs every remaining cell
+          observed and equal noise: e.g. a static land mask inside one
+          ``("latitude", "longitude")`` factor, or missing time steps.
+        - ``"dense"``: exact, by Cholesky on the observed cells (:class:`xkron.dense.DenseSystem`);
+          ``O(n³)`` time and ``O(n²)`` memory in the number ``n`` of observed cells.
+        - ``"iterative"``: conjugate gradients with Kronecker products for any pattern and
+          per-cell noise, log-determinants by stochastic Lanczos quadrature
+          (:class:`xkron.iterative.IterativeSystem`): ``O(N Σ n_i)`` per iteration. Missing
+          cells cost one Schur-complement solve on the missing set: few iterations for
+          scattered gaps, more for large contiguous ones (a land mass across separate
+          latitude and longitude factors). Accuracy: ``tol`` and ``probes`` in
+          ``solver_options``, measured in ``tests/test_iterative.py``.
+        - ``"auto"`` (default): ``"kronecker"`` when it applies, else ``"dense"`` up to
+          :data:`DENSE_MAX_CELLS` observed cells, else ``"iterative"``.
+    solver_options : dict, optional
+        For ``"iterative"``: ``tol`` (CG relative residual, default 1e-8), ``probes``
+        (Rademacher probes, default 8), ``seed`` (of the probes, default 0: fits are
+        reproducible).
     random_seed : int, optional
         Passed to PyMC.
     progressbar : bool
@@ -170,6 +204,9 @@ def fit(
     check_coords(da, dims)
     check_data(da, allow_bool=latent, allow_missing=True)
     likelihood = _with_noise(likelihood, noise)
+    likelihood = _with_noise_sd(likelihood, noise_sd, latent)
+    if solver not in ("auto", *SOLVERS):
+        raise ValueError(f"solver={solver!r} is not one of {('auto', *SOLVERS)}")
     cells = {
         name: align_cell_values(da, dims, getattr(likelihood, name), name)
         for name in likelihood.data_fields
@@ -189,8 +226,10 @@ def fit(
     for dim in dims:
         numeric[dim], encodings[dim] = encode_coord(da, dim)
     factors = tuple(Factor(fd, kernel, tuple(numeric[d] for d in fd)) for fd, kernel in pairs)
-    if not latent and not seen.all():
-        factors = _observed_grid(factors, seen, cell_locator(da, dims))
+    if not latent:
+        factors = hull_factors(seen, factors)
+        solver = _choose_solver(solver, seen, cells.get("noise_sd"), factors, cell_locator(da, dims))
+        _check_known_only(likelihood, cells.get("noise_sd"), seen)
     y_seen, cells_seen = y[seen], {k: v[seen] for k, v in cells.items()}
     defaults = {**latent_scale_priors(likelihood, y_seen, cells_seen), **likelihood.default_priors(y_seen)}
     priors = resolve_priors(factors, mean, amplitude, defaults, likelihood.param_specs())
@@ -200,7 +239,14 @@ def fit(
             f"only {y_seen.size} observed cells for {n_free} hyperparameters with priors: fix some "
             "(give numbers) or observe more cells"
         )
-    spec = ModelSpec(factors, priors, likelihood.with_data(**cells), latent)
+    spec = ModelSpec(
+        factors,
+        priors,
+        likelihood.with_data(**cells),
+        latent,
+        solver="kronecker" if latent else solver,
+        solver_options=dict(solver_options or {}),
+    )
     y_model = y if latent else restrict(y, factors)
     model = build_model(y_model, spec)
 
@@ -240,20 +286,37 @@ def fit(
     )
 
 
-def _observed_grid(factors: tuple[Factor, ...], seen: np.ndarray, where) -> tuple[Factor, ...]:
-    """Factors restricted to the observed cells, or an error if those are not a grid."""
-    restricted = observed_factors(seen, factors)
-    if restricted is None:
-        raise ValueError(
-            f"data has {int(seen.size - seen.sum())} NaN value(s) out of {seen.size}, at {where(~seen)}, in a "
-            "pattern that leaves no Kronecker grid of observed cells. The exact Gaussian marginal model handles "
-            "missing cells that are whole slices (e.g. missing time steps) or a mask that is constant along the "
-            "other factors (e.g. a static land mask inside one ('latitude', 'longitude') factor). For any other "
-            "pattern fit with latent=True (missing cells leave the likelihood exactly, at the cost of sampling "
-            "the field), or fill them "
-            "(da.interpolate_na(dim), da.fillna(value))."
+def _choose_solver(requested: str, seen: np.ndarray, noise_sd, factors, where) -> str:
+    """The marginal model's solver: ``requested``, or by cost for ``"auto"`` (see :func:`fit`).
+
+    ``factors`` are already cut to the inputs observed somewhere (:func:`xkron.grid.hull_factors`).
+    """
+    inside = restrict(seen, factors)
+    sd = None if noise_sd is None or np.ndim(noise_sd) == 0 else restrict(noise_sd, factors)[inside]
+    equal_noise = sd is None or bool(np.all(sd == sd.flat[0]))
+    kronecker = bool(inside.all()) and equal_noise
+    if requested == "kronecker" and not kronecker:
+        kept = [np.isin(np.arange(f.full_size), f.subset) if f.subset is not None else None for f in factors]
+        hull = np.ones([f.full_size for f in factors], dtype=bool)
+        for axis, k in enumerate(kept):
+            if k is not None:
+                hull &= k.reshape([-1 if a == axis else 1 for a in range(len(kept))])
+        holes = hull.reshape(seen.shape) & ~seen
+        reason = (
+            f"data has {int(holes.sum())} NaN or masked cell(s) inside the grid of observed inputs, at {where(holes)}"
+            if holes.any()
+            else "noise_sd differs between cells"
         )
-    return restricted
+        raise ValueError(
+            f"solver='kronecker' needs a complete grid of observed cells with equal noise, but {reason}. "
+            "Use solver='auto' (dense or iterative, both handle any pattern), or fill the cells "
+            "(da.interpolate_na(dim))."
+        )
+    if requested != "auto":
+        return requested
+    if kronecker:
+        return "kronecker"
+    return "dense" if int(inside.sum()) <= DENSE_MAX_CELLS else "iterative"
 
 
 def _aligned_mask(da: xr.DataArray, mask) -> xr.DataArray:
@@ -262,6 +325,36 @@ def _aligned_mask(da: xr.DataArray, mask) -> xr.DataArray:
         raise TypeError(f"mask must be a boolean xarray.DataArray (True = observed), not {type(mask).__name__}")
     values = align_cell_values(da, da.dims, mask, "mask").astype(bool)
     return xr.DataArray(values, coords=da.coords, dims=da.dims, name="mask")
+
+
+def _with_noise_sd(likelihood: Likelihood, noise_sd, latent: bool) -> Likelihood:
+    """Route ``fit(noise_sd=...)`` to the Gaussian likelihood's known per-cell noise."""
+    if noise_sd is None:
+        return likelihood
+    if not isinstance(likelihood, Gaussian):
+        raise ValueError(
+            f"noise_sd (known per-cell noise) applies to the Gaussian likelihood only, not {likelihood.name}: "
+            "its observation model has no additive Gaussian noise to add it to"
+        )
+    if likelihood.noise_sd is not None:
+        raise ValueError("noise_sd is given twice: as fit(noise_sd=...) and in the likelihood object; keep one")
+    if not isinstance(noise_sd, xr.DataArray) and np.ndim(noise_sd) > 0:
+        raise TypeError("noise_sd must be a number or an xarray.DataArray labelled with the data's dims")
+    return replace(likelihood, noise_sd=noise_sd)
+
+
+def _check_known_only(likelihood: Likelihood, noise_sd, seen: np.ndarray) -> None:
+    """With ``noise=0`` every observed cell needs known noise > 0 (else its variance is 0)."""
+    if noise_sd is None or isinstance(likelihood.noise, Prior) or likelihood.noise is None:
+        return
+    if float(likelihood.noise) > 0:
+        return
+    zero = seen & ~(np.broadcast_to(noise_sd, seen.shape) > 0)
+    if zero.any():
+        raise ValueError(
+            f"noise=0 with noise_sd = 0 at {int(zero.sum())} observed cell(s) leaves them with no noise at all; "
+            "give noise a prior or a positive value, or noise_sd > 0 everywhere"
+        )
 
 
 def _resolve_latent(likelihood: Likelihood, latent: bool | None) -> bool:
@@ -279,6 +372,11 @@ def _with_noise(likelihood: Likelihood, noise) -> Likelihood:
     """Route ``fit(noise=...)`` to the likelihood's ``noise`` hyperparameter."""
     if noise is None:
         return likelihood
+    if isinstance(noise, xr.DataArray | np.ndarray | list | tuple):
+        raise TypeError(
+            "noise is one sd shared by every cell (a number or a Prior), not an array; known noise "
+            "that differs between cells goes in noise_sd= (a DataArray of sds), the fitted sd stays in noise="
+        )
     if "noise" not in likelihood.params:
         raise ValueError(
             f"noise={noise!r} does not apply to a {likelihood.name} likelihood, which has no noise sd; "

@@ -17,7 +17,7 @@ import numpy as np
 
 from xkron.kernels import Kernel
 
-__all__ = ["Factor", "cartesian", "observed_factors", "restrict"]
+__all__ = ["Factor", "cartesian", "hull_factors", "observed_factors", "restrict"]
 
 
 def cartesian(coords: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -116,6 +116,25 @@ def restrict(y: np.ndarray, factors: Sequence[Factor]) -> np.ndarray:
     return y
 
 
+def hull_factors(observed: np.ndarray, factors: Sequence[Factor]) -> tuple[Factor, ...]:
+    """Factors restricted to the inputs that are observed somewhere (the smallest grid holding every observed cell).
+
+    Examples
+    --------
+    >>> from xkron.kernels import ExpQuad
+    >>> f = (Factor(("t",), ExpQuad(), (np.arange(3.0),)), Factor(("s",), ExpQuad(), (np.arange(4.0),)))
+    >>> observed = np.array([[1, 0, 1, 0], [0, 0, 1, 0], [1, 0, 0, 0]], dtype=bool)
+    >>> [g.size for g in hull_factors(observed, f)]
+    [3, 2]
+    """
+    observed = np.asarray(observed, dtype=bool).reshape([f.full_size for f in factors])
+    keep = [observed.any(axis=tuple(k for k in range(observed.ndim) if k != i)) for i in range(observed.ndim)]
+    return tuple(
+        f if k.all() else Factor(f.dims, f.kernel, f.coords, np.flatnonzero(k))
+        for f, k in zip(factors, keep, strict=True)
+    )
+
+
 def observed_factors(observed: np.ndarray, factors: Sequence[Factor]) -> tuple[Factor, ...] | None:
     """Factors restricted to the observed cells, if those form a Kronecker grid; else ``None``.
 
@@ -134,14 +153,5 @@ def observed_factors(observed: np.ndarray, factors: Sequence[Factor]) -> tuple[F
     >>> observed_factors(np.eye(3, 4, dtype=bool), f) is None
     True
     """
-    observed = np.asarray(observed, dtype=bool).reshape([f.full_size for f in factors])
-    keep = [observed.any(axis=tuple(k for k in range(observed.ndim) if k != i)) for i in range(observed.ndim)]
-    product = keep[0]
-    for k in keep[1:]:
-        product = np.multiply.outer(product, k)
-    if not np.array_equal(product, observed):
-        return None
-    return tuple(
-        f if k.all() else Factor(f.dims, f.kernel, f.coords, np.flatnonzero(k))
-        for f, k in zip(factors, keep, strict=True)
-    )
+    hull = hull_factors(observed, factors)
+    return hull if restrict(observed, hull).all() else None

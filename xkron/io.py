@@ -50,6 +50,8 @@ def write_fit(fit, path: str | os.PathLike, **kwargs) -> None:
         "priors": {k: spec_to_json(v) for k, v in fit.spec.priors.items()},
         "likelihood": fit.spec.likelihood.to_dict(),
         "latent": fit.spec.latent,
+        "solver": fit.spec.solver,
+        "solver_options": fit.spec.solver_options,
         "encodings": {d: e.to_dict() for d, e in fit.encodings.items()},
         "optimizer": fit.optimizer,
     }
@@ -113,7 +115,14 @@ def open_fit(path: str | os.PathLike):
     }
     likelihood = likelihood_from_dict(spec.get("likelihood", {"likelihood": "gaussian"}), cells)
     priors = {k: spec_from_json(v) for k, v in spec["priors"].items()}
-    model_spec = ModelSpec(tuple(factors), priors, likelihood, bool(spec.get("latent", False)))
+    model_spec = ModelSpec(
+        tuple(factors),
+        priors,
+        likelihood,
+        bool(spec.get("latent", False)),
+        solver=spec.get("solver", "kronecker"),
+        solver_options=spec.get("solver_options", {}),
+    )
     posterior = tree["inference"].copy() if "inference" in tree.children else None
     params = tree["params"].to_dataset()
     mask = stored[_MASK].astype(bool).rename(None) if _MASK in stored else None

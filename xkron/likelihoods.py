@@ -139,22 +139,47 @@ def _log_rate(y, exposure) -> float:
 
 @dataclass(frozen=True)
 class Gaussian(Likelihood):
-    """``y ~ Normal(f, noise)``. Fitted marginally (exact, f integrated out) unless ``latent=True``."""
+    """``y ~ Normal(f, √(noise² + noise_sd²))``. Fitted marginally (f integrated out) unless ``latent=True``.
+
+    ``noise`` is the fitted (or fixed) sd shared by all cells; ``noise_sd`` is a known
+    measurement-error sd per cell (a DataArray on some or all of the data's dims, or a
+    number), added in variance: a retrieval uncertainty, say.
+    """
 
     noise: Any = None
+    noise_sd: Any = None
     name: ClassVar[str] = "gaussian"
     params: ClassVar[tuple[str, ...]] = ("noise",)
+    data_fields: ClassVar[tuple[str, ...]] = ("noise_sd",)
+
+    def check(self, y, where, data):
+        if "noise_sd" not in data:
+            return
+        sd = np.broadcast_to(np.asarray(data["noise_sd"], dtype=float), np.shape(y))
+        bad = ~np.isnan(y) & ~(sd >= 0)
+        if bad.any():
+            raise ValueError(
+                f"noise_sd must be a finite sd >= 0 at every observed cell: {_where(bad, where, 'negative or NaN')}. "
+                "Mask those cells (mask=) or give them a value."
+            )
 
     def default_priors(self, y):
         return {"noise": data_priors(float(np.mean(y)), _scale(y))["noise"]}
 
+    def total_sd(self, values, data, xp=np):
+        """``√(noise² + noise_sd²)`` per cell (just ``noise`` without known noise)."""
+        if "noise_sd" not in data:
+            return values["noise"]
+        return xp.sqrt(values["noise"] ** 2 + np.square(data["noise_sd"]))
+
     def observe(self, f, values, data, observed):
         import pymc as pm
+        import pytensor.tensor as pt
 
-        return pm.Normal("y", mu=f, sigma=values["noise"], observed=observed)
+        return pm.Normal("y", mu=f, sigma=self.total_sd(values, data, xp=pt), observed=observed)
 
     def draw(self, f, values, data, rng):
-        return f + values["noise"] * rng.standard_normal(f.shape)
+        return f + self.total_sd(values, data) * rng.standard_normal(f.shape)
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,26 @@ import pymc as pm
 import pytensor.tensor as pt
 from pymc_extras.prior import Prior
 
-from xkron.grid import Factor
+from xkron.grid import Factor, restrict
 from xkron.likelihoods import Gaussian, Likelihood
-from xkron.ops import kron_marginal_logp
+from xkron.ops import kron_marginal_logp, kron_observed_logp
 
-__all__ = ["JITTER", "ModelSpec", "build_latent_model", "build_marginal_model", "build_model", "factor_params"]
+__all__ = [
+    "JITTER",
+    "SOLVERS",
+    "ModelSpec",
+    "build_latent_model",
+    "build_marginal_model",
+    "build_model",
+    "factor_params",
+    "known_noise_var",
+]
+
+SOLVERS = ("kronecker", "dense", "iterative")
+"""Linear algebra of the Gaussian marginal model: the exact Kronecker eigenbasis (a complete grid
+of observed cells with equal noise), exact Cholesky on the observed cells
+(:class:`xkron.dense.DenseSystem`), or conjugate gradients with stochastic log-determinants
+(:class:`xkron.iterative.IterativeSystem`)."""
 
 JITTER = 1e-6
 """Added to the diagonal of each (unit-variance) factor before its Cholesky factor in the
@@ -48,12 +63,18 @@ class ModelSpec:
     latent : bool
         Whiten and sample the latent field (always for non-Gaussian likelihoods); otherwise the
         Gaussian field is integrated out exactly.
+    solver : {"kronecker", "dense", "iterative"}
+        Linear algebra of the marginal model (:data:`SOLVERS`).
+    solver_options : dict
+        ``tol``, ``probes``, ``seed`` of the iterative solver.
     """
 
     factors: tuple[Factor, ...]
     priors: dict[str, Any]
     likelihood: Likelihood = field(default_factory=Gaussian)
     latent: bool = False
+    solver: str = "kronecker"
+    solver_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -109,13 +130,25 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
     >>> [v.name for v in model.free_RVs]
     ['amplitude']
     """
+    shape = [f.size for f in spec.factors]
+    y = np.asarray(y, dtype=float).reshape(shape)
+    known = known_noise_var(spec)
+    observed = np.isfinite(y)
     with pm.Model() as model:
         values = {name: _variable(name, p) for name, p in spec.priors.items()}
         factors = [f.covariance(factor_params(f, values), xp=pt) for f in spec.factors]
         eta, sigma = values["amplitude"], values["noise"]
 
-        def logp(value, eta2, sigma2, mean, *factors):
-            return kron_marginal_logp(value, factors, eta2, sigma2, mean)
+        if spec.solver == "kronecker":
+            # Equal known noise (if any) simply adds to σ².
+            def logp(value, eta2, sigma2, mean, *factors):
+                return kron_marginal_logp(value, factors, eta2, sigma2 + float(np.max(known)), mean)
+        else:
+            options = dict(spec.solver_options, solver=spec.solver)
+            mask, known_grid = observed.astype(float), np.broadcast_to(known, y.shape).astype(float)
+
+            def logp(value, eta2, sigma2, mean, *factors):
+                return kron_observed_logp(value, mask, known_grid, factors, eta2, sigma2, mean, **options)
 
         n = len(factors)
         signature = "(),(),()," + ",".join(f"(n{i},n{i})" for i in range(n))
@@ -128,9 +161,19 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
             *factors,
             logp=logp,
             signature=signature,
-            observed=np.asarray(y, dtype=float).reshape([f.size for f in spec.factors]),
+            observed=np.where(observed, y, 0.0),  # unobserved cells leave the likelihood (mask above)
         )
     return model
+
+
+def known_noise_var(spec: ModelSpec):
+    """Known noise variance ``noise_sd²`` over the model's grid (a number when it is not per cell)."""
+    sd = getattr(spec.likelihood, "noise_sd", None)
+    if sd is None:
+        return 0.0
+    if np.ndim(sd) == 0:
+        return float(sd) ** 2
+    return np.square(restrict(np.asarray(sd, dtype=float), spec.factors))
 
 
 def kron_mv(matrices, tensor):

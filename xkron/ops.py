@@ -20,7 +20,7 @@ from pytensor.graph.op import Op
 
 from xkron.kronecker import marginal_loglik
 
-__all__ = ["KronMarginalLogp", "kron_marginal_logp"]
+__all__ = ["KronMarginalLogp", "KronObservedLogp", "kron_marginal_logp", "kron_observed_logp"]
 
 
 _MEMO: list = [None]
@@ -52,14 +52,17 @@ class KronMarginalLogp(Op):
         outputs = [pt.dscalar()] + [pt.dmatrix() for _ in factors] + [pt.dscalar() for _ in scalars]
         return Apply(self, [y, *factors, *scalars], outputs)
 
+    def evaluate(self, inputs) -> list:
+        """``[logp, ∂/∂K_1, ..., ∂/∂K_D, ∂/∂eta2, ∂/∂sigma2, ∂/∂mean]`` at numeric ``inputs``."""
+        y, *rest = inputs
+        factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
+        result = marginal_loglik(y, factors, float(eta2), float(sigma2), float(mean), gradient=True)
+        return [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
+
     def perform(self, node, inputs, output_storage):
         values = self._memo_lookup(inputs)
         if values is None:
-            y, *rest = inputs
-            factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
-            result = marginal_loglik(y, factors, float(eta2), float(sigma2), float(mean), gradient=True)
-            values = [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
-            values = [np.asarray(v, dtype="float64") for v in values]
+            values = [np.asarray(v, dtype="float64") for v in self.evaluate(inputs)]
             _MEMO[0] = ([np.array(x, copy=True) for x in inputs], values)
         for storage, value in zip(output_storage, values, strict=True):
             storage[0] = value.copy()
@@ -90,6 +93,64 @@ class KronMarginalLogp(Op):
         return grads + [g * d for d in outputs[1:]]
 
 
+class KronObservedLogp(KronMarginalLogp):
+    """``log N(y_o | mean, (eta2 ⊗K_i + diag(sigma2 + known_var))_oo)`` on the observed cells ``o``.
+
+    Inputs: ``y`` (D-way, any value at unobserved cells), ``observed`` (D-way, 1.0 where
+    observed), ``known_var`` (D-way known noise variance per cell), then as
+    :class:`KronMarginalLogp`. ``solver`` is ``"dense"`` (exact, :class:`xkron.dense.DenseSystem`)
+    or ``"iterative"`` (:class:`xkron.iterative.IterativeSystem` with ``tol``, ``probes``, ``seed``).
+    """
+
+    __props__ = ("n_factors", "solver", "tol", "probes", "seed")
+
+    def __init__(self, n_factors: int, solver: str = "dense", tol: float = 1e-8, probes: int = 8, seed: int = 0):
+        super().__init__(n_factors)
+        self.solver, self.tol, self.probes, self.seed = solver, tol, probes, seed
+
+    def make_node(self, y, observed, known_var, *args):
+        node = super().make_node(y, *args)
+        extra = [pt.as_tensor_variable(a, dtype="float64") for a in (observed, known_var)]
+        outputs = [o.type() for o in node.outputs]
+        return Apply(self, [node.inputs[0], *extra, *node.inputs[1:]], outputs)
+
+    def system(self, observed, known_var, factors, eta2, sigma2):
+        """The numeric linear system at these values (a dense or an iterative one)."""
+        from xkron.dense import DenseSystem
+        from xkron.iterative import IterativeSystem
+
+        noise = known_var + sigma2
+        if self.solver == "dense":
+            return DenseSystem(factors, eta2, noise, observed > 0)
+        return IterativeSystem(factors, eta2, noise, observed > 0, tol=self.tol, probes=self.probes, seed=self.seed)
+
+    def evaluate(self, inputs) -> list:
+        y, observed, known_var, *rest = inputs
+        factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
+        system = self.system(observed, known_var, factors, float(eta2), float(sigma2))
+        result = system.loglik(y, float(mean), gradient=True)
+        return [result.logp, *result.d_factors, result.d_eta2, float(np.sum(result.d_noise)), result.d_mean]
+
+    def pullback(self, inputs, outputs, cotangents):
+        grads = super().pullback([inputs[0], *inputs[3:]], outputs, cotangents)
+        data = [grad_not_implemented(self, i, inputs[i], "the mask and the known noise are data") for i in (1, 2)]
+        return [grads[0], *data, *grads[1:]]
+
+
+def kron_observed_logp(y, observed, known_var, factors, eta2, sigma2, mean=0.0, **options):
+    """Symbolic log-likelihood of the observed cells (see :class:`KronObservedLogp`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> observed = np.array([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    >>> ll = kron_observed_logp(np.zeros((2, 3)), observed, np.zeros((2, 3)), [np.eye(2), np.eye(3)], 1.0, 1.0)
+    >>> bool(np.isclose(ll.eval(), -0.5 * 5 * np.log(2 * np.pi * 2.0)))
+    True
+    """
+    return KronObservedLogp(len(factors), **options)(y, observed, known_var, *factors, eta2, sigma2, mean)[0]
+
+
 def kron_marginal_logp(y, factors, eta2, sigma2, mean=0.0):
     """Symbolic exact Kronecker log marginal likelihood (see :class:`KronMarginalLogp`).
 
@@ -116,6 +177,7 @@ def _register_numba_fallback() -> None:
         return
 
     @numba_funcify.register(KronMarginalLogp)
+    @numba_funcify.register(KronObservedLogp)
     def _funcify(op, node=None, storage_map=None, **kwargs):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Numba will use object mode", category=UserWarning)

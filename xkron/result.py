@@ -10,9 +10,9 @@ import xarray as xr
 from pymc_extras.prior import Prior
 
 from xkron.coords import CoordEncoding
-from xkron.gp import KronPosterior, LatentPosterior
+from xkron.gp import KronPosterior, LatentPosterior, ObservedPosterior
 from xkron.grid import restrict
-from xkron.model import ModelSpec, build_model
+from xkron.model import ModelSpec, build_model, known_noise_var
 from xkron.predict import predict_moments
 
 __all__ = ["KronFit"]
@@ -23,8 +23,8 @@ _CACHE_BYTES = 2**29
 class _LazyPosteriors(Sequence):
     """Conditions the GP at each draw on access, so large NUTS fits need not hold them all."""
 
-    def __init__(self, y, factors, draws, latent=None):
-        self._y, self._factors, self._draws, self._latent = y, factors, draws, latent
+    def __init__(self, y, spec: ModelSpec, draws, latent=None):
+        self._y, self._spec, self._draws, self._latent = y, spec, draws, latent
 
     def __len__(self) -> int:
         return len(self._draws)
@@ -32,9 +32,15 @@ class _LazyPosteriors(Sequence):
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
+        spec, draw = self._spec, self._draws[i]
         if self._latent is not None:
-            return LatentPosterior.condition(self._latent[i], self._factors, self._draws[i])
-        return KronPosterior.condition(self._y, self._factors, self._draws[i])
+            return LatentPosterior.condition(self._latent[i], spec.factors, draw)
+        if spec.solver == "kronecker":
+            sigma = np.sqrt(draw["noise"] ** 2 + float(np.max(known_noise_var(spec))))
+            return KronPosterior.condition(self._y, spec.factors, {**draw, "noise": sigma})
+        return ObservedPosterior.condition(
+            self._y, spec.factors, draw, known_noise_var(spec), spec.solver, spec.solver_options
+        )
 
 
 class KronFit:
@@ -156,7 +162,7 @@ class KronFit:
         if self.spec.latent:
             v = self.posterior["posterior"]["v"].stack(sample=("chain", "draw")).transpose("sample", ...)
             latent = np.asarray(v.values)
-        posteriors = _LazyPosteriors(self._data_tensor, self.spec.factors, draws, latent)
+        posteriors = _LazyPosteriors(self._data_tensor, self.spec, draws, latent)
         if 2 * self._data_tensor.size * 8 * len(draws) <= _CACHE_BYTES:
             posteriors = list(posteriors)
             self.__dict__["_posterior_cache"] = posteriors
@@ -171,6 +177,7 @@ class KronFit:
         per_draw: bool = False,
         scale: str = "latent",
         quantiles: Sequence[float] = (),
+        mask: xr.DataArray | bool | None = None,
         **coords_kwargs,
     ) -> xr.Dataset:
         """Posterior mean and sd of the latent field (or of new data) at new coordinates.
@@ -203,6 +210,11 @@ class KronFit:
             Also return these quantiles (in (0, 1)) as ``quantiles`` on a ``quantile`` dim:
             exact quantiles of the mixture over posterior draws (root finding on its CDF),
             mapped through ``g⁻¹`` for ``scale="response"``.
+        mask : xarray.DataArray of bool, or True, optional
+            Set the outputs to NaN where the mask is False, e.g. on land so that a gap-filled
+            ocean field stays NaN there; on some or all of the output's dims, with the output's
+            coordinates. ``True`` re-applies the fit's own ``mask=`` (gap-filling its NaN cells,
+            not the masked ones). Without it every cell is predicted.
 
         Returns
         -------
@@ -243,7 +255,36 @@ class KronFit:
             raise ValueError(f"quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
         if quantiles and per_draw:
             raise ValueError("quantiles summarise the mixture over draws; they cannot be combined with per_draw=True")
-        return predict_moments(self, request, noise=noise, per_draw=per_draw, scale=scale, quantiles=quantiles)
+        mask = self._output_mask(mask)
+        result = predict_moments(self, request, noise=noise, per_draw=per_draw, scale=scale, quantiles=quantiles)
+        if mask is None:
+            return result
+        try:
+            xr.align(result, mask, join="exact")
+        except ValueError as err:
+            raise ValueError(
+                f"mask does not line up with the predicted coordinates ({err}); give a mask on the output's "
+                "coordinates, or predict on the training grid"
+            ) from None
+        attrs = {k: v.attrs for k, v in result.items()}
+        masked = result.where(mask)
+        for k, a in attrs.items():
+            masked[k].attrs = a
+        return masked
+
+    def _output_mask(self, mask):
+        if mask is None or mask is False:
+            return None
+        if mask is True:
+            if self.mask is None:
+                raise ValueError("mask=True re-applies the fit's mask, but this fit was made without mask=")
+            return self.mask
+        if not isinstance(mask, xr.DataArray) or mask.dtype != bool:
+            raise TypeError(f"mask must be a boolean xarray.DataArray or True, not {type(mask).__name__}")
+        unknown = set(mask.dims) - set(self.dims)
+        if unknown:
+            raise ValueError(f"mask has dims {sorted(unknown)} that the fit does not have ({self.dims})")
+        return mask
 
     def sample(
         self,
