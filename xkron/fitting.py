@@ -166,7 +166,13 @@ def fit(
     solver_options : dict, optional
         For ``"iterative"``: ``tol`` (CG relative residual, default 1e-8), ``probes``
         (Rademacher probes, default 8), ``seed`` (of the probes, default 0: fits are
-        reproducible).
+        reproducible), ``variance_samples`` (Monte Carlo draws behind the predicted sd,
+        default 128: sd error about ``1/√(2·draws)`` ≈ 6%, less where few cells are missing).
+        Measured accuracy (``tests/test_iterative.py``, ``tests/test_observed.py``): on
+        1,000-2,000 observed cells the log-likelihood is within 2e-4 relative of the exact value,
+        gradients within 5%, and MAP hyperparameters within 10% of the dense optimum (the
+        weakly identified amplitude moves most); the relative error falls as ``1/√N``. Use
+        ``"dense"`` where it fits in memory for exact numbers.
     random_seed : int, optional
         Passed to PyMC.
     progressbar : bool
@@ -208,7 +214,7 @@ def fit(
     if solver not in ("auto", *SOLVERS):
         raise ValueError(f"solver={solver!r} is not one of {('auto', *SOLVERS)}")
     cells = {
-        name: align_cell_values(da, dims, getattr(likelihood, name), name)
+        name: align_cell_values(da, dims, getattr(likelihood, name), name, allow_nan=name == "noise_sd")
         for name in likelihood.data_fields
         if getattr(likelihood, name) is not None
     }

@@ -38,7 +38,7 @@ from xkron.model import JITTER, factor_params
 
 __all__ = ["KronPosterior", "LatentPosterior", "ObservedPosterior", "TestInputs", "latent_cholesky", "place_axes"]
 
-VARIANCE_SAMPLES = 64
+VARIANCE_SAMPLES = 128
 """Monte Carlo draws behind the iterative solver's predictive variance (:class:`ObservedPosterior`)."""
 
 

@@ -144,7 +144,8 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
             def logp(value, eta2, sigma2, mean, *factors):
                 return kron_marginal_logp(value, factors, eta2, sigma2 + float(np.max(known)), mean)
         else:
-            options = dict(spec.solver_options, solver=spec.solver)
+            options = {k: v for k, v in spec.solver_options.items() if k in ("tol", "probes", "seed")}
+            options["solver"] = spec.solver
             mask, known_grid = observed.astype(float), np.broadcast_to(known, y.shape).astype(float)
 
             def logp(value, eta2, sigma2, mean, *factors):

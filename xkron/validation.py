@@ -349,11 +349,14 @@ def cell_locator(da: xr.DataArray, dims: Sequence[str]):
     return where
 
 
-def align_cell_values(da: xr.DataArray, dims: Sequence[str], value: Any, name: str) -> np.ndarray:
+def align_cell_values(
+    da: xr.DataArray, dims: Sequence[str], value: Any, name: str, allow_nan: bool = False
+) -> np.ndarray:
     """A per-cell input (a number, or a DataArray on some of the data's dims) as an array over ``dims``.
 
     The DataArray's coordinates must equal the data's (no silent reindexing); it is
-    broadcast over the data's other dims.
+    broadcast over the data's other dims. ``allow_nan`` lets NaN through (for inputs needed
+    only at observed cells, which the caller then checks).
     """
     if isinstance(value, xr.DataArray):
         extra = [d for d in value.dims if d not in da.dims]
@@ -373,8 +376,9 @@ def align_cell_values(da: xr.DataArray, dims: Sequence[str], value: Any, name: s
             array = np.full(tuple(da.sizes[d] for d in dims), float(value))
         except (TypeError, ValueError):
             raise TypeError(f"{name} must be a number or an xarray.DataArray, not {type(value).__name__}") from None
-    if not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} has {int(np.sum(~np.isfinite(array)))} non-finite values (NaN or inf)")
+    bad = np.isinf(array) if allow_nan else ~np.isfinite(array)
+    if bad.any():
+        raise ValueError(f"{name} has {int(bad.sum())} non-finite values ({'inf' if allow_nan else 'NaN or inf'})")
     return array
 
 
