@@ -19,8 +19,9 @@ pieces:
 - Log-determinants ``log|F⁻¹ᐟ² G F⁻¹ᐟ²|`` and ``log|S|`` by stochastic Lanczos quadrature
   (Ubaru, Chen & Saad 2017) with Rademacher probes, from the Lanczos tridiagonals that CG
   yields for free (Gardner et al. 2018, mBCG).
-- The gradient ``∂ log p = ½ tr((ααᵀ − A⁻¹) ∂A)`` with ``α = A⁻¹(y − μ)`` and Hutchinson's
-  estimate ``tr(A⁻¹ ∂A) ≈ mean_p (A⁻¹zₚ)ᵀ ∂A zₚ`` over Rademacher probes on the observed cells.
+- The gradient ``∂ log p = ½ αᵀ∂Aα − ½ ∂ log|A|`` with ``α = A⁻¹(y − μ)``: ``∂ log|F|``
+  exactly, the corrections for unequal noise and missing cells by Hutchinson estimates on the
+  probes of their quadratures (:meth:`IterativeSystem.loglik`).
 
 Probes come from a fixed seed, so the estimate is a deterministic function of the
 hyperparameters and fits are reproducible. The relative Monte Carlo error of the trace
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from xkron.kronecker import KronEigen, mode_product, outer
+from xkron.kronecker import KronEigen, marginal_loglik, mode_product, outer
 
 __all__ = ["CGReport", "IterativeLoglik", "IterativeSystem", "pcg"]
 
@@ -157,14 +158,15 @@ def _rademacher(rng: np.random.Generator, shape) -> np.ndarray:
 
 @dataclass(frozen=True)
 class IterativeLoglik:
-    """Estimated log-likelihood and gradient, with the fields of :class:`xkron.dense.DenseLoglik`."""
+    """Estimated log-likelihood and gradient, as :class:`xkron.dense.DenseLoglik` but with ``d_sigma2``
+    (the derivative for a variance added to every observed cell) in place of per-cell ``d_noise``."""
 
     logp: float
     alpha: np.ndarray
     cg: CGReport
     d_factors: tuple[np.ndarray, ...] | None = None
     d_eta2: float | None = None
-    d_noise: np.ndarray | None = None
+    d_sigma2: float | None = None
     d_mean: float | None = None
 
 
@@ -288,7 +290,7 @@ class IterativeSystem:
         """
         t = self._g_solve(b)
         if not self.missing.any():
-            return t, []
+            return t, [], None
         rhs = t[:, self.missing]
         if lanczos_rows is not None:
             rhs = np.concatenate([rhs, lanczos_rows])
@@ -298,7 +300,7 @@ class IterativeSystem:
         full[:, self.missing] = c[: len(b)]
         alpha = self._g_solve(b - full)
         alpha[:, self.missing] = 0.0
-        return alpha, tridiagonals[len(b) :]
+        return alpha, tridiagonals[len(b) :], c[len(b) :]
 
     # --- public ------------------------------------------------------------------------------
     def solve(self, b: np.ndarray) -> np.ndarray:
@@ -306,63 +308,88 @@ class IterativeSystem:
         b = np.asarray(b, dtype=float)
         batch = b.shape[: b.ndim - len(self.shape)]
         flat = np.where(self.observed, b, 0.0).reshape(-1, self.missing.size)
-        x, _ = self._a_solve(flat)
+        x = self._a_solve(flat)[0]
         return x.reshape(*batch, *self.shape)
 
-    def _logdet_g(self, rng: np.random.Generator) -> float:
-        """``log|G| = log|F| + tr log(F⁻¹ᐟ² G F⁻¹ᐟ²)`` (exact when the noise is equal)."""
+    def _logdet_g(self, rng: np.random.Generator):
+        """``log|G| = log|F| + tr log(F⁻¹ᐟ² G F⁻¹ᐟ²)`` (exact when the noise is equal).
+
+        Also returns the probes ``g`` and the solves ``G⁻¹ F^{1/2} g`` for the gradient.
+        """
         logdet_f = float(np.sum(np.log(self.f_diag)))
         if self.equal_noise:
-            return logdet_f
+            return logdet_f, None, None
         g = _rademacher(rng, (self.probes, self.missing.size))
         precondition = lambda r: self._f_power(r, -1.0)  # noqa: E731
-        _, report, tridiagonals = pcg(
+        u, report, tridiagonals = pcg(
             self._g_matvec, self._f_power(g, 0.5), precondition, tol=self.tol, max_iter=self.max_iter, lanczos=True
         )
         self._reports.append(report)
-        return logdet_f + _slq_logdet(tridiagonals, g.shape[1])
+        return logdet_f + _slq_logdet(tridiagonals, g.shape[1]), g, u
+
+    def _bilinear(self, x: np.ndarray, y: np.ndarray):
+        """``Σ_p x_pᵀ (∂F) y_p`` for ``∂F/∂K_i`` (every entry free), ``∂F/∂η²`` and ``∂F/∂σ²``."""
+        d_factors = []
+        for i in range(len(self.factors)):
+            # ∂/∂K_i of uᵀ(⊗K)v is Σ_rest u[a, rest] (v ×_{k≠i} K_k)[b, rest].
+            H = _unfold_gram(x, self._k_apply(y, skip=i), self.shape, i)
+            d_factors.append(0.5 * self.eta2 * (H + H.T))
+        return d_factors, float(np.sum(x * self._k_apply(y))), float(np.sum(x * y))
 
     def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> IterativeLoglik:
         """Estimated ``log N(y_o | mean, A)`` and its gradient, as :meth:`xkron.dense.DenseSystem.loglik`.
 
-        ``d_factors[i]`` is ``∂ log p / ∂K_i`` with every entry free, ``d_noise`` is
-        ``∂ log p / ∂noise_var`` per cell (0 at unobserved cells).
+        ``d_factors[i]`` is ``∂ log p / ∂K_i`` with every entry free; ``d_sigma2`` the
+        derivative with respect to a variance added to every cell. The gradient of
+        ``log|A| = log|F| + log|F⁻¹ᐟ²GF⁻¹ᐟ²| + log|S|`` takes the first term exactly
+        (:func:`xkron.kronecker.marginal_loglik`) and estimates the two corrections with the
+        probes of their Lanczos quadratures, so the estimate is exact for a complete grid with
+        equal noise and its error shrinks with the number of missing cells and the noise spread:
+
+        - ``∂ log|G| − ∂ log|F| ≈ mean_p (uₚ − vₚ)ᵀ ∂F vₚ``, ``uₚ = G⁻¹zₚ``, ``vₚ = F⁻¹zₚ``,
+          ``zₚ = F^{1/2} gₚ`` (both unbiased, since ``E[z zᵀ] = F``; ``∂G = ∂F``);
+        - ``∂ log|S| = tr(S⁻¹ ∂S) ≈ −mean_p aₚᵀ ∂F bₚ``, ``aₚ = G⁻¹ E_m S⁻¹ gₚ``,
+          ``bₚ = G⁻¹ E_m gₚ`` (``∂S = −(G⁻¹ ∂G G⁻¹)_mm``).
         """
         self._reports = []
         rng = np.random.default_rng(self.seed)
         resid = np.where(self.observed, np.asarray(y, dtype=float) - mean, 0.0).reshape(1, -1)
-        probes = _rademacher(rng, (self.probes, resid.shape[1])) * self.observed.ravel() if gradient else None
         slq = _rademacher(rng, (self.probes, int(self.missing.sum()))) if self.missing.any() else None
-        rhs = resid if probes is None else np.concatenate([resid, probes])
-        solved, tridiagonals = self._a_solve(rhs, slq)
+        solved, tridiagonals, s_solved = self._a_solve(resid, slq)
         alpha = solved[0]
-        logdet = self._logdet_g(rng)
-        if slq is not None:
-            logdet += _slq_logdet(tridiagonals, slq.shape[1])
+        logdet_g, g, u = self._logdet_g(rng)
+        logdet = logdet_g + (_slq_logdet(tridiagonals, slq.shape[1]) if slq is not None else 0.0)
         n = self.n_observed
         logp = -0.5 * float(resid[0] @ alpha) - 0.5 * logdet - 0.5 * n * np.log(2 * np.pi)
         grid_alpha = alpha.reshape(self.shape)
         if not gradient:
             return IterativeLoglik(logp, grid_alpha, CGReport.merge(self._reports))
-        a = solved[1:]
-        d_factors = []
-        for i in range(len(self.factors)):
-            # ∂/∂K_i of uᵀ(⊗K)v is Σ_rest u[a, rest] (v ×_{k≠i} K_k)[b, rest].
-            applied = self._k_apply(np.concatenate([alpha[None], probes]), skip=i)
-            data = _unfold_gram(alpha[None], applied[:1], self.shape, i)
-            trace = _unfold_gram(a, applied[1:], self.shape, i) / self.probes
-            d_factors.append(0.5 * self.eta2 * (data - 0.5 * (trace + trace.T)))
-        k_alpha = self._k_apply(alpha[None])[0]
-        k_probes = self._k_apply(probes)
-        d_eta2 = 0.5 * (float(alpha @ k_alpha) - float(np.sum(a * k_probes)) / self.probes)
-        d_noise = 0.5 * (alpha**2 - np.mean(a * probes, axis=0))
+        # −½ ∂ log|F|, exactly: the gradient of log N(0 | 0, F).
+        exact = marginal_loglik(np.zeros(self.shape), self.eigen, self.eta2, self.floor, gradient=True)
+        d_k, d_eta2, d_sigma2 = self._bilinear(alpha[None], alpha[None])
+        d_factors = [0.5 * d + e for d, e in zip(d_k, exact.d_factors, strict=True)]
+        d_eta2, d_sigma2 = 0.5 * d_eta2 + exact.d_eta2, 0.5 * d_sigma2 + exact.d_sigma2
+        corrections = []
+        if g is not None:
+            v = self._f_power(g, -0.5)
+            corrections.append((-0.5 / self.probes, u - v, v))
+        if slq is not None:
+            embedded = np.zeros((2 * self.probes, self.missing.size))
+            embedded[: self.probes, self.missing] = s_solved
+            embedded[self.probes :, self.missing] = slq
+            ab = self._g_solve(embedded)
+            corrections.append((0.5 / self.probes, ab[: self.probes], ab[self.probes :]))
+        for weight, x, z in corrections:
+            c_k, c_eta2, c_sigma2 = self._bilinear(x, z)
+            d_factors = [d + weight * c for d, c in zip(d_factors, c_k, strict=True)]
+            d_eta2, d_sigma2 = d_eta2 + weight * c_eta2, d_sigma2 + weight * c_sigma2
         return IterativeLoglik(
             logp,
             grid_alpha,
             CGReport.merge(self._reports),
             tuple(d_factors),
             d_eta2,
-            d_noise.reshape(self.shape),
+            d_sigma2,
             float(alpha.sum()),
         )
 

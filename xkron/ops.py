@@ -129,7 +129,8 @@ class KronObservedLogp(KronMarginalLogp):
         factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
         system = self.system(observed, known_var, factors, float(eta2), float(sigma2))
         result = system.loglik(y, float(mean), gradient=True)
-        return [result.logp, *result.d_factors, result.d_eta2, float(np.sum(result.d_noise)), result.d_mean]
+        d_sigma2 = float(np.sum(result.d_noise)) if hasattr(result, "d_noise") else result.d_sigma2
+        return [result.logp, *result.d_factors, result.d_eta2, d_sigma2, result.d_mean]
 
     def pullback(self, inputs, outputs, cotangents):
         grads = super().pullback([inputs[0], *inputs[3:]], outputs, cotangents)
