@@ -4,6 +4,7 @@
 :func:`xkron.datasets.load_air_temperature`), predicts on a grid twice as fine in latitude
 and longitude, and writes the predictions, the fit and a plot. ``xkron info FIT.nc``
 summarises a fit saved with :meth:`xkron.KronFit.to_netcdf`.
+``xkron fit``, ``xkron predict`` and ``xkron batch`` (files in, files out): :mod:`xkron.cli_jobs`.
 
 The work is done by :func:`run_demo` and :func:`describe_fit`, which return their results
 and raise exceptions; the click commands only parse options and print. Heavy imports
@@ -563,3 +564,6 @@ def info(fit_path: Path) -> None:
     except (KeyError, ValueError, OSError) as err:
         raise click.ClickException(f"{fit_path} could not be read as an xkron fit: {err}") from err
     click.echo(text)
+
+
+from xkron import cli_jobs as _cli_jobs  # noqa: E402, F401  (registers fit, predict, batch on main)

@@ -9,7 +9,7 @@ default priors, build the model (:mod:`xkron.model`) and run ``pm.find_MAP`` or
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -23,6 +23,7 @@ from pymc_extras.prior import Prior
 from xkron.coords import CoordEncoding, encode_coord
 from xkron.gp import KronPosterior, LatentPosterior
 from xkron.grid import Factor, hull_factors, restrict
+from xkron.kernels import Independent
 from xkron.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
 from xkron.model import SOLVERS, ModelSpec, build_model
 from xkron.priors import map_starts, resolve_priors
@@ -61,6 +62,9 @@ def fit(
     restarts: int = 2,
     solver: Literal["auto", "kronecker", "dense", "iterative"] = "auto",
     solver_options: Mapping[str, Any] | None = None,
+    batch_dims: str | Sequence[str] | None = None,
+    shared: bool = False,
+    errors: Literal["raise", "record"] = "raise",
     random_seed: int | None = None,
     progressbar: bool = True,
     **sample_kwargs,
@@ -173,6 +177,22 @@ def fit(
         the exact value, gradients within 2.5% (0.2% unless a large gap is missing) and MAP
         hyperparameters within 0.5% of the dense optimum (16 probes); a complete grid with equal
         noise is exact. Use ``"dense"`` where it fits in memory for exact numbers.
+    batch_dims : str or sequence of str, optional
+        Dims along which the data hold separate fields (ensemble members, scenarios,
+        variables, regions): no kernel for them. Each slice is fitted as an independent model
+        (:mod:`xkron.batch`), and the result is a :class:`xkron.batch.BatchFit` whose
+        ``params``, ``predict`` and ``sample`` carry the batch dims. The slices run as tasks on
+        the active ``distributed.Client`` if there is one (PyMC with ``cores=1`` inside), else
+        here one after the other; progress shows with dask's tools. ``random_seed + k`` seeds
+        slice ``k``.
+    shared : bool
+        With ``batch_dims``: the slices are replicates that share every hyperparameter
+        (independent fields given them): one exact fit with an
+        :class:`xkron.kernels.Independent` factor over the batch dims; returns a ``KronFit``.
+    errors : {"raise", "record"}
+        With independent ``batch_dims``: a failing slice raises :class:`xkron.batch.BatchError`
+        naming it (default), or with ``"record"`` its message goes to ``BatchFit.errors`` and
+        its outputs are NaN.
     random_seed : int, optional
         Passed to PyMC.
     progressbar : bool
@@ -198,6 +218,14 @@ def fit(
     >>> sorted(result.params.data_vars)
     ['amplitude', 'ls_a', 'ls_b', 'mean', 'noise']
     """
+    if batch_dims is not None:
+        from xkron.batch import fit_batch
+
+        return fit_batch(
+            da, kernels, batch_dims, shared=shared, errors=errors, random_seed=random_seed, progressbar=progressbar,
+            likelihood=likelihood, latent=latent, mask=mask, amplitude=amplitude, noise=noise, noise_sd=noise_sd,
+            mean=mean, method=method, restarts=restarts, solver=solver, solver_options=solver_options, **sample_kwargs,
+        )  # fmt: skip
     likelihood = resolve_likelihood(likelihood)
     latent = _resolve_latent(likelihood, latent)
     method = method or ("nuts" if latent else "map")
@@ -207,7 +235,8 @@ def fit(
         raise ValueError(f"method={method!r} is not available for {form}: use one of {allowed}")
     pairs = normalize_kernels(da, kernels)
     dims = tuple(d for factor_dims, _ in pairs for d in factor_dims)
-    check_coords(da, dims)
+    labelled = {d for fd, k in pairs if isinstance(k, Independent) for d in fd}  # replicates: any labels
+    check_coords(da, [d for d in dims if d not in labelled])
     check_data(da, allow_bool=latent, allow_missing=True)
     likelihood = _with_noise(likelihood, noise)
     likelihood = _with_noise_sd(likelihood, noise_sd, latent)
@@ -230,7 +259,10 @@ def fit(
     encodings: dict[str, CoordEncoding] = {}
     numeric: dict[str, np.ndarray] = {}
     for dim in dims:
-        numeric[dim], encodings[dim] = encode_coord(da, dim)
+        if dim in labelled:
+            numeric[dim], encodings[dim] = np.arange(da.sizes[dim], dtype=float), CoordEncoding("index", "", None)
+        else:
+            numeric[dim], encodings[dim] = encode_coord(da, dim)
     factors = tuple(Factor(fd, kernel, tuple(numeric[d] for d in fd)) for fd, kernel in pairs)
     if not latent:
         factors = hull_factors(seen, factors)
@@ -402,7 +434,8 @@ def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar)
     Otherwise: the data-driven starts of :func:`xkron.priors.map_starts` computed on a crude
     link-scale field (missing cells filled with its mean), and ``v = 0``.
     """
-    if not isinstance(spec.likelihood, Gaussian) or not np.isfinite(y).all():
+    per_cell_noise = np.ndim(getattr(spec.likelihood, "noise_sd", None)) > 0
+    if not isinstance(spec.likelihood, Gaussian) or not np.isfinite(y).all() or per_cell_noise:
         rough = spec.likelihood.rough_field(y, cells)
         rough = np.where(np.isfinite(rough), rough, np.mean(rough[np.isfinite(rough)]))
         return {**map_starts(spec.factors, spec.priors, rough, 1)[0], "v": np.zeros([f.size for f in spec.factors])}

@@ -22,7 +22,7 @@ from xkron.kernels import kernel_from_dict, spec_from_json, spec_to_json
 from xkron.likelihoods import likelihood_from_dict
 from xkron.model import ModelSpec
 
-__all__ = ["open_fit", "write_fit"]
+__all__ = ["fit_from_tree", "fit_tree", "open_fit", "write_fit"]
 
 FORMAT = "xkron-fit-1"
 _LOSSY = ("scale_factor", "add_offset", "dtype", "_FillValue", "missing_value", "_Unsigned")
@@ -33,6 +33,11 @@ _MASK = "__xkron_mask__"
 
 def write_fit(fit, path: str | os.PathLike, **kwargs) -> None:
     """Write a :class:`xkron.KronFit` to ``path`` (see module docstring)."""
+    fit_tree(fit).to_netcdf(path, **kwargs)
+
+
+def fit_tree(fit) -> xr.DataTree:
+    """A :class:`xkron.KronFit` as a DataTree (what :func:`write_fit` writes)."""
     data = fit.data.copy()
     encoding = {k: _encoding_to_json(v) for k, v in data.encoding.items()}
     encoding = {k: v for k, v in encoding.items() if _jsonable(v)}
@@ -65,8 +70,7 @@ def write_fit(fit, path: str | os.PathLike, **kwargs) -> None:
     children = {"data": xr.DataTree(stored), "params": xr.DataTree(fit.params)}
     if fit.posterior is not None:
         children["inference"] = fit.posterior.copy()
-    tree = xr.DataTree(xr.Dataset(attrs={"xkron_spec": json.dumps(spec)}), children=children)
-    tree.to_netcdf(path, **kwargs)
+    return xr.DataTree(xr.Dataset(attrs={"xkron_spec": json.dumps(spec)}), children=children)
 
 
 def open_fit(path: str | os.PathLike):
@@ -84,16 +88,34 @@ def open_fit(path: str | os.PathLike):
     >>> bool((again.predict(a=[0.5])["mean"] == fitted.predict(a=[0.5])["mean"]).all())
     True
     """
-    from xkron.result import KronFit
-
     with xr.open_datatree(path) as probe:
-        spec = json.loads(probe.attrs["xkron_spec"])
-    if spec.get("format") != FORMAT:
-        raise ValueError(f"{path} is not an xkron fit file (format {spec.get('format')!r})")
-    encodings = {d: CoordEncoding.from_dict(e) for d, e in spec["encodings"].items()}
-    use_cftime = any(e.kind == "cftime" for e in encodings.values())
+        if "xkron_batch" in probe.attrs:
+            from xkron.batch import BatchFit
+
+            use_cftime = any(
+                e["kind"] == "cftime"
+                for name, node in probe.children.items()
+                if name != "batch_labels"
+                for e in json.loads(node.attrs["xkron_spec"])["encodings"].values()
+            )
+        else:
+            spec = json.loads(probe.attrs.get("xkron_spec", "{}"))
+            if spec.get("format") != FORMAT:
+                raise ValueError(f"{path} is not an xkron fit file (format {spec.get('format')!r})")
+            use_cftime = any(e["kind"] == "cftime" for e in spec["encodings"].values())
     with xr.open_datatree(path, decode_times=xr.coders.CFDatetimeCoder(use_cftime=use_cftime)) as tree:
         tree = tree.load()
+    if "xkron_batch" in tree.attrs:
+        return BatchFit.from_tree(tree)
+    return fit_from_tree(tree)
+
+
+def fit_from_tree(tree: xr.DataTree):
+    """Inverse of :func:`fit_tree` (the tree loaded, times decoded)."""
+    from xkron.result import KronFit
+
+    spec = json.loads(tree.attrs["xkron_spec"])
+    encodings = {d: CoordEncoding.from_dict(e) for d, e in spec["encodings"].items()}
     data = tree["data"].to_dataset()[spec["data_name"]]
     data.encoding.update({k: _encoding_from_json(v) for k, v in spec["data_encoding"].items()})
     if spec["data_name"] == _UNNAMED:

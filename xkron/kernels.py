@@ -236,8 +236,35 @@ class Periodic(Kernel):
         return xp.exp(-0.5 * r2)
 
 
+@dataclass(frozen=True)
+class Independent(Kernel):
+    """Independent replicates: ``1`` for the same coordinate, ``0`` otherwise; no hyperparameters.
+
+    A factor over a batch dim (ensemble member, scenario) makes its slices independent fields
+    that share every other hyperparameter: ``fit(..., batch_dims=["member"], shared=True)``.
+    Its coordinates may be labels (strings); predicting at a new label gives the prior.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> Independent().correlation([np.subtract.outer(np.arange(3.0), np.arange(3.0))], {}).tolist()
+    [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+
+    per_dim: ClassVar[tuple[str, ...]] = ()
+
+    def correlation(self, diffs, params, xp=np):
+        same = 1.0
+        for d in diffs:
+            same = same * (xp.eq(d, 0) if not _is_numpy(xp) else (np.asarray(d) == 0))
+        return same * 1.0
+
+    def param_specs(self) -> dict[str, Any]:
+        return {}
+
+
 KERNELS: dict[str, type[Kernel]] = {
-    cls.__name__: cls for cls in (ExpQuad, Matern12, Matern32, Matern52, RatQuad, Cosine, Periodic)
+    cls.__name__: cls for cls in (ExpQuad, Matern12, Matern32, Matern52, RatQuad, Cosine, Periodic, Independent)
 }
 
 

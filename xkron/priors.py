@@ -234,7 +234,7 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
             periods = [dominant_period(view, k, c) for k, c in enumerate(factor.coords)]
         else:
             periods = [float(np.ptp(c)) / 4 or 1.0 for c in factor.coords]
-        for k, (coord, name) in enumerate(zip(factor.coords, names["ls"], strict=True)):
+        for k, (coord, name) in enumerate(zip(factor.coords, names.get("ls", []), strict=False)):
             ladder = [periods[k]] * n if factor.kernel.name == "Cosine" else start_ladder(*grid_scales(coord), n)
             for start, ls in zip(starts, ladder, strict=True):
                 start[name] = ls
