@@ -7,7 +7,6 @@ import time
 
 import numpy as np
 import pytest
-import scipy.stats as st
 import xarray as xr
 
 import xkron
