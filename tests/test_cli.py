@@ -172,7 +172,7 @@ def _commands():
         yield (name,), command
 
 
-@pytest.mark.parametrize(("args", "command"), list(_commands()), ids=["xkron", "demo", "info"])
+@pytest.mark.parametrize(("args", "command"), list(_commands()), ids=["xkron", *main.commands])
 def test_help_mentions_every_option(args, command):
     result = CliRunner().invoke(main, [*args, "--help"])
     assert result.exit_code == 0, result.output

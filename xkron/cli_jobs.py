@@ -30,7 +30,7 @@ from typing import Any
 
 import click
 
-from xkron.cli import describe_fit, main, optimizer_line
+from xkron.cli import describe_fit, main
 
 __all__ = [
     "LIKELIHOOD_NAMES",
@@ -44,6 +44,8 @@ __all__ = [
     "dask_client",
     "fit",
     "format_batch",
+    "format_fit",
+    "format_predict",
     "grid_values",
     "is_zarr",
     "open_input",
@@ -370,7 +372,7 @@ def dask_client(scheduler: str | None = None, workers: int | None = None) -> Ite
 
 
 def _select_var(ds, var: str, option: str = "--var", path: Any = None):
-    if var not in ds.variables:
+    if var not in ds.data_vars:
         names = ", ".join(sorted(map(str, ds.data_vars))) or "none"
         where = f" in {path}" if path is not None else ""
         raise JobInputError(f"no variable {var!r}{where}; its data variables: {names}", option)
@@ -515,43 +517,33 @@ def _load_and_fit(
         for name, option in ((mask_var, "--mask-var"), (noise_sd_var, "--noise-sd-var")):
             if name is not None:
                 _check_cell_var(probe, name, da, option)
-    if batch is not None and "batch_dims" not in _fit_parameters(xkron.fit):
-        raise RuntimeError("this version of xkron cannot fit batches: xkron.fit has no batch_dims argument")
 
+    # Each fit needs its data in memory: read them once (in parallel by chunk, on the client
+    # if there is one) rather than at every use inside a fit, or inside each batch task.
     with open_input(data, chunks) as ds:
-        da = ds[var]
+        da = ds[var].compute()
         extra = {
-            "mask": None if mask_var is None else _as_mask(ds[mask_var]),
-            "noise_sd": None if noise_sd_var is None else ds[noise_sd_var],
+            "mask": None if mask_var is None else _as_mask(ds[mask_var]).compute(),
+            "noise_sd": None if noise_sd_var is None else ds[noise_sd_var].compute(),
         }
-        # Each fit needs its data in memory: read them once (in parallel by chunk, on the
-        # client if there is one) rather than at every use inside a fit, or inside batch tasks.
-        da = da.compute()
-        extra = {k: None if v is None else v.compute() for k, v in extra.items()}
-        timings["load"] = time.perf_counter() - tick
-        kwargs = {**_fit_kwargs(likelihood, method, restarts, seed, solver), **(batch or {})}
-        kwargs.update({k: v for k, v in extra.items() if v is not None})
-        tick = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", xkron.ConvergenceWarning)
-            result = xkron.fit(da, kernel_map, **kwargs)
-        timings["fit"] = time.perf_counter() - tick
-        fit_warnings = []
-        for w in caught:
-            if issubclass(w.category, xkron.ConvergenceWarning):
-                fit_warnings.append(str(w.message))
-            else:
-                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-        tick = time.perf_counter()
-        result.to_netcdf(out)
-        timings["write"] = time.perf_counter() - tick
+    timings["load"] = time.perf_counter() - tick
+    kwargs = {**_fit_kwargs(likelihood, method, restarts, seed, solver), **(batch or {})}
+    kwargs.update({k: v for k, v in extra.items() if v is not None})
+    tick = time.perf_counter()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", xkron.ConvergenceWarning)
+        result = xkron.fit(da, kernel_map, **kwargs)
+    timings["fit"] = time.perf_counter() - tick
+    fit_warnings = []
+    for w in caught:
+        if issubclass(w.category, xkron.ConvergenceWarning):
+            fit_warnings.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    tick = time.perf_counter()
+    result.to_netcdf(out)
+    timings["write"] = time.perf_counter() - tick
     return result, out, timings, fit_warnings
-
-
-def _fit_parameters(function) -> set[str]:
-    import inspect
-
-    return set(inspect.signature(function).parameters)
 
 
 def run_fit(
@@ -682,43 +674,18 @@ def format_fit(result: FitJobResult) -> str:
     )
 
 
-def _failures(errors) -> list[tuple[str, str]]:
-    """``(slice, message)`` of the failed fits, from a batch fit's ``errors``.
-
-    Accepts a DataArray of messages over the batch dims (empty, None or NaN where the fit
-    worked), a mapping from slice to message, or a sequence of messages or pairs.
-    """
+def _failures(bfit) -> list[tuple[str, str]]:
+    """``(slice, message)`` of the failed slices of a :class:`xkron.BatchFit`."""
     import numpy as np
 
-    if errors is None:
-        return []
-    if hasattr(errors, "dims") and hasattr(errors, "stack"):
-        if not errors.dims:
-            return [("()", str(errors.item()))] if _is_failure(errors.item()) else []
-        flat = errors.stack(_slice=errors.dims)
-        labels = [", ".join(f"{d}={v}" for d, v in zip(errors.dims, idx, strict=True)) for idx in flat["_slice"].values]
-        return [
-            (label, str(msg))
-            for label, msg in zip(labels, np.asarray(flat.values).ravel(), strict=True)
-            if _is_failure(msg)
-        ]
-    if isinstance(errors, Mapping):
-        return [(str(k), str(v)) for k, v in errors.items() if _is_failure(v)]
-    items = []
-    for i, item in enumerate(errors):
-        if isinstance(item, tuple) and len(item) == 2:
-            items.append((str(item[0]), str(item[1])))
-        elif _is_failure(item):
-            items.append((str(i), str(item)))
-    return items
-
-
-def _is_failure(message) -> bool:
-    if message is None:
-        return False
-    if isinstance(message, float):
-        return message == message  # NaN means no error
-    return bool(str(message).strip())
+    errors = bfit.errors  # a message per slice, "" where the fit worked
+    out = []
+    for idx in np.ndindex(errors.shape):
+        message = str(errors.values[idx])
+        if message:
+            label = ", ".join(f"{d}={errors[d].values[i]}" for d, i in zip(errors.dims, idx, strict=True))
+            out.append((label, message))
+    return out
 
 
 def format_batch(result: BatchJobResult) -> str:
@@ -731,10 +698,13 @@ def format_batch(result: BatchJobResult) -> str:
     params = bfit.params
     sizes = {d: int(params.sizes[d]) for d in result.batch_dims if d in params.sizes}
     n_slices = int(np.prod(list(sizes.values()))) if sizes else 1
-    failures = _failures(getattr(bfit, "errors", None))
+    failures = _failures(bfit)
+    unconverged = sum(
+        f is not None and f.optimizer is not None and not f.optimizer.get("success", True) for f in bfit.fits.values()
+    )
     lines = [
         f"{result.out}",
-        f"batch:      {n_slices} fits over " + " × ".join(f"{d}: {n}" for d, n in sizes.items()),
+        f"batch:      {n_slices} slices ({' × '.join(f'{d}: {n}' for d, n in sizes.items())}), one fit each",
         f"failed:     {len(failures)}",
         *(f"  {where}: {message}" for where, message in failures[:10]),
     ]
@@ -750,9 +720,8 @@ def format_batch(result: BatchJobResult) -> str:
             continue
         lo, med, hi = np.nanmin(values), np.nanmedian(values), np.nanmax(values)
         lines.append(f"  {name!s:<{width}}  {med:.4g} [{lo:.4g}, {hi:.4g}] {units}".rstrip())
-    optimizer = getattr(bfit, "optimizer", None)
-    if isinstance(optimizer, dict) and "success" in optimizer:
-        lines.append(optimizer_line(optimizer))
+    if unconverged:
+        lines.append(f"WARNING: the MAP optimizer did not converge in {unconverged} of {n_slices} slices")
     lines += [*(f"WARNING: {w}" for w in result.warnings)]
     lines.append("timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
     lines.append(f"wrote {result.out}")
@@ -893,7 +862,8 @@ def _chunked_request(fit, request: dict, chunks: Mapping[str, int]) -> dict:
     for dim, arr in arrays.items():
         wanted = {d: chunks[d] for d in arr.dims if d in chunks}
         if wanted:
-            chunked[dim] = arr.chunk(wanted)
+            # An index coordinate cannot be chunked: chunk a plain copy of its values, labelled by it.
+            chunked[dim] = xr.DataArray(arr.variable.to_base_variable().chunk(wanted), coords=arr.coords)
     return chunked
 
 

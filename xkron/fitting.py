@@ -62,6 +62,7 @@ def fit(
     restarts: int = 2,
     solver: Literal["auto", "kronecker", "dense", "iterative"] = "auto",
     solver_options: Mapping[str, Any] | None = None,
+    subsample: Mapping[str, int] | None = None,
     batch_dims: str | Sequence[str] | None = None,
     shared: bool = False,
     errors: Literal["raise", "record"] = "raise",
@@ -177,6 +178,12 @@ def fit(
         the exact value, gradients within 2.5% (0.2% unless a large gap is missing) and MAP
         hyperparameters within 0.5% of the dense optimum (16 probes); a complete grid with equal
         noise is exact. Use ``"dense"`` where it fits in memory for exact numbers.
+    subsample : mapping of dim to int, optional
+        Fit the hyperparameters on every k-th coordinate along these dims (``{"time": 4}``),
+        then condition on the whole grid (:meth:`KronFit.condition`): for grids too big to fit
+        directly, e.g. dask-backed fields larger than memory, which then stay lazy. Thinning
+        (not averaging) keeps the noise level, and lengthscales are in coordinate units, so
+        both carry over. Gaussian marginal fits of complete grids only.
     batch_dims : str or sequence of str, optional
         Dims along which the data hold separate fields (ensemble members, scenarios,
         variables, regions): no kernel for them. Each slice is fitted as an independent model
@@ -218,6 +225,17 @@ def fit(
     >>> sorted(result.params.data_vars)
     ['amplitude', 'ls_a', 'ls_b', 'mean', 'noise']
     """
+    if subsample is not None:
+        bad = [d for d in subsample if d not in da.dims or int(subsample[d]) < 1]
+        if bad:
+            raise ValueError(f"subsample needs data dims with a positive step; check {bad}")
+        thinned = da.isel({d: slice(None, None, int(k)) for d, k in subsample.items()})
+        return fit(
+            thinned, kernels, likelihood=likelihood, latent=latent, mask=mask, amplitude=amplitude, noise=noise,
+            noise_sd=noise_sd, mean=mean, method=method, restarts=restarts, solver=solver,
+            solver_options=solver_options, batch_dims=batch_dims, shared=shared, errors=errors,
+            random_seed=random_seed, progressbar=progressbar, **sample_kwargs,
+        ).condition(da)  # fmt: skip
     if batch_dims is not None:
         from xkron.batch import fit_batch
 

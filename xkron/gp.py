@@ -81,17 +81,53 @@ class KronPosterior:
     factors: tuple[Factor, ...]
     values: Mapping[str, float]
     eigen: KronEigen
-    alpha_tilde: np.ndarray
-    inv_diag: np.ndarray
+    alpha_tilde: np.ndarray | None
+    inv_diag: np.ndarray | None
+    lazy_data: object = None
+    """Dask-backed data (one axis per factor): moments are then lazy (:mod:`xkron.lazy`)."""
 
     @classmethod
-    def condition(cls, y: np.ndarray, factors: Sequence[Factor], values: Mapping[str, float]) -> KronPosterior:
-        """Condition on ``y`` (one axis per grid dim) at hyperparameter ``values``."""
+    def condition(cls, y, factors: Sequence[Factor], values: Mapping[str, float]) -> KronPosterior:
+        """Condition on ``y`` (one axis per grid dim) at hyperparameter ``values``; dask ``y`` stays lazy."""
         Ks = [f.covariance(factor_params(f, values)) for f in factors]
-        y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
         eta2, sigma2 = values["amplitude"] ** 2, values["noise"] ** 2
+        if type(y).__module__.startswith("dask"):
+            y = y.reshape([f.size for f in factors])
+            return cls(tuple(factors), dict(values), KronEigen.from_factors(Ks), None, None, lazy_data=y)
+        y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
         ll = marginal_loglik(y, Ks, eta2, sigma2, values["mean"])
         return cls(tuple(factors), dict(values), ll.eigen, ll.alpha_tilde, ll.inv_diag)
+
+    def _lazy_moments(self, tests: Sequence[TestInputs], out_order: str, noise: bool):
+        """Moments on a test grid from dask-backed data, without computing anything."""
+        from xkron.lazy import lazy_grid_moments
+
+        if len(set("".join(t.labels for t in tests))) != len("".join(t.labels for t in tests)):
+            raise NotImplementedError(
+                "scattered points from dask-backed training data: predict on a grid, or load the data first "
+                "(fit.data.load())"
+            )
+        y = self.lazy_data
+        cross, prior, sizes, chunks = [], [], [], []
+        for axis, (factor, test) in enumerate(zip(self.factors, tests, strict=True)):
+            params = factor_params(factor, self.values)
+            shape = np.broadcast_shapes(*(np.shape(v) for v in test.values))
+            C = factor.covariance(params, test=test.values).reshape(-1, factor.size)
+            cross.append(C)
+            prior.append(np.ravel(factor.variance(params, shape)))
+            sizes.append(shape)
+            step = y.chunks[axis][0]
+            chunks.append(y.chunks[axis] if C.shape[0] == factor.size else step)
+        v = self.values
+        mean, var = lazy_grid_moments(y, self.eigen, cross, prior, v["amplitude"] ** 2, v["noise"] ** 2, v["mean"],
+                                      chunks)  # fmt: skip
+        if noise:
+            var = var + v["noise"] ** 2
+        shape = [n for s in sizes for n in s]
+        labels = "".join(t.labels for t in tests)
+        order = [labels.index(c) for c in out_order]
+        mean, var = (a.reshape(shape).transpose(order) for a in (mean, var))
+        return mean, var
 
     def moments(self, tests: Sequence[TestInputs], out_order: str, noise: bool = False):
         """Posterior mean and variance at the test inputs, as arrays over ``out_order``.
@@ -105,6 +141,8 @@ class KronPosterior:
         noise : bool
             Add the observation noise ``σ²`` to the variance (predictive of ``y``).
         """
+        if self.lazy_data is not None:
+            return self._lazy_moments(tests, out_order, noise)
         eta2 = self.values["amplitude"] ** 2
         cross, prior_var = [], eta2
         for factor, test, Q in zip(self.factors, tests, self.eigen.vectors, strict=True):

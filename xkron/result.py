@@ -137,7 +137,11 @@ class KronFit:
     @cached_property
     def _data_tensor(self) -> np.ndarray:
         """The data the model sees: over the grid (latent), or over the observed grid (marginal)."""
-        y = np.asarray(self.data.transpose(*self.dims).values, dtype=float)
+        data = self.data.transpose(*self.dims)
+        if _is_dask(data.data):
+            # Lazy: a complete grid conditioned without computing (predict and sample stay dask).
+            return data.data.astype(float)
+        y = np.asarray(data.values, dtype=float)
         if self.mask is not None:
             y = np.where(self.mask.transpose(*self.dims).values, y, np.nan)
         return y if self.spec.latent else restrict(y, self.spec.factors)
@@ -344,6 +348,55 @@ class KronFit:
             raise ValueError(f"cannot sample along {sorted(unknown)}: the fit's dims are {self.dims}")
         return sample_fields(self, request, n, observed, np.random.default_rng(random_seed))
 
+    def condition(self, data: xr.DataArray) -> KronFit:
+        """The same hyperparameters, conditioned on other data on the same dims.
+
+        The use: fit the hyperparameters on a subsample (``fit(..., subsample={"time": 4})``
+        does both steps) or a window, then condition on the whole field, which may be larger
+        than memory. A dask-backed ``data`` stays lazy: ``predict()`` (smoothing on its own
+        grid, or any other grid) and ``sample()`` build chunked dask graphs that stream with
+        memory bounded by the chunks (:mod:`xkron.lazy`). Lengthscales are in coordinate
+        units, so they carry over to any resolution.
+
+        Parameters
+        ----------
+        data : xarray.DataArray
+            A complete grid (no NaN: for dask data this is checked as the chunks are
+            computed) on the fit's dims; Gaussian marginal fits only.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, xkron
+        >>> x = np.linspace(0, 1, 40)
+        >>> da = xr.DataArray(np.sin(6 * x)[:, None] * np.cos(4 * x)[None, :], coords={"a": x, "b": x})
+        >>> coarse = da.isel(a=slice(None, None, 4)).kron.fit({"a": "ExpQuad", "b": "ExpQuad"}, progressbar=False)
+        >>> smooth = coarse.condition(da.chunk(10)).predict()
+        >>> smooth["mean"].chunks
+        ((10, 10, 10, 10), (10, 10, 10, 10))
+        """
+        from dataclasses import replace
+
+        from xkron.grid import Factor
+        from xkron.validation import check_coords
+
+        if self.spec.latent or self.spec.likelihood.name != "gaussian":
+            raise ValueError("condition() applies to Gaussian marginal fits; latent fits keep their own draws of v")
+        if not isinstance(data, xr.DataArray) or set(data.dims) != set(self.dims):
+            raise ValueError(f"data must be a DataArray on the fit's dims {self.dims}")
+        check_coords(data, self.dims)
+        if np.ndim(getattr(self.spec.likelihood, "noise_sd", None)) > 0:
+            raise ValueError("condition() needs equal noise; this fit has per-cell noise_sd")
+        factors = tuple(
+            Factor(f.dims, f.kernel, tuple(self.encodings[d].encode(data[d].values) for d in f.dims))
+            for f in self.spec.factors
+        )
+        if _is_dask(data.data):
+            data = data.copy(data=data.data.map_blocks(_require_finite, dtype=data.dtype))
+        elif not bool(np.isfinite(data.values).all()):
+            raise ValueError("condition() needs a complete grid; fit the gappy field with xkron.fit instead")
+        spec = replace(self.spec, factors=factors, solver="kronecker")
+        return KronFit(data, spec, self.encodings, self.params, self.method, optimizer=self.optimizer)
+
     def to_netcdf(self, path, **kwargs) -> None:
         """Write the fit (data, coords, kernels, priors, posterior, attrs) to NetCDF.
 
@@ -364,6 +417,19 @@ class KronFit:
         if self.optimizer is not None:
             lines.append(f"  MAP:     logp={self.optimizer['logp']:.6g}, converged={self.optimizer['success']}")
         return "\n".join(lines)
+
+
+def _require_finite(block: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(block)):
+        raise ValueError(
+            f"{int(np.sum(~np.isfinite(block)))} NaN/inf cells in a chunk of the data given to condition(): "
+            "it needs a complete grid"
+        )
+    return block
+
+
+def _is_dask(array) -> bool:
+    return type(array).__module__.startswith("dask")
 
 
 def _coords_mapping(coords, dims) -> Mapping:

@@ -57,7 +57,15 @@ def sample_fields(fit, request, n: int | None, observed: bool, rng: np.random.Ge
     if observed:
         data = _cell_data(fit, request)
         draw = fit.spec.likelihood.draw
-        variables["y"] = np.stack([draw(f, p.values, data, rng) for f, p in zip(fields, chosen, strict=True)])
+        if type(fields).__module__.startswith("dask"):  # lazy: Gaussian noise drawn chunk by chunk
+            import dask.array as dask_array
+
+            noise = dask_array.random.default_rng(int(rng.integers(2**63))).standard_normal(
+                fields.shape, chunks=fields.chunks
+            )
+            variables["y"] = fields + chosen[0].values["noise"] * noise
+        else:
+            variables["y"] = np.stack([draw(f, p.values, data, rng) for f, p in zip(fields, chosen, strict=True)])
     coords = {**_output_coords(arrays, fit, per_draw=False), **lead_coords}
     dims = (*lead, *fit.dims)
     out = xr.Dataset(

@@ -100,6 +100,8 @@ def posterior_fields(
     """
     latent = isinstance(posterior, LatentPosterior)
     values = posterior.values
+    if getattr(posterior, "lazy_data", None) is not None:
+        return _lazy_fields(posterior, tests, n, rng)
     roots = [
         _union_roots(f, factor_params(f, values), t, JITTER if latent else 0.0)
         for f, t in zip(posterior.factors, tests, strict=True)
@@ -136,6 +138,18 @@ def posterior_fields(
             alpha = posterior.alpha_tilde - posterior.inv_diag * rotated
             fields.append(values["mean"] + prior_test + values["amplitude"] ** 2 * _apply(alpha, cross))
     return np.concatenate(fields)
+
+
+def _lazy_fields(posterior: KronPosterior, tests, n: int, rng: np.random.Generator):
+    """Sample fields from dask-backed data: the same rule, as a chunked dask graph."""
+    from xkron.lazy import lazy_grid_samples
+
+    values, y = posterior.values, posterior.lazy_data
+    roots = [_union_roots(f, factor_params(f, values), t, 0.0) for f, t in zip(posterior.factors, tests, strict=True)]
+    cross = [f.covariance(factor_params(f, values), test=t) for f, t in zip(posterior.factors, tests, strict=True)]
+    chunks = [y.chunks[i] if C.shape[0] == C.shape[1] else y.chunks[i][0] for i, C in enumerate(cross)]
+    eta2, sigma2, seed = values["amplitude"] ** 2, values["noise"] ** 2, int(rng.integers(2**63))
+    return lazy_grid_samples(y, posterior.eigen, roots, cross, eta2, sigma2, values["mean"], chunks, n, seed)
 
 
 def sampled_variance(posterior: ObservedPosterior, tests: Sequence[TestInputs], out_order: str, n: int, rng):
