@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from xkron.kronecker import KronEigen, marginal_loglik, mode_product, outer
+from xkron.kronecker import KronEigen, marginal_loglik, outer
 
 __all__ = ["CGReport", "IterativeLoglik", "IterativeSystem", "pcg"]
 
@@ -250,10 +250,8 @@ class IterativeSystem:
         return v.reshape(-1, *self.shape)
 
     def _rotate(self, v: np.ndarray, transpose: bool) -> np.ndarray:
-        t = self._grid(v)
-        for axis in range(len(self.shape)):
-            t = self.eigen.rotate(t, axis + 1, transpose=transpose, factor=axis)
-        return t.reshape(len(v), -1)
+        mats = [Q.T if transpose else Q for Q in self.eigen.vectors]
+        return _apply_each(v, mats, self.shape)
 
     def _f_power(self, v: np.ndarray, power: float) -> np.ndarray:
         """``F^power v``, exactly in the Kronecker eigenbasis."""
@@ -261,11 +259,7 @@ class IterativeSystem:
 
     def _k_apply(self, v: np.ndarray, skip: int | None = None) -> np.ndarray:
         """``(⊗K_i) v`` (without ``η²``); ``skip`` leaves factor ``skip`` out."""
-        t = self._grid(v)
-        for i, K in enumerate(self.factors):
-            if i != skip:
-                t = mode_product(t, K, i + 1)
-        return t.reshape(len(v), -1)
+        return _apply_each(v, [None if i == skip else K for i, K in enumerate(self.factors)], self.shape)
 
     def _g_matvec(self, v: np.ndarray) -> np.ndarray:
         return self.eta2 * self._k_apply(v) + self.noise_var.ravel() * v
@@ -394,9 +388,32 @@ class IterativeSystem:
         )
 
 
+def _apply_each(v: np.ndarray, matrices: Sequence[np.ndarray | None], shape: tuple[int, ...]) -> np.ndarray:
+    """``(M_1 ⊗ ... ⊗ M_D) v_p`` for every row ``v_p`` of ``v`` (``None``: identity).
+
+    Each mode product is a batched ``matmul`` on a contiguous view (no transposed copies):
+    axis ``i`` of the row-major tensor sits between ``∏_{k<i} n_k`` and ``∏_{k>i} n_k``.
+    """
+    out = np.ascontiguousarray(v).reshape(len(v), *shape)
+    rows = len(v)
+    for i, M in enumerate(matrices):
+        if M is None:
+            continue
+        before, after = rows * int(np.prod(shape[:i])), int(np.prod(shape[i + 1 :]))
+        if after == 1:
+            out = out.reshape(-1, shape[i]) @ M.T
+        else:
+            out = np.matmul(M, out.reshape(before, shape[i], after))
+    return out.reshape(rows, -1)
+
+
 def _unfold_gram(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray:
     """``Σ_{p, rest} a[p, m, rest] b[p, m', rest]`` over grid axis ``axis`` of flat rows."""
     n = shape[axis]
-    a = np.moveaxis(a.reshape(-1, *shape), axis + 1, 0).reshape(n, -1)
-    b = np.moveaxis(b.reshape(-1, *shape), axis + 1, 0).reshape(n, -1)
-    return a @ b.T
+    before, after = len(a) * int(np.prod(shape[:axis])), int(np.prod(shape[axis + 1 :]))
+    a, b = a.reshape(before, n, after), b.reshape(before, n, after)
+    if after == 1:
+        return a.reshape(-1, n).T @ b.reshape(-1, n)
+    if before < 8:
+        return np.einsum("bia,bja->ij", a, b, optimize=True)
+    return sum(x @ y.T for x, y in zip(a, b, strict=True))
