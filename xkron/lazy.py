@@ -1,10 +1,13 @@
 """Kronecker GP posteriors on grids larger than memory: chunked mode products with dask.
 
 Array level (dask arrays in, dask arrays out; nothing computes here). A mode product
-``X ×_i M`` with a small dense ``M`` becomes ``dask.array.tensordot`` with ``M`` chunked
-to match: each output block is a sum of block products along axis ``i``, so a task holds a
-few blocks at a time and the memory of a computation is bounded by the chunk sizes, not by
-the grid. Every axis keeps the chunking it is given.
+``X ×_i M`` with a small dense ``M`` rechunks ``X`` so that axis ``i`` is whole in each block
+and multiplies block by block; the output keeps the chunking it is given along every axis.
+Each output cell depends on every input cell, so each product is an all-to-all exchange of
+blocks: dask holds about one grid-sized intermediate (several, in flight) while it computes.
+Memory therefore scales with the grid (measured: about 8 times the float64 size of the field,
+``tests/benchmarks/bench_scale.py``), not with the chunks; streaming in bounded memory would
+need the intermediates spilled to disk between the products.
 
 For a complete grid with equal noise (Saatçi 2011, Alg. 16), with ``A_i = K*_i Q_i``:
 
@@ -26,6 +29,9 @@ def lazy_mode_products(x, matrices: Sequence[np.ndarray | None], chunks: Sequenc
     """``x ×_1 M_1 ... ×_D M_D`` (``None``: identity) with output chunks ``chunks[i]`` along axis ``i``.
 
     ``first`` is the axis of ``M_1`` (axes before it, such as a batch of sample fields, are kept).
+    Each product rechunks ``x`` so that its axis is whole in every block (the other axes cut to
+    keep blocks near their input size), multiplies block by block, and the result is rechunked
+    to ``chunks`` at the end.
 
     Examples
     --------
@@ -36,15 +42,21 @@ def lazy_mode_products(x, matrices: Sequence[np.ndarray | None], chunks: Sequenc
     >>> out.chunks, bool(np.allclose(out.compute(), A @ X @ B.T))
     (((2, 1), (5,)), True)
     """
-    import dask.array as da
-
+    block_bytes = max(x.nbytes / max(x.npartitions, 1), 2**20)
     for k, M in enumerate(matrices):
         if M is None:
             continue
-        axis = first + k
-        M = da.from_array(np.asarray(M, dtype=float), chunks=(chunks[k], x.chunks[axis]))
-        x = da.moveaxis(da.tensordot(x, M, axes=([axis], [1])), -1, axis)
-    return x
+        axis, M = first + k, np.asarray(M, dtype=float)
+        spec = {a: (-1 if a == axis else "auto") for a in range(x.ndim)}
+        x = x.rechunk(spec, block_size_limit=block_bytes)
+        out_chunks = tuple((M.shape[0],) if a == axis else c for a, c in enumerate(x.chunks))
+        x = x.map_blocks(_block_product, M, axis, chunks=out_chunks, dtype=float)
+    out = {first + k: c for k, c in enumerate(chunks)}
+    return x.rechunk(out)
+
+
+def _block_product(block: np.ndarray, M: np.ndarray, axis: int) -> np.ndarray:
+    return np.moveaxis(np.tensordot(M, block, axes=([1], [axis])), 0, axis)
 
 
 def lazy_outer(vectors: Sequence[np.ndarray], chunks: Sequence):

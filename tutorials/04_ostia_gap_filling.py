@@ -1,0 +1,406 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Tutorial 4: filling gaps in a real sea-surface temperature analysis
+#
+# Satellite SST has gaps: clouds hide the sea for days or weeks, and land is never sea. Here
+# we take a real, gap-free analysis (OSTIA, the Met Office's Operational Sea Surface
+# Temperature and Sea Ice Analysis, as monthly means), punch holes in it ourselves, fill them
+# with an exact Kronecker GP and check the filled values against the truth we hid:
+#
+# 1. Open `ostia_monthly.nc` from iris-sample-data with xarray and derive its land mask.
+# 2. Hide 10% of the ocean cells at random and one contiguous block (a simulated cloud gap:
+#    three months over a 3° × 7.5° box of the equatorial Pacific), and fit
+#    `da.kron.fit(..., mask=ocean)` to the rest.
+# 3. Score the filled values on the hidden cells (RMSE, and the coverage of the 90%
+#    predictive interval) against two simple gap fillers: linear interpolation in space,
+#    month by month, and a per-cell climatology.
+# 4. Map the filled field and its sd for one month, with land masked.
+#
+# **The subset.** The file covers the equatorial band (5°S–5°N) all around the globe for 54
+# months: 54 × 18 × 432 cells, a quarter of them land. We fit 12 months (April 2007 to March
+# 2008) of the Pacific from 150°E to 88°W (147 longitudes), 12 × 18 × 147 = 31,752 cells, of
+# which 1.3% are land (islands of Melanesia and Kiribati, and the Galápagos). Two reasons:
+#
+# - **Land across separate factors.** With separate latitude and longitude factors a land
+#   mask is not a Kronecker grid, so xkron uses its iterative solver (conjugate gradients on
+#   the missing cells). Its cost grows with the size of contiguous gaps relative to the
+#   lengthscales: at the fitted hyperparameters one log-likelihood and gradient take about
+#   60 CG iterations on this window with its land mask alone (about 110 with the block gap
+#   we add below), while over the Americas (120°W–0°, with South America in it) they took
+#   over 1,400 for just six months. The full band, with Africa, the Maritime Continent and
+#   South America in it, is out of reach of a two-minute tutorial; the open Pacific is the
+#   natural place for it.
+# - **Runtime.** Twelve months of this window fit by MAP in about 20 seconds on one core
+#   (about 20 L-BFGS steps, each a batch of CG solves for the data and 8 probe vectors);
+#   24 months took more than three times as long. The whole tutorial runs in under a
+#   minute.
+#
+# The climatology baseline uses the whole 54-month record (the other years of the same
+# calendar month), data the GP never sees; it is the stronger for it.
+#
+# Run it as a script (`python tutorials/04_ostia_gap_filling.py`) or open it as a notebook
+# with jupytext. Figures go to `$XKRON_TUTORIAL_OUT` (a fresh temporary folder by default).
+# It needs the optional `iris-sample-data` package (`pip install xkron[data]`).
+
+# %%
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+# As a script nothing is shown on screen: every figure is written to a file, so use the
+# non-interactive Agg backend unless the user picked one (MPLBACKEND) or we run in Jupyter.
+if "MPLBACKEND" not in os.environ and "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
+
+import matplotlib.patches
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import scipy.interpolate
+import xarray as xr
+from threadpoolctl import threadpool_limits
+
+import xkron
+
+try:
+    import iris_sample_data
+except ImportError as err:
+    raise SystemExit("this tutorial needs the iris-sample-data package: pip install xkron[data]") from err
+
+# The iterative solver multiplies many small matrices. On a few shared cores a multi-threaded
+# BLAS spends more time synchronising its threads than computing: on two shared cores this
+# tutorial took 40 s with one BLAS thread and 110 s with two. Remove this line on a big machine.
+threadpool_limits(limits=1, user_api="blas")
+
+T_START, CPU_START = time.perf_counter(), time.process_time()
+OUT = Path(os.environ.get("XKRON_TUTORIAL_OUT") or tempfile.mkdtemp(prefix="xkron-tutorial-"))
+OUT.mkdir(parents=True, exist_ok=True)
+print(f"figures and files go to {OUT}")
+
+SST_CMAP = "RdYlBu_r"
+SD_CMAP = "viridis"
+
+
+def save(fig, name):
+    path = OUT / name
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    print(f"saved {path}")
+
+
+# %% [markdown]
+# ## The data
+#
+# `ostia_monthly.nc` holds monthly means of the OSTIA analysis from April 2006 to September
+# 2010 on a 0.56° (latitude) × 0.83° (longitude) grid between 5°S and 5°N. Temperatures are
+# in kelvin; land cells are NaN. Times are mid-month dates, so xkron measures the time
+# lengthscale in days (one month ≈ 30.4 days); the spatial ones are in degrees.
+
+# %%
+path = Path(iris_sample_data.path) / "ostia_monthly.nc"
+with xr.open_dataset(path) as ds:
+    sst = ds["surface_temperature"].load()
+print(sst.sizes)
+print(f"units: {sst.attrs['units']}; {float(sst.isnull().mean()):.1%} of the cells are NaN")
+
+# %% [markdown]
+# The NaN cells are land, and land does not move: the mask is the same in every month. We
+# check that, and keep the mask on `(latitude, longitude)` only: passed as `mask=`, it
+# broadcasts over time.
+
+# %%
+ocean_everywhere = sst.notnull().all("time")
+assert bool((sst.notnull() == ocean_everywhere).all()), "the land mask changes with time"
+print(f"land: {float(1 - ocean_everywhere.mean()):.1%} of the grid, the same in every month")
+
+# %% [markdown]
+# The window we fit (see the introduction for why this one): twelve months of the Pacific
+# from 150°E to 88°W. In these months a La Niña developed: by late 2007 the equator east
+# of the date line was two to three kelvin colder than in the same months of the other
+# years of the record.
+
+# %%
+WINDOW = {"time": slice("2007-04", "2008-03"), "longitude": slice(150, 272)}
+truth = sst.sel(WINDOW)
+ocean = ocean_everywhere.sel(longitude=WINDOW["longitude"])
+print(dict(truth.sizes), f"= {truth.size} cells, {int((~ocean).sum()) * truth.sizes['time']} of them land")
+
+# %%
+lon_w, lat_w = truth["longitude"], truth["latitude"]
+fig, ax = plt.subplots(figsize=(16, 2.4))
+mesh = ax.pcolormesh(sst["longitude"], sst["latitude"], sst.sel(time="2007-09").squeeze(), cmap=SST_CMAP)
+ax.add_patch(
+    matplotlib.patches.Rectangle(
+        (float(lon_w[0]), float(lat_w[0])),
+        float(lon_w[-1] - lon_w[0]),
+        float(lat_w[-1] - lat_w[0]),
+        fill=False,
+        color="k",
+        lw=1.5,
+    )
+)
+ax.set_xlabel("longitude (°E)")
+ax.set_ylabel("latitude (°N)")
+ax.set_title("OSTIA monthly mean SST, September 2007 (white: land; box: the window we fit)")
+fig.colorbar(mesh, ax=ax, label="K", pad=0.01)
+save(fig, "01_ostia_band.png")
+
+# %% [markdown]
+# ## Hiding cells
+#
+# Two kinds of gaps, scored separately:
+#
+# - **Random cells**: 10% of the ocean cells of the window, scattered. Each has observed
+#   neighbours in space and time: the easy case.
+# - **A block**: all cells of a box of 5 latitudes × 9 longitudes (cell centres 1.1°S–1.1°N,
+#   201.7°–208.3°E) for three months, August to October 2007, on the equator in the central Pacific while
+#   La Niña was developing. Its centre is about a lengthscale (as fitted below) from the
+#   nearest data in space and in time.
+#
+# We set the hidden cells to NaN: NaN cells leave the likelihood exactly, as masked cells do.
+
+# %%
+rng = np.random.default_rng(20070801)
+BLOCK = {"time": slice("2007-08", "2007-10"), "latitude": slice(-1.5, 1.5), "longitude": slice(201, 209)}
+block = xr.zeros_like(truth, dtype=bool)
+block.loc[BLOCK] = True
+block = block & ocean
+random_cells = xr.DataArray(rng.random(truth.shape) < 0.1, coords=truth.coords) & ocean & ~block
+hidden = random_cells | block
+train = truth.where(~hidden)
+print(f"hidden: {int(random_cells.sum())} random cells and a block of {int(block.sum())} cells")
+in_block = block.any("time")
+print(
+    f"block: {block['time'].dt.strftime('%Y-%m').values[block.any(('latitude', 'longitude')).values]}, "
+    f"latitudes {lat_w.values[in_block.any('longitude').values].round(2)}, "
+    f"longitudes {lon_w.values[in_block.any('latitude').values].round(2)}"
+)
+print(f"observed: {int(train.notnull().sum())} of {int(ocean.sum()) * truth.sizes['time']} ocean cells")
+
+# %% [markdown]
+# ## The model and the fit
+#
+# `y = μ + f + ε` with `f ~ GP(0, η² k_time ⊗ k_latitude ⊗ k_longitude)`, a Matérn-5/2
+# kernel along each dim, and white noise `ε` of sd σ. xkron's default priors (listed in
+# `fit.params`' attributes) are weakly informative: each lengthscale between the grid
+# spacing and the extent of its dim.
+#
+# Why Matérn-5/2 everywhere? When this tutorial was written we compared it with
+# Matérn-3/2 in time and squared-exponential (`ExpQuad`) factors in space, and with
+# Matérn-3/2 everywhere: Matérn-5/2 had the highest log-likelihood at the MAP, by some 900
+# log units over Matérn-3/2 and, on 24 months, 2,400 over Matérn-3/2 × ExpQuad × ExpQuad,
+# with similar errors on the hidden cells. A periodic factor for the seasonal cycle does
+# not fit here: one kernel per dim makes it a product, and an exactly periodic time factor
+# leaves no room for a La Niña year.
+#
+# With `mask=ocean` the land cells are unobserved; with the NaN cells we added, the observed
+# cells are no grid, and there are far more than 3000 of them, so `solver="auto"` picks the
+# iterative solver (conjugate gradients for the solves, stochastic Lanczos quadrature for the
+# log-determinant, 8 probe vectors with a fixed seed, so the fit is reproducible).
+#
+# `restarts=0`: a single MAP start. The default (`restarts=2`) runs two more starts with
+# longer lengthscales; in a trial run on this window all three reached the same optimum
+# (to 1e-10), at three times the cost.
+
+# %%
+kernels = {"time": xkron.Matern52(), "latitude": xkron.Matern52(), "longitude": xkron.Matern52()}
+t0 = time.perf_counter()
+fit = train.kron.fit(kernels, mask=ocean, restarts=0, progressbar=False)
+t_fit = time.perf_counter() - t0
+print(f"solver: {fit.spec.solver}; fit in {t_fit:.1f} s")
+print(fit.optimizer)
+assert fit.spec.solver == "iterative"
+assert fit.optimizer["success"], fit.optimizer
+
+# %%
+fit.params  # noqa: B018  (a notebook displays the Dataset)
+
+# %%
+for name, value in fit.params.items():
+    print(f"{name:13s} {float(value):10.4g} {value.attrs.get('units', '')}")
+
+# %% [markdown]
+# The time lengthscale is below a month: monthly means a month apart are correlated, but
+# not strongly (about 0.4 for a Matérn-5/2 at 1.2 lengthscales), and the spatial lengthscales
+# of 2.5° and 3.8° (about 280 km × 420 km) say that the field varies faster across the
+# equator than along it, as the equatorial cold tongue does. The
+# noise sd, 0.03 K, is the part of a monthly mean that the smooth field does not explain.
+#
+# ## Filling the gaps
+#
+# `fit.predict()` gives the posterior mean and sd at every cell of the training grid: at the
+# observed cells a smoothed value, at the hidden ones the gap fill. With `noise=True` the sd
+# is that of a new observation (the field's sd and σ together), which is what a hidden
+# value should fall within; `mask=True` re-applies the fit's mask, so land stays NaN.
+#
+# With the iterative solver the sd is a Monte Carlo estimate (128 posterior sample fields
+# with a control variate, `solver_options={"variance_samples": ...}`); the mean is exact up
+# to the CG tolerance.
+
+# %%
+t0 = time.perf_counter()
+filled = fit.predict(noise=True, mask=True)
+t_predict = time.perf_counter() - t0
+print(f"prediction on {truth.size} cells in {t_predict:.1f} s")
+assert bool((filled["mean"].isnull() == ~ocean).all()), "land should be NaN, ocean filled"
+
+# %% [markdown]
+# ## Two simple gap fillers to compare with
+#
+# - **Linear interpolation in space**, month by month: `scipy.interpolate.griddata` on
+#   (latitude, longitude) in degrees from the observed ocean cells of the same month, linear
+#   on their Delaunay triangulation, and the nearest observed cell outside it.
+# - **Climatology**: the mean of the same calendar month in the other years of the record
+#   (2006–2010, outside our window, so none of it is hidden), cell by cell; where a cell had
+#   no such value, the mean of all its values that the fit could see as well.
+
+
+# %%
+def interpolate_linear(data: xr.DataArray) -> xr.DataArray:
+    """Fill NaN cells of each time step by linear interpolation in (lat, lon), nearest outside the hull."""
+    lat2d, lon2d = xr.broadcast(data["latitude"], data["longitude"])
+    points = np.column_stack([lat2d.values.ravel(), lon2d.values.ravel()])
+    out = data.copy()
+    for i in range(data.sizes["time"]):
+        values = data.isel(time=i).transpose("latitude", "longitude").values.ravel()
+        seen = np.isfinite(values)
+        linear = scipy.interpolate.griddata(points[seen], values[seen], points, method="linear")
+        nearest = scipy.interpolate.griddata(points[seen], values[seen], points, method="nearest")
+        out[i] = np.where(np.isfinite(linear), linear, nearest).reshape(lat2d.shape)
+    return out
+
+
+record = sst.sel(longitude=WINDOW["longitude"])
+other_years = record.drop_sel(time=truth["time"])
+by_month = other_years.groupby("time.month").mean("time")
+cell_mean = xr.concat([other_years, train], "time").mean("time")
+climatology = by_month.sel(month=truth["time"].dt.month).drop_vars("month").fillna(cell_mean)
+
+linear = interpolate_linear(train.transpose("time", "latitude", "longitude"))
+
+# %% [markdown]
+# ## Scores on the hidden cells
+#
+# For each gap filler, the root mean square error on the random cells and on the block.
+# For the GP also the coverage of its 90% predictive interval, `mean ± 1.645 sd`: the share
+# of hidden values that fall inside it, which should be near 0.9.
+
+
+# %%
+def rmse(estimate, where):
+    return float(np.sqrt(((estimate - truth) ** 2).where(where).mean()))
+
+
+def coverage(where):
+    inside = np.abs(filled["mean"] - truth) <= 1.645 * filled["sd"]
+    return float(inside.where(where).mean())
+
+
+sets = {"random cells": random_cells, "block": block}
+table = pd.DataFrame(
+    {
+        "xkron GP": {f"RMSE, {name} (K)": rmse(filled["mean"], where) for name, where in sets.items()},
+        "linear interpolation": {f"RMSE, {name} (K)": rmse(linear, where) for name, where in sets.items()},
+        "climatology": {f"RMSE, {name} (K)": rmse(climatology, where) for name, where in sets.items()},
+    }
+).T
+for name, where in sets.items():
+    table[f"90% coverage, {name}"] = [coverage(where), np.nan, np.nan]
+for name, where in sets.items():
+    table[f"mean sd, {name} (K)"] = [float(filled["sd"].where(where).mean()), np.nan, np.nan]
+print(table.T.to_string(float_format="{:.3f}".format, na_rep="-"))
+
+# %% [markdown]
+# On the random cells the GP's error is only a little above the noise sd σ: a scattered
+# hole has observed neighbours a month and a grid cell away, and the GP weighs them by
+# their distance in space *and* time. Linear interpolation sees only the same month, and
+# the climatology misses the year's anomaly altogether: in a La Niña year that is most of
+# the signal. In the block the GP's error grows (its centre is about a lengthscale from the
+# nearest data in every direction) and so does its sd, by about as much: the coverage stays
+# near 90% in both sets.
+#
+# The assertions below check what held with a margin when this tutorial was written: the
+# GP beats both baselines on both sets, and its 90% intervals cover between 80% and 97% of
+# the hidden values.
+
+# %%
+for name in sets:
+    gp = table.loc["xkron GP", f"RMSE, {name} (K)"]
+    for baseline in ("linear interpolation", "climatology"):
+        other = table.loc[baseline, f"RMSE, {name} (K)"]
+        assert gp < other, f"{name}: GP RMSE {gp:.3f} K is not below {baseline}'s {other:.3f} K"
+    cover = table.loc["xkron GP", f"90% coverage, {name}"]
+    assert 0.8 <= cover <= 0.97, f"{name}: 90% interval covers {cover:.1%} of the hidden values"
+
+# %% [markdown]
+# ## Maps of one month
+#
+# September 2007, the middle month of the block: what the fit saw (hidden cells are
+# white, like land), the filled field, its sd, and the error against the hidden truth. The
+# black box is the block.
+
+# %%
+MONTH = "2007-09"
+month = {"time": MONTH}
+# The block's outline: its cells' extent, plus half a grid spacing on each side.
+block_lat = lat_w.where(block.any(("time", "longitude")), drop=True).values
+block_lon = lon_w.where(block.any(("time", "latitude")), drop=True).values
+half_lat, half_lon = float(np.diff(lat_w).mean()) / 2, float(np.diff(lon_w).mean()) / 2
+box_xy = (block_lon[0] - half_lon, block_lat[0] - half_lat)
+box_size = (block_lon[-1] - block_lon[0] + 2 * half_lon, block_lat[-1] - block_lat[0] + 2 * half_lat)
+vmin, vmax = np.nanpercentile(truth.sel(month).values, [1, 99])
+error = (filled["mean"] - truth).where(hidden)
+panels = [
+    ("observed (hidden cells and land blank)", train, SST_CMAP, (vmin, vmax)),
+    ("filled: posterior mean (land masked)", filled["mean"], SST_CMAP, (vmin, vmax)),
+    ("predictive sd (incl. noise)", filled["sd"], SD_CMAP, (0, 0.15)),
+    ("error of the fill at hidden cells", error, "RdBu_r", (-0.3, 0.3)),
+]
+fig, axs = plt.subplots(len(panels), 1, figsize=(16, 10), sharex=True, layout="constrained")
+for ax, (title, field, cmap, (lo, hi)) in zip(axs, panels, strict=True):
+    mesh = ax.pcolormesh(lon_w, lat_w, field.sel(month).squeeze("time"), cmap=cmap, vmin=lo, vmax=hi)
+    ax.add_patch(matplotlib.patches.Rectangle(box_xy, *box_size, fill=False, lw=1.2))
+    ax.set_title(f"{title}, {MONTH}")
+    ax.set_ylabel("latitude (°N)")
+    fig.colorbar(mesh, ax=ax, label="K", pad=0.01)
+axs[-1].set_xlabel("longitude (°E)")
+save(fig, "02_filled_month.png")
+
+# %% [markdown]
+# The filled field is indistinguishable from the data at a glance; the sd map shows where
+# the information is missing: small at observed cells (about σ, since the sd includes the
+# noise), a little larger at the scattered hidden cells, and largest in the middle of the
+# block.
+#
+# ## Summary
+#
+# - A static land mask goes in as `mask=ocean` on `(latitude, longitude)`; it broadcasts
+#   over time, and further NaN cells (our hidden ones) leave the likelihood the same way.
+#   `predict(mask=True)` keeps land NaN in the output.
+# - With the land mask across separate latitude and longitude factors, xkron fits by
+#   conjugate gradients. The cost depends on how contiguous the missing cells are: fine for
+#   islands and cloud-sized gaps, slow for continents. Fit windows of open ocean, or put
+#   latitude and longitude into one factor (`{("latitude", "longitude"): ...}`): the land
+#   cells then drop out of that factor, and a static mask alone keeps the Kronecker
+#   structure (exact, no CG), at the price of an eigendecomposition over all the ocean
+#   cells of a time step.
+# - On the hidden cells the GP beats linear interpolation and a climatology, on scattered
+#   cells and in a three-month block, and its 90% intervals cover close to 90% of the truth.
+
+# %%
+print(f"total runtime: {time.perf_counter() - T_START:.1f} s wall, {time.process_time() - CPU_START:.1f} s CPU")
