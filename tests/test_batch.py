@@ -108,19 +108,26 @@ def test_cluster_batch_equals_the_sequential_batch(cluster_client):
 
 
 def test_cluster_batch_survives_a_worker_restart(cluster_client):
+    import os
+
     da = _members(6)
     reference = _one_by_one(da)
-    started = threading.Event()
+    started, restarted = threading.Event(), {}
+    before = set(cluster_client.run(os.getpid).values())
 
     def restart_one():
         started.wait()
         time.sleep(0.5)
         worker = next(iter(cluster_client.scheduler_info()["workers"]))
         cluster_client.restart_workers([worker])
+        restarted["at"] = time.perf_counter()
 
     thread = threading.Thread(target=restart_one)
     thread.start()
     started.set()
     survived = _batch(da)
+    finished = time.perf_counter()
     thread.join()
+    assert set(cluster_client.run(os.getpid).values()) != before  # a worker process was replaced
+    assert restarted["at"] < finished  # ... while the batch was running
     xr.testing.assert_allclose(survived.params.drop_attrs(), reference.drop_attrs(), rtol=1e-12)
