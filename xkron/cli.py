@@ -125,6 +125,25 @@ def _year(t) -> int:
     return int(t.year)
 
 
+def fit_noting_convergence(run: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """``run()`` (a fit), with its ``ConvergenceWarning`` messages collected for the summary.
+
+    Other warnings are passed on unchanged.
+    """
+    import xkron
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", xkron.ConvergenceWarning)
+        result = run()
+    messages = []
+    for w in caught:
+        if issubclass(w.category, xkron.ConvergenceWarning):
+            messages.append(str(w.message))
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return result, messages
+
+
 def run_demo(
     out: str | Path,
     years: int = DEFAULT_YEARS,
@@ -175,16 +194,11 @@ def run_demo(
     shape = " × ".join(str(n) for n in train.shape)
     say(f"fitting {time_kernel}(time) × {SPACE_KERNEL}(latitude, longitude) to {shape} cells (MAP) ...")
     tick = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught, threadpool_limits(limits=blas_threads, user_api="blas"):
-        warnings.simplefilter("always", xkron.ConvergenceWarning)
-        fit = train.kron.fit(kernels, restarts=RESTARTS, random_seed=SEED, progressbar=False)
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
+        fit, fit_warnings = fit_noting_convergence(
+            lambda: train.kron.fit(kernels, restarts=RESTARTS, random_seed=SEED, progressbar=False)
+        )
     timings["fit"] = time.perf_counter() - tick
-    fit_warnings = []
-    for w in caught:
-        if issubclass(w.category, xkron.ConvergenceWarning):
-            fit_warnings.append(str(w.message))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     lat_fine, lon_fine = _fine_axis(da["latitude"]), _fine_axis(da["longitude"])
     times = train["time"].values[-min(PREDICT_YEARS, years) :]

@@ -30,7 +30,7 @@ from typing import Any
 
 import click
 
-from xkron.cli import describe_fit, main
+from xkron.cli import describe_fit, fit_noting_convergence, main
 
 __all__ = [
     "LIKELIHOOD_NAMES",
@@ -530,16 +530,8 @@ def _load_and_fit(
     kwargs = {**_fit_kwargs(likelihood, method, restarts, seed, solver), **(batch or {})}
     kwargs.update({k: v for k, v in extra.items() if v is not None})
     tick = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", xkron.ConvergenceWarning)
-        result = xkron.fit(da, kernel_map, **kwargs)
+    result, fit_warnings = fit_noting_convergence(lambda: xkron.fit(da, kernel_map, **kwargs))
     timings["fit"] = time.perf_counter() - tick
-    fit_warnings = []
-    for w in caught:
-        if issubclass(w.category, xkron.ConvergenceWarning):
-            fit_warnings.append(str(w.message))
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     tick = time.perf_counter()
     result.to_netcdf(out)
     timings["write"] = time.perf_counter() - tick
