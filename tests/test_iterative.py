@@ -109,3 +109,26 @@ def test_bad_noise_is_rejected():
         IterativeSystem(FACTORS, 1.0, noise, PATTERNS["complete"])
     with pytest.raises(ValueError, match="no cell is observed"):
         IterativeSystem(FACTORS, 1.0, 0.1, np.zeros(SHAPE, dtype=bool))
+
+
+def test_static_gap_preconditioner_is_an_exact_model_of_the_gap_block():
+    from xkron.gaps import StaticGapPreconditioner
+    from xkron.kronecker import KronEigen
+
+    observed = PATTERNS["block"]  # a block missing at every step of the last axis
+    eigen = KronEigen.from_factors(FACTORS)
+    pre = StaticGapPreconditioner.build(eigen, 1.3, 0.05, observed, cutoff=0.0)
+    assert pre is not None and pre.axis == 2
+    F = 1.3 * np.kron(np.kron(FACTORS[0], FACTORS[1]), FACTORS[2]) + 0.05 * np.eye(observed.size)
+    m = ~observed.ravel()
+    S = np.linalg.inv(F)[m][:, m]
+    P = pre.power(np.eye(m.sum()), 1.0)
+    # With every column kept (cutoff 0, within the rank budget) P is S itself.
+    np.testing.assert_allclose(P, S, rtol=0, atol=1e-8 * np.abs(S).max())
+    half = pre.power(pre.power(np.eye(m.sum()), 0.5), 0.5)
+    np.testing.assert_allclose(half, P, rtol=0, atol=1e-8 * np.abs(S).max())
+    np.testing.assert_allclose(pre.power(P, -1.0), np.eye(m.sum()), atol=1e-6)
+    assert pre.logdet() == pytest.approx(np.linalg.slogdet(S)[1], rel=1e-8)
+    default = StaticGapPreconditioner.build(eigen, 1.3, 0.05, observed).power(np.eye(m.sum()), 1.0)
+    np.testing.assert_allclose(default, S, rtol=0, atol=1e-3 * np.abs(S).max())  # small δ left out
+    assert StaticGapPreconditioner.build(eigen, 1.3, 0.05, PATTERNS["random"]) is None

@@ -15,7 +15,10 @@ pieces:
   ``log|A| = log|G| + log|S|``. ``S`` is solved by CG with one ``G`` solve per product. Its
   condition number is small when the missing cells are scattered (a vector on scattered
   cells is far from the smooth directions that ``G⁻¹`` shrinks) and grows with the size of
-  contiguous gaps, relative to the lengthscales.
+  contiguous gaps, relative to the lengthscales. Gaps that are static along an axis (a land
+  mask, the same at every time) are preconditioned by their exact structure
+  (:class:`xkron.gaps.StaticGapPreconditioner`): a land mass of 20% of a 100 × 100 × 100 grid
+  needs 17 CG iterations instead of thousands.
 - Log-determinants ``log|F⁻¹ᐟ² G F⁻¹ᐟ²|`` and ``log|S|`` by stochastic Lanczos quadrature
   (Ubaru, Chen & Saad 2017) with Rademacher probes, from the Lanczos tridiagonals that CG
   yields for free (Gardner et al. 2018, mBCG).
@@ -37,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from xkron.gaps import StaticGapPreconditioner
 from xkron.kronecker import KronEigen, marginal_loglik, outer
 
 __all__ = ["CGReport", "IterativeLoglik", "IterativeSystem", "pcg"]
@@ -239,6 +243,7 @@ class IterativeSystem:
         self.tol, self.probes, self.seed, self.max_iter = tol, probes, seed, max_iter
         self.eigen = KronEigen.from_factors(self.factors)
         self.f_diag = self.eta2 * outer(self.eigen.values) + self.floor
+        self.gaps = StaticGapPreconditioner.build(self.eigen, self.eta2, self.floor, self.observed)
         self._reports: list[CGReport] = []
 
     @property
@@ -288,7 +293,10 @@ class IterativeSystem:
         rhs = t[:, self.missing]
         if lanczos_rows is not None:
             rhs = np.concatenate([rhs, lanczos_rows])
-        c, report, tridiagonals = pcg(self._s_matvec, rhs, tol=self.tol, max_iter=self.max_iter, lanczos=True)
+        precondition = None if self.gaps is None else (lambda v: self.gaps.power(v, -1.0))
+        c, report, tridiagonals = pcg(
+            self._s_matvec, rhs, precondition, tol=self.tol, max_iter=self.max_iter, lanczos=True
+        )
         self._reports.append(report)
         full = np.zeros_like(b)
         full[:, self.missing] = c[: len(b)]
@@ -342,17 +350,23 @@ class IterativeSystem:
 
         - ``∂ log|G| − ∂ log|F| ≈ mean_p (uₚ − vₚ)ᵀ ∂F vₚ``, ``uₚ = G⁻¹zₚ``, ``vₚ = F⁻¹zₚ``,
           ``zₚ = F^{1/2} gₚ`` (both unbiased, since ``E[z zᵀ] = F``; ``∂G = ∂F``);
-        - ``∂ log|S| = tr(S⁻¹ ∂S) ≈ −mean_p aₚᵀ ∂F bₚ``, ``aₚ = G⁻¹ E_m S⁻¹ gₚ``,
-          ``bₚ = G⁻¹ E_m gₚ`` (``∂S = −(G⁻¹ ∂G G⁻¹)_mm``).
+        - ``∂ log|S| = tr(S⁻¹ ∂S) ≈ −mean_p aₚᵀ ∂F bₚ``, ``aₚ = G⁻¹ E_m S⁻¹ zₚ``,
+          ``bₚ = G⁻¹ E_m P⁻¹ zₚ`` (``∂S = −(G⁻¹ ∂G G⁻¹)_mm``), with ``zₚ = P^{1/2} gₚ`` for the
+          static-gap preconditioner ``P`` of :mod:`xkron.gaps` (``P = I`` without static gaps).
         """
         self._reports = []
         rng = np.random.default_rng(self.seed)
         resid = np.where(self.observed, np.asarray(y, dtype=float) - mean, 0.0).reshape(1, -1)
         slq = _rademacher(rng, (self.probes, int(self.missing.sum()))) if self.missing.any() else None
-        solved, tridiagonals, s_solved = self._a_solve(resid, slq)
+        # With the gap preconditioner P, the probes are z = P^{1/2} g (E[z zᵀ] = P): CG's Lanczos
+        # quadrature then estimates log|P^{-1/2} S P^{-1/2}|, and log|S| adds log|P|.
+        z = slq if slq is None or self.gaps is None else self.gaps.power(slq, 0.5)
+        solved, tridiagonals, s_solved = self._a_solve(resid, z)
         alpha = solved[0]
         logdet_g, g, u = self._logdet_g(rng)
-        logdet = logdet_g + (_slq_logdet(tridiagonals, slq.shape[1]) if slq is not None else 0.0)
+        if slq is not None:
+            logdet_g += _slq_logdet(tridiagonals, slq.shape[1]) + (0.0 if self.gaps is None else self.gaps.logdet())
+        logdet = logdet_g
         n = self.n_observed
         logp = -0.5 * float(resid[0] @ alpha) - 0.5 * logdet - 0.5 * n * np.log(2 * np.pi)
         grid_alpha = alpha.reshape(self.shape)
@@ -370,7 +384,7 @@ class IterativeSystem:
         if slq is not None:
             embedded = np.zeros((2 * self.probes, self.missing.size))
             embedded[: self.probes, self.missing] = s_solved
-            embedded[self.probes :, self.missing] = slq
+            embedded[self.probes :, self.missing] = slq if self.gaps is None else self.gaps.power(slq, -0.5)
             ab = self._g_solve(embedded)
             corrections.append((0.5 / self.probes, ab[: self.probes], ab[self.probes :]))
         for weight, x, z in corrections:
