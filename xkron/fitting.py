@@ -163,9 +163,9 @@ def fit(
           per-cell noise, log-determinants by stochastic Lanczos quadrature
           (:class:`xkron.iterative.IterativeSystem`): ``O(N Σ n_i)`` per iteration. Missing
           cells cost one Schur-complement solve on the missing set: few iterations for
-          scattered gaps, more for large contiguous ones (a land mass across separate
-          latitude and longitude factors). Accuracy: ``tol`` and ``probes`` in
-          ``solver_options``, measured in ``tests/test_iterative.py``.
+          scattered gaps and for static ones such as a land mask (preconditioned exactly,
+          :mod:`xkron.gaps`), more for large contiguous gaps that move. Accuracy: ``tol`` and
+          ``probes`` in ``solver_options``, measured in ``tests/test_iterative.py``.
         - ``"auto"`` (default): ``"kronecker"`` when it applies, else ``"dense"`` up to
           :data:`DENSE_MAX_CELLS` observed cells, else ``"iterative"``.
     solver_options : dict, optional
