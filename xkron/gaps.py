@@ -56,16 +56,15 @@ class StaticGapPreconditioner:
         for f, rows, cols in zip(others, coords, columns, strict=True):
             V *= eigen.vectors[f][rows][:, cols]
         self.U, R = np.linalg.qr(V)
-        lam = eigen.values[axis]
-        delta = eta2 * np.multiply.outer(lam, mu[keep])
+        delta = eta2 * np.multiply.outer(eigen.values[axis], mu[keep])
         delta = delta / (delta + floor)  # (n_axis, r)
-        self.theta, self.E = [], []
-        for d in delta:
-            theta, E = scipy.linalg.eigh((R * d) @ R.T, check_finite=False)
-            self.theta.append(np.clip(theta, 0.0, 1.0 - 1e-12))
-            self.E.append(E)
-        self.theta, self.E = np.array(self.theta), np.array(self.E)
-        self._cores: dict[float, np.ndarray] = {}
+        # Eigencomponents of the axis whose δ are all below the cutoff leave S_k = I/d₀.
+        self.active = np.flatnonzero(delta.max(axis=1, initial=0.0) > cutoff)
+        self.theta = np.empty((self.active.size, R.shape[0]))
+        self.E = np.empty((self.active.size, R.shape[0], R.shape[0]))
+        for j, k in enumerate(self.active):
+            theta, self.E[j] = scipy.linalg.eigh((R * delta[k]) @ R.T, check_finite=False)
+            self.theta[j] = np.clip(theta, 0.0, 1.0 - 1e-12)
 
     @classmethod
     def build(cls, eigen: KronEigen, eta2: float, floor: float, observed: np.ndarray, **options):
@@ -86,21 +85,16 @@ class StaticGapPreconditioner:
         positions = position[index[:, gap.ravel()]]  # (n_axis, n_gap) places among the missing cells
         return cls(eigen, eta2, floor, axis, positions, gap, missing.size, **options)
 
-    def _core(self, p: float) -> np.ndarray:
-        """``E_k (diag((1 − θ_k)^p) − 1) E_kᵀ`` for every ``k``."""
-        if p not in self._cores:
-            scale = (1.0 - self.theta) ** p - 1.0
-            self._cores[p] = np.einsum("kij,kj,klj->kil", self.E, scale, self.E, optimize=True)
-        return self._cores[p]
-
     def power(self, r: np.ndarray, p: float) -> np.ndarray:
         """``P^p r`` for rows ``r`` of shape ``(B, n_missing)``."""
         out = self.floor**-p * r
-        gap = r[:, self.positions]  # (B, n_axis, n_gap)
-        rotated = np.matmul(self.Q_axis.T, gap)
-        low = np.einsum("bkr,krs->bks", rotated @ self.U, self._core(p), optimize=True)
-        rotated = self.floor**-p * (rotated + low @ self.U.T)
-        out[:, self.positions] = np.matmul(self.Q_axis, rotated)
+        rotated = np.matmul(self.Q_axis.T, r[:, self.positions])  # (B, n_axis, n_gap)
+        if self.active.size:
+            # S_k^p = d₀^{-p} (I + U E_k (diag((1 − θ_k)^p) − 1) E_kᵀ Uᵀ) on the active k.
+            low = np.einsum("bkr,krj->bkj", rotated[:, self.active] @ self.U, self.E, optimize=True)
+            low *= (1.0 - self.theta) ** p - 1.0
+            rotated[:, self.active] += np.einsum("bkj,krj->bkr", low, self.E, optimize=True) @ self.U.T
+        out[:, self.positions] = self.floor**-p * np.matmul(self.Q_axis, rotated)
         return out
 
     def logdet(self) -> float:
