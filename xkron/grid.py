@@ -17,7 +17,7 @@ import numpy as np
 
 from xkron.kernels import Kernel
 
-__all__ = ["Factor", "cartesian", "hull_factors", "observed_factors", "restrict"]
+__all__ = ["Factor", "cartesian", "hull_factors", "restrict"]
 
 
 def cartesian(coords: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -133,25 +133,3 @@ def hull_factors(observed: np.ndarray, factors: Sequence[Factor]) -> tuple[Facto
         f if k.all() else Factor(f.dims, f.kernel, f.coords, np.flatnonzero(k))
         for f, k in zip(factors, keep, strict=True)
     )
-
-
-def observed_factors(observed: np.ndarray, factors: Sequence[Factor]) -> tuple[Factor, ...] | None:
-    """Factors restricted to the observed cells, if those form a Kronecker grid; else ``None``.
-
-    The observed cells form a grid when the mask is the outer product of its projections
-    onto the factors: whole time steps missing, or a static mask inside one factor (a land
-    mask of a ``(latitude, longitude)`` factor, constant in time). Each factor then keeps the
-    inputs that are observed somewhere.
-
-    Examples
-    --------
-    >>> from xkron.kernels import ExpQuad
-    >>> f = (Factor(("t",), ExpQuad(), (np.arange(3.0),)), Factor(("s",), ExpQuad(), (np.arange(4.0),)))
-    >>> land = np.array([True, False, True, True])
-    >>> [g.size for g in observed_factors(np.tile(land, (3, 1)), f)]
-    [3, 3]
-    >>> observed_factors(np.eye(3, 4, dtype=bool), f) is None
-    True
-    """
-    hull = hull_factors(observed, factors)
-    return hull if restrict(observed, hull).all() else None

@@ -251,9 +251,6 @@ class IterativeSystem:
         return int(self.observed.sum())
 
     # --- the Kronecker pieces, on batches of flat vectors (B, N) ---------------------------
-    def _grid(self, v: np.ndarray) -> np.ndarray:
-        return v.reshape(-1, *self.shape)
-
     def _rotate(self, v: np.ndarray, transpose: bool) -> np.ndarray:
         mats = [Q.T if transpose else Q for Q in self.eigen.vectors]
         return _apply_each(v, mats, self.shape)

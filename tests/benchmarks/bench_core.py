@@ -1090,6 +1090,15 @@ def main(argv=None) -> int:
     return 0
 
 
+def show(label: str, result: dict, width: int = 58) -> None:
+    """Print one child's result dict on a line (or its error), for the simpler benchmark scripts."""
+    if not result.get("ok"):
+        print(f"{label:{width}s} FAILED: {result.get('error')}", flush=True)
+        return
+    keep = {k: v for k, v in result.items() if k not in ("ok", "traceback")}
+    print(f"{label:{width}s} {keep}", flush=True)
+
+
 def finish(report, info, args, start: float, ratio_note: str) -> None:
     """Print the table, the legend and the totals; write the JSON if asked (shared by bench_latent)."""
     print("\n" + report.table())

@@ -121,14 +121,6 @@ def job_map(shape, ls, seed, solver, land_fraction=0.0, land="blob") -> dict:
     }
 
 
-def _show(label, result):
-    if not result.get("ok"):
-        print(f"{label:58s} FAILED: {result.get('error')}", flush=True)
-        return
-    keep = {k: v for k, v in result.items() if k not in ("ok", "traceback")}
-    print(f"{label:58s} {keep}", flush=True)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="moderate,large", help="moderate, large, or logp (the timings only)")
@@ -142,21 +134,21 @@ def main(argv=None) -> int:
             for solver in ("iterative", "dense"):
                 limit = 20 if solver == "dense" else None
                 r = core.run_child(job_logp_grad, shape=shape, ls=ls, seed=1, solver=solver, mem_limit_gb=limit)
-                _show(f"logp+grad {shape} {solver}", r)
+                core.show(f"logp+grad {shape} {solver}", r)
     if "moderate" in tasks:
         for shape in (small, full):
             for solver in ("iterative", "dense"):
                 if solver == "dense" and shape == full:
                     continue  # needs 2 x 20 GB matrices: the logp+grad child above shows it cannot run
                 r = core.run_child(job_map, shape=shape, ls=ls, seed=1, solver=solver, timeout=3600)
-                _show(f"MAP {shape} {solver}", r)
+                core.show(f"MAP {shape} {solver}", r)
     if "large" in tasks:
         big = {"shape": (100, 100, 100), "ls": (10.0, 10.0, 5.0), "seed": 2, "solver": "iterative"}
         big["land_fraction"] = 0.2
         r = core.run_child(job_map, **big, land="scattered", timeout=3600)
-        _show("MAP (100, 100, 100), 30% random + 20% static scattered", r)
+        core.show("MAP (100, 100, 100), 30% random + 20% static scattered", r)
         r = core.run_child(job_map, **big, land="blob", timeout=3600)
-        _show("MAP (100, 100, 100), 30% random + 20% static land mass", r)
+        core.show("MAP (100, 100, 100), 30% random + 20% static land mass", r)
     print(f"load average at end: {os.getloadavg()}")
     return 0
 

@@ -158,14 +158,6 @@ def job_batch(n: int) -> dict:
             "speed_up": sequential_s / parallel_s, "same_params": same}  # fmt: skip
 
 
-def _show(label, result):
-    if not result.get("ok"):
-        print(f"{label:40s} FAILED: {result.get('error')}", flush=True)
-        return
-    keep = {k: v for k, v in result.items() if k not in ("ok", "traceback")}
-    print(f"{label:40s} {keep}", flush=True)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="outofcore,batch")
@@ -176,13 +168,13 @@ def main(argv=None) -> int:
     if "outofcore" in args.tasks:
         with tempfile.TemporaryDirectory() as folder:
             result = core.run_child(job_outofcore, cells=args.cells, folder=folder)
-            _show(f"out of core, {args.cells:.0e} cells", result)
-        _show(f"in memory, {args.cells / 10:.0e} cells", core.run_child(job_inmemory, cells=args.cells / 10))
+            core.show(f"out of core, {args.cells:.0e} cells", result)
+        core.show(f"in memory, {args.cells / 10:.0e} cells", core.run_child(job_inmemory, cells=args.cells / 10))
     if "fit" in args.tasks.split(","):
         result = core.run_child(job_fit_inmemory, cells=args.cells / 10)
-        _show(f"MAP fit in memory, {args.cells / 10:.0e} cells", result)
+        core.show(f"MAP fit in memory, {args.cells / 10:.0e} cells", result)
     if "batch" in args.tasks:
-        _show("batch, 16 MAP fits", core.run_child(job_batch, n=16))
+        core.show("batch, 16 MAP fits", core.run_child(job_batch, n=16))
     print(f"load average at end: {os.getloadavg()}")
     return 0
 
