@@ -20,6 +20,7 @@ import scipy.linalg
 import xarray as xr
 from pymc_extras.prior import Prior
 
+from xkron.collapsed import collapse_applies, sample_collapsed
 from xkron.coords import CoordEncoding, encode_coord
 from xkron.gp import KronPosterior, LatentPosterior
 from xkron.grid import Factor, hull_factors, restrict
@@ -53,6 +54,7 @@ def fit(
     *,
     likelihood: str | Likelihood = "gaussian",
     latent: bool | None = None,
+    collapse: bool | None = None,
     mask: xr.DataArray | None = None,
     amplitude: Any = None,
     noise: Any = None,
@@ -106,9 +108,16 @@ def fit(
         for models you extend). The default integrates it out, which is exact and samples
         the same posterior of hyperparameters and field far more efficiently: draw the
         field with :meth:`KronFit.sample` on the training grid, one exact field per posterior
-        draw (2.5-3.3x the effective samples per second of ``LatentKron`` on the seed
-        example, ``tests/benchmarks/bench_latent.py``). Non-Gaussian likelihoods are always
-        latent.
+        draw. Non-Gaussian likelihoods are always latent.
+    collapse : bool, optional
+        Latent Gaussian models with ``method="nuts"``: run NUTS on the hyperparameters alone,
+        with the field integrated out exactly (the latent model's own covariance, jitter
+        included), and draw ``v`` exactly given each kept draw (:mod:`xkron.collapsed`). The
+        joint posterior of ``(θ, v)`` is the one NUTS on the latent model targets, reached
+        several times faster (``tests/benchmarks/bench_latent.py``); ``fit.model`` is still the
+        latent model, and the sample stats are those of NUTS on ``θ``. Default: on wherever it
+        applies (a complete grid, equal noise, PyMC's sampler). ``False`` samples ``(θ, v)``
+        jointly, as ``pm.gp.LatentKron`` does.
     amplitude, noise : None, float or Prior
         The overall amplitude ``η`` (the product kernel needs only one) and, for the Gaussian
         and Student-t likelihoods, the noise sd ``σ`` shared by all cells. ``None`` gives the
@@ -231,8 +240,8 @@ def fit(
             raise ValueError(f"subsample needs data dims with a positive step; check {bad}")
         thinned = da.isel({d: slice(None, None, int(k)) for d, k in subsample.items()})
         return fit(
-            thinned, kernels, likelihood=likelihood, latent=latent, mask=mask, amplitude=amplitude, noise=noise,
-            noise_sd=noise_sd, mean=mean, method=method, restarts=restarts, solver=solver,
+            thinned, kernels, likelihood=likelihood, latent=latent, collapse=collapse, mask=mask, amplitude=amplitude,
+            noise=noise, noise_sd=noise_sd, mean=mean, method=method, restarts=restarts, solver=solver,
             solver_options=solver_options, batch_dims=batch_dims, shared=shared, errors=errors,
             random_seed=random_seed, progressbar=progressbar, **sample_kwargs,
         ).condition(da)  # fmt: skip
@@ -241,11 +250,14 @@ def fit(
 
         return fit_batch(
             da, kernels, batch_dims, shared=shared, errors=errors, random_seed=random_seed, progressbar=progressbar,
-            likelihood=likelihood, latent=latent, mask=mask, amplitude=amplitude, noise=noise, noise_sd=noise_sd,
-            mean=mean, method=method, restarts=restarts, solver=solver, solver_options=solver_options, **sample_kwargs,
+            likelihood=likelihood, latent=latent, collapse=collapse, mask=mask, amplitude=amplitude, noise=noise,
+            noise_sd=noise_sd, mean=mean, method=method, restarts=restarts, solver=solver,
+            solver_options=solver_options, **sample_kwargs,
         )  # fmt: skip
     likelihood = resolve_likelihood(likelihood)
     latent = _resolve_latent(likelihood, latent)
+    if collapse is not None and not latent:
+        raise ValueError("collapse= applies to latent models (latent=True); the marginal model is already collapsed")
     method = method or ("nuts" if latent else "map")
     allowed = ("nuts", "advi") if latent else ("map", "nuts")
     if method not in allowed:
@@ -310,10 +322,15 @@ def fit(
         raise ValueError(f"method={method!r} needs at least one hyperparameter with a prior; all are fixed numbers")
     if latent:
         pymc_nuts = sample_kwargs.get("nuts_sampler", "pymc") == "pymc"
+        collapse = _resolve_collapse(collapse, spec, y, method, pymc_nuts)
         if method == "nuts" and pymc_nuts and "initvals" not in sample_kwargs and "init" not in sample_kwargs:
             start = _latent_start(spec, y, cells, restarts, random_seed, progressbar)
             sample_kwargs.update(initvals=start, init="adapt_diag")
-        posterior, report = _fit_latent(model, method, random_seed, progressbar, sample_kwargs)
+        if collapse:
+            sample_kwargs["initvals"] = {k: v for k, v in sample_kwargs.get("initvals", {}).items() if k != "v"}
+            posterior, report = sample_collapsed(y, spec, random_seed, progressbar, sample_kwargs), None
+        else:
+            posterior, report = _fit_latent(model, method, random_seed, progressbar, sample_kwargs)
         draws = posterior.posterior.to_dataset()
         # Keep (chain, draw) even when every hyperparameter is fixed: the draws of v remain.
         values = draws[[n for n in spec.free_names() if n in draws]].assign_coords(chain=draws.chain, draw=draws.draw)
@@ -411,6 +428,18 @@ def _check_known_only(likelihood: Likelihood, noise_sd, seen: np.ndarray) -> Non
             f"noise=0 with noise_sd = 0 at {int(zero.sum())} observed cell(s) leaves them with no noise at all; "
             "give noise a prior or a positive value, or noise_sd > 0 everywhere"
         )
+
+
+def _resolve_collapse(collapse: bool | None, spec: ModelSpec, y: np.ndarray, method: str, pymc_nuts: bool) -> bool:
+    """Whether a latent fit samples ``θ`` collapsed (see ``fit(collapse=...)``)."""
+    why = collapse_applies(spec, y)
+    if why is None and method != "nuts":
+        why = f"method={method!r} is not NUTS"
+    if why is None and not pymc_nuts:
+        why = "the marginal likelihood runs on PyMC's own NUTS sampler only (nuts_sampler='pymc')"
+    if collapse and why is not None:
+        raise ValueError(f"collapse=True cannot apply here: {why}; leave collapse unset")
+    return why is None if collapse is None else bool(collapse)
 
 
 def _resolve_latent(likelihood: Likelihood, latent: bool | None) -> bool:

@@ -101,7 +101,7 @@ def _variable(name: str, spec):
     return pt.as_tensor_variable(np.float64(spec))
 
 
-def build_marginal_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
+def build_marginal_model(y: np.ndarray, spec: ModelSpec, jitter: float = 0.0) -> pm.Model:
     """PyMC model of ``y = mean + f + ε``, ``f ~ GP(0, η² ⊗k_i)``, ``ε ~ N(0, σ²)``.
 
     Parameters
@@ -111,6 +111,10 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
         reshaped to one axis per factor.
     spec : ModelSpec
         Factors and priors.
+    jitter : float
+        Added to the diagonal of each factor: :data:`JITTER` gives the covariance of the latent
+        model, ``η² ⊗(K_i + JITTER·I)``, whose marginal the collapsed sampler needs
+        (:mod:`xkron.collapsed`).
 
     Returns
     -------
@@ -137,6 +141,8 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
     with pm.Model() as model:
         values = {name: _variable(name, p) for name, p in spec.priors.items()}
         factors = [f.covariance(factor_params(f, values), xp=pt) for f in spec.factors]
+        if jitter:
+            factors = [K + jitter * pt.eye(f.size) for K, f in zip(factors, spec.factors, strict=True)]
         eta, sigma = values["amplitude"], values["noise"]
 
         if spec.solver == "kronecker":
