@@ -134,13 +134,16 @@ def test_collapsed_and_joint_nuts_reach_the_exact_posterior(problem, collapse):
     assert np.max(np.abs(z)) < 5
 
 
-def test_collapsed_is_the_default_and_reproducible(problem):
+def test_collapsed_is_the_default_reproducible_and_round_trips(problem, tmp_path):
     da, values, *_ = problem
     first, second = _fit(da, values, None), _fit(da, values, True)
-    assert "tree_depth" in first.posterior["sample_stats"]
     np.testing.assert_array_equal(first.posterior["posterior"]["v"], second.posterior["posterior"]["v"])
     # NUTS ran on the amplitude alone: the joint sampler's trees are deeper.
     assert float(first.posterior["sample_stats"]["tree_depth"].mean()) < 4
+    first.to_netcdf(tmp_path / "fit.nc")
+    back = xkron.open_fit(tmp_path / "fit.nc")
+    np.testing.assert_array_equal(back.posterior["posterior"]["v"], first.posterior["posterior"]["v"])
+    xr.testing.assert_allclose(back.predict(a=[1.5]), first.predict(a=[1.5]), rtol=1e-12)
 
 
 @pytest.mark.parametrize(
