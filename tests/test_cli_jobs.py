@@ -288,6 +288,74 @@ def test_fit_rejects_bad_input(files, tmp_path, kernels, extra, message):
     assert not (tmp_path / "f.nc").exists()
 
 
+@pytest.fixture(scope="module")
+def counts_file(tmp_path_factory):
+    """``counts.nc``: event counts with a per-cell exposure and per-cell trials."""
+    rng = np.random.default_rng(1)
+    times = pd.date_range("2000-01-01", periods=6, freq="30D")
+    _, dims, coords = _field(rng, times)
+    shape = (6, 5, 4)
+    days = rng.integers(20, 31, size=shape).astype(float)
+    trials = rng.integers(5, 12, size=shape)
+    ds = xr.Dataset(
+        {
+            "events": (dims, rng.poisson(0.2 * days).astype(float)),
+            "days": (dims, days, {"units": "days"}),
+            "hits": (dims, rng.binomial(trials, 0.3).astype(float)),
+            "tries": (dims, trials),
+        },
+        coords=coords,
+    )
+    path = tmp_path_factory.mktemp("cli_counts") / "counts.nc"
+    ds.to_netcdf(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("args", "field", "expected"),
+    [
+        (["--var", "events", "--likelihood", "poisson", "--exposure-var", "days"], "exposure", "days"),
+        (["--var", "hits", "--likelihood", "binomial", "--trials", "12"], "trials", 12),
+        (["--var", "hits", "--likelihood", "binomial", "--trials", "tries"], "trials", "tries"),
+    ],
+)
+def test_exposure_and_trials_reach_the_likelihood(counts_file, tmp_path, monkeypatch, args, field, expected):
+    seen = {}
+
+    def capture(da, kernels, **kwargs):
+        seen.update(kwargs)
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(xkron, "fit", capture)
+    out = str(tmp_path / "f.nc")
+    result = CliRunner().invoke(main, ["fit", str(counts_file), *args, *KERNEL_ARGS, "--out", out])
+    assert "captured" in result.output
+    value = getattr(seen["likelihood"], field)
+    assert seen["likelihood"].name == args[3]
+    if isinstance(expected, str):
+        xr.testing.assert_identical(value, _load(counts_file, expected))
+    else:
+        assert value == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--var", "events", "--exposure-var", "days"], "--exposure-var applies to the poisson and negative_binomial"),
+        (["--var", "events", "--likelihood", "bernoulli", "--trials", "3"], "--trials applies to the binomial"),
+        (["--var", "hits", "--likelihood", "binomial"], "the binomial likelihood needs --trials"),
+        (["--var", "hits", "--likelihood", "binomial", "--trials", "2.5"], "'2.5' is not a whole number of trials"),
+        (["--var", "hits", "--likelihood", "binomial", "--trials", "nope"], "no variable 'nope'"),
+        (["--var", "events", "--likelihood", "poisson", "--exposure-var", "nope"], "no variable 'nope'"),
+    ],
+)
+def test_bad_exposure_or_trials_is_rejected_before_fitting(counts_file, tmp_path, monkeypatch, args, message):
+    monkeypatch.setattr(xkron, "fit", None)  # must not be reached
+    result = CliRunner().invoke(main, ["fit", str(counts_file), *args, *KERNEL_ARGS, "--out", str(tmp_path / "f.nc")])
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.output.split()), result.output
+
+
 def test_fit_rejects_unknown_var(files, tmp_path):
     result = CliRunner().invoke(main, _fit_args(files, tmp_path, var="pr"))
     assert result.exit_code == 2

@@ -281,6 +281,7 @@ def test_exposure_data_array_is_aligned_and_round_trips(tmp_path):
     again = xkron.open_fit(tmp_path / "f.nc")
     np.testing.assert_array_equal(again.spec.likelihood.exposure, stored)
     assert again.optimizer == fit.optimizer
+    assert f"ADVI:    loss={fit.optimizer['loss']:.6g} after 2000 iterations, settled=False" in repr(again)
 
 
 def _advi_fit(da, exposure):

@@ -24,13 +24,14 @@ import shlex
 import time
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from xkron.cli import describe_fit, fit_noting_convergence, main
+from xkron.likelihoods import resolve_likelihood
 
 __all__ = [
     "LIKELIHOOD_NAMES",
@@ -435,6 +436,26 @@ def _check_cell_var(ds, name: str, da, option: str):
     return var
 
 
+def _check_likelihood_data(likelihood: str, exposure_var: str | None, trials) -> str | None:
+    """Which per-cell likelihood datum the options give (``exposure``, ``trials`` or none)."""
+    fields = resolve_likelihood(likelihood).data_fields
+    if exposure_var is not None and "exposure" not in fields:
+        raise JobInputError(
+            f"--exposure-var applies to the poisson and negative_binomial likelihoods, not {likelihood}",
+            "--exposure-var",
+        )
+    if trials is not None and "trials" not in fields:
+        raise JobInputError(f"--trials applies to the binomial likelihood, not {likelihood}", "--trials")
+    if "trials" in fields and trials is None:
+        raise JobInputError(
+            "the binomial likelihood needs --trials: a whole number for every cell, or a variable of the input file",
+            "--trials",
+        )
+    if exposure_var is not None:
+        return "exposure"
+    return "trials" if trials is not None else None
+
+
 def _as_mask(var):
     """A stored mask (bool, or integers with 1/0, NaN = not observed) as booleans."""
     if var.dtype == bool:
@@ -496,6 +517,8 @@ def _load_and_fit(
     likelihood: str,
     mask_var: str | None,
     noise_sd_var: str | None,
+    exposure_var: str | None,
+    trials: int | str | None,
     method: str | None,
     restarts: int,
     seed: int | None,
@@ -514,7 +537,11 @@ def _load_and_fit(
         da = _select_var(probe, var, path=data)
         _check_chunk_dims(chunks, [str(d) for d in probe.dims], str(data))
         kernel_map = _check_kernels(da, kernels, tuple((batch or {}).get("batch_dims", ())))
-        for name, option in ((mask_var, "--mask-var"), (noise_sd_var, "--noise-sd-var")):
+        data_field = _check_likelihood_data(likelihood, exposure_var, trials)
+        trials_var = trials if isinstance(trials, str) else None
+        cell_vars = {"--mask-var": mask_var, "--noise-sd-var": noise_sd_var, "--exposure-var": exposure_var,
+                     "--trials": trials_var}  # fmt: skip
+        for option, name in cell_vars.items():
             if name is not None:
                 _check_cell_var(probe, name, da, option)
 
@@ -526,7 +553,11 @@ def _load_and_fit(
             "mask": None if mask_var is None else _as_mask(ds[mask_var]).compute(),
             "noise_sd": None if noise_sd_var is None else ds[noise_sd_var].compute(),
         }
+        per_cell = {"exposure": exposure_var, "trials": trials_var}.get(data_field)
+        cell_data = ds[per_cell].compute() if per_cell is not None else trials
     timings["load"] = time.perf_counter() - tick
+    if data_field is not None:
+        likelihood = replace(resolve_likelihood(likelihood), **{data_field: cell_data})
     kwargs = {**_fit_kwargs(likelihood, method, restarts, seed, solver), **(batch or {})}
     kwargs.update({k: v for k, v in extra.items() if v is not None})
     tick = time.perf_counter()
@@ -547,6 +578,8 @@ def run_fit(
     likelihood: str = "gaussian",
     mask_var: str | None = None,
     noise_sd_var: str | None = None,
+    exposure_var: str | None = None,
+    trials: int | str | None = None,
     method: str | None = None,
     restarts: int = 2,
     seed: int | None = None,
@@ -569,6 +602,12 @@ def run_fit(
         As in :func:`xkron.fit`.
     mask_var, noise_sd_var : str, optional
         Variables of the same file passed as ``mask=`` (nonzero = observed) and ``noise_sd=``.
+    exposure_var : str, optional
+        A variable of the same file with each cell's exposure (``poisson``,
+        ``negative_binomial``): ``xkron.Poisson(exposure=...)``.
+    trials : int or str, optional
+        ``binomial`` (required there): trials per cell, one whole number or a variable of the
+        same file: ``xkron.Binomial(trials=...)``.
     seed : int, optional
         ``random_seed`` of :func:`xkron.fit`.
     chunks : mapping, optional
@@ -590,6 +629,8 @@ def run_fit(
         likelihood=likelihood,
         mask_var=mask_var,
         noise_sd_var=noise_sd_var,
+        exposure_var=exposure_var,
+        trials=trials,
         method=method,
         restarts=restarts,
         seed=seed,
@@ -612,6 +653,8 @@ def run_batch(
     likelihood: str = "gaussian",
     mask_var: str | None = None,
     noise_sd_var: str | None = None,
+    exposure_var: str | None = None,
+    trials: int | str | None = None,
     method: str | None = None,
     restarts: int = 2,
     seed: int | None = None,
@@ -643,6 +686,8 @@ def run_batch(
         likelihood=likelihood,
         mask_var=mask_var,
         noise_sd_var=noise_sd_var,
+        exposure_var=exposure_var,
+        trials=trials,
         method=method,
         restarts=restarts,
         seed=seed,
@@ -1014,6 +1059,19 @@ def _chunks_callback(ctx, param, values):
         raise click.BadParameter(str(err), ctx=ctx, param=param) from None
 
 
+def _trials_callback(ctx, param, value):
+    """``--trials``: a whole number (as an int), else the name of a variable."""
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    if not number.is_integer() or number < 1:
+        raise click.BadParameter(f"{value!r} is not a whole number of trials >= 1 (or a variable name)", ctx, param)
+    return int(number)
+
+
 def _grid_callback(ctx, param, values):
     try:
         return [parse_grid(v) for v in values]
@@ -1097,6 +1155,21 @@ def _data_options(function):
             default=None,
             help="A variable of the input file with the known measurement-error sd of each cell (Gaussian "
             "likelihood only); it adds in variance to the fitted noise.",
+        ),
+        click.option(
+            "--exposure-var",
+            metavar="NAME",
+            default=None,
+            help="poisson and negative_binomial: a variable of the input file with each cell's exposure (e.g. "
+            "days or area observed); the expected count is exposure * exp(f). Default: 1 everywhere.",
+        ),
+        click.option(
+            "--trials",
+            metavar="N|NAME",
+            default=None,
+            callback=_trials_callback,
+            help="binomial (required there): the number of trials of each cell, as one whole number for every "
+            "cell or the name of a variable of the input file.",
         ),
         click.option(
             "--method",

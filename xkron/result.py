@@ -414,8 +414,11 @@ class KronFit:
         if "chain" not in self.params.dims:
             values = ", ".join(f"{k}={float(v):.4g}" for k, v in self.params.items())
             lines.append(f"  params:  {values}")
-        if self.optimizer is not None:
-            lines.append(f"  MAP:     logp={self.optimizer['logp']:.6g}, converged={self.optimizer['success']}")
+        report = self.optimizer
+        if report is not None and "loss" in report:  # ADVI (xkron.fitting._fit_latent)
+            lines.append(f"  ADVI:    loss={report['loss']:.6g} after {report['n']} iterations, settled={report['success']}")
+        elif report is not None:
+            lines.append(f"  MAP:     logp={report['logp']:.6g}, converged={report['success']}")
         return "\n".join(lines)
 
 
