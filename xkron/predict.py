@@ -82,8 +82,11 @@ def _summarise(moments, link: str | None, probs: tuple, per_draw: bool) -> np.nd
         total, second, n = total + rm, second + rv + rm * rm, n + 1
     if per_draw:
         return np.stack([np.stack([m for m, _ in kept]), np.stack([v for _, v in kept])])
-    mean = total / n
-    out = [mean, np.clip(second / n - mean * mean, 0.0, None)]
+    if n == 1:  # one posterior: its own moments (so that a lazy variance does not wait on the mean)
+        out = [rm, np.clip(rv, 0.0, None)]
+    else:
+        mean = total / n
+        out = [mean, np.clip(second / n - mean * mean, 0.0, None)]
     if probs:
         q = mixture_quantiles(np.stack([m for m, _ in kept]), np.sqrt(np.stack([v for _, v in kept])), probs)
         out += list(inverse_link(link or "identity", q))
