@@ -416,7 +416,8 @@ class KronFit:
             lines.append(f"  params:  {values}")
         report = self.optimizer
         if report is not None and "loss" in report:  # ADVI (xkron.fitting._fit_latent)
-            lines.append(f"  ADVI:    loss={report['loss']:.6g} after {report['n']} iterations, settled={report['success']}")
+            settled = f"after {report['n']} iterations, settled={report['success']}"
+            lines.append(f"  ADVI:    loss={report['loss']:.6g} {settled}")
         elif report is not None:
             lines.append(f"  MAP:     logp={report['logp']:.6g}, converged={report['success']}")
         return "\n".join(lines)
