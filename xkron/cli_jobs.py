@@ -514,17 +514,17 @@ def _load_and_fit(
     kernels: Sequence[KernelSpec],
     out: Path,
     *,
-    likelihood: str,
-    mask_var: str | None,
-    noise_sd_var: str | None,
-    exposure_var: str | None,
-    trials: int | str | None,
-    method: str | None,
-    restarts: int,
-    seed: int | None,
-    solver: str,
-    chunks: Mapping[str, int] | None,
     batch: Mapping[str, Any] | None,
+    likelihood: str = "gaussian",
+    mask_var: str | None = None,
+    noise_sd_var: str | None = None,
+    exposure_var: str | None = None,
+    trials: int | str | None = None,
+    method: str | None = None,
+    restarts: int = 2,
+    seed: int | None = None,
+    solver: str = "auto",
+    chunks: Mapping[str, int] | None = None,
 ):
     import xkron
 
@@ -650,16 +650,7 @@ def run_batch(
     *,
     shared: bool = False,
     errors: str = "raise",
-    likelihood: str = "gaussian",
-    mask_var: str | None = None,
-    noise_sd_var: str | None = None,
-    exposure_var: str | None = None,
-    trials: int | str | None = None,
-    method: str | None = None,
-    restarts: int = 2,
-    seed: int | None = None,
-    solver: str = "auto",
-    chunks: Mapping[str, int] | None = None,
+    **options,
 ) -> BatchJobResult:
     """Independent fits, one per slice of ``var`` along ``batch_dims`` (``xkron batch``).
 
@@ -667,7 +658,8 @@ def run_batch(
     the batch fit with its ``to_netcdf``. The input is read into memory first (by chunk with
     ``chunks``); the slices then run as tasks on the active dask client, if there is one
     (:mod:`xkron.batch`). With ``shared=True`` the result is one :class:`xkron.KronFit` whose
-    hyperparameters all slices share. Other parameters and errors as in :func:`run_fit`.
+    hyperparameters all slices share. ``options`` (``likelihood``, ``mask_var``, ``method``, ...)
+    and errors as in :func:`run_fit`.
     """
     if not batch_dims:
         raise JobInputError("give at least one --batch-dim", "--batch-dim")
@@ -678,23 +670,7 @@ def run_batch(
     if shared and errors != "raise":
         raise JobInputError("--errors record applies to independent slices; --shared makes one fit", "--errors")
     batch = {"batch_dims": list(batch_dims), "shared": shared, "errors": errors}
-    result, out, timings, fit_warnings = _load_and_fit(
-        data,
-        var,
-        kernels,
-        Path(out),
-        likelihood=likelihood,
-        mask_var=mask_var,
-        noise_sd_var=noise_sd_var,
-        exposure_var=exposure_var,
-        trials=trials,
-        method=method,
-        restarts=restarts,
-        seed=seed,
-        solver=solver,
-        chunks=chunks,
-        batch=batch,
-    )
+    result, out, timings, fit_warnings = _load_and_fit(data, var, kernels, Path(out), batch=batch, **options)
     return BatchJobResult(result, out, timings, fit_warnings, tuple(batch_dims))
 
 
