@@ -153,6 +153,7 @@ def test_collapsed_is_the_default_reproducible_and_round_trips(problem, tmp_path
         ({"method": "advi"}, "method='advi' is not NUTS"),
         ({"missing": True}, "the grid has missing cells"),
         ({"latent": False}, "collapse= applies to latent models"),
+        ({"fixed": True}, "every hyperparameter is fixed"),
     ],
 )
 def test_collapse_true_where_it_cannot_apply_is_an_error(kwargs, message, monkeypatch):
@@ -161,6 +162,26 @@ def test_collapse_true_where_it_cannot_apply_is_an_error(kwargs, message, monkey
                           coords={"a": np.linspace(0, 1, 6), "b": np.linspace(0, 1, 5)})  # fmt: skip
     if kwargs.pop("missing", False):
         counts = counts.where(counts["a"] > 0)
+    kernels = {"a": xkron.ExpQuad(), "b": xkron.ExpQuad()}
+    if kwargs.pop("fixed", False):
+        kernels = {"a": xkron.ExpQuad(ls=0.3), "b": xkron.ExpQuad(ls=0.3)}
+        kwargs.update(amplitude=1.0, noise=0.5, mean=0.0)
     kwargs.setdefault("latent", True)
     with pytest.raises(ValueError, match=message):
-        counts.kron.fit({"a": xkron.ExpQuad(), "b": xkron.ExpQuad()}, collapse=True, progressbar=False, **kwargs)
+        counts.kron.fit(kernels, collapse=True, progressbar=False, **kwargs)
+
+
+def test_all_fixed_latent_gaussian_samples_v_jointly_from_its_exact_conditional(problem):
+    """Nothing for the collapsed sampler to do: NUTS samples v alone, which is N(m, S) exactly."""
+    da, values, *_ = problem
+    fit = da.kron.fit(
+        {"a": xkron.ExpQuad(ls=values["ls_a"]), "b": xkron.ExpQuad(ls=values["ls_b"])},
+        latent=True, amplitude=0.9, noise=NOISE, mean="zero", method="nuts", tune=200, draws=300, chains=2,
+        cores=1, random_seed=4, progressbar=False,
+    )  # fmt: skip
+    L, _ = _dense_root((Factor(("a",), ExpQuad(), (da["a"].values,)), Factor(("b",), ExpQuad(), (da["b"].values,))),
+                       values)  # fmt: skip
+    m, S = _conditional(da.values.ravel(), L, 0.9, 0.0, NOISE**2)
+    v = fit.posterior["posterior"]["v"].values.reshape(-1, 30)
+    ess = np.asarray(az.ess(fit.posterior, var_names=["v"])["v"]).ravel()
+    assert np.max(np.abs(v.mean(0) - m) / np.sqrt(np.diag(S) / ess)) < 5

@@ -33,6 +33,8 @@ def collapse_applies(spec: ModelSpec, y: np.ndarray) -> str | None:
         return "the grid has missing cells"
     if np.ndim(getattr(spec.likelihood, "noise_sd", None)) > 0:
         return "the known noise differs between cells"
+    if not spec.free_names():
+        return "every hyperparameter is fixed, so there is nothing for NUTS to sample but v"
     return None
 
 

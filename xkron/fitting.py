@@ -486,10 +486,12 @@ def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar)
         rough = spec.likelihood.rough_field(y, cells)
         rough = np.where(np.isfinite(rough), rough, np.mean(rough[np.isfinite(rough)]))
         return {**map_starts(spec.factors, spec.priors, rough, 1)[0], "v": np.zeros([f.size for f in spec.factors])}
-    marginal = replace(spec, latent=False)
-    starts = map_starts(spec.factors, spec.priors, y, restarts + 1)
-    with pytensor.config.change_flags(mode=COMPILE_MODE):
-        values, _ = _fit_map(build_model(y, marginal), marginal, starts, random_seed, progressbar, {})
+    values = {}
+    if spec.free_names():  # else every hyperparameter is fixed: only v is sampled
+        marginal = replace(spec, latent=False)
+        starts = map_starts(spec.factors, spec.priors, y, restarts + 1)
+        with pytensor.config.change_flags(mode=COMPILE_MODE):
+            values, _ = _fit_map(build_model(y, marginal), marginal, starts, random_seed, progressbar, {})
     full = {**spec.fixed(), **values}
     posterior = KronPosterior.condition(y, spec.factors, full)
     # E[f | y] − μ = (y − μ) − σ² α, with α = (K + σ²I)⁻¹ (y − μ).
