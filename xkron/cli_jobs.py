@@ -574,17 +574,7 @@ def run_fit(
     var: str,
     kernels: Sequence[KernelSpec],
     out: str | Path,
-    *,
-    likelihood: str = "gaussian",
-    mask_var: str | None = None,
-    noise_sd_var: str | None = None,
-    exposure_var: str | None = None,
-    trials: int | str | None = None,
-    method: str | None = None,
-    restarts: int = 2,
-    seed: int | None = None,
-    solver: str = "auto",
-    chunks: Mapping[str, int] | None = None,
+    **options,
 ) -> FitJobResult:
     """Fit ``var`` of a NetCDF file or zarr store and write the fit to ``out`` (``xkron fit``).
 
@@ -598,6 +588,8 @@ def run_fit(
         From :func:`parse_kernel`; together they must cover every dim of ``var`` once.
     out : path
         The fit, written with :meth:`xkron.KronFit.to_netcdf` (NetCDF).
+    **options
+        Keywords, each optional (defaults as in :func:`xkron.fit` and the CLI):
     likelihood, method, restarts, solver
         As in :func:`xkron.fit`.
     mask_var, noise_sd_var : str, optional
@@ -621,23 +613,7 @@ def run_fit(
     ValueError, TypeError
         From :func:`xkron.fit` (data it cannot fit).
     """
-    result, out, timings, fit_warnings = _load_and_fit(
-        data,
-        var,
-        kernels,
-        Path(out),
-        likelihood=likelihood,
-        mask_var=mask_var,
-        noise_sd_var=noise_sd_var,
-        exposure_var=exposure_var,
-        trials=trials,
-        method=method,
-        restarts=restarts,
-        seed=seed,
-        solver=solver,
-        chunks=chunks,
-        batch=None,
-    )
+    result, out, timings, fit_warnings = _load_and_fit(data, var, kernels, Path(out), batch=None, **options)
     return FitJobResult(result, out, timings, fit_warnings)
 
 
