@@ -324,7 +324,7 @@ def fit(
         pymc_nuts = sample_kwargs.get("nuts_sampler", "pymc") == "pymc"
         collapse = _resolve_collapse(collapse, spec, y, method, pymc_nuts)
         if method == "nuts" and pymc_nuts and "initvals" not in sample_kwargs and "init" not in sample_kwargs:
-            start = _latent_start(spec, y, cells, restarts, random_seed, progressbar)
+            start = _latent_start(spec, y, cells, restarts, random_seed, progressbar, field=not collapse)
             sample_kwargs.update(initvals=start, init="adapt_diag")
         if collapse:
             sample_kwargs["initvals"] = {k: v for k, v in sample_kwargs.get("initvals", {}).items() if k != "v"}
@@ -472,14 +472,15 @@ def _with_noise(likelihood: Likelihood, noise) -> Likelihood:
     return replace(likelihood, noise=noise)
 
 
-def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar) -> dict:
+def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar, field: bool = True) -> dict:
     """Where every NUTS chain of a latent model starts (no jitter, as for the marginal model).
 
     Complete Gaussian data: the exact marginal MAP of the hyperparameters (cheap, and it
     avoids the minor modes of periodic factors that jittered starts fall into) and the
     whitened posterior mean of ``f`` given them, ``v = (⊗L_i)⁻¹ (E[f | y] − μ) / η``.
     Otherwise: the data-driven starts of :func:`xkron.priors.map_starts` computed on a crude
-    link-scale field (missing cells filled with its mean), and ``v = 0``.
+    link-scale field (missing cells filled with its mean), and ``v = 0``. ``field=False``: the
+    hyperparameters only (the collapsed sampler draws ``v`` itself).
     """
     per_cell_noise = np.ndim(getattr(spec.likelihood, "noise_sd", None)) > 0
     if not isinstance(spec.likelihood, Gaussian) or not np.isfinite(y).all() or per_cell_noise:
@@ -492,6 +493,8 @@ def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar)
         starts = map_starts(spec.factors, spec.priors, y, restarts + 1)
         with pytensor.config.change_flags(mode=COMPILE_MODE):
             values, _ = _fit_map(build_model(y, marginal), marginal, starts, random_seed, progressbar, {})
+    if not field:
+        return values
     full = {**spec.fixed(), **values}
     posterior = KronPosterior.condition(y, spec.factors, full)
     # E[f | y] − μ = (y − μ) − σ² α, with α = (K + σ²I)⁻¹ (y − μ).
