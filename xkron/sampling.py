@@ -43,7 +43,7 @@ def _union_roots(factor: Factor, params, test: Sequence[np.ndarray], jitter: flo
     """Rows of a square root of ``k(U, U)`` for the training and for the test inputs."""
     train = factor.inputs()
     union = [np.concatenate([np.asarray(a, float), np.asarray(b, float)]) for a, b in zip(train, test, strict=True)]
-    K = factor.kernel.correlation([np.subtract.outer(u, u) for u in union], params, xp=np)
+    K = factor.kernel_matrix(params, union, union)
     n = factor.size
     K[np.arange(n), np.arange(n)] += jitter
     lam, Q, _ = symmetric_eigh(K)
