@@ -18,7 +18,7 @@ import xarray as xr
 from xkron.gp import TestInputs, place_axes
 from xkron.stats import inverse_link, mixture_quantiles, response_moments
 
-__all__ = ["predict_moments"]
+__all__ = ["check_shared_dims", "predict_moments"]
 
 _CHUNK_ELEMENTS = 2**22
 """Work-array budget (elements) when scattered points are predicted in chunks."""
@@ -27,6 +27,7 @@ _CHUNK_ELEMENTS = 2**22
 def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "latent", quantiles=()) -> xr.Dataset:
     """Mean, sd and quantiles at the requested coordinates (see :meth:`xkron.KronFit.predict`)."""
     arrays = {dim: _request_array(fit, dim, request.get(dim)) for dim in fit.data.dims}
+    check_shared_dims(arrays, given=set(request))
     out_dims: list[str] = []
     for arr in arrays.values():
         out_dims += [d for d in arr.dims if d not in out_dims]
@@ -62,6 +63,36 @@ def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "lat
     result = xr.Dataset(variables, coords=coords)
     _set_attrs(result, fit, noise, scale)
     return result
+
+
+def check_shared_dims(arrays: dict[str, xr.DataArray], given: set[str] | None = None) -> None:
+    """Refuse coordinate arrays that share an output dim but disagree on its length or labels.
+
+    ``arrays`` maps each data dim to the coordinates it is predicted at. Arrays along one
+    dim (points, or a dim of the data) are matched element by element, so they must have one
+    length along it and, where both carry an index coordinate for it, the same labels. Dims
+    not in ``given`` are named as keeping their training coordinates.
+    """
+    seen: dict[str, tuple[str, xr.DataArray]] = {}
+    for name, arr in arrays.items():
+        dim = repr(name) if given is None or name in given else f"{name!r} (its training coordinates)"
+        for out in arr.dims:
+            if out not in seen:
+                seen[out] = (dim, arr)
+                continue
+            first, other = seen[out]
+            if other.sizes[out] != arr.sizes[out]:
+                raise ValueError(
+                    f"the coordinates for {first} and {dim} share the dim {out!r} but have "
+                    f"{other.sizes[out]} and {arr.sizes[out]} values along it: points are matched one to one, so "
+                    f"give them one length (or different dims for a grid of every combination)"
+                )
+            if out in other.indexes and out in arr.indexes and not other.indexes[out].equals(arr.indexes[out]):
+                raise ValueError(
+                    f"the coordinates for {first} and {dim} share the dim {out!r} but label it differently "
+                    f"({list(other.indexes[out][:3])}... vs {list(arr.indexes[out][:3])}...): give them one index "
+                    f"along {out!r}, or drop it (.drop_vars({out!r}))"
+                )
 
 
 def _summarise(moments, link: str | None, probs: tuple, per_draw: bool) -> np.ndarray:
