@@ -15,6 +15,7 @@ from functools import partial
 import numpy as np
 import xarray as xr
 
+from xkron.cost import check, predict_estimate
 from xkron.gp import TestInputs, place_axes
 from xkron.stats import inverse_link, mixture_quantiles, response_moments
 
@@ -37,13 +38,14 @@ def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "lat
     dim_labels = {dim: "".join(letter[d] for d in arrays[dim].dims) for dim in fit.dims}
     out_order = "".join(letter[d] for d in out_dims)
     numeric = {dim: _numeric(fit, dim, arrays[dim], request.get(dim) is None) for dim in fit.dims}
+    lazy = any(_is_dask(v) for v in numeric.values())
+    _check_cost(fit, numeric, dim_labels, out_order, 2 + len(quantiles), per_draw, lazy)
 
     posteriors = fit._posteriors
     link = fit.spec.likelihood.link if scale == "response" else None
     summary = partial(_summarise, link=link, probs=tuple(quantiles), per_draw=per_draw)
     block = partial(_block, posteriors, fit.spec.factors, fit.dims, dim_labels, out_order, noise, summary)
     n_out = 2 + len(quantiles)
-    lazy = any(_is_dask(v) for v in numeric.values())
     if lazy:
         stacked = _blockwise(block, numeric, fit.dims, dim_labels, out_order, per_draw, len(posteriors), n_out)
     else:
@@ -122,6 +124,18 @@ def _summarise(moments, link: str | None, probs: tuple, per_draw: bool) -> np.nd
         q = mixture_quantiles(np.stack([m for m, _ in kept]), np.sqrt(np.stack([v for _, v in kept])), probs)
         out += list(inverse_link(link or "identity", q))
     return np.stack(out)
+
+
+def _check_cost(fit, numeric, dim_labels, out_order, n_out, per_draw, lazy) -> None:
+    """Warn about, or refuse, a costly prediction before anything is conditioned or allocated."""
+    sizes = {}
+    for dim in fit.dims:
+        sizes.update(zip(dim_labels[dim], np.shape(numeric[dim]), strict=True))
+    test_sizes = [
+        int(np.prod([sizes[c] for c in set("".join(dim_labels[d] for d in f.dims))])) for f in fit.spec.factors
+    ]
+    out_cells = int(np.prod([sizes[c] for c in out_order]))
+    check(predict_estimate(fit, test_sizes, out_cells, n_out, per_draw, lazy), stacklevel=5)
 
 
 def _request_array(fit, dim: str, value) -> xr.DataArray:
