@@ -44,6 +44,8 @@ def ref_corr(name: str, diffs, ls, alpha=None, period=None):
     if name == "Periodic":
         r2 = sum((np.sin(np.pi * d / period) / ell) ** 2 for d, ell in zip(diffs, ls, strict=True))
         return np.exp(-0.5 * r2)
+    if name == "Cosine":  # the product of per-dim cosines (cos(2π r) is not PSD in 2-D)
+        return np.prod([np.cos(2 * np.pi * d / ell) for d, ell in zip(diffs, ls, strict=True)], axis=0)
     r2 = sum((d / ell) ** 2 for d, ell in zip(diffs, ls, strict=True))
     r = np.sqrt(r2)
     if name == "ExpQuad":
@@ -56,8 +58,6 @@ def ref_corr(name: str, diffs, ls, alpha=None, period=None):
         return (1 + np.sqrt(5) * r + 5.0 / 3.0 * r2) * np.exp(-np.sqrt(5) * r)
     if name == "RatQuad":
         return (1 + r2 / (2 * alpha)) ** (-alpha)
-    if name == "Cosine":
-        return np.cos(2 * np.pi * r)
     raise ValueError(name)
 
 
@@ -163,6 +163,8 @@ def _pymc_cov(name, n_dims, params):
         return cls(n_dims, alpha=params["alpha"], ls=ls)
     if name == "Periodic":
         return cls(n_dims, period=params["period"], ls=ls)
+    if name == "Cosine" and n_dims > 1:  # xkron's multi-dim Cosine is the product of 1-D ones
+        return cls(n_dims, ls=ls[0], active_dims=[0]) * cls(n_dims, ls=ls[1], active_dims=[1])
     return cls(n_dims, ls=ls)
 
 

@@ -6,6 +6,7 @@ Importing xkron registers the ``.kron`` accessor on ``xarray.DataArray`` and
 
 from xkron import accessor as _accessor  # noqa: F401  (registers .kron)
 from xkron.batch import BatchError, BatchFit
+from xkron.cost import CostError, CostWarning
 from xkron.fitting import ConvergenceWarning, fit
 from xkron.io import open_fit
 from xkron.kernels import Cosine, ExpQuad, Independent, Kernel, Matern12, Matern32, Matern52, Periodic, RatQuad
@@ -21,6 +22,8 @@ __all__ = [
     "Binomial",
     "ConvergenceWarning",
     "Cosine",
+    "CostError",
+    "CostWarning",
     "ExpQuad",
     "Gamma",
     "Gaussian",

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from xkron.kernels import Kernel
+from xkron.kernels import PHASE_TOLERANCE, Kernel
 
 __all__ = ["Factor", "cartesian", "hull_factors", "restrict"]
 
@@ -96,14 +96,37 @@ class Factor:
         ``s + (size,)``.
         """
         train = self.inputs()
-        if test is None:
-            test = train
-        diffs = [np.subtract.outer(np.asarray(t, dtype=float), x) for t, x in zip(test, train, strict=True)]
+        return self.kernel_matrix(params, train if test is None else test, train, xp=xp)
+
+    def kernel_matrix(self, params: Mapping[str, Any], left: Sequence, right: Sequence, xp=np):
+        """Kernel values ``k(left, right)`` (shape ``left shape + right shape``), one array per dim each.
+
+        With numpy, distances that a periodic kernel cannot resolve (its phase lost to rounding,
+        :meth:`xkron.kernels.Kernel.max_distance`) are an error naming the dim, not noise.
+        """
+        with np.errstate(over="ignore"):  # overflowing differences are inf: the kernels handle them
+            diffs = [np.subtract.outer(np.asarray(a, dtype=float), b) for a, b in zip(left, right, strict=True)]
+        if xp is np:
+            self._check_distances(diffs, params)
         return self.kernel.correlation(diffs, params, xp=xp)
+
+    def _check_distances(self, diffs, params) -> None:
+        limits = self.kernel.max_distance(params)
+        if limits is None:
+            return
+        for dim, d, limit in zip(self.dims, diffs, limits, strict=True):
+            far = np.size(d) and np.nanmax(np.where(np.isnan(d), np.inf, np.abs(d)), initial=0.0)
+            if far > limit:
+                raise ValueError(
+                    f"the {self.kernel.name} kernel along {dim!r} cannot compare coordinates {far:.3g} apart: its "
+                    f"period is {limit * np.finfo(float).eps / PHASE_TOLERANCE:.6g}, and beyond {limit:.3g} float64 "
+                    "rounding loses the phase within the period, so the correlation would be noise. Predict or "
+                    "sample closer to the data (or re-centre the coordinates near the points of interest)."
+                )
 
     def variance(self, params: Mapping[str, Any], shape: tuple[int, ...]) -> np.ndarray:
         """Prior variance ``k(x, x)`` at test points (all kernels here are stationary)."""
-        zeros = [np.zeros(()) for _ in self.dims]
+        zeros = [np.zeros(()) for _ in self.dims]  # no distance check needed at 0
         return np.broadcast_to(self.kernel.correlation(zeros, params, xp=np), shape)
 
 

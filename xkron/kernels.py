@@ -20,9 +20,19 @@ Matern12      ``exp(−r)``
 Matern32      ``(1 + √3 r) exp(−√3 r)``
 Matern52      ``(1 + √5 r + 5r²/3) exp(−√5 r)``
 RatQuad       ``(1 + r²/(2α))^(−α)``
-Cosine        ``cos(2π r)`` (``ℓ`` is the period; rank ≤ 2 per dim)
+Cosine        ``∏_k cos(2π (x_k − x'_k) / ℓ_k)`` (``ℓ`` is the period; rank ≤ 2 per dim)
 Periodic      ``exp(−½ Σ_k (sin(π |x_k − x'_k| / T) / ℓ_k)²)``
 ============  ==============================================
+
+Every one of them is positive semi-definite on any set of points in any number of dims: the
+radial ones are valid in every dimension, and Cosine and Periodic are products of 1-D kernels.
+(``cos(2π r)`` of the Euclidean distance, PyMC's multi-dim Cosine, is not: it is not used.)
+
+Far from the data the radial kernels go to 0 (the prior), also for infinite or overflowing
+distances. The periodic ones (Cosine, Periodic) never decay; their value depends on the phase
+of ``x − x'`` within the period, which float64 rounding loses beyond
+:func:`Kernel.max_distance` (:data:`PHASE_TOLERANCE`): :class:`xkron.grid.Factor` refuses such
+distances instead of returning noise.
 """
 
 from __future__ import annotations
@@ -45,6 +55,16 @@ __all__ = [
     "RatQuad",
     "kernel_from_dict",
 ]
+
+R_MAX = 1e4
+"""Scaled distances ``r`` beyond it are evaluated at ``R_MAX``: every Matérn value there is
+below ``exp(−10⁴)``, exactly 0 in float64, and clipping keeps ``∞ · 0`` (NaN) out of
+``poly(r) exp(−r)`` for infinite or overflowing distances."""
+
+PHASE_TOLERANCE = 1e-6
+"""Largest rounding error of a coordinate difference, as a fraction of a period, that the
+periodic kernels accept: it is ``eps·|Δ|/period``, so about 4.5e9 periods away the phase
+(and so the correlation) would be rounding noise."""
 
 
 def _is_numpy(xp) -> bool:
@@ -87,14 +107,24 @@ class Kernel:
             ``numpy`` or ``pytensor.tensor``.
         """
         ls = params["ls"]
-        if len(diffs) == 1:
-            r = xp.abs(diffs[0]) / ls[0]
-            return self._profile(r, r * r, params, xp)
-        r2 = sum((d / ell) ** 2 for d, ell in zip(diffs, ls, strict=True))
-        return self._profile(_safe_sqrt(r2, xp), r2, params, xp)
+        with np.errstate(over="ignore", under="ignore"):  # overflow gives r = inf, which each profile maps to 0
+            if len(diffs) == 1:
+                r = xp.abs(diffs[0]) / ls[0]
+                return self._profile(r, r * r, params, xp)
+            r2 = sum((d / ell) ** 2 for d, ell in zip(diffs, ls, strict=True))
+            return self._profile(_safe_sqrt(r2, xp), r2, params, xp)
 
     def _profile(self, r, r2, params, xp):
         raise NotImplementedError
+
+    def max_distance(self, params: Mapping[str, Any]) -> list[float] | None:
+        """Largest ``|x_k − x'_k|`` per dim at which the kernel is evaluated faithfully.
+
+        ``None`` (no limit) for the kernels that decay: any distance, even an infinite one,
+        gives their limit. A list for the periodic ones, whose phase within the period float64
+        rounding loses beyond it (see :data:`PHASE_TOLERANCE`).
+        """
+        return None
 
     @property
     def name(self) -> str:
@@ -154,7 +184,7 @@ class Matern12(Kernel):
     """Matérn ν=1/2 (exponential) factor, ``exp(−r)``."""
 
     def _profile(self, r, r2, params, xp):
-        return xp.exp(-r)
+        return xp.exp(-xp.minimum(r, R_MAX))
 
 
 @dataclass(frozen=True)
@@ -162,7 +192,7 @@ class Matern32(Kernel):
     """Matérn ν=3/2 factor, ``(1 + √3 r) exp(−√3 r)``."""
 
     def _profile(self, r, r2, params, xp):
-        s = np.sqrt(3.0) * r
+        s = np.sqrt(3.0) * xp.minimum(r, R_MAX)
         return (1.0 + s) * xp.exp(-s)
 
 
@@ -181,8 +211,8 @@ class Matern52(Kernel):
     """
 
     def _profile(self, r, r2, params, xp):
-        s = np.sqrt(5.0) * r
-        return (1.0 + s + 5.0 / 3.0 * r2) * xp.exp(-s)
+        s = np.sqrt(5.0) * xp.minimum(r, R_MAX)
+        return (1.0 + s + 5.0 / 3.0 * xp.minimum(r2, R_MAX**2)) * xp.exp(-s)
 
 
 @dataclass(frozen=True)
@@ -205,14 +235,32 @@ class RatQuad(Kernel):
 
 @dataclass(frozen=True)
 class Cosine(Kernel):
-    """Cosine factor, ``cos(2π r)``: ``ls`` is the period. Rank ≤ 2 on a 1-D grid.
+    """Cosine factor, ``∏_k cos(2π (x_k − x'_k) / ℓ_k)``: ``ls`` is the period along each dim.
+
+    On one dim this is ``cos(2π r)`` (PyMC's ``Cosine``). Over several dims it is the product
+    of the per-dim cosines, a valid (positive semi-definite) covariance of rank ≤ 2 per dim;
+    ``cos(2π r)`` of the Euclidean distance would not be one (its matrices have negative
+    eigenvalues, and predictions from it are wrong).
 
     Its Kronecker factor has many zero eigenvalues; xkron's gradient stays exact there
     (it never differentiates eigenvectors).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> d = [np.array(0.25), np.array(0.5)]
+    >>> float(Cosine().correlation(d, {"ls": [1.0, 2.0]}))  # cos(π/2) · cos(π/2)
+    3.749399456654644e-33
     """
 
-    def _profile(self, r, r2, params, xp):
-        return xp.cos(2.0 * np.pi * r)
+    def correlation(self, diffs, params, xp=np):
+        out = 1.0
+        for d, ell in zip(diffs, params["ls"], strict=True):
+            out = out * xp.cos(2.0 * np.pi * d / ell)
+        return out
+
+    def max_distance(self, params):
+        return [PHASE_TOLERANCE * float(ell) / np.finfo(float).eps for ell in params["ls"]]
 
 
 @dataclass(frozen=True)
@@ -234,6 +282,9 @@ class Periodic(Kernel):
         period = params["period"]
         r2 = sum((xp.sin(np.pi * d / period) / ell) ** 2 for d, ell in zip(diffs, params["ls"], strict=True))
         return xp.exp(-0.5 * r2)
+
+    def max_distance(self, params):
+        return [PHASE_TOLERANCE * float(params["period"]) / np.finfo(float).eps] * len(params["ls"])
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,11 @@ from functools import partial
 import numpy as np
 import xarray as xr
 
+from xkron.cost import check, predict_estimate
 from xkron.gp import TestInputs, place_axes
 from xkron.stats import inverse_link, mixture_quantiles, response_moments
 
-__all__ = ["predict_moments"]
+__all__ = ["check_shared_dims", "predict_moments"]
 
 _CHUNK_ELEMENTS = 2**22
 """Work-array budget (elements) when scattered points are predicted in chunks."""
@@ -27,6 +28,7 @@ _CHUNK_ELEMENTS = 2**22
 def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "latent", quantiles=()) -> xr.Dataset:
     """Mean, sd and quantiles at the requested coordinates (see :meth:`xkron.KronFit.predict`)."""
     arrays = {dim: _request_array(fit, dim, request.get(dim)) for dim in fit.data.dims}
+    check_shared_dims(arrays, given=set(request))
     out_dims: list[str] = []
     for arr in arrays.values():
         out_dims += [d for d in arr.dims if d not in out_dims]
@@ -36,13 +38,14 @@ def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "lat
     dim_labels = {dim: "".join(letter[d] for d in arrays[dim].dims) for dim in fit.dims}
     out_order = "".join(letter[d] for d in out_dims)
     numeric = {dim: _numeric(fit, dim, arrays[dim], request.get(dim) is None) for dim in fit.dims}
+    lazy = any(_is_dask(v) for v in numeric.values())
+    _check_cost(fit, numeric, dim_labels, out_order, 2 + len(quantiles), per_draw, lazy)
 
     posteriors = fit._posteriors
     link = fit.spec.likelihood.link if scale == "response" else None
     summary = partial(_summarise, link=link, probs=tuple(quantiles), per_draw=per_draw)
     block = partial(_block, posteriors, fit.spec.factors, fit.dims, dim_labels, out_order, noise, summary)
     n_out = 2 + len(quantiles)
-    lazy = any(_is_dask(v) for v in numeric.values())
     if lazy:
         stacked = _blockwise(block, numeric, fit.dims, dim_labels, out_order, per_draw, len(posteriors), n_out)
     else:
@@ -62,6 +65,36 @@ def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "lat
     result = xr.Dataset(variables, coords=coords)
     _set_attrs(result, fit, noise, scale)
     return result
+
+
+def check_shared_dims(arrays: dict[str, xr.DataArray], given: set[str] | None = None) -> None:
+    """Refuse coordinate arrays that share an output dim but disagree on its length or labels.
+
+    ``arrays`` maps each data dim to the coordinates it is predicted at. Arrays along one
+    dim (points, or a dim of the data) are matched element by element, so they must have one
+    length along it and, where both carry an index coordinate for it, the same labels. Dims
+    not in ``given`` are named as keeping their training coordinates.
+    """
+    seen: dict[str, tuple[str, xr.DataArray]] = {}
+    for name, arr in arrays.items():
+        dim = repr(name) if given is None or name in given else f"{name!r} (its training coordinates)"
+        for out in arr.dims:
+            if out not in seen:
+                seen[out] = (dim, arr)
+                continue
+            first, other = seen[out]
+            if other.sizes[out] != arr.sizes[out]:
+                raise ValueError(
+                    f"the coordinates for {first} and {dim} share the dim {out!r} but have "
+                    f"{other.sizes[out]} and {arr.sizes[out]} values along it: points are matched one to one, so "
+                    f"give them one length (or different dims for a grid of every combination)"
+                )
+            if out in other.indexes and out in arr.indexes and not other.indexes[out].equals(arr.indexes[out]):
+                raise ValueError(
+                    f"the coordinates for {first} and {dim} share the dim {out!r} but label it differently "
+                    f"({list(other.indexes[out][:3])}... vs {list(arr.indexes[out][:3])}...): give them one index "
+                    f"along {out!r}, or drop it (.drop_vars({out!r}))"
+                )
 
 
 def _summarise(moments, link: str | None, probs: tuple, per_draw: bool) -> np.ndarray:
@@ -91,6 +124,18 @@ def _summarise(moments, link: str | None, probs: tuple, per_draw: bool) -> np.nd
         q = mixture_quantiles(np.stack([m for m, _ in kept]), np.sqrt(np.stack([v for _, v in kept])), probs)
         out += list(inverse_link(link or "identity", q))
     return np.stack(out)
+
+
+def _check_cost(fit, numeric, dim_labels, out_order, n_out, per_draw, lazy) -> None:
+    """Warn about, or refuse, a costly prediction before anything is conditioned or allocated."""
+    sizes = {}
+    for dim in fit.dims:
+        sizes.update(zip(dim_labels[dim], np.shape(numeric[dim]), strict=True))
+    test_sizes = [
+        int(np.prod([sizes[c] for c in set("".join(dim_labels[d] for d in f.dims))])) for f in fit.spec.factors
+    ]
+    out_cells = int(np.prod([sizes[c] for c in out_order]))
+    check(predict_estimate(fit, test_sizes, out_cells, n_out, per_draw, lazy), stacklevel=5)
 
 
 def _request_array(fit, dim: str, value) -> xr.DataArray:

@@ -187,7 +187,13 @@ class KronFit:
         """Posterior mean and sd of the latent field (or of new data) at new coordinates.
 
         Exact and Kronecker-aware: the cost is ``O(N Σ n_i + M Σ m_i)`` for an M-cell
-        output grid, and no N×M matrix is ever formed.
+        output grid, and no N×M matrix is ever formed. A factor over several dims, such as
+        ``("latitude", "longitude")``, has as many inputs as the product of their lengths, and
+        its test-by-train cross-covariance as many rows as new points in those dims. Fits with
+        posterior draws condition the GP at every draw. A request estimated to take minutes or
+        much of the available memory warns (:class:`xkron.CostWarning`) before any work, one
+        larger than the available memory is refused (:class:`xkron.CostError`); dask-backed
+        coordinates compute the result chunk by chunk (:mod:`xkron.cost`).
 
         Parameters
         ----------
@@ -298,6 +304,7 @@ class KronFit:
         *,
         observed: bool = False,
         random_seed: int | np.random.Generator | None = None,
+        progressbar: bool = True,
         **coords_kwargs,
     ) -> xr.Dataset:
         """Exact joint posterior sample fields of ``f`` (and of new data) on a grid.
@@ -305,6 +312,16 @@ class KronFit:
         Matheron's rule with a Kronecker prior draw on the per-dim union of the training and
         the new coordinates (:mod:`xkron.sampling`): every field is an exact draw from the
         joint posterior over the whole grid, and no N×N or N×M matrix is formed.
+
+        Cost: for every posterior draw used, each factor's distinct training and new inputs are
+        eigendecomposed together (``u³`` time, ``u²`` memory for ``u`` of them). For a 1-D factor
+        that is cheap, but a factor over several dims on a new grid has ``u`` = its training
+        inputs plus the product of the new lengths: a ``("latitude", "longitude")`` factor on a
+        new 72 × 144 grid decomposes over 10,000 inputs, minutes and gigabytes where
+        :meth:`predict` takes a fraction of a second. Sampling on the training grid decomposes
+        only the training inputs: sample there and interpolate, or give such dims separate
+        factors. Such requests warn (:class:`xkron.CostWarning`) before any work, and ones larger
+        than the available memory are refused (:class:`xkron.CostError`).
 
         Parameters
         ----------
@@ -323,6 +340,9 @@ class KronFit:
             binomial trials are known only on the training grid.
         random_seed : int or numpy.random.Generator, optional
             Makes the draws reproducible.
+        progressbar : bool
+            Show fields done and time elapsed on stderr while a long call runs (after 2 s; no
+            remaining time is guessed). ``False`` prints nothing.
 
         Returns
         -------
@@ -346,7 +366,7 @@ class KronFit:
         unknown = set(request) - set(self.dims)
         if unknown:
             raise ValueError(f"cannot sample along {sorted(unknown)}: the fit's dims are {self.dims}")
-        return sample_fields(self, request, n, observed, np.random.default_rng(random_seed))
+        return sample_fields(self, request, n, observed, np.random.default_rng(random_seed), progressbar)
 
     def condition(self, data: xr.DataArray) -> KronFit:
         """The same hyperparameters, conditioned on other data on the same dims.

@@ -10,8 +10,10 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from xkron.cost import check, sample_estimate
 from xkron.grid import cartesian
 from xkron.predict import _numeric, _output_coords, _request_array
+from xkron.progress_display import Progress
 from xkron.sampling import posterior_fields
 
 __all__ = ["sample_fields"]
@@ -25,8 +27,16 @@ def _selected_draws(fit, n: int | None) -> tuple[np.ndarray, dict]:
     return flat, {"chain": fit.params["chain"].values, "draw": fit.params["draw"].values[keep]}
 
 
-def sample_fields(fit, request, n: int | None, observed: bool, rng: np.random.Generator) -> xr.Dataset:
-    """Exact posterior sample fields on a grid (see :meth:`xkron.KronFit.sample`)."""
+def sample_fields(
+    fit, request, n: int | None, observed: bool, rng: np.random.Generator, progressbar: bool = True
+) -> xr.Dataset:
+    """Exact posterior sample fields on a grid (see :meth:`xkron.KronFit.sample`).
+
+    The cost (eigendecompositions of each factor's training and new inputs, once per posterior
+    draw used, and the fields themselves) is checked before any of it is paid
+    (:mod:`xkron.cost`); long runs report fields done and time elapsed
+    (:mod:`xkron.progress_display`) unless ``progressbar`` is False.
+    """
     arrays = {dim: _request_array(fit, dim, request.get(dim)) for dim in fit.data.dims}
     for dim, arr in arrays.items():
         if arr.dims != (dim,):
@@ -37,20 +47,26 @@ def sample_fields(fit, request, n: int | None, observed: bool, rng: np.random.Ge
     numeric = {dim: _numeric(fit, dim, arrays[dim], request.get(dim) is None) for dim in fit.dims}
     tests = [cartesian([numeric[d] for d in f.dims]) for f in fit.spec.factors]
     grid_shape = [len(numeric[d]) for d in fit.dims]
-    posteriors = fit._posteriors
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1):
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    per_draw = "chain" in fit.params.dims
+    flat, lead_coords = _selected_draws(fit, n) if per_draw else (np.zeros(n or 1, dtype=int), {})
+    draws = len(flat) if per_draw else 1
+    check(sample_estimate(fit, tests, int(np.prod(grid_shape)), len(flat), draws, observed), stacklevel=4)
 
-    if "chain" in fit.params.dims:
-        flat, lead_coords = _selected_draws(fit, n)
-        chosen = [posteriors[int(i)] for i in flat]
-        fields = np.stack([posterior_fields(p, tests, 1, rng)[0] for p in chosen])
-        lead = ("chain", "draw")
-        lead_shape = [len(lead_coords["chain"]), len(lead_coords["draw"])]
-    else:
-        if n is not None and (not isinstance(n, int | np.integer) or n < 1):
-            raise ValueError(f"n must be a positive integer, got {n!r}")
-        chosen = [posteriors[0]] * (n or 1)
-        fields = posterior_fields(posteriors[0], tests, n or 1, rng)
-        lead, lead_shape, lead_coords = ("sample",), [n or 1], {}
+    posteriors = fit._posteriors
+    chosen = [posteriors[int(i)] for i in flat] if per_draw else [posteriors[0]] * len(flat)
+    with Progress(len(flat), "sample", "fields", enabled=progressbar) as bar:
+        if per_draw:
+            fields = []
+            for p in chosen:
+                fields.append(posterior_fields(p, tests, 1, rng)[0])
+                bar.update(len(fields))
+            fields = np.stack(fields)
+            lead, lead_shape = ("chain", "draw"), [len(lead_coords["chain"]), len(lead_coords["draw"])]
+        else:
+            fields = posterior_fields(posteriors[0], tests, len(flat), rng, progress=bar.update)
+            lead, lead_shape = ("sample",), [len(flat)]
     fields = fields.reshape(len(chosen), *grid_shape)
 
     variables = {"f": fields}
