@@ -20,6 +20,7 @@ Fits written before (format ``xkron-fit-1``) used the epoch 1970-01-01 (units
 from __future__ import annotations
 
 import datetime
+import itertools
 import re
 from typing import Any
 
@@ -189,7 +190,7 @@ def check_resolution(ticks: list[int], per_day: int, dim: str | None) -> None:
     distinct = sorted(set(ticks))
     if len(distinct) < 2:
         return
-    step = min(b - a for a, b in zip(distinct, distinct[1:], strict=False))
+    step = min(b - a for a, b in itertools.pairwise(distinct))
     span = distinct[-1] - distinct[0]
     error = span * 2.0**-52 / step
     if error > STEP_TOLERANCE:
