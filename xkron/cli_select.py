@@ -118,11 +118,12 @@ def missing_kernel_message(da, missing: Sequence[str], batch: bool) -> str:
     parts = []
     if others:
         where = f"--batch-dim {others[0]}" if batch else f"`xkron batch ... --batch-dim {others[0]}`"
-        parts.append(f"add a kernel, e.g. --kernel {others[0]}=Matern52, or fit one GP per slice along it with {where}")
-    if single:
         parts.append(
-            f"{single} have a single point and take no kernel: drop them with {_fixes_for_single(da, single[0])}"
+            f"add a kernel for {others}, e.g. --kernel {others[0]}=Matern52, or fit one GP per slice with {where}"
         )
+    if single:
+        fixes = _fixes_for_single(da, single[0])
+        parts.append(f"{single} have a single point, which a kernel cannot use: drop them with {fixes}")
     return f"dims {list(missing)} of {da.name!r} have no kernel: " + "; ".join(parts)
 
 
