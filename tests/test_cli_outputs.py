@@ -166,3 +166,20 @@ def test_failed_fit_write_keeps_the_previous_fit(folder, tmp_path, monkeypatch):
     assert result.exit_code == 1 and "No space left on device" in result.output, result.output
     _unchanged(out, before)
     assert not [p for p in os.listdir(tmp_path) if TEMP_MARKER in p]
+
+
+def test_fit_of_reanalysis_times_is_written_readable(tmp_path):
+    """Item 1 on the command line: the fit of 'hours since 1-1-1' data used to be written, then exit 1."""
+    times = np.array(["1979-01-01T00", "1979-01-01T06", "1979-01-01T12", "1979-01-01T18"], dtype="datetime64[ns]")
+    ds = xr.Dataset(
+        {"t2m": (("time", "x"), np.random.default_rng(8).normal(size=(4, 4)))},
+        coords={"time": times, "x": np.linspace(0.0, 3.0, 4)},
+    )
+    ds["time"].encoding = {"units": "hours since 1-1-1 00:00:0.0", "calendar": "gregorian", "dtype": "int64"}
+    ds.to_netcdf(tmp_path / "era.nc")
+    fit = _run("fit", tmp_path / "era.nc", "--var", "t2m", *KERNELS, *FAST, "--out", tmp_path / "fit.nc")
+    assert fit.exit_code == 0, fit.output
+    pred = _run("predict", tmp_path / "fit.nc", "--grid", "time=1979-01-01:1979-01-02:5", "--out", tmp_path / "p.nc")
+    assert pred.exit_code == 0, pred.output
+    with xr.open_dataset(tmp_path / "p.nc") as back:
+        assert back["time"].values[-1] == np.datetime64("1979-01-02", "ns")
