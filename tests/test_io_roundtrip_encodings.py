@@ -159,3 +159,15 @@ def test_time_coordinate_encoding_that_would_round_is_not_applied(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         _check_round_trip(da, tmp_path / "fit.nc")
+
+
+def test_non_dim_time_coordinates_keep_their_types(tmp_path):
+    """Sibling: auxiliary times (lead timedelta64[s], valid datetime64[us]) next to a datetime64[s] dim."""
+    t = np.array(["2000-01-01", "2000-01-02", "2000-01-04"], dtype="datetime64[s]")
+    lead = np.array([1, 2, 3], dtype="timedelta64[h]").astype("timedelta64[s]")
+    da = xr.DataArray(
+        np.random.default_rng(0).normal(size=(3, 2)),
+        coords={"time": t, "x": [0.0, 1.0], "lead": ("time", lead), "valid": ("time", (t + lead).astype("M8[us]"))},
+        dims=("time", "x"),
+    )
+    _check_round_trip(da, tmp_path / "fit.nc")

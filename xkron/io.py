@@ -27,7 +27,16 @@ from xkron.kernels import kernel_from_dict, spec_from_json, spec_to_json
 from xkron.likelihoods import likelihood_from_dict
 from xkron.model import ModelSpec
 
-__all__ = ["FORMAT", "READABLE_FORMATS", "fit_from_tree", "fit_tree", "open_fit", "write_fit", "write_tree"]
+__all__ = [
+    "FORMAT",
+    "READABLE_FORMATS",
+    "NotAFitError",
+    "fit_from_tree",
+    "fit_tree",
+    "open_fit",
+    "write_fit",
+    "write_tree",
+]
 
 FORMAT = "xkron-fit-2"
 """Format of the fits written: times counted from the data's start, per-variable time types."""
