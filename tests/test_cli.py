@@ -155,7 +155,7 @@ def test_info_errors(tmp_path, demo_run):
     out, _ = demo_run
     not_a_fit = runner.invoke(main, ["info", str(out / DEMO_PREDICTION)])
     assert not_a_fit.exit_code == 1
-    assert "could not be read as an xkron fit" in not_a_fit.output
+    assert f"{out / DEMO_PREDICTION} is not an xkron fit (a NetCDF file without" in " ".join(not_a_fit.output.split())
 
 
 @pytest.mark.parametrize("years", ["1", "241", "x"])

@@ -45,14 +45,20 @@ def test_index_kind_without_coordinate():
 
 
 @pytest.mark.parametrize("unit", ["ns", "s"])
-def test_datetime64_days_since_epoch(unit):
-    times = np.array(["1970-01-01", "1970-01-02T06:00", "2000-01-01T12:00"], dtype=f"datetime64[{unit}]")
+def test_datetime64_days_since_data_start(unit):
+    times = np.array(["1970-01-02T06:00", "1970-01-01", "2000-01-01T12:00"], dtype=f"datetime64[{unit}]")
     da = _da("time", times)
     assert str(da["time"].dtype) == f"datetime64[{unit}]"
     t, enc = encode_coord(da, "time")
-    assert t.tolist() == [0.0, 1.25, 10957.5]
-    assert enc == CoordEncoding("datetime", TIME_UNITS, "proleptic_gregorian")
+    assert t.tolist() == [1.25, 0.0, 10957.5]  # counted from the earliest time, not the first
+    epoch = np.datetime_as_string(np.datetime64("1970-01-01", unit))
+    assert enc == CoordEncoding("datetime", f"days since {epoch}", "proleptic_gregorian")
     assert enc.lengthscale_units == "days"
+
+
+def test_legacy_epoch_encoding_still_counts_from_1970():
+    enc = CoordEncoding("datetime", TIME_UNITS, "proleptic_gregorian")
+    assert enc.encode(np.array(["2000-01-01T12:00"], dtype="datetime64[ns]")).tolist() == [10957.5]
 
 
 def test_datetime64_resolutions_give_identical_floats():
@@ -72,10 +78,16 @@ def test_datetime64_before_epoch():
 def test_cftime_360_day():
     times = xr.date_range("2000-01-01", periods=4, freq="D", calendar="360_day", use_cftime=True)
     t, enc = encode_coord(_da("time", times), "time")
-    assert enc == CoordEncoding("cftime", TIME_UNITS, "360_day")
+    assert enc == CoordEncoding("cftime", "days since 2000-01-01 00:00:00.000000", "360_day")
     assert enc.lengthscale_units == "days"
     assert t.dtype == np.float64
-    assert t.tolist() == [10800.0, 10801.0, 10802.0, 10803.0]  # 30 years of 360 days
+    assert t.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert enc.encode([cftime.datetime(1970, 1, 1, calendar="360_day")]).tolist() == [-10800.0]  # 30 years of 360
+
+
+def test_cftime_legacy_epoch_encoding_still_counts_from_1970():
+    enc = CoordEncoding("cftime", TIME_UNITS, "360_day")
+    assert enc.encode([cftime.datetime(2000, 1, 2, calendar="360_day")]).tolist() == [10801.0]
 
 
 def test_cftime_noleap_hours():

@@ -202,7 +202,7 @@ class BatchFit:
 
     def to_netcdf(self, path, **kwargs) -> None:
         """Write every slice's fit to one NetCDF file (read back with :func:`xkron.open_fit`)."""
-        from xkron.io import fit_tree
+        from xkron.io import fit_tree, write_tree
 
         children, table = {}, []
         for k, (idx, f) in enumerate(self.fits.items()):
@@ -214,7 +214,7 @@ class BatchFit:
         children["batch_labels"] = xr.DataTree(xr.Dataset(coords=self.labels))
         meta = {"batch_dims": list(self.batch_dims), "slices": table}
         root = xr.DataTree(xr.Dataset(attrs={"xkron_batch": json.dumps(meta)}), children=children)
-        root.to_netcdf(path, **kwargs)
+        write_tree(root, path, **kwargs)
 
     @classmethod
     def from_tree(cls, tree: xr.DataTree) -> BatchFit:

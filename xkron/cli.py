@@ -23,6 +23,9 @@ from typing import Any
 
 import click
 
+from xkron.atomic import atomic_write
+from xkron.cli_paths import check_writable_folder
+
 __all__ = [
     "DEFAULT_YEARS",
     "DEMO_FIT",
@@ -157,7 +160,8 @@ def run_demo(
     Parameters
     ----------
     out : path
-        Output directory, created if missing. Existing demo files are overwritten.
+        Output directory, created if missing and checked to be writable before the fit. The
+        demo's own files in it (fixed names) are replaced, each atomically.
     years : int
         Train on the last ``years`` years of 1860–2099 (2 ≤ years ≤ 240).
     plot : bool
@@ -189,6 +193,8 @@ def run_demo(
         raise ValueError(f"time_kernel must be one of {TIME_KERNELS}, got {time_kernel!r}")
     train = da.isel(time=slice(n_time - years, None))
     timings["load"] = time.perf_counter() - tick
+    out.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(out)  # before the fit, not after it
 
     kernels = {"time": getattr(xkron, time_kernel)(), SPACE_DIMS: getattr(xkron, SPACE_KERNEL)()}
     shape = " × ".join(str(n) for n in train.shape)
@@ -215,18 +221,19 @@ def run_demo(
     heldout, note = _heldout_check(pred, pred_noisy, train, in_training)
 
     tick = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"prediction": out / DEMO_PREDICTION, "fit": out / DEMO_FIT}
     encoding = {name: {"zlib": True, "complevel": 4} for name in ("mean", "sd")}
     encoding["time"] = {"units": "days since 1860-01-01 00:00:00", "calendar": da["time"].encoding.get("calendar")}
-    pred.to_netcdf(paths["prediction"], encoding=encoding)
-    fit.to_netcdf(paths["fit"])
+    with atomic_write(paths["prediction"]) as tmp:
+        pred.to_netcdf(tmp, encoding=encoding)
+    fit.to_netcdf(paths["fit"])  # atomic too (xkron.io.write_fit)
     timings["write"] = time.perf_counter() - tick
 
     if plot:
         tick = time.perf_counter()
         paths["plot"] = out / DEMO_PLOT
-        _plot(pred, train, paths["plot"])
+        with atomic_write(paths["plot"]) as tmp:
+            _plot(pred, train, tmp)
         timings["plot"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - start
     return DemoResult(fit, pred, paths, timings, heldout, note, fit_warnings)
@@ -445,7 +452,9 @@ def main() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default="out",
     show_default=True,
-    help="Directory for the three outputs (created if missing; existing demo files in it are overwritten).",
+    help="Directory for the three outputs (created if missing). The demo replaces its own files there "
+    "(xkron_demo_prediction.nc, xkron_demo_fit.nc, xkron_demo.png) without --overwrite; each is written "
+    "atomically.",
 )
 @click.option(
     "--years",
@@ -518,7 +527,7 @@ def demo(out: Path, years: int, plot: bool, time_kernel: str, blas_threads: int)
         result = run_demo(
             out, years=years, plot=plot, time_kernel=time_kernel, blas_threads=blas_threads, echo=click.echo
         )
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError) as err:
         raise click.ClickException(str(err)) from err
     click.echo(format_demo(result))
 
@@ -575,8 +584,8 @@ def info(fit_path: Path) -> None:
     """
     try:
         text = describe_fit(fit_path)
-    except (KeyError, ValueError, OSError) as err:
-        raise click.ClickException(f"{fit_path} could not be read as an xkron fit: {err}") from err
+    except (KeyError, ValueError, OSError) as err:  # open_fit says "PATH is not an xkron fit (why)"
+        raise click.ClickException(str(err)) from err
     click.echo(text)
 
 

@@ -30,7 +30,10 @@ from typing import Any
 
 import click
 
+from xkron.atomic import atomic_write
 from xkron.cli import describe_fit, fit_noting_convergence, main
+from xkron.cli_paths import OVERWRITE_OPTION, check_output
+from xkron.cli_select import SELECT_OPTIONS, check_kernel_dim_sizes, missing_kernel_message, select_dims
 from xkron.likelihoods import resolve_likelihood
 
 __all__ = [
@@ -313,9 +316,10 @@ def open_input(path: str | Path, chunks: Mapping[str, int] | None = None, decode
 
 
 def write_dataset(ds, path: str | Path) -> None:
-    """Write ``ds`` to NetCDF, or to zarr when ``path`` ends in ``.zarr`` (overwriting).
+    """Write ``ds`` to NetCDF, or to zarr when ``path`` ends in ``.zarr``, atomically (replacing ``path``).
 
-    Dask-backed variables are computed chunk by chunk while they are written.
+    Dask-backed variables are computed chunk by chunk while they are written, into a temporary
+    sibling of ``path`` that replaces it only once complete (:func:`xkron.atomic.atomic_write`).
     """
     ds = ds.copy()
     for name, variable in ds.variables.items():
@@ -328,13 +332,14 @@ def write_dataset(ds, path: str | Path) -> None:
         # New times between those of the training units (hours on a "days since" axis) are
         # written as floating-point numbers of those units, which is what CF expects.
         warnings.filterwarnings("ignore", message="Times can't be serialized faithfully", category=UserWarning)
-        if is_zarr(path):
-            try:
-                ds.to_zarr(path, mode="w")
-            except ImportError as err:
-                raise OSError(f"writing {path} needs the zarr package (pip install zarr): {err}") from err
-        else:
-            ds.to_netcdf(path)
+        with atomic_write(path) as tmp:
+            if is_zarr(path):
+                try:
+                    ds.to_zarr(tmp, mode="w")
+                except ImportError as err:
+                    raise OSError(f"writing {path} needs the zarr package (pip install zarr): {err}") from err
+            else:
+                ds.to_netcdf(tmp)
 
 
 @contextlib.contextmanager
@@ -414,13 +419,10 @@ def _check_kernels(da, kernels: Sequence[KernelSpec], batch_dims: Sequence[str] 
             if dim in mapped:
                 raise JobInputError(f"dim {dim!r} has two kernels: {mapped[dim]!r} and {spec.text!r}", "--kernel")
             mapped[dim] = spec.text
+        check_kernel_dim_sizes(da, spec.dims, spec.text)
     missing = [d for d in data_dims if d not in mapped and d not in batch_dims]
     if missing:
-        hint = " or --batch-dim" if batch_dims or len(missing) < len(data_dims) else ""
-        raise JobInputError(
-            f"dims {missing} of {da.name!r} have no kernel: add e.g. --kernel {missing[0]}=Matern52{hint}",
-            "--kernel",
-        )
+        raise JobInputError(missing_kernel_message(da, missing, batch=bool(batch_dims)), "--kernel")
     return {spec.key: spec.kernel for spec in kernels}
 
 
@@ -461,14 +463,6 @@ def _as_mask(var):
     if var.dtype == bool:
         return var
     return var.fillna(0) != 0
-
-
-def _check_out(out: Path, zarr_ok: bool) -> None:
-    if not zarr_ok and is_zarr(out):
-        raise JobInputError(f"{out}: a fit is written as NetCDF; give a file name such as fit.nc", "--out")
-    parent = Path(out).absolute().parent
-    if not parent.is_dir():
-        raise JobInputError(f"the directory of {out} does not exist: create {parent} first", "--out")
 
 
 # --------------------------------------------------------------------------------------
@@ -525,16 +519,21 @@ def _load_and_fit(
     seed: int | None = None,
     solver: str = "auto",
     chunks: Mapping[str, int] | None = None,
+    overwrite: bool = False,
+    sel: Mapping[str, str] | None = None,
+    squeeze: bool = False,
 ):
     import xkron
 
-    out = Path(out)
-    _check_out(out, zarr_ok=False)
+    out = check_output(out, [data], overwrite=overwrite, zarr_ok=False)
     chunks = dict(chunks or {})
+    named = [d for spec in kernels for d in spec.dims] + list((batch or {}).get("batch_dims", ()))
     timings: dict[str, float] = {}
     tick = time.perf_counter()
     with open_input(data) as probe:
-        da = _select_var(probe, var, path=data)
+        _select_var(probe, var, path=data)
+        probe = select_dims(probe, var, sel or {}, squeeze, named)
+        da = probe[var]
         _check_chunk_dims(chunks, [str(d) for d in probe.dims], str(data))
         kernel_map = _check_kernels(da, kernels, tuple((batch or {}).get("batch_dims", ())))
         data_field = _check_likelihood_data(likelihood, exposure_var, trials)
@@ -548,6 +547,7 @@ def _load_and_fit(
     # Each fit needs its data in memory: read them once (in parallel by chunk, on the client
     # if there is one) rather than at every use inside a fit, or inside each batch task.
     with open_input(data, chunks) as ds:
+        ds = select_dims(ds, var, sel or {}, squeeze, named)
         da = ds[var].compute()
         extra = {
             "mask": None if mask_var is None else _as_mask(ds[mask_var]).compute(),
@@ -604,12 +604,18 @@ def run_fit(
         ``random_seed`` of :func:`xkron.fit`.
     chunks : mapping, optional
         ``{dim: n}``: read the input as dask arrays in these chunks.
+    overwrite : bool
+        Replace an existing ``out`` (never one of the inputs); default: refuse.
+    sel : mapping, optional
+        ``{dim: value text}``: keep one point of these dims (:func:`xkron.cli_select.select_dims`).
+    squeeze : bool
+        Drop the data's size-1 dims that no kernel or batch dim names.
 
     Raises
     ------
     JobInputError
-        Unknown variable or dim, kernels that do not cover the dims, bad output path: before
-        any fitting.
+        Unknown variable or dim, kernels that do not cover the dims, an output that exists
+        (without ``overwrite``), is an input or cannot be written: before any fitting.
     ValueError, TypeError
         From :func:`xkron.fit` (data it cannot fit).
     """
@@ -867,6 +873,7 @@ def run_predict(
     mask: bool = False,
     chunks: Mapping[str, int] | None = None,
     command: str = "xkron predict",
+    overwrite: bool = False,
 ) -> PredictJobResult:
     """Predict from a saved fit and write NetCDF or zarr (``xkron predict``).
 
@@ -890,22 +897,24 @@ def run_predict(
         prediction is a lazy dask computation, written chunk by chunk.
     command : str
         The command line, recorded in the ``history`` attribute.
+    overwrite : bool
+        Replace an existing ``out`` (never the fit or ``coords_from``); default: refuse.
 
     Raises
     ------
     JobInputError
-        Bad ``grids``, ``coords_from``, ``chunks``, ``mask``, ``noise`` or output path.
+        Bad ``grids``, ``coords_from``, ``chunks``, ``mask``, ``noise`` or output path (checked
+        before the fit is read).
     """
     import xkron
 
-    out = Path(out)
-    _check_out(out, zarr_ok=True)
+    out = check_output(out, [fit_path, coords_from], overwrite=overwrite, zarr_ok=True)
     timings: dict[str, float] = {}
     tick = time.perf_counter()
     try:
         fitted = xkron.open_fit(fit_path)
     except (KeyError, ValueError, OSError) as err:
-        raise JobInputError(f"{fit_path} could not be read as an xkron fit: {err}", "FIT.nc") from err
+        raise JobInputError(str(err), "FIT.nc") from err
     timings["open"] = time.perf_counter() - tick
     # A batch fit (xkron batch) predicts every slice alike: check the request on one of them.
     fit = next((f for f in fitted.fits.values() if f is not None), None) if hasattr(fitted, "fits") else fitted
@@ -1152,6 +1161,7 @@ def _data_options(function):
             "dense (exact, any missing pattern, up to a few thousand cells), iterative (conjugate "
             "gradients, large grids with holes); auto picks the first that applies.",
         ),
+        *SELECT_OPTIONS,
         _CHUNKS_IN,
         _SCHEDULER,
         _WORKERS,
@@ -1161,9 +1171,10 @@ def _data_options(function):
             required=True,
             type=click.Path(dir_okay=False, path_type=Path),
             metavar="FIT.nc",
-            help="Where to write the fit (NetCDF, overwritten if it exists); read it back with "
-            "xkron.open_fit, `xkron info` or `xkron predict`.",
+            help="Where to write the fit (NetCDF, written atomically; an existing file needs --overwrite); read "
+            "it back with xkron.open_fit, `xkron info` or `xkron predict`.",
         ),
+        OVERWRITE_OPTION,
     ]
     for option in reversed(options):
         function = option(function)
@@ -1257,10 +1268,11 @@ def fit(data: Path, out: Path, scheduler: str | None, workers: int | None, **opt
     required=True,
     type=click.Path(path_type=Path),
     metavar="PRED.nc|PRED.zarr",
-    help="Where to write the prediction: NetCDF, or a zarr store when the name ends in .zarr (overwritten "
-    "if it exists). Variables 'mean' and 'sd' with CF attributes, global attributes 'source' and "
-    "'history'.",
+    help="Where to write the prediction: NetCDF, or a zarr store when the name ends in .zarr (written "
+    "atomically; an existing one needs --overwrite). Variables 'mean' and 'sd' with CF attributes, global "
+    "attributes 'source' and 'history'.",
 )
+@OVERWRITE_OPTION
 def predict(
     fit_path: Path,
     grids,
@@ -1272,6 +1284,7 @@ def predict(
     scheduler: str | None,
     workers: int | None,
     out: Path,
+    overwrite: bool,
 ) -> None:
     """Predict the posterior mean and sd from a fit saved by `xkron fit` (FIT.nc).
 
@@ -1302,6 +1315,7 @@ def predict(
                 mask=mask,
                 chunks=chunks,
                 command=_command_line(ctx),
+                overwrite=overwrite,
             )
     except (ValueError, TypeError, OSError) as err:
         raise _to_click(err, ctx) from err

@@ -2,18 +2,23 @@
 
 Kernels work on floats, so every kernel dim's coordinate is turned into a float64 array:
 
-==========  ==========================================  =================================
+==========  ==========================================  ==============================================
 kind        coordinate                                  numbers
-==========  ==========================================  =================================
+==========  ==========================================  ==============================================
 numeric     int, uint or float                          the values as float64
-datetime    ``datetime64`` of any resolution            days since 1970-01-01
-cftime      ``cftime.datetime`` objects (one calendar)  days since 1970-01-01 in that calendar
+datetime    ``datetime64`` of any resolution            days since the training data's first time
+cftime      ``cftime.datetime`` objects (one calendar)  days since the first time, in that calendar
 index       none (the dim has no coordinate variable)   positions 0, 1, …, n−1
-==========  ==========================================  =================================
+==========  ==========================================  ==============================================
 
-The encoding is exact where float64 allows and always deterministic: the same values give
-bit-identical floats, whatever the ``datetime64`` resolution, so a saved fit reloads to the
-same numbers. Lengthscales of time dims are therefore in days.
+Times count from the training data's own start (the epoch is kept in the encoding's
+``units``, e.g. ``"days since 2001-03-01T00:00:00.000000000"``), so float64 keeps the data's
+resolution down to nanoseconds over short records; a coordinate whose smallest step it still
+cannot keep is refused (:mod:`xkron.time_encoding`). Fits saved by earlier versions count from
+1970-01-01 (:data:`TIME_UNITS`) and keep doing so. The encoding is exact where float64 allows
+and always deterministic: the same values give bit-identical floats, whatever the
+``datetime64`` resolution, so a saved fit reloads to the same numbers. Lengthscales of time
+dims are in days.
 """
 
 from __future__ import annotations
@@ -26,17 +31,18 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from xkron import time_encoding as te
+
 __all__ = ["EPOCH", "KINDS", "TIME_UNITS", "CoordEncoding", "coord_kind", "encode_coord"]
 
 KINDS = ("numeric", "datetime", "cftime", "index")
 """The kinds of coordinate encodings."""
 
 EPOCH = "1970-01-01"
-TIME_UNITS = f"days since {EPOCH}"
-"""Units of encoded time coordinates (``datetime`` and ``cftime`` kinds)."""
+TIME_UNITS = te.LEGACY_UNITS
+"""Units of time coordinates counted from 1970-01-01, as in fits saved before start-relative times."""
 
 _CALENDAR_ALIASES = {"gregorian": "standard", "365_day": "noleap", "366_day": "all_leap"}
-_DAY = np.timedelta64(1, "D")
 
 
 def _cftime_type():
@@ -97,24 +103,6 @@ def cftime_calendars(values: Any) -> list[str]:
     return sorted({_normalize_calendar(v.calendar) for v in np.asarray(values).ravel() if not _is_missing(v)})
 
 
-def _datetime64_to_days(values: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 of ``datetime64`` values, exactly rounded once.
-
-    Whole days and the remainder are split in integer arithmetic, so the result is the
-    correctly rounded quotient whatever the resolution: the same instant gives the same float
-    from ``datetime64[ns]`` and ``datetime64[s]``.
-    """
-    unit, _ = np.datetime_data(values.dtype)
-    if unit in ("Y", "M", "W", "D"):
-        return values.astype("datetime64[D]").astype(np.int64).astype(np.float64)
-    if unit in ("ps", "fs", "as", "generic"):  # a day of ps..as overflows int64; their range is tiny anyway
-        unit = "ns"
-    ticks = values.astype(f"datetime64[{unit}]").astype(np.int64)
-    per_day = int(_DAY // np.timedelta64(1, unit))
-    days, rem = np.divmod(ticks, per_day)
-    return days.astype(np.float64) + rem.astype(np.float64) / float(per_day)
-
-
 def _where(dim: str | None) -> str:
     return f"dim {dim!r}" if dim else "this dim"
 
@@ -144,8 +132,10 @@ class CoordEncoding:
     kind : {"numeric", "datetime", "cftime", "index"}
         What the coordinate holds (``"index"``: no coordinate variable, positions are used).
     units : str
-        ``"days since 1970-01-01"`` for time kinds; for ``"numeric"`` the coordinate's
-        ``units`` attribute (``""`` if it has none); ``""`` for ``"index"``.
+        ``"days since <epoch>"`` for time kinds, the epoch being the training data's first
+        time (:data:`TIME_UNITS`, 1970-01-01, in fits saved by earlier versions); for
+        ``"numeric"`` the coordinate's ``units`` attribute (``""`` if it has none); ``""`` for
+        ``"index"``.
     calendar : str or None
         The cftime calendar, ``"proleptic_gregorian"`` for ``datetime64``, ``None`` otherwise.
 
@@ -238,7 +228,7 @@ class CoordEncoding:
             converted = _as_datetime64(arr, dim)
             arr = arr if converted is None else converted
         if arr.dtype.kind == "M":
-            return np.where(np.isnat(arr), np.nan, _datetime64_to_days(arr))
+            return np.where(np.isnat(arr), np.nan, te.datetime_days(arr, te.parse_datetime_epoch(self.units)))
         raise TypeError(
             f"{_where(dim)} has a datetime64 coordinate, so new values must be datetimes "
             f"(numpy datetime64, pandas DatetimeIndex or Python datetime); got {_describe(arr)}. "
@@ -265,7 +255,10 @@ class CoordEncoding:
         missing = np.array([_is_missing(v) for v in flat], dtype=bool)
         out = np.full(flat.shape, np.nan)
         if (~missing).any():
-            nums = cftime.date2num(list(flat[~missing]), TIME_UNITS, calendar=self.calendar)
+            if self.units == TIME_UNITS:  # fits saved before start-relative times: their arithmetic, unchanged
+                nums = cftime.date2num(list(flat[~missing]), TIME_UNITS, calendar=self.calendar)
+            else:
+                nums = te.cftime_days(flat[~missing], te.parse_cftime_epoch(self.units, self.calendar))
             out[~missing] = np.asarray(nums, dtype=np.float64)
         return out.reshape(arr.shape)
 
@@ -302,23 +295,33 @@ def encoding_for(values: Any, units: str = "", dim: str | None = None) -> CoordE
     ------
     TypeError
         If the values are of no supported kind, or cftime objects of several calendars.
+    ValueError
+        If float64 days since the first time cannot keep the times' smallest step (see
+        :func:`xkron.time_encoding.check_resolution`).
 
     Examples
     --------
     >>> encoding_for([0.0, 1.0], units="m")
     CoordEncoding(kind='numeric', units='m', calendar=None)
+    >>> encoding_for(np.array(["2001-03-01T06", "2001-03-02"], dtype="datetime64[h]")).units
+    'days since 2001-03-01T06'
     """
     arr = np.asarray(values)
     kind = coord_kind(arr)
     if kind == "numeric":
         return CoordEncoding("numeric", str(units), None)
     if kind == "datetime":
-        return CoordEncoding("datetime", TIME_UNITS, "proleptic_gregorian")
+        epoch = te.datetime_epoch(arr)
+        te.check_resolution(*te.datetime_ticks(arr[~np.isnat(arr)], epoch), dim)
+        return CoordEncoding("datetime", te.epoch_units(epoch), "proleptic_gregorian")
     if kind == "cftime":
         calendars = cftime_calendars(arr)
         if len(calendars) != 1:
             raise TypeError(f"{_where(dim)} mixes cftime calendars {calendars}; use one calendar per coordinate.")
-        return CoordEncoding("cftime", TIME_UNITS, calendars[0])
+        present = np.array([v for v in arr.ravel() if not _is_missing(v)], dtype=object)
+        epoch = te.cftime_epoch(present)
+        te.check_resolution(te.cftime_ticks(present, epoch), 86_400_000_000, dim)
+        return CoordEncoding("cftime", te.epoch_units(epoch), calendars[0])
     raise TypeError(
         f"{_where(dim)} has a coordinate of {_describe(arr)}; kernel dims need numeric, datetime64 or cftime "
         "coordinates."
@@ -350,7 +353,9 @@ def encode_coord(da: xr.DataArray, dim: str) -> tuple[np.ndarray, CoordEncoding]
     >>> da = xr.DataArray(np.zeros((2, 3)), coords={"time": time}, dims=("time", "x"))
     >>> x, enc = encode_coord(da, "time")
     >>> x.tolist(), enc.kind, enc.lengthscale_units
-    ([10957.0, 10957.25], 'datetime', 'days')
+    ([0.0, 0.25], 'datetime', 'days')
+    >>> enc.units
+    'days since 2000-01-01T00:00:00.000000000'
     >>> encode_coord(da, "x")
     (array([0., 1., 2.]), CoordEncoding(kind='index', units='', calendar=None))
     """
