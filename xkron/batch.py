@@ -104,7 +104,7 @@ def _fit_slice(data: xr.DataArray, kernels: Mapping, kwargs: dict):
     """One slice's fit, or its error message; the fit without its PyMC model (rebuilt on demand)."""
     from xkron.fitting import fit
 
-    if kwargs.get("method") == "nuts" or kwargs.get("latent"):
+    if kwargs.get("method") == "nuts":  # fit resolves method before it gets here
         kwargs = {"cores": 1, **kwargs}  # inside a task PyMC must not start its own processes
     try:
         result = fit(data, kernels, **kwargs)

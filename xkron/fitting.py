@@ -20,13 +20,14 @@ import scipy.linalg
 import xarray as xr
 from pymc_extras.prior import Prior
 
+from xkron.arguments import aligned_mask, check_call, check_constant_data, check_solver_choice, thin_for_subsample
 from xkron.collapsed import collapse_applies, sample_collapsed
 from xkron.coords import CoordEncoding, encode_coord
 from xkron.gp import KronPosterior, LatentPosterior
 from xkron.grid import Factor, hull_factors, restrict
 from xkron.kernels import Independent
-from xkron.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
-from xkron.model import SOLVERS, ModelSpec, build_model
+from xkron.likelihoods import Gaussian, Likelihood, latent_scale_priors
+from xkron.model import ModelSpec, build_model
 from xkron.priors import map_starts, resolve_priors
 from xkron.result import KronFit
 from xkron.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
@@ -42,6 +43,13 @@ COMPILE_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="merge")
 graph is small (kernel matrices and one Kronecker Op that does the heavy work), and
 ``pm.find_MAP`` compiles three functions per start, so a fast compile matters more than
 fused elementwise code."""
+
+
+_FIT_PARAMETERS = (
+    "likelihood", "latent", "collapse", "mask", "amplitude", "noise", "noise_sd", "mean", "method", "restarts",
+    "solver", "solver_options", "subsample", "batch_dims", "shared", "errors", "random_seed", "progressbar",
+)  # fmt: skip
+"""fit's own keyword names, for "did you mean" on a misspelt one (fit's signature lists them)."""
 
 
 class ConvergenceWarning(UserWarning):
@@ -234,16 +242,19 @@ def fit(
     >>> sorted(result.params.data_vars)
     ['amplitude', 'ls_a', 'ls_b', 'mean', 'noise']
     """
+    resolved, latent, method = check_call(
+        da, likelihood=likelihood, latent=latent, collapse=collapse, method=method, restarts=restarts,
+        random_seed=random_seed, solver=solver, solver_options=solver_options, subsample=subsample,
+        batch_dims=batch_dims, shared=shared, errors=errors, mask=mask, noise_sd=noise_sd,
+        sample_kwargs=sample_kwargs, own=_FIT_PARAMETERS,
+    )  # fmt: skip
     if subsample is not None:
-        bad = [d for d in subsample if d not in da.dims or int(subsample[d]) < 1]
-        if bad:
-            raise ValueError(f"subsample needs data dims with a positive step; check {bad}")
-        thinned = da.isel({d: slice(None, None, int(k)) for d, k in subsample.items()})
+        thin = {d: int(k) for d, k in subsample.items()}
         return fit(
-            thinned, kernels, likelihood=likelihood, latent=latent, collapse=collapse, mask=mask, amplitude=amplitude,
-            noise=noise, noise_sd=noise_sd, mean=mean, method=method, restarts=restarts, solver=solver,
-            solver_options=solver_options, batch_dims=batch_dims, shared=shared, errors=errors,
-            random_seed=random_seed, progressbar=progressbar, **sample_kwargs,
+            thin_for_subsample(da, thin), kernels, likelihood=likelihood, latent=latent, collapse=collapse,
+            mask=thin_for_subsample(mask, thin), amplitude=amplitude, noise=noise, noise_sd=noise_sd, mean=mean,
+            method=method, restarts=restarts, solver=solver, solver_options=solver_options, batch_dims=batch_dims,
+            shared=shared, errors=errors, random_seed=random_seed, progressbar=progressbar, **sample_kwargs,
         ).condition(da)  # fmt: skip
     if batch_dims is not None:
         from xkron.batch import fit_batch
@@ -254,15 +265,7 @@ def fit(
             noise_sd=noise_sd, mean=mean, method=method, restarts=restarts, solver=solver,
             solver_options=solver_options, **sample_kwargs,
         )  # fmt: skip
-    likelihood = resolve_likelihood(likelihood)
-    latent = _resolve_latent(likelihood, latent)
-    if collapse is not None and not latent:
-        raise ValueError("collapse= applies to latent models (latent=True); the marginal model is already collapsed")
-    method = method or ("nuts" if latent else "map")
-    allowed = ("nuts", "advi") if latent else ("map", "nuts")
-    if method not in allowed:
-        form = f"a latent model ({likelihood.name})" if latent else "the Gaussian marginal model"
-        raise ValueError(f"method={method!r} is not available for {form}: use one of {allowed}")
+    likelihood = resolved
     pairs = normalize_kernels(da, kernels)
     dims = tuple(d for factor_dims, _ in pairs for d in factor_dims)
     labelled = {d for fd, k in pairs if isinstance(k, Independent) for d in fd}  # replicates: any labels
@@ -270,8 +273,6 @@ def fit(
     check_data(da, allow_bool=latent, allow_missing=True)
     likelihood = _with_noise(likelihood, noise)
     likelihood = _with_noise_sd(likelihood, noise_sd, latent)
-    if solver not in ("auto", *SOLVERS):
-        raise ValueError(f"solver={solver!r} is not one of {('auto', *SOLVERS)}")
     cells = {
         name: align_cell_values(da, dims, getattr(likelihood, name), name, allow_nan=name == "noise_sd")
         for name in likelihood.data_fields
@@ -279,7 +280,7 @@ def fit(
     }
     y = np.asarray(da.transpose(*dims).values, dtype=float)
     if mask is not None:
-        mask = _aligned_mask(da, mask)
+        mask = aligned_mask(da, mask)
         y = np.where(mask.transpose(*dims).values, y, np.nan)
     seen = np.isfinite(y)
     if not seen.any():
@@ -296,11 +297,15 @@ def fit(
     factors = tuple(Factor(fd, kernel, tuple(numeric[d] for d in fd)) for fd, kernel in pairs)
     if not latent:
         factors = hull_factors(seen, factors)
-        solver = _choose_solver(solver, seen, cells.get("noise_sd"), factors, cell_locator(da, dims))
-        _check_known_only(likelihood, cells.get("noise_sd"), seen)
+        chosen = _choose_solver(solver, seen, cells.get("noise_sd"), factors, cell_locator(da, dims))
+        check_solver_choice(solver, chosen, solver_options)
+        solver = chosen
+    _check_known_only(likelihood, cells.get("noise_sd"), seen)
     y_seen, cells_seen = y[seen], {k: v[seen] for k, v in cells.items()}
+    check_constant_data(y_seen, likelihood, cells_seen.get("noise_sd"))
     defaults = {**latent_scale_priors(likelihood, y_seen, cells_seen), **likelihood.default_priors(y_seen)}
-    priors = resolve_priors(factors, mean, amplitude, defaults, likelihood.param_specs())
+    zero_ok = ("noise",) if "noise_sd" in cells else ()
+    priors = resolve_priors(factors, mean, amplitude, defaults, likelihood.param_specs(), zero_ok=zero_ok)
     n_free = sum(isinstance(p, Prior) for p in priors.values())
     if y_seen.size <= n_free:
         raise ValueError(
@@ -315,14 +320,14 @@ def fit(
         solver="kronecker" if latent else solver,
         solver_options=dict(solver_options or {}),
     )
+    if method != "map" and not spec.free_names() and not latent:
+        raise ValueError(f"method={method!r} needs at least one hyperparameter with a prior; all are fixed numbers")
+    pymc_nuts = sample_kwargs.get("nuts_sampler", "pymc") == "pymc"
+    collapse = _resolve_collapse(collapse, spec, y, method, pymc_nuts) if latent else False
     y_model = y if latent else restrict(y, factors)
     model = build_model(y_model, spec)
 
-    if method != "map" and not spec.free_names() and not latent:
-        raise ValueError(f"method={method!r} needs at least one hyperparameter with a prior; all are fixed numbers")
     if latent:
-        pymc_nuts = sample_kwargs.get("nuts_sampler", "pymc") == "pymc"
-        collapse = _resolve_collapse(collapse, spec, y, method, pymc_nuts)
         if method == "nuts" and pymc_nuts and "initvals" not in sample_kwargs and "init" not in sample_kwargs:
             start = _latent_start(spec, y, cells, restarts, random_seed, progressbar, field=not collapse)
             sample_kwargs.update(initvals=start, init="adapt_diag")
@@ -392,14 +397,6 @@ def _choose_solver(requested: str, seen: np.ndarray, noise_sd, factors, where) -
     return "dense" if int(inside.sum()) <= DENSE_MAX_CELLS else "iterative"
 
 
-def _aligned_mask(da: xr.DataArray, mask) -> xr.DataArray:
-    """The user's mask as a bool DataArray over all of the data's dims (checked, not reindexed)."""
-    if not isinstance(mask, xr.DataArray) or mask.dtype != bool:
-        raise TypeError(f"mask must be a boolean xarray.DataArray (True = observed), not {type(mask).__name__}")
-    values = align_cell_values(da, da.dims, mask, "mask").astype(bool)
-    return xr.DataArray(values, coords=da.coords, dims=da.dims, name="mask")
-
-
 def _with_noise_sd(likelihood: Likelihood, noise_sd, latent: bool) -> Likelihood:
     """Route ``fit(noise_sd=...)`` to the Gaussian likelihood's known per-cell noise."""
     if noise_sd is None:
@@ -442,21 +439,12 @@ def _resolve_collapse(collapse: bool | None, spec: ModelSpec, y: np.ndarray, met
     return why is None if collapse is None else bool(collapse)
 
 
-def _resolve_latent(likelihood: Likelihood, latent: bool | None) -> bool:
-    if isinstance(likelihood, Gaussian):
-        return bool(latent)
-    if latent is False:
-        raise ValueError(
-            f"latent=False needs Gaussian data: a {likelihood.name} likelihood has no closed-form marginal; "
-            "leave latent unset"
-        )
-    return True
-
-
 def _with_noise(likelihood: Likelihood, noise) -> Likelihood:
     """Route ``fit(noise=...)`` to the likelihood's ``noise`` hyperparameter."""
     if noise is None:
         return likelihood
+    if isinstance(noise, np.ndarray) and noise.ndim == 0:
+        noise = noise[()]
     if isinstance(noise, xr.DataArray | np.ndarray | list | tuple):
         raise TypeError(
             "noise is one sd shared by every cell (a number or a Prior), not an array; known noise "
