@@ -92,25 +92,27 @@ def accepted_kwargs(method: str) -> dict[str, str]:
     to its NUTS step (``target_accept``, ``max_treedepth``, ...) for ``"nuts"``; ``pm.fit``,
     ``Inference.fit`` and the objective's ``step_function`` for ``"advi"`` (plus ``draws``).
     """
-    import pymc as pm
+    # Read where they are defined (what pm.find_MAP etc. are), so a patched pm.* changes nothing here.
     import scipy.optimize
+    from pymc.sampling.mcmc import sample
+    from pymc.step_methods.hmc.nuts import NUTS
+    from pymc.tuning.starting import find_MAP
+    from pymc.variational.inference import Inference, fit
+    from pymc.variational.opvi import ObjectiveFunction
 
     if method == "map":
         minimize = _names(scipy.optimize.minimize) - {"fun", "x0", "jac", "method"}
         accepted = {
             **dict.fromkeys(minimize, "scipy.optimize.minimize"),
-            **dict.fromkeys(_names(pm.find_MAP), "pm.find_MAP"),
+            **dict.fromkeys(_names(find_MAP), "pm.find_MAP"),
         }
     elif method == "nuts":
-        steps = [cls.__init__ for cls in pm.NUTS.__mro__ if "__init__" in vars(cls) and cls is not object]
+        steps = [cls.__init__ for cls in NUTS.__mro__ if "__init__" in vars(cls) and cls is not object]
         step = _names(*steps) - {"vars", "model", "initial_point"}
         accepted = {**dict.fromkeys(step, "PyMC's NUTS step (through pm.sample)"), "nuts": "pm.sample"}
-        accepted.update(dict.fromkeys(_names(pm.sample), "pm.sample"))
+        accepted.update(dict.fromkeys(_names(sample), "pm.sample"))
     else:
-        from pymc.variational.inference import Inference
-        from pymc.variational.opvi import ObjectiveFunction
-
-        accepted = dict.fromkeys(_names(pm.fit, Inference.fit, ObjectiveFunction.step_function), "pm.fit")
+        accepted = dict.fromkeys(_names(fit, Inference.fit, ObjectiveFunction.step_function), "pm.fit")
         accepted["draws"] = "the draws from the fitted approximation"
     for name in _RESERVED:
         accepted.pop(name, None)
@@ -129,13 +131,20 @@ def _check_sample_kwargs(method: str, kwargs: Mapping[str, Any], own: Collection
             raise TypeError(f"fit() does not take {name}=: {_RESERVED[name]}")
         targets = " and ".join(sorted(set(accepted.values())))
         others = [m for m in ("map", "nuts", "advi") if m != method and name in accepted_kwargs(m)]
-        close = difflib.get_close_matches(name, [*accepted, *own], n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
+        hint = _did_you_mean(name, [*accepted, *own])
         where = f" It applies to method={' or '.join(map(repr, others))}." if others else ""
         raise TypeError(
             f"fit() got an unexpected keyword argument {name!r}: with method={method!r} extra keywords go to "
             f"{targets}, which do not take it.{where}{hint}"
         )
+
+
+def _did_you_mean(name: str, candidates: Collection[str]) -> str:
+    """ " Did you mean 'x'?" for the closest candidate (spelling, or one name the start of the other)."""
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    if not close:
+        close = [c for c in candidates if len(c) > 1 and (name.startswith(c) or c.startswith(name))][:1]
+    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 # --------------------------------------------------------------------------- scalar options
@@ -228,8 +237,7 @@ def _check_solver_options(latent: bool, solver: Any, options: Any) -> None:
     known = set().union(*(_solver_keys(s) for s in SOLVERS))
     for key in options:
         if key not in known:
-            close = difflib.get_close_matches(str(key), sorted(known), n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
+            hint = _did_you_mean(str(key), sorted(known))
             raise ValueError(
                 f"solver_options key {key!r} is not read by any solver; known keys: {sorted(known)}.{hint}"
             )

@@ -72,10 +72,14 @@ def fit_batch(
         kwargs = {name: _select(value, where) for name, value in fit_kwargs.items()}
         kwargs.update(random_seed=None if random_seed is None else random_seed + k, progressbar=False)
         tasks.append((da.isel(where), kwargs))
-    results = _run(kernels, tasks, progressbar)
-    fits = {idx: f for idx, (f, _) in zip(index, results, strict=True)}
-    failures = {idx: e for idx, (_, e) in zip(index, results, strict=True) if e}
-    batch = BatchFit(fits, failures, {d: _labels(da, d) for d in batch_dims})
+    labels = {d: _labels(da, d) for d in batch_dims}
+    refused = _prepare_all(kernels, tasks, index, labels, errors)
+    ready = [k for k in range(len(tasks)) if k not in refused]
+    results = dict(zip(ready, _run(kernels, [tasks[k] for k in ready], progressbar), strict=True))
+    results.update({k: (None, message) for k, message in refused.items()})
+    fits = {idx: results[k][0] for k, idx in enumerate(index)}
+    failures = {idx: results[k][1] for k, idx in enumerate(index) if results[k][1]}
+    batch = BatchFit(fits, failures, labels)
     if failures and errors == "raise":
         idx, message = next(iter(failures.items()))
         raise BatchError(
@@ -83,6 +87,31 @@ def fit_batch(
             "Pass errors='record' to keep the others (failed slices give NaN)."
         )
     return batch
+
+
+def _prepare_all(kernels, tasks, index, labels, errors: str) -> dict[int, str]:
+    """Check every slice's arguments before any slice is fitted (:func:`xkron.prepare.prepare_slice`).
+
+    ``errors="raise"``: the first refused slice raises, naming it. ``"record"``: refusals are
+    returned by task number (their slices are not run), unless every slice is refused, which
+    raises: then the arguments themselves are wrong.
+    """
+    from xkron.prepare import prepare_slice
+
+    refused: dict[int, str] = {}
+    first = None
+    for k, (data, kwargs) in enumerate(tasks):
+        try:
+            prepare_slice(data, kernels, kwargs)
+        except (ValueError, TypeError) as exc:
+            where = ", ".join(f"{d}={labels[d][i].item()!r}" for d, i in zip(labels, index[k], strict=True))
+            first = first or type(exc)(f"batch slice {where}: {exc}")
+            if errors == "raise":
+                raise first from exc
+            refused[k] = f"{type(exc).__name__}: {exc}"
+    if refused and len(refused) == len(tasks):
+        raise first
+    return refused
 
 
 def _select(value, where: Mapping[str, int]):
