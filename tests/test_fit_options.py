@@ -25,7 +25,7 @@ from xkron.likelihoods import LIKELIHOODS
 from xkron.support import prior_support
 
 
-class ComputeReached(Exception):  # noqa: N818 - a signal, not an error
+class ComputeReached(Exception):
     """Raised where compute would start: the arguments passed every check."""
 
 
@@ -148,7 +148,6 @@ def test_prior_support_matches_scipy(prior, reference):
 def test_prior_support_of_transformed_prior_covers_its_draws():
     prior = Prior("Normal", mu=0, sigma=3, transform="sigmoid")
     lower, upper = prior_support(prior)
-    draws = pm.draw(prior.create_variable.__self__.create_variable("x"), draws=2000, random_seed=0) if False else None
     with pm.Model():
         draws = pm.draw(prior.create_variable("x"), draws=2000, random_seed=0)
     assert (lower, upper) == pytest.approx((0.0, 1.0))
