@@ -391,3 +391,14 @@ def test_subsample_refuses_before_fitting_what_it_cannot_condition_on(grid, no_c
     kwargs.update(change)
     with pytest.raises(ValueError, match=match):
         xkron.fit(data, K, progressbar=False, **kwargs)
+
+
+def test_batch_arguments_no_slice_can_take_are_refused_before_any_slice_is_fitted(no_compute):
+    rng = np.random.default_rng(3)
+    da = xr.DataArray(
+        rng.normal(size=(2, 6, 5)), coords={"m": ["r1", "r2"], "a": np.linspace(0, 1, 6), "b": np.arange(5.0)}
+    )
+    with pytest.raises(ValueError, match=r"every batch slice was refused; the first, m='r1': fixed value noise=0"):
+        xkron.fit(da, K, batch_dims="m", noise=0, progressbar=False)
+    with pytest.raises(ValueError, match=r"every batch slice was refused.*ls_a=Prior"):
+        xkron.fit(da, {"a": xkron.ExpQuad(ls=NEGATIVE), "b": "ExpQuad"}, batch_dims="m", errors="record")

@@ -92,26 +92,31 @@ def fit_batch(
 def _prepare_all(kernels, tasks, index, labels, errors: str) -> dict[int, str]:
     """Check every slice's arguments before any slice is fitted (:func:`xkron.prepare.prepare_slice`).
 
-    ``errors="raise"``: the first refused slice raises, naming it. ``"record"``: refusals are
-    returned by task number (their slices are not run), unless every slice is refused, which
-    raises: then the arguments themselves are wrong.
+    Every slice refused: the arguments themselves are wrong, and the first refusal is raised
+    as it is (``ValueError`` or ``TypeError``, naming the slice). Some refused: with
+    ``errors="raise"`` a :class:`BatchError` names the first; with ``"record"`` the refusals
+    are returned by task number, and those slices are not run.
     """
     from xkron.prepare import prepare_slice
 
-    refused: dict[int, str] = {}
-    first = None
+    refused: dict[int, tuple[str, Exception]] = {}
     for k, (data, kwargs) in enumerate(tasks):
         try:
             prepare_slice(data, kernels, kwargs)
         except (ValueError, TypeError) as exc:
             where = ", ".join(f"{d}={labels[d][i].item()!r}" for d, i in zip(labels, index[k], strict=True))
-            first = first or type(exc)(f"batch slice {where}: {exc}")
-            if errors == "raise":
-                raise first from exc
-            refused[k] = f"{type(exc).__name__}: {exc}"
-    if refused and len(refused) == len(tasks):
-        raise first
-    return refused
+            refused[k] = (where, exc)
+    if not refused:
+        return {}
+    where, exc = next(iter(refused.values()))
+    if len(refused) == len(tasks):
+        raise type(exc)(f"every batch slice was refused; the first, {where}: {exc}") from exc
+    if errors == "raise":
+        raise BatchError(
+            f"{len(refused)} of {len(tasks)} slices failed before any fit; the first, {where}: "
+            f"{type(exc).__name__}: {exc}. Pass errors='record' to keep the others (failed slices give NaN)."
+        ) from exc
+    return {k: f"{type(e).__name__}: {e}" for k, (_, e) in refused.items()}
 
 
 def _select(value, where: Mapping[str, int]):
