@@ -34,8 +34,7 @@ __all__ = [
     "accepted_kwargs",
     "aligned_mask",
     "check_call",
-    "check_constant_data",
-    "check_solver_choice",
+    "solver_keys",
     "thin_for_subsample",
 ]
 
@@ -208,7 +207,8 @@ def _check_batch_options(batch_dims, shared: Any, errors: Any) -> None:
         )
 
 
-def _solver_keys(solver: str) -> set[str]:
+def solver_keys(solver: str) -> set[str]:
+    """The ``solver_options`` keys a solver reads."""
     from xkron.iterative import IterativeSystem
 
     iterative = {
@@ -234,29 +234,17 @@ def _check_solver_options(latent: bool, solver: Any, options: Any) -> None:
         return
     if not isinstance(options, Mapping):
         raise TypeError(f"solver_options must be a dict, not {type(options).__name__}")
-    known = set().union(*(_solver_keys(s) for s in SOLVERS))
+    known = set().union(*(solver_keys(s) for s in SOLVERS))
     for key in options:
         if key not in known:
             hint = _did_you_mean(str(key), sorted(known))
             raise ValueError(
                 f"solver_options key {key!r} is not read by any solver; known keys: {sorted(known)}.{hint}"
             )
-    unused = sorted(set(options) - _solver_keys(solver)) if solver != "auto" else []
+    unused = sorted(set(options) - solver_keys(solver)) if solver != "auto" else []
     if unused:
         raise ValueError(
             f"solver_options {unused} are not read by solver={solver!r} (they apply to solver='iterative'): drop them"
-        )
-
-
-def check_solver_choice(requested: str, chosen: str, options: Mapping | None) -> None:
-    """Warn when ``solver="auto"`` picked a solver that ignores the given ``solver_options``."""
-    unused = sorted(set(options or {}) - _solver_keys(chosen))
-    if requested == "auto" and unused:
-        warnings.warn(
-            f"solver='auto' chose solver={chosen!r} for these data, which does not read solver_options {unused}; "
-            "they are unused (pass solver='iterative' to use them)",
-            UserWarning,
-            stacklevel=3,
         )
 
 
@@ -353,23 +341,6 @@ def _check_subsample(da, subsample, latent, likelihood, batch_dims, shared, nois
                 f"subsample= with {int(missing.sum())} NaN cell(s) (at {where}): {why} a complete grid; "
                 "drop subsample (fit the gappy grid directly) or fill the cells (da.interpolate_na(dim))"
             )
-
-
-# --------------------------------------------------------------------------- data that cannot be fitted
-
-
-def check_constant_data(y_seen: np.ndarray, likelihood: Likelihood, known_sd: np.ndarray | None) -> None:
-    """Refuse constant data when the noise sd is free: its optimum is 0, where the model degenerates."""
-    if "noise" not in likelihood.params or y_seen.size < 2 or np.ptp(y_seen) > 0:
-        return
-    fixed = likelihood.noise is not None and not hasattr(likelihood.noise, "distribution")
-    if fixed or (known_sd is not None and np.any(np.asarray(known_sd) > 0)):
-        return
-    raise ValueError(
-        f"all {y_seen.size} observed cells equal {float(y_seen[0])!r}: with nothing varying, the fitted noise sd and "
-        "amplitude both shrink to 0, where the model is singular. Fix the noise at the known measurement error "
-        "(noise=0.1, say) or give the known per-cell noise_sd=, or check that the right variable was loaded"
-    )
 
 
 # --------------------------------------------------------------------------- all together

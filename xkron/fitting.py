@@ -158,7 +158,9 @@ def fit(
           large grids and exploration, NUTS for final numbers.
     restarts : int
         Extra MAP starts (lengthscales climbing from 3 grid spacings to a quarter of the
-        extent). The log-likelihood of real fields has several local optima.
+        extent). The log-likelihood of real fields has several local optima. A whole number
+        >= 0; a value other than the default where no MAP runs (ADVI, NUTS from given
+        ``initvals``/``init``, non-Gaussian likelihoods) is warned about.
     solver : {"auto", "kronecker", "dense", "iterative"}
         Linear algebra of the Gaussian marginal model. The grid is first cut to the inputs
         observed somewhere (whole missing slices drop out). Then:
@@ -186,13 +188,18 @@ def fit(
         1,000-2,000 observed cells with 8 probes the log-likelihood is within 5e-4 relative of
         the exact value, gradients within 2.5% (0.2% unless a large gap is missing) and MAP
         hyperparameters within 0.5% of the dense optimum (16 probes); a complete grid with equal
-        noise is exact. Use ``"dense"`` where it fits in memory for exact numbers.
+        noise is exact. Use ``"dense"`` where it fits in memory for exact numbers. A key no
+        solver reads is an error, as are keys for another solver than an explicit ``solver``,
+        and ``solver``/``solver_options`` for latent models (which always use the Kronecker
+        factorisation); with ``"auto"``, options its choice does not read are warned about.
     subsample : mapping of dim to int, optional
         Fit the hyperparameters on every k-th coordinate along these dims (``{"time": 4}``),
         then condition on the whole grid (:meth:`KronFit.condition`): for grids too big to fit
         directly, e.g. dask-backed fields larger than memory, which then stay lazy. Thinning
         (not averaging) keeps the noise level, and lengthscales are in coordinate units, so
-        both carry over. Gaussian marginal fits of complete grids only.
+        both carry over. Gaussian marginal fits of complete grids with equal noise only: a
+        ``mask`` is thinned with the data and may not hide cells, ``noise_sd`` is refused, and
+        NaN cells are refused before fitting (in dask data they are found as chunks compute).
     batch_dims : str or sequence of str, optional
         Dims along which the data hold separate fields (ensemble members, scenarios,
         variables, regions): no kernel for them. Each slice is fitted as an independent model
@@ -205,19 +212,24 @@ def fit(
         With ``batch_dims``: the slices are replicates that share every hyperparameter
         (independent fields given them): one exact fit with an
         :class:`xkron.kernels.Independent` factor over the batch dims; returns a ``KronFit``.
+        An error without ``batch_dims``.
     errors : {"raise", "record"}
         With independent ``batch_dims``: a failing slice raises :class:`xkron.batch.BatchError`
         naming it (default), or with ``"record"`` its message goes to ``BatchFit.errors`` and
-        its outputs are NaN.
+        its outputs are NaN. Every slice is checked before any is fitted: if every slice is
+        refused the error itself is raised. ``"record"`` without ``batch_dims`` is an error.
     random_seed : int, optional
-        Passed to PyMC.
+        Passed to PyMC; a whole number >= 0.
     progressbar : bool
         PyMC's progress bars.
     **sample_kwargs
         Passed to ``pm.sample`` (``"nuts"``: ``draws``, ``tune``, ``chains``,
         ``target_accept``, ``nuts_sampler``, ...), ``pm.find_MAP`` (``"map"``) or ``pm.fit``
-        (``"advi"``). The MAP compiles with a light PyTensor mode (:data:`COMPILE_MODE`:
-        three small functions per start); NUTS uses PyMC's default mode.
+        (``"advi"``). Checked before anything is compiled against the installed PyMC's
+        signatures (:func:`xkron.arguments.accepted_kwargs`; for NUTS also the step's own
+        keywords such as ``target_accept`` and ``max_treedepth``): an unknown keyword is a
+        ``TypeError`` with a "did you mean". The MAP compiles with a light PyTensor mode
+        (:data:`COMPILE_MODE`: three small functions per start); NUTS uses PyMC's default mode.
 
     Returns
     -------

@@ -10,6 +10,7 @@ no slice can take is refused before any compute.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 import xarray as xr
 from pymc_extras.prior import Prior
 
-from xkron.arguments import aligned_mask, check_constant_data, check_solver_choice
+from xkron.arguments import aligned_mask, solver_keys
 from xkron.collapsed import collapse_applies
 from xkron.coords import CoordEncoding, encode_coord
 from xkron.grid import Factor, hull_factors, restrict
@@ -28,7 +29,7 @@ from xkron.model import ModelSpec
 from xkron.priors import resolve_priors
 from xkron.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
 
-__all__ = ["DENSE_MAX_CELLS", "Prepared", "prepare", "prepare_slice"]
+__all__ = ["DENSE_MAX_CELLS", "Prepared", "check_constant_data", "check_solver_choice", "prepare", "prepare_slice"]
 
 DENSE_MAX_CELLS = 3000
 """With ``solver="auto"``, the most observed cells for the exact dense (Cholesky) solver when
@@ -141,6 +142,32 @@ def prepare(
     collapse = _resolve_collapse(collapse, spec, y, method, pymc_nuts) if latent else False
     y_model = y if latent else restrict(y, factors)
     return Prepared(spec, y, y_model, cells, encodings, mask, collapse, pymc_nuts)
+
+
+def check_solver_choice(requested: str, chosen: str, options: Mapping | None) -> None:
+    """Warn when ``solver="auto"`` picked a solver that ignores the given ``solver_options``."""
+    unused = sorted(set(options or {}) - solver_keys(chosen))
+    if requested == "auto" and unused:
+        warnings.warn(
+            f"solver='auto' chose solver={chosen!r} for these data, which does not read solver_options {unused}; "
+            "they are unused (pass solver='iterative' to use them)",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def check_constant_data(y_seen: np.ndarray, likelihood: Likelihood, known_sd: np.ndarray | None) -> None:
+    """Refuse constant data when the noise sd is free: its optimum is 0, where the model degenerates."""
+    if "noise" not in likelihood.params or y_seen.size < 2 or np.ptp(y_seen) > 0:
+        return
+    fixed = likelihood.noise is not None and not isinstance(likelihood.noise, Prior)
+    if fixed or (known_sd is not None and np.any(np.asarray(known_sd) > 0)):
+        return
+    raise ValueError(
+        f"all {y_seen.size} observed cells equal {float(y_seen[0])!r}: with nothing varying, the fitted noise sd and "
+        "amplitude both shrink to 0, where the model is singular. Fix the noise at the known measurement error "
+        "(noise=0.1, say) or give the known per-cell noise_sd=, or check that the right variable was loaded"
+    )
 
 
 _PREPARE_OPTIONS = (
