@@ -47,13 +47,14 @@ OUTPUT_NAMES = {
     "quantiles": "predict()'s quantiles",
     "quantile": "the dim of predict()'s quantiles",
     "f": "sample()'s latent field draws",
-    "y": "sample()'s predictive draws",
     "sample": "the dim of sample()'s draws",
     "chain": "the chain dim of NUTS posteriors",
     "draw": "the draw dim of posteriors",
 }
 """Variable and dim names that xkron's outputs (:mod:`xkron.predict`, :mod:`xkron.samples`,
-:mod:`xkron.result`) add beside the data's dims: a data dim of the same name clashes with them."""
+:mod:`xkron.result`) add beside the data's dims: a data dim of the same name clashes with them.
+``y`` (``sample()``'s predictive draws) is left out: it is the usual name of a projected grid's
+second axis, and it clashes only in ``sample()`` with observation draws, which must handle it."""
 
 SOLVER_OPTIONS = {"iterative": ("variance_samples",), "dense": (), "kronecker": ()}
 """``solver_options`` keys each solver reads beyond its system's keyword arguments: the iterative
