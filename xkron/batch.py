@@ -72,10 +72,14 @@ def fit_batch(
         kwargs = {name: _select(value, where) for name, value in fit_kwargs.items()}
         kwargs.update(random_seed=None if random_seed is None else random_seed + k, progressbar=False)
         tasks.append((da.isel(where), kwargs))
-    results = _run(kernels, tasks, progressbar)
-    fits = {idx: f for idx, (f, _) in zip(index, results, strict=True)}
-    failures = {idx: e for idx, (_, e) in zip(index, results, strict=True) if e}
-    batch = BatchFit(fits, failures, {d: _labels(da, d) for d in batch_dims})
+    labels = {d: _labels(da, d) for d in batch_dims}
+    refused = _prepare_all(kernels, tasks, index, labels, errors)
+    ready = [k for k in range(len(tasks)) if k not in refused]
+    results = dict(zip(ready, _run(kernels, [tasks[k] for k in ready], progressbar), strict=True))
+    results.update({k: (None, message) for k, message in refused.items()})
+    fits = {idx: results[k][0] for k, idx in enumerate(index)}
+    failures = {idx: results[k][1] for k, idx in enumerate(index) if results[k][1]}
+    batch = BatchFit(fits, failures, labels)
     if failures and errors == "raise":
         idx, message = next(iter(failures.items()))
         raise BatchError(
@@ -83,6 +87,36 @@ def fit_batch(
             "Pass errors='record' to keep the others (failed slices give NaN)."
         )
     return batch
+
+
+def _prepare_all(kernels, tasks, index, labels, errors: str) -> dict[int, str]:
+    """Check every slice's arguments before any slice is fitted (:func:`xkron.prepare.prepare_slice`).
+
+    Every slice refused: the arguments themselves are wrong, and the first refusal is raised
+    as it is (``ValueError`` or ``TypeError``, naming the slice). Some refused: with
+    ``errors="raise"`` a :class:`BatchError` names the first; with ``"record"`` the refusals
+    are returned by task number, and those slices are not run.
+    """
+    from xkron.prepare import prepare_slice
+
+    refused: dict[int, tuple[str, Exception]] = {}
+    for k, (data, kwargs) in enumerate(tasks):
+        try:
+            prepare_slice(data, kernels, kwargs)
+        except (ValueError, TypeError) as exc:
+            where = ", ".join(f"{d}={labels[d][i].item()!r}" for d, i in zip(labels, index[k], strict=True))
+            refused[k] = (where, exc)
+    if not refused:
+        return {}
+    where, exc = next(iter(refused.values()))
+    if len(refused) == len(tasks):
+        raise type(exc)(f"every batch slice was refused; the first, {where}: {exc}") from exc
+    if errors == "raise":
+        raise BatchError(
+            f"{len(refused)} of {len(tasks)} slices failed before any fit; the first, {where}: "
+            f"{type(exc).__name__}: {exc}. Pass errors='record' to keep the others (failed slices give NaN)."
+        ) from exc
+    return {k: f"{type(e).__name__}: {e}" for k, (_, e) in refused.items()}
 
 
 def _select(value, where: Mapping[str, int]):
@@ -104,7 +138,7 @@ def _fit_slice(data: xr.DataArray, kernels: Mapping, kwargs: dict):
     """One slice's fit, or its error message; the fit without its PyMC model (rebuilt on demand)."""
     from xkron.fitting import fit
 
-    if kwargs.get("method") == "nuts" or kwargs.get("latent"):
+    if kwargs.get("method") == "nuts":  # fit resolves method before it gets here
         kwargs = {"cores": 1, **kwargs}  # inside a task PyMC must not start its own processes
     try:
         result = fit(data, kernels, **kwargs)

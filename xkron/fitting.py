@@ -18,30 +18,30 @@ import pymc as pm
 import pytensor
 import scipy.linalg
 import xarray as xr
-from pymc_extras.prior import Prior
 
-from xkron.collapsed import collapse_applies, sample_collapsed
-from xkron.coords import CoordEncoding, encode_coord
+from xkron.arguments import check_call, thin_for_subsample
+from xkron.collapsed import sample_collapsed
 from xkron.gp import KronPosterior, LatentPosterior
-from xkron.grid import Factor, hull_factors, restrict
-from xkron.kernels import Independent
-from xkron.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
-from xkron.model import SOLVERS, ModelSpec, build_model
-from xkron.priors import map_starts, resolve_priors
+from xkron.likelihoods import Gaussian, Likelihood
+from xkron.model import ModelSpec, build_model
+from xkron.prepare import DENSE_MAX_CELLS, prepare
+from xkron.priors import map_starts
 from xkron.result import KronFit
-from xkron.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
 
 __all__ = ["DENSE_MAX_CELLS", "ConvergenceWarning", "fit"]
-
-DENSE_MAX_CELLS = 3000
-"""With ``solver="auto"``, the most observed cells for the exact dense (Cholesky) solver when
-missing cells or per-cell noise rule out the Kronecker eigenbasis; above it the iterative one."""
 
 COMPILE_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="merge")
 """PyTensor mode of the MAP's functions: the Python linker with only the merge rewrite. The
 graph is small (kernel matrices and one Kronecker Op that does the heavy work), and
 ``pm.find_MAP`` compiles three functions per start, so a fast compile matters more than
 fused elementwise code."""
+
+
+_FIT_PARAMETERS = (
+    "likelihood", "latent", "collapse", "mask", "amplitude", "noise", "noise_sd", "mean", "method", "restarts",
+    "solver", "solver_options", "subsample", "batch_dims", "shared", "errors", "random_seed", "progressbar",
+)  # fmt: skip
+"""fit's own keyword names, for "did you mean" on a misspelt one (fit's signature lists them)."""
 
 
 class ConvergenceWarning(UserWarning):
@@ -158,7 +158,9 @@ def fit(
           large grids and exploration, NUTS for final numbers.
     restarts : int
         Extra MAP starts (lengthscales climbing from 3 grid spacings to a quarter of the
-        extent). The log-likelihood of real fields has several local optima.
+        extent). The log-likelihood of real fields has several local optima. A whole number
+        >= 0; a value other than the default where no MAP runs (ADVI, NUTS from given
+        ``initvals``/``init``, non-Gaussian likelihoods) is warned about.
     solver : {"auto", "kronecker", "dense", "iterative"}
         Linear algebra of the Gaussian marginal model. The grid is first cut to the inputs
         observed somewhere (whole missing slices drop out). Then:
@@ -186,13 +188,18 @@ def fit(
         1,000-2,000 observed cells with 8 probes the log-likelihood is within 5e-4 relative of
         the exact value, gradients within 2.5% (0.2% unless a large gap is missing) and MAP
         hyperparameters within 0.5% of the dense optimum (16 probes); a complete grid with equal
-        noise is exact. Use ``"dense"`` where it fits in memory for exact numbers.
+        noise is exact. Use ``"dense"`` where it fits in memory for exact numbers. A key no
+        solver reads is an error, as are keys for another solver than an explicit ``solver``,
+        and ``solver``/``solver_options`` for latent models (which always use the Kronecker
+        factorisation); with ``"auto"``, options its choice does not read are warned about.
     subsample : mapping of dim to int, optional
         Fit the hyperparameters on every k-th coordinate along these dims (``{"time": 4}``),
         then condition on the whole grid (:meth:`KronFit.condition`): for grids too big to fit
         directly, e.g. dask-backed fields larger than memory, which then stay lazy. Thinning
         (not averaging) keeps the noise level, and lengthscales are in coordinate units, so
-        both carry over. Gaussian marginal fits of complete grids only.
+        both carry over. Gaussian marginal fits of complete grids with equal noise only: a
+        ``mask`` is thinned with the data and may not hide cells, ``noise_sd`` is refused, and
+        NaN cells are refused before fitting (in dask data they are found as chunks compute).
     batch_dims : str or sequence of str, optional
         Dims along which the data hold separate fields (ensemble members, scenarios,
         variables, regions): no kernel for them. Each slice is fitted as an independent model
@@ -205,19 +212,24 @@ def fit(
         With ``batch_dims``: the slices are replicates that share every hyperparameter
         (independent fields given them): one exact fit with an
         :class:`xkron.kernels.Independent` factor over the batch dims; returns a ``KronFit``.
+        An error without ``batch_dims``.
     errors : {"raise", "record"}
         With independent ``batch_dims``: a failing slice raises :class:`xkron.batch.BatchError`
         naming it (default), or with ``"record"`` its message goes to ``BatchFit.errors`` and
-        its outputs are NaN.
+        its outputs are NaN. Every slice is checked before any is fitted: if every slice is
+        refused the error itself is raised. ``"record"`` without ``batch_dims`` is an error.
     random_seed : int, optional
-        Passed to PyMC.
+        Passed to PyMC; a whole number >= 0.
     progressbar : bool
         PyMC's progress bars.
     **sample_kwargs
         Passed to ``pm.sample`` (``"nuts"``: ``draws``, ``tune``, ``chains``,
         ``target_accept``, ``nuts_sampler``, ...), ``pm.find_MAP`` (``"map"``) or ``pm.fit``
-        (``"advi"``). The MAP compiles with a light PyTensor mode (:data:`COMPILE_MODE`:
-        three small functions per start); NUTS uses PyMC's default mode.
+        (``"advi"``). Checked before anything is compiled against the installed PyMC's
+        signatures (:func:`xkron.arguments.accepted_kwargs`; for NUTS also the step's own
+        keywords such as ``target_accept`` and ``max_treedepth``): an unknown keyword is a
+        ``TypeError`` with a "did you mean". The MAP compiles with a light PyTensor mode
+        (:data:`COMPILE_MODE`: three small functions per start); NUTS uses PyMC's default mode.
 
     Returns
     -------
@@ -234,16 +246,19 @@ def fit(
     >>> sorted(result.params.data_vars)
     ['amplitude', 'ls_a', 'ls_b', 'mean', 'noise']
     """
+    resolved, latent, method = check_call(
+        da, likelihood=likelihood, latent=latent, collapse=collapse, method=method, restarts=restarts,
+        random_seed=random_seed, solver=solver, solver_options=solver_options, subsample=subsample,
+        batch_dims=batch_dims, shared=shared, errors=errors, mask=mask, noise_sd=noise_sd,
+        sample_kwargs=sample_kwargs, own=_FIT_PARAMETERS,
+    )  # fmt: skip
     if subsample is not None:
-        bad = [d for d in subsample if d not in da.dims or int(subsample[d]) < 1]
-        if bad:
-            raise ValueError(f"subsample needs data dims with a positive step; check {bad}")
-        thinned = da.isel({d: slice(None, None, int(k)) for d, k in subsample.items()})
+        thin = {d: int(k) for d, k in subsample.items()}
         return fit(
-            thinned, kernels, likelihood=likelihood, latent=latent, collapse=collapse, mask=mask, amplitude=amplitude,
-            noise=noise, noise_sd=noise_sd, mean=mean, method=method, restarts=restarts, solver=solver,
-            solver_options=solver_options, batch_dims=batch_dims, shared=shared, errors=errors,
-            random_seed=random_seed, progressbar=progressbar, **sample_kwargs,
+            thin_for_subsample(da, thin), kernels, likelihood=likelihood, latent=latent, collapse=collapse,
+            mask=thin_for_subsample(mask, thin), amplitude=amplitude, noise=noise, noise_sd=noise_sd, mean=mean,
+            method=method, restarts=restarts, solver=solver, solver_options=solver_options, batch_dims=batch_dims,
+            shared=shared, errors=errors, random_seed=random_seed, progressbar=progressbar, **sample_kwargs,
         ).condition(da)  # fmt: skip
     if batch_dims is not None:
         from xkron.batch import fit_batch
@@ -254,75 +269,16 @@ def fit(
             noise_sd=noise_sd, mean=mean, method=method, restarts=restarts, solver=solver,
             solver_options=solver_options, **sample_kwargs,
         )  # fmt: skip
-    likelihood = resolve_likelihood(likelihood)
-    latent = _resolve_latent(likelihood, latent)
-    if collapse is not None and not latent:
-        raise ValueError("collapse= applies to latent models (latent=True); the marginal model is already collapsed")
-    method = method or ("nuts" if latent else "map")
-    allowed = ("nuts", "advi") if latent else ("map", "nuts")
-    if method not in allowed:
-        form = f"a latent model ({likelihood.name})" if latent else "the Gaussian marginal model"
-        raise ValueError(f"method={method!r} is not available for {form}: use one of {allowed}")
-    pairs = normalize_kernels(da, kernels)
-    dims = tuple(d for factor_dims, _ in pairs for d in factor_dims)
-    labelled = {d for fd, k in pairs if isinstance(k, Independent) for d in fd}  # replicates: any labels
-    check_coords(da, [d for d in dims if d not in labelled])
-    check_data(da, allow_bool=latent, allow_missing=True)
-    likelihood = _with_noise(likelihood, noise)
-    likelihood = _with_noise_sd(likelihood, noise_sd, latent)
-    if solver not in ("auto", *SOLVERS):
-        raise ValueError(f"solver={solver!r} is not one of {('auto', *SOLVERS)}")
-    cells = {
-        name: align_cell_values(da, dims, getattr(likelihood, name), name, allow_nan=name == "noise_sd")
-        for name in likelihood.data_fields
-        if getattr(likelihood, name) is not None
-    }
-    y = np.asarray(da.transpose(*dims).values, dtype=float)
-    if mask is not None:
-        mask = _aligned_mask(da, mask)
-        y = np.where(mask.transpose(*dims).values, y, np.nan)
-    seen = np.isfinite(y)
-    if not seen.any():
-        raise ValueError(f"every one of the {y.size} cells is NaN or masked: there is nothing to fit")
-    likelihood.check(y, cell_locator(da, dims), cells)
-
-    encodings: dict[str, CoordEncoding] = {}
-    numeric: dict[str, np.ndarray] = {}
-    for dim in dims:
-        if dim in labelled:
-            numeric[dim], encodings[dim] = np.arange(da.sizes[dim], dtype=float), CoordEncoding("index", "", None)
-        else:
-            numeric[dim], encodings[dim] = encode_coord(da, dim)
-    factors = tuple(Factor(fd, kernel, tuple(numeric[d] for d in fd)) for fd, kernel in pairs)
-    if not latent:
-        factors = hull_factors(seen, factors)
-        solver = _choose_solver(solver, seen, cells.get("noise_sd"), factors, cell_locator(da, dims))
-        _check_known_only(likelihood, cells.get("noise_sd"), seen)
-    y_seen, cells_seen = y[seen], {k: v[seen] for k, v in cells.items()}
-    defaults = {**latent_scale_priors(likelihood, y_seen, cells_seen), **likelihood.default_priors(y_seen)}
-    priors = resolve_priors(factors, mean, amplitude, defaults, likelihood.param_specs())
-    n_free = sum(isinstance(p, Prior) for p in priors.values())
-    if y_seen.size <= n_free:
-        raise ValueError(
-            f"only {y_seen.size} observed cells for {n_free} hyperparameters with priors: fix some "
-            "(give numbers) or observe more cells"
-        )
-    spec = ModelSpec(
-        factors,
-        priors,
-        likelihood.with_data(**cells),
-        latent,
-        solver="kronecker" if latent else solver,
-        solver_options=dict(solver_options or {}),
-    )
-    y_model = y if latent else restrict(y, factors)
+    prep = prepare(
+        da, kernels, likelihood=resolved, latent=latent, method=method, collapse=collapse, mask=mask,
+        amplitude=amplitude, noise=noise, noise_sd=noise_sd, mean=mean, solver=solver, solver_options=solver_options,
+        sample_kwargs=sample_kwargs,
+    )  # fmt: skip
+    spec, y, cells, encodings, mask, collapse = prep.spec, prep.y, prep.cells, prep.encodings, prep.mask, prep.collapse
+    factors, y_model, pymc_nuts = spec.factors, prep.y_model, prep.pymc_nuts
     model = build_model(y_model, spec)
 
-    if method != "map" and not spec.free_names() and not latent:
-        raise ValueError(f"method={method!r} needs at least one hyperparameter with a prior; all are fixed numbers")
     if latent:
-        pymc_nuts = sample_kwargs.get("nuts_sampler", "pymc") == "pymc"
-        collapse = _resolve_collapse(collapse, spec, y, method, pymc_nuts)
         if method == "nuts" and pymc_nuts and "initvals" not in sample_kwargs and "init" not in sample_kwargs:
             start = _latent_start(spec, y, cells, restarts, random_seed, progressbar, field=not collapse)
             sample_kwargs.update(initvals=start, init="adapt_diag")
@@ -357,119 +313,6 @@ def fit(
     return KronFit.from_parts(
         da, spec, encodings, values, method, posterior=posterior, optimizer=optimizer, model=model, mask=mask
     )
-
-
-def _choose_solver(requested: str, seen: np.ndarray, noise_sd, factors, where) -> str:
-    """The marginal model's solver: ``requested``, or by cost for ``"auto"`` (see :func:`fit`).
-
-    ``factors`` are already cut to the inputs observed somewhere (:func:`xkron.grid.hull_factors`).
-    """
-    inside = restrict(seen, factors)
-    sd = None if noise_sd is None or np.ndim(noise_sd) == 0 else restrict(noise_sd, factors)[inside]
-    equal_noise = sd is None or bool(np.all(sd == sd.flat[0]))
-    kronecker = bool(inside.all()) and equal_noise
-    if requested == "kronecker" and not kronecker:
-        kept = [np.isin(np.arange(f.full_size), f.subset) if f.subset is not None else None for f in factors]
-        hull = np.ones([f.full_size for f in factors], dtype=bool)
-        for axis, k in enumerate(kept):
-            if k is not None:
-                hull &= k.reshape([-1 if a == axis else 1 for a in range(len(kept))])
-        holes = hull.reshape(seen.shape) & ~seen
-        reason = (
-            f"data has {int(holes.sum())} NaN or masked cell(s) inside the grid of observed inputs, at {where(holes)}"
-            if holes.any()
-            else "noise_sd differs between cells"
-        )
-        raise ValueError(
-            f"solver='kronecker' needs a complete grid of observed cells with equal noise, but {reason}. "
-            "Use solver='auto' (dense or iterative, both handle any pattern), or fill the cells "
-            "(da.interpolate_na(dim))."
-        )
-    if requested != "auto":
-        return requested
-    if kronecker:
-        return "kronecker"
-    return "dense" if int(inside.sum()) <= DENSE_MAX_CELLS else "iterative"
-
-
-def _aligned_mask(da: xr.DataArray, mask) -> xr.DataArray:
-    """The user's mask as a bool DataArray over all of the data's dims (checked, not reindexed)."""
-    if not isinstance(mask, xr.DataArray) or mask.dtype != bool:
-        raise TypeError(f"mask must be a boolean xarray.DataArray (True = observed), not {type(mask).__name__}")
-    values = align_cell_values(da, da.dims, mask, "mask").astype(bool)
-    return xr.DataArray(values, coords=da.coords, dims=da.dims, name="mask")
-
-
-def _with_noise_sd(likelihood: Likelihood, noise_sd, latent: bool) -> Likelihood:
-    """Route ``fit(noise_sd=...)`` to the Gaussian likelihood's known per-cell noise."""
-    if noise_sd is None:
-        return likelihood
-    if not isinstance(likelihood, Gaussian):
-        raise ValueError(
-            f"noise_sd (known per-cell noise) applies to the Gaussian likelihood only, not {likelihood.name}: "
-            "its observation model has no additive Gaussian noise to add it to"
-        )
-    if likelihood.noise_sd is not None:
-        raise ValueError("noise_sd is given twice: as fit(noise_sd=...) and in the likelihood object; keep one")
-    if not isinstance(noise_sd, xr.DataArray) and np.ndim(noise_sd) > 0:
-        raise TypeError("noise_sd must be a number or an xarray.DataArray labelled with the data's dims")
-    return replace(likelihood, noise_sd=noise_sd)
-
-
-def _check_known_only(likelihood: Likelihood, noise_sd, seen: np.ndarray) -> None:
-    """With ``noise=0`` every observed cell needs known noise > 0 (else its variance is 0)."""
-    if noise_sd is None or isinstance(likelihood.noise, Prior) or likelihood.noise is None:
-        return
-    if float(likelihood.noise) > 0:
-        return
-    zero = seen & ~(np.broadcast_to(noise_sd, seen.shape) > 0)
-    if zero.any():
-        raise ValueError(
-            f"noise=0 with noise_sd = 0 at {int(zero.sum())} observed cell(s) leaves them with no noise at all; "
-            "give noise a prior or a positive value, or noise_sd > 0 everywhere"
-        )
-
-
-def _resolve_collapse(collapse: bool | None, spec: ModelSpec, y: np.ndarray, method: str, pymc_nuts: bool) -> bool:
-    """Whether a latent fit samples ``θ`` collapsed (see ``fit(collapse=...)``)."""
-    why = collapse_applies(spec, y)
-    if why is None and method != "nuts":
-        why = f"method={method!r} is not NUTS"
-    if why is None and not pymc_nuts:
-        why = "the marginal likelihood runs on PyMC's own NUTS sampler only (nuts_sampler='pymc')"
-    if collapse and why is not None:
-        raise ValueError(f"collapse=True cannot apply here: {why}; leave collapse unset")
-    return why is None if collapse is None else bool(collapse)
-
-
-def _resolve_latent(likelihood: Likelihood, latent: bool | None) -> bool:
-    if isinstance(likelihood, Gaussian):
-        return bool(latent)
-    if latent is False:
-        raise ValueError(
-            f"latent=False needs Gaussian data: a {likelihood.name} likelihood has no closed-form marginal; "
-            "leave latent unset"
-        )
-    return True
-
-
-def _with_noise(likelihood: Likelihood, noise) -> Likelihood:
-    """Route ``fit(noise=...)`` to the likelihood's ``noise`` hyperparameter."""
-    if noise is None:
-        return likelihood
-    if isinstance(noise, xr.DataArray | np.ndarray | list | tuple):
-        raise TypeError(
-            "noise is one sd shared by every cell (a number or a Prior), not an array; known noise "
-            "that differs between cells goes in noise_sd= (a DataArray of sds), the fitted sd stays in noise="
-        )
-    if "noise" not in likelihood.params:
-        raise ValueError(
-            f"noise={noise!r} does not apply to a {likelihood.name} likelihood, which has no noise sd; "
-            f"its hyperparameters are {list(likelihood.params) or 'none'}"
-        )
-    if likelihood.noise is not None:
-        raise ValueError("noise is given twice: as fit(noise=...) and in the likelihood object; keep one")
-    return replace(likelihood, noise=noise)
 
 
 def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar, field: bool = True) -> dict:

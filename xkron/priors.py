@@ -26,6 +26,8 @@ import scipy.signal
 from pymc_extras.prior import Prior
 from scipy.stats import norm
 
+from xkron.support import check_positive_prior, prior_support
+
 __all__ = ["data_priors", "grid_scales", "lognormal_between", "map_starts", "resolve_priors", "start_ladder"]
 
 _Z98 = float(norm.ppf(0.99))  # 98% central mass lies within ±2.326 sd
@@ -81,25 +83,51 @@ def start_ladder(spacing: float, extent: float, n: int) -> np.ndarray:
     return np.exp(np.linspace(np.log(lo), np.log(hi), n))
 
 
-def _check_fixed(name: str, value) -> float:
+_WHAT = {
+    "ls": "a lengthscale",
+    "period": "a period",
+    "alpha": "RatQuad's shape alpha",
+    "amplitude": "the amplitude",
+    "noise": "the noise sd",
+    "nu": "Student-t's degrees of freedom",
+    "dispersion": "the negative binomial dispersion",
+    "shape": "the gamma likelihood's shape",
+}
+"""What each positive hyperparameter is, for error messages (the mean is the only real one)."""
+
+
+def _check_fixed(name: str, value, zero_ok: bool = False) -> float:
     value = float(value)
-    if not np.isfinite(value) or (name != "mean" and value <= 0):
-        raise ValueError(f"fixed value {name}={value} is invalid: it must be a finite number > 0")
+    positive = name != "mean"
+    if not np.isfinite(value) or (positive and (value < 0 or (value == 0 and not zero_ok))):
+        bound = ">= 0" if zero_ok else "> 0"
+        hint = " (noise=0 is allowed with known per-cell noise, noise_sd=)" if name == "noise" and not zero_ok else ""
+        raise ValueError(
+            f"fixed value {name}={value} is invalid: it must be a finite number{' ' + bound if positive else ''}{hint}"
+        )
     return value
 
 
-def _as_spec(name: str, spec, default: Prior):
-    """A user's spec (None, number or Prior) as a number or a Prior."""
+def _as_spec(name: str, spec, default: Prior, what: str | None = None, zero_ok: bool = False):
+    """A user's spec (None, number or Prior) as a number or a Prior.
+
+    ``what`` names a positive parameter (``"a lengthscale"``): its prior must have positive
+    support. ``None`` marks the real-valued mean. 0-d arrays count as numbers.
+    """
     if spec is None:
         return default
     if isinstance(spec, Prior):
+        if what is not None:
+            check_positive_prior(name, spec, what)
         return spec
-    if isinstance(spec, bool) or not isinstance(spec, int | float | np.number):
+    if isinstance(spec, np.ndarray) and spec.ndim == 0:
+        spec = spec[()]
+    if isinstance(spec, bool | np.bool_) or not isinstance(spec, int | float | np.number):
         raise TypeError(
             f"{name}={spec!r} is not a valid hyperparameter: give None (default prior), a number (fixed) "
             "or a pymc_extras.prior.Prior, e.g. Prior('Gamma', alpha=2, beta=2)"
         )
-    return _check_fixed(name, spec)
+    return _check_fixed(name, spec, zero_ok)
 
 
 def _per_dim(spec, dims: tuple[str, ...], key: str) -> dict:
@@ -109,14 +137,19 @@ def _per_dim(spec, dims: tuple[str, ...], key: str) -> dict:
         if unknown:
             raise ValueError(f"{key} is given for {sorted(unknown)}, which the factor {dims} does not span")
         return {d: spec.get(d) for d in dims}
-    if isinstance(spec, list | tuple | np.ndarray):
-        if len(spec) != len(dims):
-            raise ValueError(f"{key} has {len(spec)} values but the factor spans {len(dims)} dims {dims}")
+    if isinstance(spec, list | tuple | np.ndarray) and np.ndim(spec) > 0:
+        if np.ndim(spec) > 1 or len(spec) != len(dims):
+            raise ValueError(
+                f"{key} has {np.shape(spec)} values but the factor spans {len(dims)} dims {dims}: give one number "
+                f"(or Prior) per dim, or a dict keyed by dim"
+            )
         return dict(zip(dims, spec, strict=True))
     return dict.fromkeys(dims, spec)
 
 
-def resolve_priors(factors, mean_spec, amplitude, defaults: Mapping[str, Prior], likelihood_specs=None) -> dict:
+def resolve_priors(
+    factors, mean_spec, amplitude, defaults: Mapping[str, Prior], likelihood_specs=None, zero_ok=()
+) -> dict:
     """Every model variable's prior (a :class:`Prior`) or fixed value, defaults filled in.
 
     Parameters
@@ -130,6 +163,14 @@ def resolve_priors(factors, mean_spec, amplitude, defaults: Mapping[str, Prior],
         (:func:`data_priors` for Gaussian data).
     likelihood_specs : mapping, optional
         The likelihood's hyperparameter specs by name (e.g. ``{"noise": None}``).
+    zero_ok : collection of str
+        Positive parameters that may be fixed at 0 (``noise`` when known per-cell noise covers it).
+
+    Raises
+    ------
+    ValueError
+        If a fixed value is not finite or not > 0 (the mean aside), or a prior of a positive
+        parameter has support below 0 (:func:`xkron.support.check_positive_prior`).
     """
     priors: dict = {}
     for factor in factors:
@@ -138,18 +179,19 @@ def resolve_priors(factors, mean_spec, amplitude, defaults: Mapping[str, Prior],
             if key in factor.kernel.per_dim:
                 for dim, coord, name in zip(factor.dims, factor.coords, names[key], strict=True):
                     spec_d = _per_dim(spec, factor.dims, key)[dim]
-                    priors[name] = _as_spec(name, spec_d, lognormal_between(*grid_scales(coord)))
+                    priors[name] = _as_spec(name, spec_d, lognormal_between(*grid_scales(coord)), _WHAT[key])
             elif key == "period":
                 spacing = min(grid_scales(c)[0] for c in factor.coords)
                 extent = max(grid_scales(c)[1] for c in factor.coords)
-                priors[names[key]] = _as_spec(names[key], spec, lognormal_between(2 * spacing, extent))
+                priors[names[key]] = _as_spec(names[key], spec, lognormal_between(2 * spacing, extent), _WHAT[key])
             elif key == "alpha":
-                priors[names[key]] = _as_spec(names[key], spec, Prior("Gamma", alpha=2, beta=1))
+                priors[names[key]] = _as_spec(names[key], spec, Prior("Gamma", alpha=2, beta=1), _WHAT[key])
             else:
                 raise NotImplementedError(f"no default prior for {key}")
-    priors["amplitude"] = _as_spec("amplitude", amplitude, defaults["amplitude"])
+    priors["amplitude"] = _as_spec("amplitude", amplitude, defaults["amplitude"], _WHAT["amplitude"])
     for name, spec in (likelihood_specs or {}).items():
-        priors[name] = _as_spec(name, spec, defaults[name])
+        what = _WHAT.get(name, "a positive hyperparameter")
+        priors[name] = _as_spec(name, spec, defaults[name], what, zero_ok=name in zero_ok)
     if isinstance(mean_spec, str):
         if mean_spec not in ("constant", "zero"):
             raise ValueError(f"mean={mean_spec!r} is not known: use 'constant', 'zero', a number or a Prior")
@@ -159,17 +201,9 @@ def resolve_priors(factors, mean_spec, amplitude, defaults: Mapping[str, Prior],
     return priors
 
 
-_POSITIVE = {"Gamma", "HalfNormal", "LogNormal", "InverseGamma", "Exponential", "HalfCauchy", "HalfStudentT", "Weibull"}
-_REAL = {"Normal", "StudentT", "Cauchy", "Logistic", "Laplace"}
-
-
 def _support(prior: Prior) -> tuple[float, float]:
-    """Support of a prior: closed form for common families, else from preliz (slower)."""
-    if prior.distribution in _POSITIVE:
-        return 0.0, np.inf
-    if prior.distribution in _REAL:
-        return -np.inf, np.inf
-    return prior.preliz.support
+    """Support of a prior, from PyMC's description of its distribution (:func:`xkron.support.prior_support`)."""
+    return prior_support(prior)
 
 
 def _inside_support(prior: Prior, value: float | None) -> float:
