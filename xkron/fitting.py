@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pymc as pm
-import pytensor
 import scipy.linalg
 import xarray as xr
 from pymc_extras.prior import Prior
@@ -27,25 +26,16 @@ from xkron.grid import Factor, hull_factors, restrict
 from xkron.kernels import Independent
 from xkron.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
 from xkron.model import SOLVERS, ModelSpec, build_model
+from xkron.optimize import COMPILE_MODE, ConvergenceWarning, data_scale, fit_map
 from xkron.priors import map_starts, resolve_priors
 from xkron.result import KronFit
 from xkron.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
 
-__all__ = ["DENSE_MAX_CELLS", "ConvergenceWarning", "fit"]
+__all__ = ["COMPILE_MODE", "DENSE_MAX_CELLS", "ConvergenceWarning", "fit"]
 
 DENSE_MAX_CELLS = 3000
 """With ``solver="auto"``, the most observed cells for the exact dense (Cholesky) solver when
 missing cells or per-cell noise rule out the Kronecker eigenbasis; above it the iterative one."""
-
-COMPILE_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="merge")
-"""PyTensor mode of the MAP's functions: the Python linker with only the merge rewrite. The
-graph is small (kernel matrices and one Kronecker Op that does the heavy work), and
-``pm.find_MAP`` compiles three functions per start, so a fast compile matters more than
-fused elementwise code."""
-
-
-class ConvergenceWarning(UserWarning):
-    """The MAP optimiser did not report convergence."""
 
 
 def fit(
@@ -345,8 +335,7 @@ def fit(
     elif wants_map:
         starts = map_starts(factors, spec.priors, y_model, restarts + 1)
         map_kwargs = sample_kwargs if method == "map" else {}
-        with pytensor.config.change_flags(mode=COMPILE_MODE):
-            values, optimizer = _fit_map(model, spec, starts, random_seed, progressbar, map_kwargs)
+        values, optimizer = _fit_map(model, spec, starts, y_model, progressbar, map_kwargs)
     if method == "nuts":
         if optimizer is not None:
             # Every chain starts at the MAP, without jitter: the posterior of a grid is often
@@ -491,8 +480,7 @@ def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar,
     if spec.free_names():  # else every hyperparameter is fixed: only v is sampled
         marginal = replace(spec, latent=False)
         starts = map_starts(spec.factors, spec.priors, y, restarts + 1)
-        with pytensor.config.change_flags(mode=COMPILE_MODE):
-            values, _ = _fit_map(build_model(y, marginal), marginal, starts, random_seed, progressbar, {})
+        values, _ = _fit_map(build_model(y, marginal), marginal, starts, y, progressbar, {})
     if not field:
         return values
     full = {**spec.fixed(), **values}
@@ -554,33 +542,9 @@ def _fit_latent(model, method, random_seed, progressbar, kwargs):
     return approx.sample(draws, random_seed=random_seed), report
 
 
-def _fit_map(model, spec: ModelSpec, starts, random_seed, progressbar, kwargs):
-    """Run ``pm.find_MAP`` from every start; keep the best; report convergence."""
-    free = spec.free_names()
-    runs = []
-    for start in starts:
-        point, raw = pm.find_MAP(
-            start=start, model=model, return_raw=True, progressbar=progressbar, seed=random_seed, **kwargs
-        )
-        runs.append((point, raw))
-    finite = [(p, r) for p, r in runs if r is not None and np.isfinite(r.fun)]
-    if not finite:
-        raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density)")
-    point, raw = min(finite, key=lambda pr: pr[1].fun)
-    best = -float(raw.fun)
-    optimizer = {
-        "success": bool(raw.success),
-        "message": str(raw.message),
-        "logp": best,
-        "nit": int(raw.nit),
-        "n_starts": len(runs),
-        "n_starts_at_best": int(sum(abs(-r.fun - best) <= 1e-6 * max(1.0, abs(best)) for _, r in finite)),
-    }
-    if not raw.success:
-        warnings.warn(
-            f"MAP optimiser did not converge ({raw.message}); the best of {len(runs)} starts is returned. "
-            "Try more restarts, fixed or tighter priors, or method='nuts'.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    return {name: float(point[name]) for name in free}, optimizer
+def _fit_map(model, spec: ModelSpec, starts, y, progressbar, kwargs):
+    """:func:`xkron.optimize.fit_map` from every start, the mean stepping in units of the data's sd."""
+    values, report = fit_map(
+        model, starts, scales={"mean": data_scale(y)}, progressbar=progressbar, stacklevel=3, **kwargs
+    )
+    return {name: float(values[name]) for name in spec.free_names()}, report
