@@ -27,7 +27,7 @@ from xkron.kernels import Independent
 from xkron.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
 from xkron.model import SOLVERS, ModelSpec, build_model
 from xkron.optimize import COMPILE_MODE, ConvergenceWarning, data_scale, fit_map
-from xkron.priors import map_starts, resolve_priors
+from xkron.priors import map_starts, period_steps, resolve_priors
 from xkron.result import KronFit
 from xkron.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
 
@@ -543,8 +543,8 @@ def _fit_latent(model, method, random_seed, progressbar, kwargs):
 
 
 def _fit_map(model, spec: ModelSpec, starts, y, progressbar, kwargs):
-    """:func:`xkron.optimize.fit_map` from every start, the mean stepping in units of the data's sd."""
-    values, report = fit_map(
-        model, starts, scales={"mean": data_scale(y)}, progressbar=progressbar, stacklevel=3, **kwargs
-    )
+    """:func:`xkron.optimize.fit_map` from every start: the mean steps in units of the data's sd, periods
+    in units of their resolution."""
+    steps = {"scales": {"mean": data_scale(y)}, "rel_scales": period_steps(spec.factors, y)}
+    values, report = fit_map(model, starts, **steps, progressbar=progressbar, stacklevel=3, **kwargs)
     return {name: float(values[name]) for name in spec.free_names()}, report

@@ -118,7 +118,11 @@ class _Objective:
         return -(logp - self.logp_ref), -self.unit * grad
 
 
-def _compile(model, scales):
+def _is_log(transform) -> bool:
+    return type(transform).__name__ == "LogTransform"
+
+
+def _compile(model, scales, rel_scales):
     """The objective's compiled function, and ``to_unconstrained(start) -> u`` for the starts."""
     rvs, values = list(model.free_RVs), list(model.value_vars)
     transforms = [model.rvs_to_transforms.get(rv) for rv in rvs]
@@ -135,7 +139,8 @@ def _compile(model, scales):
     unit = []
     for rv, transform in zip(rvs, transforms, strict=True):
         size = int(np.prod(rv.type.shape)) if all(s is not None for s in rv.type.shape) else 1
-        step = float(scales.get(rv.name, 1.0)) if transform is None else 1.0
+        table = scales if transform is None else rel_scales
+        step = float(table.get(rv.name, 1.0)) if transform is None or _is_log(transform) else 1.0
         unit.extend([step] * size)
     names = [rv.name for rv in rvs]
 
@@ -178,7 +183,14 @@ def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwa
 
 
 def fit_map(
-    model, starts: list[dict], *, scales: dict | None = None, progressbar: bool = True, stacklevel: int = 2, **kwargs
+    model,
+    starts: list[dict],
+    *,
+    scales: dict | None = None,
+    rel_scales: dict | None = None,
+    progressbar: bool = True,
+    stacklevel: int = 2,
+    **kwargs,
 ):
     """Maximise the log posterior of ``model`` from every start; keep the best optimum.
 
@@ -192,6 +204,10 @@ def fit_map(
     scales : dict, optional
         Step unit of untransformed variables in data units, by name (``{"mean": data_scale(y)}``):
         makes the optimisation equivariant under scaling and shifting the data.
+    rel_scales : dict, optional
+        Relative step unit of log-transformed variables, by name (default 1, a factor ``e``):
+        smaller for parameters whose optima are narrow, such as periods
+        (:func:`xkron.priors.period_steps`).
     progressbar : bool
         One line per start on stderr (:class:`xkron.progress.MapProgress`).
     stacklevel : int
@@ -209,7 +225,7 @@ def fit_map(
         :data:`AT_BEST_NATS` of the best).
     """
     _check_kwargs(kwargs)
-    fn, names, unit, to_unconstrained = _compile(model, scales or {})
+    fn, names, unit, to_unconstrained = _compile(model, scales or {}, rel_scales or {})
     us = [to_unconstrained(s) for s in starts]
     objective = _Objective(fn, names, [tuple(rv.type.shape) for rv in model.free_RVs], us[0], unit)
     objective.maxeval = int(kwargs.get("maxeval", MAXEVAL))

@@ -33,6 +33,7 @@ __all__ = [
     "lognormal_between",
     "map_starts",
     "period_candidates",
+    "period_steps",
     "resolve_priors",
     "start_ladder",
 ]
@@ -195,6 +196,10 @@ def _inside_support(prior: Prior, value: float | None) -> float:
 PERIOD_DISTINCT = 0.1
 """Two starting periods closer than this relative difference count as one."""
 
+PERIODIC_LS_START = 1.0
+"""Start of a ``Periodic`` lengthscale, which is relative to the period (``sin(π d/T)/ℓ``), not in
+coordinate units: at 1 the correlation half a period apart is ``exp(−1/2)``, smooth but not flat."""
+
 
 def _periodogram(y: np.ndarray, axis: int, coord: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(frequencies, power)`` of ``y`` along ``axis``, power averaged over every other axis."""
@@ -270,12 +275,37 @@ def period_candidates(y: np.ndarray, axis: int, coord: np.ndarray, n: int) -> li
     return chosen
 
 
+def period_steps(factors, y: np.ndarray) -> dict[str, float]:
+    """Relative step of each period (``Periodic``'s ``period``, ``Cosine``'s ``ls``) for the MAP optimiser.
+
+    The log posterior has one narrow optimum per period that fits the data's oscillation: a
+    period ``P`` over an extent ``L`` keeps its phase to half a cycle only within a relative
+    change of about ``P / 2L``. A unit step in log-period would jump between optima, so the
+    optimiser steps in units of ``P / L`` (``P`` the dominant period, at most 1). Factors that
+    keep a subset only (no periodogram) get 1.
+    """
+    y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
+    steps: dict[str, float] = {}
+    for axis, factor in enumerate(factors):
+        if factor.kernel.name not in ("Cosine", "Periodic") or factor.subset is not None:
+            continue
+        view = np.moveaxis(y, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
+        rel = [min(1.0, dominant_period(view, k, c) / grid_scales(c)[1]) for k, c in enumerate(factor.coords)]
+        names = factor.param_names()
+        if factor.kernel.name == "Cosine":
+            steps.update(zip(names["ls"], rel, strict=True))
+        else:
+            steps[names["period"]] = float(min(rel))
+    return steps
+
+
 def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, float]]:
     """``n`` data-driven starting points for the MAP optimiser (free variables only).
 
     ``y`` holds the data over the factors' training inputs (any shape of that size).
 
-    Lengthscales climb :func:`start_ladder` together; the period of a ``Cosine`` (its
+    Lengthscales climb :func:`start_ladder` together (a ``Periodic`` one, relative to its
+    period, starts at :data:`PERIODIC_LS_START`); the period of a ``Cosine`` (its
     ``ls``) or ``Periodic`` factor takes a different value per start (:func:`period_candidates`:
     the data's dominant period first), because each period that fits part of the data's
     oscillation has its own local optimum; the amplitude starts at ``sd(y)``, the noise at ``sd(y)/10``,
@@ -296,7 +326,12 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
         else:
             periods = [[float(np.ptp(c)) / 4 or 1.0] * n for c in factor.coords]
         for k, (coord, name) in enumerate(zip(factor.coords, names.get("ls", []), strict=False)):
-            ladder = periods[k] if factor.kernel.name == "Cosine" else start_ladder(*grid_scales(coord), n)
+            if factor.kernel.name == "Cosine":
+                ladder = periods[k]
+            elif factor.kernel.name == "Periodic":
+                ladder = [PERIODIC_LS_START] * n
+            else:
+                ladder = start_ladder(*grid_scales(coord), n)
             for start, ls in zip(starts, ladder, strict=True):
                 start[name] = ls
         if "period" in names:
