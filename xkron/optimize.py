@@ -221,8 +221,9 @@ def fit_map(
         The best optimum's constrained values, by variable name.
     report : dict
         ``success``, ``message``, ``logp`` (log posterior without Jacobian, as ``find_MAP``),
-        ``nit`` (of the best start), ``n_starts`` and ``n_starts_at_best`` (starts within
-        :data:`AT_BEST_NATS` of the best).
+        ``nit`` (of the best start), ``n_starts``, ``n_starts_at_best`` (starts within
+        :data:`AT_BEST_NATS` of the best) and ``logp_starts`` (the optimum reached from each
+        start, NaN where the start's log posterior was not finite).
     """
     _check_kwargs(kwargs)
     fn, names, unit, to_unconstrained = _compile(model, scales or {}, rel_scales or {})
@@ -236,7 +237,7 @@ def fit_map(
         raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density at every start)")
     objective.logp_ref = start_logp[finite[0]]
     progress = MapProgress(len(starts), enabled=progressbar)
-    runs = []
+    runs, logp_starts = [], [float("nan")] * len(starts)
     for k in finite:
         progress.start(k, start_logp[k])
         try:
@@ -246,6 +247,7 @@ def fit_map(
             raise
         progress.done(run["nit"], run["logp"], run["success"], run["message"])
         runs.append(run)
+        logp_starts[k] = run["logp"]
     runs = [r for r in runs if np.isfinite(r["logp"])]
     if not runs:
         raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density)")
@@ -257,6 +259,7 @@ def fit_map(
         "nit": best["nit"],
         "n_starts": len(starts),
         "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= AT_BEST_NATS for r in runs)),
+        "logp_starts": logp_starts,
     }
     if not best["success"]:
         warnings.warn(
