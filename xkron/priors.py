@@ -281,7 +281,7 @@ def period_steps(factors, y: np.ndarray) -> dict[str, float]:
     The log posterior has one narrow optimum per period that fits the data's oscillation: a
     period ``P`` over an extent ``L`` keeps its phase to half a cycle only within a relative
     change of about ``P / 2L``. A unit step in log-period would jump between optima, so the
-    optimiser steps in units of ``P / L`` (``P`` the dominant period, at most 1). Factors that
+    optimiser steps in units of ``P / 4L`` (``P`` the dominant period, at most 1), well inside one. Factors that
     keep a subset only (no periodogram) get 1.
     """
     y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
@@ -290,7 +290,8 @@ def period_steps(factors, y: np.ndarray) -> dict[str, float]:
         if factor.kernel.name not in ("Cosine", "Periodic") or factor.subset is not None:
             continue
         view = np.moveaxis(y, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
-        rel = [min(1.0, dominant_period(view, k, c) / grid_scales(c)[1]) for k, c in enumerate(factor.coords)]
+        extents = [grid_scales(c)[1] for c in factor.coords]
+        rel = [min(1.0, dominant_period(view, k, c) / (4 * extents[k])) for k, c in enumerate(factor.coords)]
         names = factor.param_names()
         if factor.kernel.name == "Cosine":
             steps.update(zip(names["ls"], rel, strict=True))
