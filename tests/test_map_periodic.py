@@ -4,9 +4,8 @@ Every restart used to start at the periodogram's dominant period, so all of them
 same optimum (``n_starts_at_best = 3/3``) while starts at other periods found a better one.
 The grids here are draws of a ``Periodic × ExpQuad`` GP on which a search from random starts
 (drawn from the priors, each optimised by L-BFGS-B on the PyMC model's own log posterior,
-as ``pm.find_MAP`` does) found a better optimum than the old restarts (by 35 and 17 nats). ``restarts=2`` must now reach it, and
-``n_starts_at_best`` must count the starts that reach it, as the same search from each of the
-same starts does.
+as ``pm.find_MAP`` does) found a better optimum than the old restarts (by 35 and 17 nats).
+``restarts=2`` must now reach it, and ``n_starts_at_best`` must count the starts that do.
 """
 
 from __future__ import annotations
