@@ -15,7 +15,6 @@ import scipy.optimize
 import xarray as xr
 
 import xkron
-import xkron.progress
 
 KERNELS = {"a": xkron.Matern52(), "b": xkron.ExpQuad()}
 LINE = re.compile(
@@ -125,7 +124,7 @@ def test_progress_on_a_terminal_rewrites_one_line_per_start(monkeypatch):
 
     terminal = Terminal()
     monkeypatch.setattr("sys.stderr", terminal)
-    monkeypatch.setattr(xkron.progress, "REFRESH_S", 0.0)
+    monkeypatch.setattr("xkron.progress.REFRESH_S", 0.0)
     fit = xkron.fit(grid(), KERNELS, restarts=0, progressbar=True)
     text = terminal.getvalue()
     assert text.endswith("\n") and text.count("\n") == 1
