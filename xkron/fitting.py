@@ -2,8 +2,8 @@
 
 :func:`fit` is what ``DataArray.kron.fit`` calls. The steps: check the input (before any
 compute), put the data's axes in factor order, encode coordinates as numbers, fill in the
-default priors, build the model (:mod:`xkron.model`) and run ``pm.find_MAP`` or
-``pm.sample``. The result is a :class:`xkron.result.KronFit`.
+default priors, build the model (:mod:`xkron.model`) and run the MAP
+(:func:`xkron.optimize.fit_map`) or ``pm.sample``. The result is a :class:`xkron.result.KronFit`.
 """
 
 from __future__ import annotations
@@ -126,8 +126,10 @@ def fit(
     method : {"map", "nuts", "advi"}, optional
         Default ``"map"`` for Gaussian data, ``"nuts"`` for latent models.
 
-        - ``"map"`` (Gaussian, marginal only) runs ``pm.find_MAP`` (L-BFGS-B) from
-          ``restarts + 1`` data-driven starts and keeps the best optimum.
+        - ``"map"`` (Gaussian, marginal only) maximises the PyMC model's log posterior with
+          L-BFGS-B (:func:`xkron.optimize.fit_map`, on a scale-free unconstrained point: the fit
+          is equivariant under scaling and shifting the data) from ``restarts + 1``
+          data-driven starts and keeps the best optimum.
         - ``"nuts"`` runs ``pm.sample`` (``nuts_sampler="numpyro"``, ``"nutpie"`` or
           ``"blackjax"`` when installed: ``pip install xkron[jax]`` or ``xkron[nutpie]``).
           With PyMC's sampler every chain starts at one point (``init="adapt_diag"``, no
@@ -202,12 +204,15 @@ def fit(
     random_seed : int, optional
         Passed to PyMC.
     progressbar : bool
-        PyMC's progress bars.
+        Progress on stderr: for the MAP one line per start (start k of n, iterations, log
+        posterior, elapsed time: :class:`xkron.progress.MapProgress`), PyMC's bars for sampling.
     **sample_kwargs
         Passed to ``pm.sample`` (``"nuts"``: ``draws``, ``tune``, ``chains``,
-        ``target_accept``, ``nuts_sampler``, ...), ``pm.find_MAP`` (``"map"``) or ``pm.fit``
-        (``"advi"``). The MAP compiles with a light PyTensor mode (:data:`COMPILE_MODE`:
-        three small functions per start); NUTS uses PyMC's default mode.
+        ``target_accept``, ``nuts_sampler``, ...), the MAP (``"map"``:
+        :data:`xkron.optimize.MAP_KWARGS`, ``method``, ``tol``, ``options`` of
+        ``scipy.optimize.minimize`` and ``maxeval``) or ``pm.fit`` (``"advi"``). The MAP compiles
+        one function per fit with a light PyTensor mode passed to it (:data:`COMPILE_MODE`);
+        NUTS uses PyMC's default mode.
 
     Returns
     -------
