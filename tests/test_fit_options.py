@@ -22,6 +22,7 @@ import xkron.model
 from xkron.arguments import OUTPUT_NAMES, accepted_kwargs
 from xkron.kernels import KERNELS
 from xkron.likelihoods import LIKELIHOODS
+from xkron.optimize import MAP_KWARGS
 from xkron.support import prior_support
 
 
@@ -47,7 +48,8 @@ def no_compute(monkeypatch):
 
     monkeypatch.setattr(xkron.fitting, "build_model", build)
     monkeypatch.setattr(xkron.model, "build_model", build)
-    for name in ("find_MAP", "sample", "fit"):
+    monkeypatch.setattr(xkron.fitting, "fit_map", compute("fit_map"))
+    for name in ("sample", "fit"):
         monkeypatch.setattr(pm, name, compute(name))
     return seen
 
@@ -187,14 +189,14 @@ def test_keywords_xkron_sets_itself_are_refused(grid, no_compute, name):
 @pytest.mark.parametrize(
     ("method", "kwargs", "target"),
     [
-        ("map", {"options": {"maxiter": 3}, "tol": 1e-6, "maxeval": 10}, "find_MAP"),
+        ("map", {"options": {"maxiter": 3}, "tol": 1e-6, "maxeval": 10}, "fit_map"),
         ("nuts", {"draws": 5, "tune": 5, "chains": 1, "target_accept": 0.9, "max_treedepth": 5}, "sample"),
         ("nuts", {"nuts": {"target_accept": 0.9}, "initvals": {"noise": 0.5}, "step_scale": 0.1}, "sample"),
         ("advi", {"n": 10, "draws": 3, "obj_n_mc": 2, "obj_optimizer": None}, "fit"),
     ],
     ids=["map", "nuts", "nuts-step", "advi"],
 )
-def test_accepted_keywords_reach_pymc(grid, monkeypatch, method, kwargs, target):
+def test_accepted_keywords_reach_the_optimiser_or_pymc(grid, monkeypatch, method, kwargs, target):
     """Valid keywords pass the check and arrive, unchanged, at the PyMC function that runs."""
     seen = {}
 
@@ -202,7 +204,7 @@ def test_accepted_keywords_reach_pymc(grid, monkeypatch, method, kwargs, target)
         seen.update(kw)
         raise ComputeReached(target)
 
-    monkeypatch.setattr(pm, target, record)
+    monkeypatch.setattr(xkron.fitting if target == "fit_map" else pm, target, record)
     latent = method == "advi"
     with pytest.raises(ComputeReached, match=target):
         xkron.fit(grid, K, method=method, latent=latent or None, restarts=0, progressbar=False, **kwargs)
@@ -217,7 +219,7 @@ def test_accepted_keywords_follow_the_installed_signatures():
     sample = set(inspect.signature(pm.sample).parameters) - {"kwargs", "model", "return_inferencedata"}
     assert sample <= set(accepted_kwargs("nuts"))
     assert {"target_accept", "max_treedepth", "nuts"} <= set(accepted_kwargs("nuts"))
-    assert {"options", "tol", "callback", "maxeval", "method"} <= set(accepted_kwargs("map"))
+    assert set(accepted_kwargs("map")) == set(MAP_KWARGS) - {"method"}  # method= is fit's own
     assert {"n", "obj_optimizer", "draws", "callbacks"} <= set(accepted_kwargs("advi"))
 
 

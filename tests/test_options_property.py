@@ -1,7 +1,7 @@
 """Property: every combination of ``xkron.fit``'s documented options either works or is refused
 before any compute (issue 11).
 
-The model builder and PyMC's inference entry points (``find_MAP``, ``sample``, ``fit``) are
+The model builder and the inference entry points (xkron's MAP ``fit_map``, ``pm.sample``, ``pm.fit``) are
 replaced by a sentinel. A combination "works" when it reaches one of them; it is refused
 correctly when ``fit`` raises ``ValueError`` or ``TypeError`` first. Anything else fails: an
 internal error (``KeyError``, ``LinAlgError``, ...) or a refusal that comes only after compute
@@ -121,7 +121,8 @@ def test_every_option_combination_works_or_is_refused_before_compute(options):
         warnings.simplefilter("ignore")
         patch.setattr(xkron.fitting, "build_model", _sentinel)
         patch.setattr(xkron.model, "build_model", _sentinel)
-        for name in ("find_MAP", "sample", "fit"):
+        patch.setattr(xkron.fitting, "fit_map", _sentinel)
+        for name in ("sample", "fit"):
             patch.setattr(pm, name, _sentinel)
         assert _outcome(da, kwargs) in ("works", "refused")
 

@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from xkron.likelihoods import Gaussian, Likelihood, resolve_likelihood
+from xkron.optimize import MAP_KWARGS
 
 __all__ = [
     "DEFAULT_RESTARTS",
@@ -87,25 +88,20 @@ def _names(*functions) -> set[str]:
 def accepted_kwargs(method: str) -> dict[str, str]:
     """Extra keywords ``fit(method=method, **kwargs)`` passes on, each with where it goes.
 
-    From the installed libraries' signatures: ``pm.find_MAP`` and ``scipy.optimize.minimize``
-    (which ``find_MAP`` forwards to) for ``"map"``; ``pm.sample`` and the keywords it forwards
-    to its NUTS step (``target_accept``, ``max_treedepth``, ...) for ``"nuts"``; ``pm.fit``,
-    ``Inference.fit`` and the objective's ``step_function`` for ``"advi"`` (plus ``draws``).
+    For ``"map"`` the options of xkron's own optimiser (:data:`xkron.optimize.MAP_KWARGS`,
+    except ``method``, which is ``fit``'s own); from the installed libraries' signatures
+    ``pm.sample`` and the keywords it forwards to its NUTS step (``target_accept``,
+    ``max_treedepth``, ...) for ``"nuts"``; ``pm.fit``, ``Inference.fit`` and the objective's
+    ``step_function`` for ``"advi"`` (plus ``draws``).
     """
     # Read where they are defined (what pm.find_MAP etc. are), so a patched pm.* changes nothing here.
-    import scipy.optimize
     from pymc.sampling.mcmc import sample
     from pymc.step_methods.hmc.nuts import NUTS
-    from pymc.tuning.starting import find_MAP
     from pymc.variational.inference import Inference, fit
     from pymc.variational.opvi import ObjectiveFunction
 
     if method == "map":
-        minimize = _names(scipy.optimize.minimize) - {"fun", "x0", "jac", "method"}
-        accepted = {
-            **dict.fromkeys(minimize, "scipy.optimize.minimize"),
-            **dict.fromkeys(_names(find_MAP), "pm.find_MAP"),
-        }
+        accepted = dict.fromkeys(set(MAP_KWARGS) - {"method"}, "xkron.optimize.fit_map")
     elif method == "nuts":
         steps = [cls.__init__ for cls in NUTS.__mro__ if "__init__" in vars(cls) and cls is not object]
         step = _names(*steps) - {"vars", "model", "initial_point"}

@@ -2,8 +2,8 @@
 
 :func:`fit` is what ``DataArray.kron.fit`` calls. The steps: check the input (before any
 compute), put the data's axes in factor order, encode coordinates as numbers, fill in the
-default priors, build the model (:mod:`xkron.model`) and run ``pm.find_MAP`` or
-``pm.sample``. The result is a :class:`xkron.result.KronFit`.
+default priors, build the model (:mod:`xkron.model`) and run the MAP
+(:func:`xkron.optimize.fit_map`) or ``pm.sample``. The result is a :class:`xkron.result.KronFit`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any, Literal
 
 import numpy as np
 import pymc as pm
-import pytensor
 import scipy.linalg
 import xarray as xr
 
@@ -24,28 +23,18 @@ from xkron.collapsed import sample_collapsed
 from xkron.gp import KronPosterior, LatentPosterior
 from xkron.likelihoods import Gaussian, Likelihood
 from xkron.model import ModelSpec, build_model
+from xkron.optimize import COMPILE_MODE, ConvergenceWarning, data_scale, fit_map
 from xkron.prepare import DENSE_MAX_CELLS, prepare
-from xkron.priors import map_starts
+from xkron.priors import map_starts, period_steps
 from xkron.result import KronFit
 
-__all__ = ["DENSE_MAX_CELLS", "ConvergenceWarning", "fit"]
-
-COMPILE_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="merge")
-"""PyTensor mode of the MAP's functions: the Python linker with only the merge rewrite. The
-graph is small (kernel matrices and one Kronecker Op that does the heavy work), and
-``pm.find_MAP`` compiles three functions per start, so a fast compile matters more than
-fused elementwise code."""
-
+__all__ = ["COMPILE_MODE", "DENSE_MAX_CELLS", "ConvergenceWarning", "fit"]
 
 _FIT_PARAMETERS = (
     "likelihood", "latent", "collapse", "mask", "amplitude", "noise", "noise_sd", "mean", "method", "restarts",
     "solver", "solver_options", "subsample", "batch_dims", "shared", "errors", "random_seed", "progressbar",
 )  # fmt: skip
 """fit's own keyword names, for "did you mean" on a misspelt one (fit's signature lists them)."""
-
-
-class ConvergenceWarning(UserWarning):
-    """The MAP optimiser did not report convergence."""
 
 
 def fit(
@@ -136,8 +125,10 @@ def fit(
     method : {"map", "nuts", "advi"}, optional
         Default ``"map"`` for Gaussian data, ``"nuts"`` for latent models.
 
-        - ``"map"`` (Gaussian, marginal only) runs ``pm.find_MAP`` (L-BFGS-B) from
-          ``restarts + 1`` data-driven starts and keeps the best optimum.
+        - ``"map"`` (Gaussian, marginal only) maximises the PyMC model's log posterior with
+          L-BFGS-B (:func:`xkron.optimize.fit_map`, on a scale-free unconstrained point: the fit
+          is equivariant under scaling and shifting the data) from ``restarts + 1``
+          data-driven starts and keeps the best optimum.
         - ``"nuts"`` runs ``pm.sample`` (``nuts_sampler="numpyro"``, ``"nutpie"`` or
           ``"blackjax"`` when installed: ``pip install xkron[jax]`` or ``xkron[nutpie]``).
           With PyMC's sampler every chain starts at one point (``init="adapt_diag"``, no
@@ -221,15 +212,17 @@ def fit(
     random_seed : int, optional
         Passed to PyMC; a whole number >= 0.
     progressbar : bool
-        PyMC's progress bars.
+        Progress on stderr: for the MAP one line per start (start k of n, iterations, log
+        posterior, elapsed time: :class:`xkron.progress.MapProgress`), PyMC's bars for sampling.
     **sample_kwargs
         Passed to ``pm.sample`` (``"nuts"``: ``draws``, ``tune``, ``chains``,
-        ``target_accept``, ``nuts_sampler``, ...), ``pm.find_MAP`` (``"map"``) or ``pm.fit``
-        (``"advi"``). Checked before anything is compiled against the installed PyMC's
-        signatures (:func:`xkron.arguments.accepted_kwargs`; for NUTS also the step's own
-        keywords such as ``target_accept`` and ``max_treedepth``): an unknown keyword is a
-        ``TypeError`` with a "did you mean". The MAP compiles with a light PyTensor mode
-        (:data:`COMPILE_MODE`: three small functions per start); NUTS uses PyMC's default mode.
+        ``target_accept``, ``nuts_sampler``, ...), the MAP (``"map"``:
+        :data:`xkron.optimize.MAP_KWARGS`, ``method``, ``tol``, ``options`` of
+        ``scipy.optimize.minimize`` and ``maxeval``) or ``pm.fit`` (``"advi"``). Checked before
+        anything is compiled (:func:`xkron.arguments.accepted_kwargs`; for NUTS also the step's
+        own keywords such as ``target_accept`` and ``max_treedepth``): an unknown keyword is a
+        ``TypeError`` with a "did you mean". The MAP compiles one function per fit with a light
+        PyTensor mode passed to it (:data:`COMPILE_MODE`); NUTS uses PyMC's default mode.
 
     Returns
     -------
@@ -301,8 +294,7 @@ def fit(
     elif wants_map:
         starts = map_starts(factors, spec.priors, y_model, restarts + 1)
         map_kwargs = sample_kwargs if method == "map" else {}
-        with pytensor.config.change_flags(mode=COMPILE_MODE):
-            values, optimizer = _fit_map(model, spec, starts, random_seed, progressbar, map_kwargs)
+        values, optimizer = _fit_map(model, spec, starts, y_model, progressbar, map_kwargs)
     if method == "nuts":
         if optimizer is not None:
             # Every chain starts at the MAP, without jitter: the posterior of a grid is often
@@ -334,8 +326,7 @@ def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar,
     if spec.free_names():  # else every hyperparameter is fixed: only v is sampled
         marginal = replace(spec, latent=False)
         starts = map_starts(spec.factors, spec.priors, y, restarts + 1)
-        with pytensor.config.change_flags(mode=COMPILE_MODE):
-            values, _ = _fit_map(build_model(y, marginal), marginal, starts, random_seed, progressbar, {})
+        values, _ = _fit_map(build_model(y, marginal), marginal, starts, y, progressbar, {})
     if not field:
         return values
     full = {**spec.fixed(), **values}
@@ -397,33 +388,9 @@ def _fit_latent(model, method, random_seed, progressbar, kwargs):
     return approx.sample(draws, random_seed=random_seed), report
 
 
-def _fit_map(model, spec: ModelSpec, starts, random_seed, progressbar, kwargs):
-    """Run ``pm.find_MAP`` from every start; keep the best; report convergence."""
-    free = spec.free_names()
-    runs = []
-    for start in starts:
-        point, raw = pm.find_MAP(
-            start=start, model=model, return_raw=True, progressbar=progressbar, seed=random_seed, **kwargs
-        )
-        runs.append((point, raw))
-    finite = [(p, r) for p, r in runs if r is not None and np.isfinite(r.fun)]
-    if not finite:
-        raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density)")
-    point, raw = min(finite, key=lambda pr: pr[1].fun)
-    best = -float(raw.fun)
-    optimizer = {
-        "success": bool(raw.success),
-        "message": str(raw.message),
-        "logp": best,
-        "nit": int(raw.nit),
-        "n_starts": len(runs),
-        "n_starts_at_best": int(sum(abs(-r.fun - best) <= 1e-6 * max(1.0, abs(best)) for _, r in finite)),
-    }
-    if not raw.success:
-        warnings.warn(
-            f"MAP optimiser did not converge ({raw.message}); the best of {len(runs)} starts is returned. "
-            "Try more restarts, fixed or tighter priors, or method='nuts'.",
-            ConvergenceWarning,
-            stacklevel=3,
-        )
-    return {name: float(point[name]) for name in free}, optimizer
+def _fit_map(model, spec: ModelSpec, starts, y, progressbar, kwargs):
+    """:func:`xkron.optimize.fit_map` from every start: the mean steps in units of the data's sd, periods
+    in units of their resolution."""
+    steps = {"scales": {"mean": data_scale(y)}, "rel_scales": period_steps(spec.factors, y)}
+    values, report = fit_map(model, starts, **steps, progressbar=progressbar, stacklevel=3, **kwargs)
+    return {name: float(values[name]) for name in spec.free_names()}, report

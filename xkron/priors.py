@@ -28,7 +28,17 @@ from scipy.stats import norm
 
 from xkron.support import check_positive_prior, prior_support
 
-__all__ = ["data_priors", "grid_scales", "lognormal_between", "map_starts", "resolve_priors", "start_ladder"]
+__all__ = [
+    "data_priors",
+    "dominant_period",
+    "grid_scales",
+    "lognormal_between",
+    "map_starts",
+    "period_candidates",
+    "period_steps",
+    "resolve_priors",
+    "start_ladder",
+]
 
 _Z98 = float(norm.ppf(0.99))  # 98% central mass lies within ±2.326 sd
 
@@ -67,6 +77,9 @@ def data_priors(y_mean: float, y_sd: float) -> dict[str, Prior]:
 def start_ladder(spacing: float, extent: float, n: int) -> np.ndarray:
     """``n`` starting lengthscales, log-spaced from 3 grid spacings to a quarter of the extent.
 
+    On short coordinates (3 spacings beyond an eighth of the extent) the ladder starts at an
+    eighth of the extent instead, so the starts stay distinct.
+
     The log marginal likelihood of real fields has several local optima (see
     ``kronecker-notes.md``); starting from a ladder of lengthscales and keeping the best
     optimum finds the global one far more often than a single start.
@@ -76,8 +89,8 @@ def start_ladder(spacing: float, extent: float, n: int) -> np.ndarray:
     >>> start_ladder(1.0, 100.0, 3).round(3).tolist()
     [3.0, 8.66, 25.0]
     """
-    lo = min(3.0 * spacing, extent / 2)
-    hi = max(extent / 4, lo)
+    lo = min(3.0 * spacing, extent / 8)
+    hi = max(extent / 4, 2 * lo)
     if n == 1:
         return np.array([lo])
     return np.exp(np.linspace(np.log(lo), np.log(hi), n))
@@ -214,6 +227,33 @@ def _inside_support(prior: Prior, value: float | None) -> float:
     return float(prior.preliz.median())
 
 
+PERIOD_DISTINCT = 0.1
+"""Two starting periods closer than this relative difference count as one."""
+
+PERIODIC_LS_START = 1.0
+"""Start of a ``Periodic`` lengthscale, which is relative to the period (``sin(π d/T)/ℓ``), not in
+coordinate units: at 1 the correlation half a period apart is ``exp(−1/2)``, smooth but not flat."""
+
+
+def _periodogram(y: np.ndarray, axis: int, coord: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(frequencies, power)`` of ``y`` along ``axis``, power averaged over every other axis."""
+    coord = np.asarray(coord, dtype=float)
+    series = np.moveaxis(np.asarray(y, dtype=float), axis, -1).reshape(-1, len(coord))
+    series = series - series.mean(axis=1, keepdims=True)
+    steps = np.diff(coord)
+    if np.allclose(steps, steps[0], rtol=1e-6):
+        # Even spacing: FFT periodogram, zero-padded 4x for a finer frequency grid.
+        n_fft = 4 * len(coord)
+        power = (np.abs(np.fft.rfft(series, n=n_fft, axis=-1)) ** 2).sum(axis=0)
+        freqs = np.fft.rfftfreq(n_fft, d=abs(steps[0]))
+        keep = freqs >= 1.0 / np.ptp(coord)
+        return freqs[keep], power[keep]
+    spacing, extent = grid_scales(coord)
+    freqs = np.linspace(1.0 / extent, 0.5 / spacing, 4 * len(coord))
+    power = sum(scipy.signal.lombscargle(coord, s, 2 * np.pi * freqs) for s in series[:64])
+    return freqs, np.asarray(power)
+
+
 def dominant_period(y: np.ndarray, axis: int, coord: np.ndarray) -> float:
     """Period of the strongest oscillation of ``y`` along ``axis`` (Lomb–Scargle periodogram).
 
@@ -227,21 +267,71 @@ def dominant_period(y: np.ndarray, axis: int, coord: np.ndarray) -> float:
     >>> round(dominant_period(y, 1, x), 1)
     1.0
     """
-    coord = np.asarray(coord, dtype=float)
-    series = np.moveaxis(np.asarray(y, dtype=float), axis, -1).reshape(-1, len(coord))
-    series = series - series.mean(axis=1, keepdims=True)
-    steps = np.diff(coord)
-    if np.allclose(steps, steps[0], rtol=1e-6):
-        # Even spacing: FFT periodogram, zero-padded 4x for a finer frequency grid.
-        n_fft = 4 * len(coord)
-        power = (np.abs(np.fft.rfft(series, n=n_fft, axis=-1)) ** 2).sum(axis=0)
-        freqs = np.fft.rfftfreq(n_fft, d=abs(steps[0]))
-        keep = freqs >= 1.0 / np.ptp(coord)
-        return float(1.0 / freqs[keep][int(np.argmax(power[keep]))])
-    spacing, extent = grid_scales(coord)
-    freqs = np.linspace(1.0 / extent, 0.5 / spacing, 4 * len(coord))
-    power = sum(scipy.signal.lombscargle(coord, s, 2 * np.pi * freqs) for s in series[:64])
+    freqs, power = _periodogram(y, axis, coord)
     return float(1.0 / freqs[int(np.argmax(power))])
+
+
+def period_candidates(y: np.ndarray, axis: int, coord: np.ndarray, n: int) -> list[float]:
+    """``n`` distinct starting periods along ``axis``, the most likely first.
+
+    The log posterior of a periodic factor has a local optimum near every period that fits
+    some of the data's oscillation, so restarts must try several. The order: the dominant
+    period ``P`` (:func:`dominant_period`); ``2P`` (when the strongest peak is a harmonic, the
+    fundamental is twice as long); the periodogram's other peaks by power; then ``3P, 4P, ...``
+    and, last, a log-spaced ladder from ``2Δ`` to the extent, so that ``n`` distinct values
+    always exist. Periods beyond the extent are skipped (the data cannot tell them apart), and
+    values within :data:`PERIOD_DISTINCT` of an earlier one count as the same.
+
+    Examples
+    --------
+    >>> x = np.arange(40.0)
+    >>> y = np.cos(2 * np.pi * x / 5)[None, :] + 0.5 * np.cos(2 * np.pi * x / 13)[None, :]
+    >>> [round(p, 1) for p in period_candidates(y, 1, x, 3)]
+    [5.0, 10.0, 13.3]
+    """
+    coord = np.asarray(coord, dtype=float)
+    spacing, extent = grid_scales(coord)
+    freqs, power = _periodogram(y, axis, coord)
+    inner = (power[1:-1] >= power[:-2]) & (power[1:-1] >= power[2:])
+    peaks = np.flatnonzero(np.r_[power[0] >= power[1], inner, power[-1] >= power[-2]])
+    by_power = [float(1.0 / freqs[i]) for i in peaks[np.argsort(-power[peaks], kind="stable")]]
+    first = float(1.0 / freqs[int(np.argmax(power))])
+    multiples = [k * first for k in range(3, 9)]
+    ladder = np.exp(np.linspace(np.log(2 * spacing), np.log(extent), max(n, 2))).tolist()
+    chosen: list[float] = []
+    for period in [first, 2 * first, *by_power, *multiples, *ladder]:
+        if len(chosen) == n:
+            break
+        if period <= extent * (1 + 1e-9) and all(abs(period - c) > PERIOD_DISTINCT * c for c in chosen):
+            chosen.append(period)
+    while len(chosen) < n:  # fewer distinct values than starts (a tiny grid): repeat the best
+        chosen.append(chosen[len(chosen) % max(1, len(chosen))])
+    return chosen
+
+
+def period_steps(factors, y: np.ndarray) -> dict[str, float]:
+    """Relative step of each period (``Periodic``'s ``period``, ``Cosine``'s ``ls``) for the MAP optimiser.
+
+    The log posterior has one narrow optimum per period that fits the data's oscillation: a
+    period ``P`` over an extent ``L`` keeps its phase to half a cycle only within a relative
+    change of about ``P / 2L``. A unit step in log-period would jump between optima, so the
+    optimiser steps in units of ``P / 4L`` (``P`` the dominant period, at most 1), well inside one. Factors that
+    keep a subset only (no periodogram) get 1.
+    """
+    y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
+    steps: dict[str, float] = {}
+    for axis, factor in enumerate(factors):
+        if factor.kernel.name not in ("Cosine", "Periodic") or factor.subset is not None:
+            continue
+        view = np.moveaxis(y, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
+        extents = [grid_scales(c)[1] for c in factor.coords]
+        rel = [min(1.0, dominant_period(view, k, c) / (4 * extents[k])) for k, c in enumerate(factor.coords)]
+        names = factor.param_names()
+        if factor.kernel.name == "Cosine":
+            steps.update(zip(names["ls"], rel, strict=True))
+        else:
+            steps[names["period"]] = float(min(rel))
+    return steps
 
 
 def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, float]]:
@@ -249,9 +339,11 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
 
     ``y`` holds the data over the factors' training inputs (any shape of that size).
 
-    Lengthscales climb :func:`start_ladder` together; the period of a ``Cosine`` (its
-    ``ls``) or ``Periodic`` factor starts at the data's dominant period
-    (:func:`dominant_period`); the amplitude starts at ``sd(y)``, the noise at ``sd(y)/10``,
+    Lengthscales climb :func:`start_ladder` together (a ``Periodic`` one, relative to its
+    period, starts at :data:`PERIODIC_LS_START`); the period of a ``Cosine`` (its
+    ``ls``) or ``Periodic`` factor takes a different value per start (:func:`period_candidates`:
+    the data's dominant period first), because each period that fits part of the data's
+    oscillation has its own local optimum; the amplitude starts at ``sd(y)``, the noise at ``sd(y)/10``,
     the mean at ``mean(y)``, other parameters at their prior median. Values outside a
     prior's support are replaced by its median.
     """
@@ -265,16 +357,21 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
         periodic = factor.kernel.name in ("Cosine", "Periodic") and factor.subset is None
         if periodic:
             view = np.moveaxis(y, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
-            periods = [dominant_period(view, k, c) for k, c in enumerate(factor.coords)]
+            periods = [period_candidates(view, k, c, n) for k, c in enumerate(factor.coords)]
         else:
-            periods = [float(np.ptp(c)) / 4 or 1.0 for c in factor.coords]
+            periods = [[float(np.ptp(c)) / 4 or 1.0] * n for c in factor.coords]
         for k, (coord, name) in enumerate(zip(factor.coords, names.get("ls", []), strict=False)):
-            ladder = [periods[k]] * n if factor.kernel.name == "Cosine" else start_ladder(*grid_scales(coord), n)
+            if factor.kernel.name == "Cosine":
+                ladder = periods[k]
+            elif factor.kernel.name == "Periodic":
+                ladder = [PERIODIC_LS_START] * n
+            else:
+                ladder = start_ladder(*grid_scales(coord), n)
             for start, ls in zip(starts, ladder, strict=True):
                 start[name] = ls
         if "period" in names:
-            for start in starts:
-                start[names["period"]] = float(np.median(periods))
+            for i, start in enumerate(starts):
+                start[names["period"]] = float(np.median([p[i] for p in periods]))
     for start in starts:
         start.update(amplitude=scale, noise=0.1 * scale, mean=y_mean)
     free = {name: p for name, p in priors.items() if isinstance(p, Prior)}
