@@ -118,6 +118,16 @@ def test_fit_larger_than_memory_is_refused(monkeypatch):
         xkron.cost.check_fit_cost(spec, 10_000, "map")
 
 
+def test_fit_is_refused_before_the_model_is_built(monkeypatch):
+    """xkron.fit runs the cost check before any model is built (for batch fits: before any slice)."""
+    monkeypatch.setattr(xkron.cost, "available_memory", lambda: 1e6)
+    monkeypatch.setattr(xkron.fitting, "build_model", lambda *a, **k: pytest.fail("the model was built"))
+    x = np.linspace(0.0, 1.0, 40)
+    da = xr.DataArray(np.random.default_rng(0).normal(size=(40, 40)), coords={"a": x, "b": x}, dims=("a", "b"))
+    with pytest.raises(xkron.CostError, match=r"fit\(method='map'\)"):
+        xkron.fit(da, {("a", "b"): xkron.ExpQuad()}, progressbar=False)
+
+
 def test_sampling_on_the_training_grid_decomposes_only_the_training_inputs(fit, monkeypatch):
     """The union of training and new inputs is taken without repeats: on the training grid it is the training set."""
     sizes = []

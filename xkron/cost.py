@@ -169,7 +169,9 @@ def fit_estimate(spec, n_observed: int, method: str = "map", sample_kwargs: Mapp
     return est
 
 
-def check_fit_cost(spec, n_observed: int, method: str = "map", sample_kwargs: Mapping | None = None) -> None:
+def check_fit_cost(
+    spec, n_observed: int, method: str = "map", sample_kwargs: Mapping | None = None, stacklevel: int = 4
+) -> None:
     """Warn or refuse before a fit whose factor sizes make it slow or larger than memory.
 
     Call it once the model's factors are known and before the model is built.
@@ -184,8 +186,10 @@ def check_fit_cost(spec, n_observed: int, method: str = "map", sample_kwargs: Ma
         ``"map"``, ``"nuts"`` or ``"advi"``.
     sample_kwargs : mapping, optional
         ``draws``, ``tune``, ``chains`` of a sampling fit.
+    stacklevel : int
+        Of the warning, counted from :func:`check`.
     """
-    check(fit_estimate(spec, n_observed, method, sample_kwargs), stacklevel=4)
+    check(fit_estimate(spec, n_observed, method, sample_kwargs), stacklevel=stacklevel)
 
 
 def grid_estimate(

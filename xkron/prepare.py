@@ -22,6 +22,7 @@ from pymc_extras.prior import Prior
 from xkron.arguments import aligned_mask, solver_keys
 from xkron.collapsed import collapse_applies
 from xkron.coords import CoordEncoding, encode_coord
+from xkron.cost import check_fit_cost
 from xkron.grid import Factor, hull_factors, restrict
 from xkron.kernels import Independent
 from xkron.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
@@ -141,6 +142,7 @@ def prepare(
     pymc_nuts = sample_kwargs.get("nuts_sampler", "pymc") == "pymc"
     collapse = _resolve_collapse(collapse, spec, y, method, pymc_nuts) if latent else False
     y_model = y if latent else restrict(y, factors)
+    check_fit_cost(spec, int(y_seen.size), method, sample_kwargs, stacklevel=6)
     return Prepared(spec, y, y_model, cells, encodings, mask, collapse, pymc_nuts)
 
 
