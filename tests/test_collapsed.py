@@ -22,7 +22,8 @@ from pymc_extras.prior import Prior
 import xkron
 from xkron.grid import Factor
 from xkron.kernels import Cosine, ExpQuad
-from xkron.model import JITTER, ModelSpec, build_marginal_model
+from xkron.model import build_marginal_model
+from xkron.modelspec import JITTER, ModelSpec
 from xkron.sampling import whitened_draws
 
 RNG = np.random.default_rng(26112026)

@@ -20,7 +20,7 @@ import xarray as xr
 import xkron
 import xkron.cost
 from xkron.grid import Factor
-from xkron.model import ModelSpec
+from xkron.modelspec import ModelSpec
 from xkron.progress_display import Progress
 
 

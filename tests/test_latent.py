@@ -25,7 +25,8 @@ import xkron
 from xkron.gp import LatentPosterior, TestInputs
 from xkron.grid import Factor
 from xkron.kernels import Cosine, ExpQuad, Matern52
-from xkron.model import JITTER, ModelSpec, build_latent_model
+from xkron.model import build_latent_model
+from xkron.modelspec import JITTER, ModelSpec
 from xkron.stats import mixture_quantiles, response_moments
 
 RNG = np.random.default_rng(20261126)

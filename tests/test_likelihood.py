@@ -27,7 +27,8 @@ from scipy.stats import multivariate_normal
 import xkron
 from xkron.grid import Factor
 from xkron.kronecker import marginal_loglik
-from xkron.model import ModelSpec, build_marginal_model
+from xkron.model import build_marginal_model
+from xkron.modelspec import ModelSpec
 from xkron.ops import kron_marginal_logp
 
 KERNEL_NAMES = ["ExpQuad", "Matern12", "Matern32", "Matern52", "RatQuad", "Cosine", "Periodic"]

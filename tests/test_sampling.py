@@ -12,7 +12,7 @@ import xkron
 from xkron.gp import KronPosterior, LatentPosterior
 from xkron.grid import Factor
 from xkron.kernels import Cosine, Matern52
-from xkron.model import JITTER
+from xkron.modelspec import JITTER
 from xkron.sampling import posterior_fields
 
 N_DRAWS = 40_000

@@ -7,11 +7,12 @@ It holds no state (xarray builds a new accessor for every object); ``fit`` retur
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import xarray as xr
 
-from xkron.fitting import fit
-from xkron.result import KronFit
+if TYPE_CHECKING:
+    from xkron.result import KronFit
 
 __all__ = ["KronDataArrayAccessor", "KronDatasetAccessor"]
 
@@ -34,6 +35,8 @@ class KronDataArrayAccessor:
         >>> da.kron.fit({"a": "ExpQuad", "b": "ExpQuad"}, noise=0.1, progressbar=False).method
         'map'
         """
+        from xkron.fitting import fit  # PyMC is imported with the first fit, not with xkron
+
         return fit(self._obj, kernels, **kwargs)
 
 
@@ -57,4 +60,6 @@ class KronDatasetAccessor:
         """
         if not isinstance(var, str) or var not in self._obj.data_vars:
             raise KeyError(f"{var!r} is not a data variable of this Dataset; it has {list(self._obj.data_vars)}")
+        from xkron.fitting import fit
+
         return fit(self._obj[var], kernels, **kwargs)

@@ -217,7 +217,7 @@ def solver_keys(solver: str) -> set[str]:
 
 
 def _check_solver_options(latent: bool, solver: Any, options: Any) -> None:
-    from xkron.model import SOLVERS
+    from xkron.modelspec import SOLVERS
 
     if solver not in ("auto", *SOLVERS):
         raise ValueError(f"solver={solver!r} is not one of {('auto', *SOLVERS)}")

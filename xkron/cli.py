@@ -416,7 +416,7 @@ def describe_fit(path: str | Path) -> str:
     """Summary of a fit saved with :meth:`xkron.KronFit.to_netcdf` (``xkron info``)."""
     import xkron
 
-    fit = xkron.open_fit(path)
+    fit = xkron.open_fit(path, defer_priors=True)  # a summary: no PyMC import
     data = fit.data
     lines = [
         f"{path}",

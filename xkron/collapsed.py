@@ -19,7 +19,8 @@ import numpy as np
 import pymc as pm
 import xarray as xr
 
-from xkron.model import JITTER, ModelSpec, build_marginal_model, known_noise_var
+from xkron.model import build_marginal_model
+from xkron.modelspec import JITTER, ModelSpec, known_noise_var
 from xkron.sampling import whitened_draws
 
 __all__ = ["collapse_applies", "sample_collapsed"]

@@ -178,7 +178,7 @@ def check_fit_cost(
 
     Parameters
     ----------
-    spec : xkron.model.ModelSpec
+    spec : xkron.modelspec.ModelSpec
         Factors (their sizes), solver and whether the model is latent.
     n_observed : int
         Observed cells.

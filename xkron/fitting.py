@@ -22,7 +22,8 @@ from xkron.arguments import check_call, thin_for_subsample
 from xkron.collapsed import sample_collapsed
 from xkron.gp import KronPosterior, LatentPosterior
 from xkron.likelihoods import Gaussian, Likelihood
-from xkron.model import ModelSpec, build_model
+from xkron.model import build_model
+from xkron.modelspec import ModelSpec
 from xkron.optimize import COMPILE_MODE, ConvergenceWarning, data_scale, fit_map
 from xkron.prepare import DENSE_MAX_CELLS, prepare
 from xkron.priors import map_starts, period_steps

@@ -34,7 +34,7 @@ import scipy.linalg
 
 from xkron.grid import Factor
 from xkron.kronecker import KronEigen, kron_contract, marginal_loglik
-from xkron.model import JITTER, factor_params
+from xkron.modelspec import JITTER, factor_params
 
 __all__ = ["KronPosterior", "LatentPosterior", "ObservedPosterior", "TestInputs", "latent_cholesky", "place_axes"]
 

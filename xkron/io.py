@@ -14,6 +14,7 @@ failed write leaves the previous file at the path intact.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -25,7 +26,8 @@ from xkron.coords import CoordEncoding, coord_kind
 from xkron.grid import Factor
 from xkron.kernels import kernel_from_dict, spec_from_json, spec_to_json
 from xkron.likelihoods import likelihood_from_dict
-from xkron.model import ModelSpec
+from xkron.modelspec import ModelSpec
+from xkron.prior_types import deferred_priors
 
 __all__ = [
     "FORMAT",
@@ -203,8 +205,18 @@ def _probe(path) -> tuple[bool, dict, dict]:
     return False, times, deltas
 
 
-def open_fit(path: str | os.PathLike):
+def open_fit(path: str | os.PathLike, *, defer_priors: bool = False):
     """Read a fit written by :meth:`xkron.KronFit.to_netcdf` (or a batch fit's ``to_netcdf``).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The fit's file.
+    defer_priors : bool
+        Read each prior as a :class:`xkron.prior_types.SavedPrior`, which imports PyMC only
+        when it is used (building the model), instead of a :class:`pymc_extras.prior.Prior`:
+        for summaries (``xkron info``) that should not pay PyMC's import. Predictions and
+        sample fields are the same either way.
 
     Raises
     ------
@@ -239,11 +251,12 @@ def open_fit(path: str | os.PathLike):
     except (OSError, ValueError, KeyError, RuntimeError) as err:
         raise NotAFitError(path, f"not a readable NetCDF file, or a truncated or damaged one: {err}") from err
     try:
-        if is_batch:
-            from xkron.batch import BatchFit
+        with deferred_priors() if defer_priors else contextlib.nullcontext():
+            if is_batch:
+                from xkron.batch import BatchFit
 
-            return BatchFit.from_tree(tree)
-        return fit_from_tree(tree)
+                return BatchFit.from_tree(tree)
+            return fit_from_tree(tree)
     except (KeyError, ValueError, TypeError, IndexError) as err:
         raise NotAFitError(path, f"its contents are incomplete or inconsistent: {type(err).__name__}: {err}") from err
 

@@ -43,6 +43,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from xkron.prior_types import prior_from_dict
+
 __all__ = [
     "KERNELS",
     "Cosine",
@@ -155,9 +157,7 @@ def spec_from_json(obj):
     if isinstance(obj, dict) and "__dims__" in obj:
         return {k: spec_from_json(v) for k, v in obj["__dims__"].items()}
     if isinstance(obj, dict) and "__prior__" in obj:
-        from pymc_extras.prior import Prior
-
-        return Prior.from_dict(obj["__prior__"])
+        return prior_from_dict(obj["__prior__"])
     if isinstance(obj, list):
         return [spec_from_json(v) for v in obj]
     return obj

@@ -31,12 +31,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.special
-from pymc_extras.prior import Prior
 
+if TYPE_CHECKING:  # PyMC is imported when a prior is built, not with xkron
+    from pymc_extras.prior import Prior
+
+from xkron.prior_types import new_prior
 from xkron.priors import data_priors
 
 __all__ = [
@@ -192,7 +195,7 @@ class StudentT(Likelihood):
     params: ClassVar[tuple[str, ...]] = ("noise", "nu")
 
     def default_priors(self, y):
-        return {"noise": Prior("HalfNormal", sigma=_scale(y)), "nu": Prior("Gamma", alpha=2, beta=0.1)}
+        return {"noise": new_prior("HalfNormal", sigma=_scale(y)), "nu": new_prior("Gamma", alpha=2, beta=0.1)}
 
     def observe(self, f, values, data, observed):
         import pymc as pm
@@ -248,7 +251,7 @@ class NegativeBinomial(_Counts):
     params: ClassVar[tuple[str, ...]] = ("dispersion",)
 
     def default_priors(self, y):
-        return {"dispersion": Prior("LogNormal", mu=float(np.log(5.0)), sigma=1.5)}
+        return {"dispersion": new_prior("LogNormal", mu=float(np.log(5.0)), sigma=1.5)}
 
     def observe(self, f, values, data, observed):
         import pymc as pm
@@ -327,7 +330,7 @@ class Gamma(Likelihood):
     params: ClassVar[tuple[str, ...]] = ("shape",)
 
     def default_priors(self, y):
-        return {"shape": Prior("LogNormal", mu=float(np.log(2.0)), sigma=1.5)}
+        return {"shape": new_prior("LogNormal", mu=float(np.log(2.0)), sigma=1.5)}
 
     def check(self, y, where, data):
         bad = ~(y > 0) & ~np.isnan(y)
@@ -374,8 +377,8 @@ def latent_scale_priors(likelihood: Likelihood, y: np.ndarray, data: Mapping[str
         defaults = data_priors(float(np.mean(y)), _scale(y))
         return {"amplitude": defaults["amplitude"], "mean": defaults["mean"]}
     return {
-        "amplitude": Prior("HalfNormal", sigma=1.5),
-        "mean": Prior("Normal", mu=likelihood.location(y, data), sigma=2.0),
+        "amplitude": new_prior("HalfNormal", sigma=1.5),
+        "mean": new_prior("Normal", mu=likelihood.location(y, data), sigma=2.0),
     }
 
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
-from pymc_extras.prior import Prior
 
 from xkron.arguments import aligned_mask, solver_keys
 from xkron.collapsed import collapse_applies
@@ -26,7 +25,8 @@ from xkron.cost import check_fit_cost
 from xkron.grid import Factor, hull_factors, restrict
 from xkron.kernels import Independent
 from xkron.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
-from xkron.model import ModelSpec
+from xkron.modelspec import ModelSpec
+from xkron.prior_types import is_prior
 from xkron.priors import resolve_priors
 from xkron.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
 
@@ -129,7 +129,7 @@ def prepare(
     defaults = {**latent_scale_priors(likelihood, y_seen, cells_seen), **likelihood.default_priors(y_seen)}
     zero_ok = ("noise",) if "noise_sd" in cells else ()
     priors = resolve_priors(factors, mean, amplitude, defaults, likelihood.param_specs(), zero_ok=zero_ok)
-    n_free = sum(isinstance(p, Prior) for p in priors.values())
+    n_free = sum(is_prior(p) for p in priors.values())
     if y_seen.size <= n_free:
         raise ValueError(
             f"only {y_seen.size} observed cells for {n_free} hyperparameters with priors: fix some "
@@ -162,7 +162,7 @@ def check_constant_data(y_seen: np.ndarray, likelihood: Likelihood, known_sd: np
     """Refuse constant data when the noise sd is free: its optimum is 0, where the model degenerates."""
     if "noise" not in likelihood.params or y_seen.size < 2 or np.ptp(y_seen) > 0:
         return
-    fixed = likelihood.noise is not None and not isinstance(likelihood.noise, Prior)
+    fixed = likelihood.noise is not None and not is_prior(likelihood.noise)
     if fixed or (known_sd is not None and np.any(np.asarray(known_sd) > 0)):
         return
     raise ValueError(
@@ -240,7 +240,7 @@ def _with_noise_sd(likelihood: Likelihood, noise_sd, latent: bool) -> Likelihood
 
 def _check_known_only(likelihood: Likelihood, noise_sd, seen: np.ndarray) -> None:
     """With ``noise=0`` every observed cell needs known noise > 0 (else its variance is 0)."""
-    if noise_sd is None or isinstance(likelihood.noise, Prior) or likelihood.noise is None:
+    if noise_sd is None or is_prior(likelihood.noise) or likelihood.noise is None:
         return
     if float(likelihood.noise) > 0:
         return

@@ -20,12 +20,16 @@ The scale-dependent defaults use the data's mean and sd, so they follow the data
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # PyMC is imported when a prior is built, not with xkron
+    from pymc_extras.prior import Prior
 import scipy.signal
-from pymc_extras.prior import Prior
 from scipy.stats import norm
 
+from xkron.prior_types import is_prior, new_prior
 from xkron.support import check_positive_prior, prior_support
 
 __all__ = [
@@ -61,16 +65,16 @@ def lognormal_between(lower: float, upper: float) -> Prior:
     """
     upper = max(upper, 2.0 * lower)
     lo, hi = np.log(lower), np.log(upper)
-    return Prior("LogNormal", mu=float((lo + hi) / 2), sigma=float((hi - lo) / (2 * _Z98)))
+    return new_prior("LogNormal", mu=float((lo + hi) / 2), sigma=float((hi - lo) / (2 * _Z98)))
 
 
 def data_priors(y_mean: float, y_sd: float) -> dict[str, Prior]:
     """Default priors of the amplitude, noise and constant mean (see module docstring)."""
     scale = y_sd if np.isfinite(y_sd) and y_sd > 0 else 1.0
     return {
-        "amplitude": Prior("HalfNormal", sigma=2.0 * scale),
-        "noise": Prior("HalfNormal", sigma=scale),
-        "mean": Prior("Normal", mu=float(y_mean), sigma=2.0 * scale),
+        "amplitude": new_prior("HalfNormal", sigma=2.0 * scale),
+        "noise": new_prior("HalfNormal", sigma=scale),
+        "mean": new_prior("Normal", mu=float(y_mean), sigma=2.0 * scale),
     }
 
 
@@ -129,7 +133,7 @@ def _as_spec(name: str, spec, default: Prior, what: str | None = None, zero_ok: 
     """
     if spec is None:
         return default
-    if isinstance(spec, Prior):
+    if is_prior(spec):
         if what is not None:
             check_positive_prior(name, spec, what)
         return spec
@@ -198,7 +202,7 @@ def resolve_priors(
                 extent = max(grid_scales(c)[1] for c in factor.coords)
                 priors[names[key]] = _as_spec(names[key], spec, lognormal_between(2 * spacing, extent), _WHAT[key])
             elif key == "alpha":
-                priors[names[key]] = _as_spec(names[key], spec, Prior("Gamma", alpha=2, beta=1), _WHAT[key])
+                priors[names[key]] = _as_spec(names[key], spec, new_prior("Gamma", alpha=2, beta=1), _WHAT[key])
             else:
                 raise NotImplementedError(f"no default prior for {key}")
     priors["amplitude"] = _as_spec("amplitude", amplitude, defaults["amplitude"], _WHAT["amplitude"])
@@ -374,5 +378,5 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
                 start[names["period"]] = float(np.median([p[i] for p in periods]))
     for start in starts:
         start.update(amplitude=scale, noise=0.1 * scale, mean=y_mean)
-    free = {name: p for name, p in priors.items() if isinstance(p, Prior)}
+    free = {name: p for name, p in priors.items() if is_prior(p)}
     return [{name: _inside_support(p, start.get(name)) for name, p in free.items()} for start in starts]

@@ -7,13 +7,13 @@ from functools import cached_property
 
 import numpy as np
 import xarray as xr
-from pymc_extras.prior import Prior
 
 from xkron.coords import CoordEncoding
 from xkron.gp import KronPosterior, LatentPosterior, ObservedPosterior
 from xkron.grid import restrict
-from xkron.model import ModelSpec, build_model, known_noise_var
+from xkron.modelspec import ModelSpec, known_noise_var
 from xkron.predict import predict_moments
+from xkron.prior_types import is_prior
 
 __all__ = ["KronFit"]
 
@@ -60,7 +60,7 @@ class KronFit:
         ArviZ-format posterior of a NUTS fit (``None`` for MAP).
     optimizer : dict or None
         Convergence report of a MAP fit.
-    spec : xkron.model.ModelSpec
+    spec : xkron.modelspec.ModelSpec
         Factors and priors.
     method : str
         ``"map"``, ``"nuts"`` or ``"advi"``.
@@ -118,7 +118,7 @@ class KronFit:
             if name in params:
                 params[name].attrs.update(units=unit, long_name=long_name)
         for name, prior in spec.priors.items():
-            params[name].attrs["prior"] = repr(prior) if isinstance(prior, Prior) else "fixed"
+            params[name].attrs["prior"] = repr(prior) if is_prior(prior) else "fixed"
         sample_dims = {d: params[d] for d in ("chain", "draw") if d in params.coords}
         params = params[list(spec.priors)].assign_coords(sample_dims)  # kept even if all are fixed
         params.attrs["method"] = method
@@ -127,6 +127,8 @@ class KronFit:
     @cached_property
     def model(self):
         """The PyMC model (rebuilt from the data and spec after :func:`xkron.open_fit`)."""
+        from xkron.model import build_model  # PyMC: imported when a model is asked for
+
         return build_model(self._data_tensor, self.spec)
 
     @property

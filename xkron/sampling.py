@@ -31,7 +31,7 @@ import scipy.linalg
 from xkron.gp import KronPosterior, LatentPosterior, ObservedPosterior, TestInputs
 from xkron.grid import Factor
 from xkron.kronecker import KronEigen, mode_product, outer, symmetric_eigh
-from xkron.model import JITTER, factor_params
+from xkron.modelspec import JITTER, factor_params
 
 __all__ = ["posterior_fields", "union_size", "whitened_draws"]
 

@@ -17,9 +17,12 @@ found by evaluating that function over a grid spanning each input's support.
 from __future__ import annotations
 
 import itertools
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pymc_extras.prior import Prior
+
+if TYPE_CHECKING:  # PyMC is imported when a prior is built, not with xkron
+    from pymc_extras.prior import Prior
 
 __all__ = ["POSITIVE_EXAMPLES", "check_positive_prior", "prior_support"]
 
@@ -38,6 +41,7 @@ def prior_support(prior: Prior) -> tuple[float, float]:
 
     Examples
     --------
+    >>> from pymc_extras.prior import Prior
     >>> prior_support(Prior("Gamma", alpha=2, beta=1))
     (0.0, inf)
     >>> prior_support(Prior("Uniform", lower=-1, upper=2))

@@ -450,7 +450,8 @@ def job_t2_xkron(n, n_points, fd) -> dict:
     from xkron.fitting import COMPILE_MODE
     from xkron.grid import Factor
     from xkron.kernels import ExpQuad, Matern52
-    from xkron.model import ModelSpec, build_marginal_model
+    from xkron.model import build_marginal_model
+    from xkron.modelspec import ModelSpec
 
     x1, x2, y = _t2_data(n)
 
