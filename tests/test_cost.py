@@ -21,7 +21,7 @@ import xkron
 import xkron.cost
 from xkron.grid import Factor
 from xkron.modelspec import ModelSpec
-from xkron.progress_display import Progress
+from xkron.progress import CountProgress
 
 
 @pytest.fixture(scope="module")
@@ -143,8 +143,8 @@ def test_sampling_on_the_training_grid_decomposes_only_the_training_inputs(fit, 
 
 
 def test_long_sample_reports_fields_done_and_elapsed(fit, monkeypatch, capsys):
-    monkeypatch.setattr("xkron.progress_display.SHOW_AFTER", 0.0)
-    monkeypatch.setattr("xkron.progress_display.REFRESH", 0.0)
+    monkeypatch.setattr("xkron.progress.SHOW_AFTER", 0.0)
+    monkeypatch.setattr("xkron.progress.REFRESH", 0.0)
     fresh(fit).sample(3, random_seed=0, **NEW_GRID)
     err = capsys.readouterr().err
     assert re.search(r"sample: 3/3 fields, \d+:\d\d:\d\d elapsed", err)
@@ -155,12 +155,12 @@ def test_long_sample_reports_fields_done_and_elapsed(fit, monkeypatch, capsys):
 
 def test_progress_line_counts_and_stays_silent_for_short_loops():
     out = io.StringIO()
-    with Progress(5, "sample", "fields", stream=out) as bar:  # default: shown only after 2 s
+    with CountProgress(5, "sample", "fields", stream=out) as bar:  # default: shown only after 2 s
         for k in range(1, 6):
             bar.update(k)
     assert out.getvalue() == ""
     out = io.StringIO()
-    with Progress(4, "sample", "fields", stream=out, show_after=0.0, refresh=0.0) as bar:
+    with CountProgress(4, "sample", "fields", stream=out, show_after=0.0, refresh=0.0) as bar:
         for k in range(1, 5):
             bar.update(k)
     lines = out.getvalue().split("\r")

@@ -1,4 +1,8 @@
-"""Progress of the MAP optimiser: what is known, nothing invented.
+"""Progress lines on stderr: what is known, nothing invented.
+
+Two kinds: :class:`MapProgress` for the MAP optimiser, :class:`CountProgress` for loops over a
+known number of items (sample fields). Neither shows a percentage or a remaining time it cannot
+know.
 
 An optimiser cannot know how many iterations it will need, so a percentage or an ETA would be
 a guess. :class:`MapProgress` shows, on stderr, the start being run (k of n), its iterations so
@@ -12,11 +16,23 @@ from __future__ import annotations
 import sys
 import time
 
-__all__ = ["REFRESH_S", "MapProgress"]
+__all__ = ["REFRESH", "REFRESH_S", "SHOW_AFTER", "CountProgress", "MapProgress", "clock"]
 
 REFRESH_S = 0.2
 """Shortest interval between rewrites of the live line: often enough to look alive, rarely
 enough that writing costs nothing next to an evaluation."""
+
+
+def clock(seconds: float) -> str:
+    """Elapsed time as ``h:mm:ss``.
+
+    Examples
+    --------
+    >>> clock(3725.4)
+    '1:02:05'
+    """
+    s = int(seconds)
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
 
 
 class MapProgress:
@@ -87,3 +103,91 @@ class MapProgress:
         """An exception (Ctrl-C) stopped the start: end the live line so the traceback starts clean."""
         if self.enabled and self.line:
             self._write(self.line + " (interrupted)", end="\n")
+
+
+# Count progress (CountProgress): short loops stay silent. The line appears once a loop has run for
+# SHOW_AFTER seconds, is redrawn in place (carriage return) at most every REFRESH seconds, and
+# ends with a newline when the loop ends.
+
+SHOW_AFTER = 2.0
+"""Seconds before the line first appears: calls that end sooner print nothing."""
+
+REFRESH = 0.5
+"""Least seconds between redraws of a count, so that a fast loop does not flood a notebook's output."""
+
+
+class CountProgress:
+    """``label: 12/100 fields, 0:00:07 elapsed``, on stderr.
+
+    Parameters
+    ----------
+    total : int
+        Items the loop will produce.
+    label : str
+        What is running, e.g. ``"sample"``.
+    unit : str
+        The items' name, e.g. ``"fields"``.
+    enabled : bool
+        ``False`` prints nothing (``progressbar=False``).
+    stream : file-like, optional
+        Where to write (default ``sys.stderr``).
+    show_after, refresh : float, optional
+        Seconds before the first line and between redraws (default :data:`SHOW_AFTER`, :data:`REFRESH`).
+
+    Examples
+    --------
+    >>> import io
+    >>> out = io.StringIO()
+    >>> with CountProgress(3, "sample", "fields", stream=out, show_after=0.0, refresh=0.0) as bar:
+    ...     for done in range(1, 4):
+    ...         bar.update(done)
+    >>> out.getvalue().splitlines()[-1].split("\\r")[-1].startswith("sample: 3/3 fields, 0:00:0")
+    True
+    """
+
+    def __init__(
+        self,
+        total: int,
+        label: str,
+        unit: str,
+        enabled: bool = True,
+        stream=None,
+        show_after: float | None = None,
+        refresh: float | None = None,
+    ):
+        self.total, self.label, self.unit, self.enabled = int(total), label, unit, enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.show_after = SHOW_AFTER if show_after is None else show_after
+        self.refresh = REFRESH if refresh is None else refresh
+        self.start = time.monotonic()
+        self.done = 0
+        self._shown_at: float | None = None
+
+    def __enter__(self) -> CountProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def line(self) -> str:
+        return f"{self.label}: {self.done}/{self.total} {self.unit}, {clock(time.monotonic() - self.start)} elapsed"
+
+    def update(self, done: int) -> None:
+        """Record that ``done`` items are finished; redraw if it is time to."""
+        self.done = int(done)
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.start < self.show_after:
+            return
+        if self._shown_at is not None and now - self._shown_at < self.refresh:
+            return
+        self._shown_at = now
+        self.stream.write("\r" + self.line())
+        self.stream.flush()
+
+    def close(self) -> None:
+        """End the line (if one was shown) with the final count."""
+        if self.enabled and self._shown_at is not None:
+            self.stream.write("\r" + self.line() + "\n")
+            self.stream.flush()

@@ -13,7 +13,7 @@ import xarray as xr
 from xkron.cost import check, sample_estimate
 from xkron.grid import cartesian
 from xkron.predict import _numeric, _output_coords, _request_array
-from xkron.progress_display import Progress
+from xkron.progress import CountProgress
 from xkron.sampling import posterior_fields
 
 __all__ = ["sample_fields"]
@@ -35,7 +35,7 @@ def sample_fields(
     The cost (eigendecompositions of each factor's training and new inputs, once per posterior
     draw used, and the fields themselves) is checked before any of it is paid
     (:mod:`xkron.cost`); long runs report fields done and time elapsed
-    (:mod:`xkron.progress_display`) unless ``progressbar`` is False.
+    (:class:`xkron.progress.CountProgress`) unless ``progressbar`` is False.
     """
     arrays = {dim: _request_array(fit, dim, request.get(dim)) for dim in fit.data.dims}
     for dim, arr in arrays.items():
@@ -56,7 +56,7 @@ def sample_fields(
 
     posteriors = fit._posteriors
     chosen = [posteriors[int(i)] for i in flat] if per_draw else [posteriors[0]] * len(flat)
-    with Progress(len(flat), "sample", "fields", enabled=progressbar) as bar:
+    with CountProgress(len(flat), "sample", "fields", enabled=progressbar) as bar:
         if per_draw:
             fields = []
             for p in chosen:
