@@ -1,4 +1,4 @@
-"""End-to-end tests of ``xkron fit``, ``xkron predict`` and ``xkron batch`` (xkron.cli_jobs).
+"""End-to-end tests of ``xkron fit``, ``xkron predict`` and ``xkron batch`` (xkron.cli.jobs).
 
 Tiny synthetic grids (6 × 5 × 4, time × latitude × longitude, a few NaN) written to NetCDF in
 a temporary directory, run through click's CliRunner and compared with direct library calls.
@@ -14,9 +14,9 @@ import xarray as xr
 from click.testing import CliRunner
 
 import xkron
-from xkron.cli import main
-from xkron.cli_jobs import GridSpec, JobInputError, grid_values, parse_grid, parse_kernel, run_predict
-from xkron.coords import CoordEncoding
+from xkron.cli.app import main
+from xkron.cli.jobs import GridSpec, JobInputError, grid_values, parse_grid, parse_kernel, run_predict
+from xkron.spec.coords import CoordEncoding
 
 KERNEL_ARGS = ["--kernel", "time=Matern32", "--kernel", "latitude,longitude=ExpQuad"]
 KERNELS = {"time": xkron.Matern32(), ("latitude", "longitude"): xkron.ExpQuad()}
@@ -234,7 +234,9 @@ def test_predict_on_local_cluster(fitted, tmp_path):
 # ------------------------------------------------------------------------------ batch
 
 
-@pytest.mark.skipif(not hasattr(xkron, "BatchFit"), reason="xkron.batch (fit(batch_dims=...)) is not available")
+@pytest.mark.skipif(
+    not hasattr(xkron, "BatchFit"), reason="xkron.inference.batch (fit(batch_dims=...)) is not available"
+)
 def test_batch_equals_direct_batch_fit(files, tmp_path):
     out = tmp_path / "batch.nc"
     args = ["batch", str(files / "data.nc"), "--var", "ens", "--batch-dim", "member", *KERNEL_ARGS, *FAST]

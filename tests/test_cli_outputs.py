@@ -12,8 +12,8 @@ import xarray as xr
 from click.testing import CliRunner
 
 import xkron
-from xkron.atomic import TEMP_MARKER
-from xkron.cli import main
+from xkron.cli.app import main
+from xkron.io.atomic import TEMP_MARKER
 
 KERNELS = ["--kernel", "time=ExpQuad", "--kernel", "x=Matern32"]
 FAST = ["--restarts", "0", "--seed", "0"]

@@ -12,7 +12,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 import xkron
-from xkron.cli import main
+from xkron.cli.app import main
 
 KERNELS = ["--kernel", "time=ExpQuad", "--kernel", "x=Matern32"]
 FIXED = {"time": xkron.ExpQuad(), "x": xkron.Matern32()}

@@ -20,11 +20,12 @@ import xarray as xr
 from pymc_extras.prior import Prior
 
 import xkron
-from xkron.grid import Factor
-from xkron.kernels import Cosine, ExpQuad
-from xkron.model import build_marginal_model
-from xkron.modelspec import JITTER, ModelSpec
-from xkron.sampling import whitened_draws
+import xkron.inference.run
+from xkron.models.build import build_marginal_model
+from xkron.posterior.fields import whitened_draws
+from xkron.spec.grid import Factor
+from xkron.spec.kernels import Cosine, ExpQuad
+from xkron.spec.modelspec import JITTER, ModelSpec
 
 RNG = np.random.default_rng(26112026)
 
@@ -158,7 +159,7 @@ def test_collapsed_is_the_default_reproducible_and_round_trips(problem, tmp_path
     ],
 )
 def test_collapse_true_where_it_cannot_apply_is_an_error(kwargs, message, monkeypatch):
-    monkeypatch.setattr(xkron.fitting, "sample_collapsed", None)  # must fail before sampling
+    monkeypatch.setattr(xkron.inference.run, "sample_collapsed", None)  # must fail before sampling
     counts = xr.DataArray(RNG.poisson(3.0, size=(6, 5)).astype(float), dims=("a", "b"),
                           coords={"a": np.linspace(0, 1, 6), "b": np.linspace(0, 1, 5)})  # fmt: skip
     if kwargs.pop("missing", False):

@@ -1,4 +1,4 @@
-"""Tests of xkron.coords: numeric encoding of grid coordinates."""
+"""Tests of xkron.spec.coords: numeric encoding of grid coordinates."""
 
 import json
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from xkron.coords import TIME_UNITS, CoordEncoding, coord_kind, encode_coord
+from xkron.spec.coords import TIME_UNITS, CoordEncoding, coord_kind, encode_coord
 
 
 def _da(dim, values):

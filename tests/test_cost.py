@@ -2,7 +2,7 @@
 
 The expensive steps (eigendecompositions) are replaced by functions that fail the test if
 called: a warning or refusal must come first. Sizes are kept tiny by lowering the machine's
-assumed speed or its available memory (``xkron.cost`` constants), so the tests check the
+assumed speed or its available memory (``xkron.linalg.cost`` constants), so the tests check the
 logic, not this machine's speed.
 """
 
@@ -18,10 +18,10 @@ import scipy.linalg
 import xarray as xr
 
 import xkron
-import xkron.cost
-from xkron.grid import Factor
-from xkron.modelspec import ModelSpec
+import xkron.linalg.cost
 from xkron.progress import CountProgress
+from xkron.spec.grid import Factor
+from xkron.spec.modelspec import ModelSpec
 
 
 @pytest.fixture(scope="module")
@@ -58,12 +58,12 @@ def test_small_requests_are_silent(fit):
         fresh(fit).predict(**NEW_GRID)
         fresh(fit).sample(3, random_seed=0, progressbar=False, **NEW_GRID)
         spec = fit.spec
-        xkron.cost.check_fit_cost(spec, 120, "map")
-        xkron.cost.check_fit_cost(spec, 120, "nuts", {"draws": 500, "chains": 2})
+        xkron.linalg.cost.check_fit_cost(spec, 120, "map")
+        xkron.linalg.cost.check_fit_cost(spec, 120, "nuts", {"draws": 500, "chains": 2})
 
 
 def test_slow_sample_on_a_new_grid_warns_before_decomposing(fit, no_eigh, monkeypatch):
-    monkeypatch.setattr(xkron.cost, "EIGH_RATE", 1e4)  # a very slow machine: the union eigh takes hours
+    monkeypatch.setattr(xkron.linalg.cost, "EIGH_RATE", 1e4)  # a very slow machine: the union eigh takes hours
     with pytest.warns(xkron.CostWarning) as record, pytest.raises(AssertionError, match="before the cost check"):
         fresh(fit).sample(2, progressbar=False, **NEW_GRID)
     message = str(record[0].message)
@@ -72,19 +72,19 @@ def test_slow_sample_on_a_new_grid_warns_before_decomposing(fit, no_eigh, monkey
 
 
 def test_sample_larger_than_memory_is_refused_before_decomposing(fit, no_eigh, monkeypatch):
-    monkeypatch.setattr(xkron.cost, "available_memory", lambda: 1e6)
+    monkeypatch.setattr(xkron.linalg.cost, "available_memory", lambda: 1e6)
     with pytest.raises(xkron.CostError, match=r"sample\(\) would take .*\(1 MB available\).*Nothing was computed"):
         fresh(fit).sample(2, progressbar=False, **NEW_GRID)
 
 
 def test_predict_larger_than_memory_is_refused_before_conditioning(fit, no_eigh, monkeypatch):
-    monkeypatch.setattr(xkron.cost, "available_memory", lambda: 1e5)
+    monkeypatch.setattr(xkron.linalg.cost, "available_memory", lambda: 1e5)
     with pytest.raises(xkron.CostError, match=r"predict\(\) would take.*dask-backed coordinates"):
         fresh(fit).predict(lat=np.linspace(-20, 20, 300), lon=np.linspace(0, 40, 400))
 
 
 def test_slow_predict_warns_before_conditioning(fit, no_eigh, monkeypatch):
-    monkeypatch.setattr(xkron.cost, "EIGH_RATE", 1.0)
+    monkeypatch.setattr(xkron.linalg.cost, "EIGH_RATE", 1.0)
     with pytest.warns(xkron.CostWarning, match=r"predict\(\) is estimated to take"):
         with pytest.raises(AssertionError, match="before the cost check"):
             fresh(fit).predict(**NEW_GRID)
@@ -99,7 +99,7 @@ def test_fit_cost_of_a_large_multi_dim_factor_warns_with_ways_out():
     )
     spec = ModelSpec(factors, {})
     with pytest.warns(xkron.CostWarning) as record:
-        xkron.cost.check_fit_cost(spec, 12 * 1421, "map")
+        xkron.linalg.cost.check_fit_cost(spec, 12 * 1421, "map")
     message = str(record[0].message)
     assert "decomposes the ('latitude', 'longitude') factor (1,421 inputs)" in message
     assert "one factor per dim instead of ('latitude', 'longitude')" in message and "subsample=" in message
@@ -107,21 +107,21 @@ def test_fit_cost_of_a_large_multi_dim_factor_warns_with_ways_out():
                           Factor(("longitude",), xkron.ExpQuad(), (lon,))), {})  # fmt: skip
     with warnings.catch_warnings():
         warnings.simplefilter("error", xkron.CostWarning)
-        xkron.cost.check_fit_cost(separate, 12 * 1421, "map")
+        xkron.linalg.cost.check_fit_cost(separate, 12 * 1421, "map")
 
 
 def test_fit_larger_than_memory_is_refused(monkeypatch):
-    monkeypatch.setattr(xkron.cost, "available_memory", lambda: 1e9)
+    monkeypatch.setattr(xkron.linalg.cost, "available_memory", lambda: 1e9)
     x = np.arange(100.0)
     spec = ModelSpec((Factor(("a", "b"), xkron.ExpQuad(), (x, x)),), {})  # 10,000 inputs: 800 MB a matrix
     with pytest.raises(xkron.CostError, match=r"fit\(method='map'\) would take"):
-        xkron.cost.check_fit_cost(spec, 10_000, "map")
+        xkron.linalg.cost.check_fit_cost(spec, 10_000, "map")
 
 
 def test_fit_is_refused_before_the_model_is_built(monkeypatch):
     """xkron.fit runs the cost check before any model is built (for batch fits: before any slice)."""
-    monkeypatch.setattr(xkron.cost, "available_memory", lambda: 1e6)
-    monkeypatch.setattr(xkron.fitting, "build_model", lambda *a, **k: pytest.fail("the model was built"))
+    monkeypatch.setattr(xkron.linalg.cost, "available_memory", lambda: 1e6)
+    monkeypatch.setattr(xkron.api, "build_model", lambda *a, **k: pytest.fail("the model was built"))
     x = np.linspace(0.0, 1.0, 40)
     da = xr.DataArray(np.random.default_rng(0).normal(size=(40, 40)), coords={"a": x, "b": x}, dims=("a", "b"))
     with pytest.raises(xkron.CostError, match=r"fit\(method='map'\)"):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from xkron.dense import DenseSystem
-from xkron.kronecker import marginal_loglik
+from xkron.linalg.dense import DenseSystem
+from xkron.linalg.kronecker import marginal_loglik
 
 ETA2 = 1.3
 MEAN = 0.4

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from xkron.kronecker import KronEigen, is_centrosymmetric, marginal_loglik, rotate, symmetric_eigh
+from xkron.linalg.kronecker import KronEigen, is_centrosymmetric, marginal_loglik, rotate, symmetric_eigh
 
 
 def _kernels(x):

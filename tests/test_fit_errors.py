@@ -7,6 +7,7 @@ import pytest
 import xarray as xr
 
 import xkron
+import xkron.inference.run
 
 
 @pytest.fixture
@@ -27,7 +28,7 @@ def no_model_building(monkeypatch):
     def fail(*args, **kwargs):
         raise AssertionError("the model was built before the input was checked")
 
-    monkeypatch.setattr(xkron.fitting, "build_model", fail)
+    monkeypatch.setattr(xkron.inference.run, "build_model", fail)
 
 
 ALL = {"time": xkron.Matern32(), ("lat", "lon"): xkron.ExpQuad()}

@@ -17,13 +17,13 @@ import xarray as xr
 from pymc_extras.prior import Prior
 
 import xkron
-import xkron.fitting
-import xkron.model
-from xkron.arguments import OUTPUT_NAMES, accepted_kwargs
-from xkron.kernels import KERNELS
-from xkron.likelihoods import LIKELIHOODS
-from xkron.optimize import MAP_KWARGS
-from xkron.support import prior_support
+import xkron.inference.run
+import xkron.models.build
+from xkron.inference.arguments import OUTPUT_NAMES, accepted_kwargs
+from xkron.inference.optimize import MAP_KWARGS
+from xkron.spec.kernels import KERNELS
+from xkron.spec.likelihoods import LIKELIHOODS
+from xkron.spec.support import prior_support
 
 
 class ComputeReached(Exception):
@@ -46,9 +46,9 @@ def no_compute(monkeypatch):
 
         return run
 
-    monkeypatch.setattr(xkron.fitting, "build_model", build)
-    monkeypatch.setattr(xkron.model, "build_model", build)
-    monkeypatch.setattr(xkron.fitting, "fit_map", compute("fit_map"))
+    monkeypatch.setattr(xkron.inference.run, "build_model", build)
+    monkeypatch.setattr(xkron.models.build, "build_model", build)
+    monkeypatch.setattr(xkron.inference.run, "fit_map", compute("fit_map"))
     for name in ("sample", "fit"):
         monkeypatch.setattr(pm, name, compute(name))
     return seen
@@ -204,7 +204,7 @@ def test_accepted_keywords_reach_the_optimiser_or_pymc(grid, monkeypatch, method
         seen.update(kw)
         raise ComputeReached(target)
 
-    monkeypatch.setattr(xkron.fitting if target == "fit_map" else pm, target, record)
+    monkeypatch.setattr(xkron.inference.run if target == "fit_map" else pm, target, record)
     latent = method == "advi"
     with pytest.raises(ComputeReached, match=target):
         xkron.fit(grid, K, method=method, latent=latent or None, restarts=0, progressbar=False, **kwargs)

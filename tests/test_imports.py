@@ -32,12 +32,12 @@ def _loaded_after(code: str) -> list[str]:
 
 
 def test_import_xkron_and_the_cli_leave_pymc_out():
-    assert _loaded_after("import xkron, xkron.cli, xkron.cli_jobs") == []
+    assert _loaded_after("import xkron, xkron.cli.app, xkron.cli.jobs") == []
 
 
 def test_cli_help_leaves_pymc_out():
     code = (
-        "from click.testing import CliRunner\nfrom xkron.cli import main\n"
+        "from click.testing import CliRunner\nfrom xkron.cli.app import main\n"
         "for args in (['--help'], ['fit', '--help'], ['predict', '--help'], ['info', '--help']):\n"
         "    assert CliRunner().invoke(main, args).exit_code == 0, args"
     )
@@ -50,7 +50,7 @@ def test_info_of_a_fit_with_priors_leaves_pymc_out(tmp_path):
     fitted = xkron.fit(da, {"a": xkron.ExpQuad(ls=Prior("Gamma", alpha=2, beta=4)), "b": "Matern32"}, progressbar=False)
     path = tmp_path / "fit.nc"
     fitted.to_netcdf(path)
-    code = f"from xkron.cli import describe_fit\nprint(describe_fit({str(path)!r}))"
+    code = f"from xkron.cli.app import describe_fit\nprint(describe_fit({str(path)!r}))"
     assert _loaded_after(code) == []
     assert "Gamma" in _run(code) and "ls_a" in _run(code)
 

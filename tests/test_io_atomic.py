@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 import xkron
-from xkron.atomic import TEMP_MARKER, atomic_write
+from xkron.io.atomic import TEMP_MARKER, atomic_write
 
 
 def _fit(scale=1.0):

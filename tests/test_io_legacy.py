@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 import xkron
-from xkron.coords import TIME_UNITS
+from xkron.spec.coords import TIME_UNITS
 
 DATA = Path(__file__).parent / "data"
 CFTIME = xr.coders.CFDatetimeCoder(use_cftime=True)
@@ -89,7 +89,7 @@ def test_legacy_reanalysis_fit_that_could_not_be_read_now_opens_and_predicts():
 def test_cli_reads_the_legacy_reanalysis_fit(tmp_path):
     from click.testing import CliRunner
 
-    from xkron.cli import main
+    from xkron.cli.app import main
 
     info = CliRunner().invoke(main, ["info", str(DATA / "legacy_fit_reanalysis.nc")])
     assert info.exit_code == 0 and "ls_time" in info.output, info.output

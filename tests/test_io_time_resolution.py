@@ -1,7 +1,7 @@
 """Item 9 of issue 11: sub-microsecond times keep their resolution (or are refused), old fits still read.
 
 The references are exact rational arithmetic (``fractions.Fraction`` of integer ticks), written
-independently of :mod:`xkron.time_encoding`.
+independently of :mod:`xkron.spec.time_encoding`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xkron
-from xkron.coords import CoordEncoding, encode_coord
+from xkron.spec.coords import CoordEncoding, encode_coord
 
 NS_PER_DAY = 86_400 * 10**9
 

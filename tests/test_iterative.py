@@ -1,6 +1,6 @@
 """The iterative solver (CG + stochastic Lanczos) against the exact dense one on the observed cells.
 
-Tolerances are the documented accuracy of :class:`xkron.iterative.IterativeSystem`: CG solves to
+Tolerances are the documented accuracy of :class:`xkron.linalg.iterative.IterativeSystem`: CG solves to
 their relative residual; the log-determinant and trace terms to a Monte Carlo error that falls
 as ``1/√(probes · N)``.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from xkron.dense import DenseSystem
-from xkron.iterative import IterativeSystem, pcg
+from xkron.linalg.dense import DenseSystem
+from xkron.linalg.iterative import IterativeSystem, pcg
 
 RNG = np.random.default_rng(11)
 
@@ -112,8 +112,8 @@ def test_bad_noise_is_rejected():
 
 
 def test_static_gap_preconditioner_is_an_exact_model_of_the_gap_block():
-    from xkron.gaps import StaticGapPreconditioner
-    from xkron.kronecker import KronEigen
+    from xkron.linalg.gaps import StaticGapPreconditioner
+    from xkron.linalg.kronecker import KronEigen
 
     observed = PATTERNS["block"]  # a block missing at every step of the last axis
     eigen = KronEigen.from_factors(FACTORS)

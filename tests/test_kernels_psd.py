@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import xkron
-from xkron.grid import Factor
-from xkron.kernels import KERNELS
+from xkron.spec.grid import Factor
+from xkron.spec.kernels import KERNELS
 
 SETTINGS = settings(max_examples=25, deadline=None)
 

@@ -22,12 +22,13 @@ import xarray as xr
 from pymc_extras.prior import Prior
 
 import xkron
-from xkron.gp import LatentPosterior, TestInputs
-from xkron.grid import Factor
-from xkron.kernels import Cosine, ExpQuad, Matern52
-from xkron.model import build_latent_model
-from xkron.modelspec import JITTER, ModelSpec
-from xkron.stats import mixture_quantiles, response_moments
+import xkron.inference.run
+from xkron.models.build import build_latent_model
+from xkron.posterior.conditional import LatentPosterior, TestInputs
+from xkron.posterior.mixture import mixture_quantiles, response_moments
+from xkron.spec.grid import Factor
+from xkron.spec.kernels import Cosine, ExpQuad, Matern52
+from xkron.spec.modelspec import JITTER, ModelSpec
 
 RNG = np.random.default_rng(20261126)
 
@@ -324,7 +325,7 @@ def _fit(da, **kwargs):
 )
 def test_bad_data_for_likelihood_is_rejected_with_its_location(likelihood, values, message, monkeypatch):
     da = xr.DataArray(np.array(values, dtype=float), coords={"a": [0.0, 1.0], "b": [10.0, 20.0]}, dims=("a", "b"))
-    monkeypatch.setattr(xkron.fitting, "build_model", _never)
+    monkeypatch.setattr(xkron.inference.run, "build_model", _never)
     with pytest.raises(ValueError, match=message) as info:
         _fit(da, likelihood=likelihood)
     if "trials" not in message or "exceed" in message:
@@ -349,7 +350,7 @@ def _never(*args, **kwargs):
 )
 def test_bad_likelihood_arguments(kwargs, error, message, monkeypatch):
     da = xr.DataArray(np.ones((3, 3)), coords={"a": [0.0, 1.0, 2.0], "b": [0.0, 1.0, 2.0]}, dims=("a", "b"))
-    monkeypatch.setattr(xkron.fitting, "build_model", _never)
+    monkeypatch.setattr(xkron.inference.run, "build_model", _never)
     with pytest.raises(error, match=message):
         _fit(da, **kwargs)
 
@@ -357,7 +358,7 @@ def test_bad_likelihood_arguments(kwargs, error, message, monkeypatch):
 def test_misaligned_exposure_is_rejected(monkeypatch):
     da = xr.DataArray(np.ones((3, 3)), coords={"a": [0.0, 1.0, 2.0], "b": [0.0, 1.0, 2.0]}, dims=("a", "b"))
     exposure = xr.DataArray(np.ones(3), coords={"b": [0.0, 1.0, 5.0]}, dims="b")
-    monkeypatch.setattr(xkron.fitting, "build_model", _never)
+    monkeypatch.setattr(xkron.inference.run, "build_model", _never)
     with pytest.raises(ValueError, match="does not align with the data along 'b'"):
         _fit(da, likelihood=xkron.Poisson(exposure=exposure))
 
@@ -411,7 +412,7 @@ def test_latent_fit_fills_gaps_and_rejects_hopeless_grids(monkeypatch):
     # The gap is less certain than the same cells observed.
     gap = {"a": slice(2, 5), "b": slice(1, 3)}
     assert bool((filled["sd"][gap] > 1.3 * full.predict()["sd"][gap]).all())
-    monkeypatch.setattr(xkron.fitting, "build_model", _never)
+    monkeypatch.setattr(xkron.inference.run, "build_model", _never)
     with pytest.raises(ValueError, match="every one of the 63 cells is NaN"):
         _fit(da * np.nan, likelihood="poisson")
     few = da.where((da["a"] < 0.1) & (da["b"] < 0.5))  # 2 observed cells
@@ -425,7 +426,7 @@ def test_latent_fit_fills_gaps_and_rejects_hopeless_grids(monkeypatch):
 
 def test_bool_data_fit_bernoulli(monkeypatch):
     da = xr.DataArray(np.eye(4, dtype=bool), coords={"a": np.arange(4.0), "b": np.arange(4.0)}, dims=("a", "b"))
-    monkeypatch.setattr(xkron.fitting, "build_model", _never)
+    monkeypatch.setattr(xkron.inference.run, "build_model", _never)
     with pytest.raises(AssertionError, match="must not be built"):
         _fit(da, likelihood="bernoulli")  # passes every check; booleans are 0/1 data
     with pytest.raises(TypeError, match="booleans"):

@@ -13,9 +13,9 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 
 import xkron
-from xkron.gp import LatentPosterior
-from xkron.grid import Factor
-from xkron.kernels import ExpQuad
+from xkron.posterior.conditional import LatentPosterior
+from xkron.spec.grid import Factor
+from xkron.spec.kernels import ExpQuad
 
 TRUTH = {"ls_a": 0.3, "ls_b": 0.7, "amplitude": 0.9}
 

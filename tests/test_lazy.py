@@ -171,7 +171,7 @@ def test_spilled_sample_fields_equal_in_memory_ones(field, forced_spill, monkeyp
 def test_mode_products_spill_into_the_given_folder(tmp_path):
     import dask.array as dsa
 
-    from xkron.lazy import lazy_mode_products
+    from xkron.linalg.lazy import lazy_mode_products
 
     rng = np.random.default_rng(3)
     x = rng.normal(size=(6, 8, 10))

@@ -25,11 +25,11 @@ from pymc_extras.prior import Prior
 from scipy.stats import multivariate_normal
 
 import xkron
-from xkron.grid import Factor
-from xkron.kronecker import marginal_loglik
-from xkron.model import build_marginal_model
-from xkron.modelspec import ModelSpec
-from xkron.ops import kron_marginal_logp
+from xkron.linalg.kronecker import marginal_loglik
+from xkron.models.build import build_marginal_model
+from xkron.models.ops import kron_marginal_logp
+from xkron.spec.grid import Factor
+from xkron.spec.modelspec import ModelSpec
 
 KERNEL_NAMES = ["ExpQuad", "Matern12", "Matern32", "Matern52", "RatQuad", "Cosine", "Periodic"]
 

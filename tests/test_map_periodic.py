@@ -18,7 +18,7 @@ import scipy.optimize
 import xarray as xr
 
 import xkron
-from xkron.priors import map_starts
+from xkron.spec.priors import map_starts
 
 pytestmark = pytest.mark.slow
 

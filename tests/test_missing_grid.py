@@ -12,7 +12,7 @@ import xarray as xr
 from pymc_extras.prior import Prior
 
 import xkron
-from xkron.grid import cartesian
+from xkron.spec.grid import cartesian
 
 RNG = np.random.default_rng(7)
 VALUES = {"amplitude": 1.3, "noise": 0.2, "mean": 0.4}

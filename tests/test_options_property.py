@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 from pymc_extras.prior import Prior
 
 import xkron
-import xkron.fitting
-import xkron.model
-from xkron.batch import BatchError, BatchFit
+import xkron.inference.run
+import xkron.models.build
+from xkron.errors import BatchError
+from xkron.results.batch import BatchFit
 
 
 class ComputeReached(Exception):
@@ -119,9 +120,9 @@ def test_every_option_combination_works_or_is_refused_before_compute(options):
     da, kwargs = _arguments(options)
     with pytest.MonkeyPatch.context() as patch, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        patch.setattr(xkron.fitting, "build_model", _sentinel)
-        patch.setattr(xkron.model, "build_model", _sentinel)
-        patch.setattr(xkron.fitting, "fit_map", _sentinel)
+        patch.setattr(xkron.inference.run, "build_model", _sentinel)
+        patch.setattr(xkron.models.build, "build_model", _sentinel)
+        patch.setattr(xkron.inference.run, "fit_map", _sentinel)
         for name in ("sample", "fit"):
             patch.setattr(pm, name, _sentinel)
         assert _outcome(da, kwargs) in ("works", "refused")
@@ -130,7 +131,7 @@ def test_every_option_combination_works_or_is_refused_before_compute(options):
 def test_the_option_grid_reaches_both_outcomes():
     """The grid is not vacuous: plain options work, contradictory ones are refused."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(xkron.fitting, "build_model", _sentinel)
+        patch.setattr(xkron.inference.run, "build_model", _sentinel)
         da = _data("gaussian", nan=False, batch=False)
         assert _outcome(da, {}) == "works"
         assert _outcome(da, {"shared": True}) == "refused"

@@ -25,7 +25,7 @@ from pymc_extras.prior import Prior
 from threadpoolctl import threadpool_limits
 
 import xkron
-from xkron.kronecker import kron_matvec, mode_product
+from xkron.linalg.kronecker import kron_matvec, mode_product
 
 ATOL = 1e-8
 
@@ -69,7 +69,7 @@ def dense_predict(train, y, test, factors, eta, sigma, mu, noise=False):
 def to_days(values):
     """Numeric coordinates as the kernels see them: numbers, or days since 1970-01-01.
 
-    Written independently of xkron.coords: timedelta arithmetic for datetime64, and the
+    Written independently of xkron.spec.coords: timedelta arithmetic for datetime64, and the
     360-day calendar's arithmetic (12 months of 30 days) for cftime.
     """
     values = np.asarray(values)

@@ -14,8 +14,9 @@ import pytest
 import xarray as xr
 
 import xkron
-from xkron.gp import LatentPosterior, ObservedPosterior, TestInputs
-from xkron.grid import Factor
+from xkron.posterior.conditional import LatentPosterior, TestInputs
+from xkron.posterior.observed import ObservedPosterior
+from xkron.spec.grid import Factor
 
 DECAYING = ["ExpQuad", "Matern12", "Matern32", "Matern52", "RatQuad"]
 ETA, SIGMA, MU = 1.3, 0.2, 0.4

@@ -7,7 +7,7 @@ import pytest
 import xarray as xr
 
 import xkron
-import xkron.gp
+import xkron.posterior.conditional
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def no_compute(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the posterior was evaluated before the request was checked")
 
-    monkeypatch.setattr(xkron.gp.KronPosterior, "moments", refuse)
+    monkeypatch.setattr(xkron.posterior.conditional.KronPosterior, "moments", refuse)
 
 
 def test_points_of_different_lengths_name_the_dims_and_lengths(fit, no_compute):

@@ -9,11 +9,11 @@ import pytest
 import xarray as xr
 
 import xkron
-from xkron.gp import KronPosterior, LatentPosterior
-from xkron.grid import Factor
-from xkron.kernels import Cosine, Matern52
-from xkron.modelspec import JITTER
-from xkron.sampling import posterior_fields
+from xkron.posterior.conditional import KronPosterior, LatentPosterior
+from xkron.posterior.fields import posterior_fields
+from xkron.spec.grid import Factor
+from xkron.spec.kernels import Cosine, Matern52
+from xkron.spec.modelspec import JITTER
 
 N_DRAWS = 40_000
 

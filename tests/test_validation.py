@@ -1,11 +1,11 @@
-"""Tests of xkron.validation: input checks and their error messages."""
+"""Tests of xkron.spec.validation: input checks and their error messages."""
 
 import numpy as np
 import pytest
 import xarray as xr
 
-from xkron.kernels import ExpQuad, Kernel, Matern12, Matern52, Periodic
-from xkron.validation import check_coords, check_data, normalize_kernels
+from xkron.spec.kernels import ExpQuad, Kernel, Matern12, Matern52, Periodic
+from xkron.spec.validation import check_coords, check_data, normalize_kernels
 
 
 @pytest.fixture

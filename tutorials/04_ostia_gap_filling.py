@@ -39,7 +39,7 @@
 #   lengthscales: at the fitted hyperparameters one log-likelihood and gradient take about
 #   60 CG iterations on this window with its land mask alone (about 110 with the block gap
 #   we add below). Continents are harder: land missing at every time step is preconditioned
-#   by its exact structure (`xkron/gaps.py`), which brought the Americas (120°W–0°, 30% land,
+#   by its exact structure (`xkron/linalg/gaps.py`), which brought the Americas (120°W–0°, 30% land,
 #   six months) from over 1,400 CG iterations per evaluation to a whole MAP fit in about
 #   8 seconds, and the full band (twelve months, 26% land) to a MAP fit in about four
 #   minutes (measured 2026-11-26 on one core, without the gaps we add below). That is

@@ -9,31 +9,36 @@ from typing import TYPE_CHECKING
 from xkron import accessor as _accessor  # noqa: F401  (registers .kron)
 
 if TYPE_CHECKING:
-    from xkron.batch import BatchError, BatchFit
-    from xkron.cost import CostError, CostWarning
-    from xkron.fitting import fit
-    from xkron.io import open_fit
-    from xkron.kernels import Cosine, ExpQuad, Independent, Kernel, Matern12, Matern32, Matern52, Periodic, RatQuad
-    from xkron.likelihoods import Bernoulli, Binomial, Gamma, Gaussian, Likelihood, NegativeBinomial, Poisson, StudentT
-    from xkron.optimize import ConvergenceWarning
-    from xkron.result import KronFit
+    from xkron.api import fit
+    from xkron.errors import BatchError, ConvergenceWarning, CostError, CostWarning, NotAFitError
+    from xkron.results.batch import BatchFit
+    from xkron.results.fit import KronFit
+    from xkron.results.saved import open_fit
+    from xkron.spec.kernels import Cosine, ExpQuad, Independent, Kernel, Matern12, Matern32, Matern52, Periodic, RatQuad
+    from xkron.spec.likelihoods import (
+        Bernoulli,
+        Binomial,
+        Gamma,
+        Gaussian,
+        Likelihood,
+        NegativeBinomial,
+        Poisson,
+        StudentT,
+    )
 
 _WHERE = {
-    "BatchError": "batch",
-    "BatchFit": "batch",
-    "CostError": "cost",
-    "CostWarning": "cost",
-    "ConvergenceWarning": "optimize",
-    "fit": "fitting",
-    "open_fit": "io",
-    "KronFit": "result",
+    "fit": "api",
+    "open_fit": "results.saved",
+    "KronFit": "results.fit",
+    "BatchFit": "results.batch",
+    **dict.fromkeys(["BatchError", "ConvergenceWarning", "CostError", "CostWarning", "NotAFitError"], "errors"),
     **dict.fromkeys(
         ["Cosine", "ExpQuad", "Independent", "Kernel", "Matern12", "Matern32", "Matern52", "Periodic", "RatQuad"],
-        "kernels",
+        "spec.kernels",
     ),
     **dict.fromkeys(
         ["Bernoulli", "Binomial", "Gamma", "Gaussian", "Likelihood", "NegativeBinomial", "Poisson", "StudentT"],
-        "likelihoods",
+        "spec.likelihoods",
     ),
 }
 """Module of each public name. They are imported on first use (PEP 562), so ``import xkron``
@@ -76,6 +81,7 @@ __all__ = [
     "Matern32",
     "Matern52",
     "NegativeBinomial",
+    "NotAFitError",
     "Periodic",
     "Poisson",
     "RatQuad",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import xarray as xr
 
 if TYPE_CHECKING:
-    from xkron.result import KronFit
+    from xkron.results.fit import KronFit
 
 __all__ = ["KronDataArrayAccessor", "KronDatasetAccessor"]
 
@@ -35,7 +35,7 @@ class KronDataArrayAccessor:
         >>> da.kron.fit({"a": "ExpQuad", "b": "ExpQuad"}, noise=0.1, progressbar=False).method
         'map'
         """
-        from xkron.fitting import fit  # PyMC is imported with the first fit, not with xkron
+        from xkron.api import fit  # PyMC is imported with the first fit, not with xkron
 
         return fit(self._obj, kernels, **kwargs)
 
@@ -60,6 +60,6 @@ class KronDatasetAccessor:
         """
         if not isinstance(var, str) or var not in self._obj.data_vars:
             raise KeyError(f"{var!r} is not a data variable of this Dataset; it has {list(self._obj.data_vars)}")
-        from xkron.fitting import fit
+        from xkron.api import fit
 
         return fit(self._obj[var], kernels, **kwargs)

@@ -183,7 +183,7 @@ def job_env() -> dict:
     from threadpoolctl import threadpool_info
 
     import xkron
-    from xkron.fitting import COMPILE_MODE
+    from xkron.inference.optimize import COMPILE_MODE
 
     blas = [f"{i.get('internal_api')} {i.get('version')} threads={i.get('num_threads')}" for i in threadpool_info()]
     return {
@@ -447,11 +447,11 @@ def job_t2_pymc(n, n_points) -> dict:
 def job_t2_xkron(n, n_points, fd) -> dict:
     from pymc_extras.prior import Prior
 
-    from xkron.fitting import COMPILE_MODE
-    from xkron.grid import Factor
-    from xkron.kernels import ExpQuad, Matern52
-    from xkron.model import build_marginal_model
-    from xkron.modelspec import ModelSpec
+    from xkron.inference.optimize import COMPILE_MODE
+    from xkron.models.build import build_marginal_model
+    from xkron.spec.grid import Factor
+    from xkron.spec.kernels import ExpQuad, Matern52
+    from xkron.spec.modelspec import ModelSpec
 
     x1, x2, y = _t2_data(n)
 
@@ -469,7 +469,7 @@ def job_t2_xkron(n, n_points, fd) -> dict:
         return build_marginal_model(y, spec)
 
     out = _t2_run(build, XKRON_NAMES, n_points, mode=COMPILE_MODE, fd=fd)
-    out["mode"] = "xkron.fitting.COMPILE_MODE"
+    out["mode"] = "xkron.inference.optimize.COMPILE_MODE"
     return out
 
 

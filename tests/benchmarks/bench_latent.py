@@ -14,7 +14,7 @@ Tasks (targets from the issue in brackets):
    ``pm.sample`` against ``da.kron.fit(..., latent=True, method="nuts")`` with the same priors.
    Both use PyMC's own NUTS, 2 chains run one after the other (``cores=1``), the same tune/draws,
    ``target_accept=0.9`` (the notebook's) and the same ``random_seed``. xkron's default for
-   Gaussian data is collapsed (``xkron.collapsed``): NUTS on the four hyperparameters with the
+   Gaussian data is collapsed (``xkron.inference.collapsed``): NUTS on the four hyperparameters with the
    field integrated out, then one exact draw of ``v | theta, y`` per kept draw (inside the
    timer); it starts every chain at the exact marginal MAP (inside the timer too); PyMC uses
    its default jittered start.
@@ -88,7 +88,7 @@ TARGET_ACCEPT = 0.9  # the notebook's
 T2_SEED = 20260
 T3_FIELDS = 100
 T3_CELLS = 300
-JITTER = 1e-6  # pm.gp's default, and xkron.model.JITTER
+JITTER = 1e-6  # pm.gp's default, and xkron.models.build.JITTER
 
 # Hyperparameter names: PyMC's (the notebook's) -> xkron's.
 XK_NAMES = {"ls1": "ls_x1", "ls2": "ls_x2", "eta": "amplitude", "sigma": "noise"}
@@ -164,7 +164,7 @@ def _xkron_fields(fit):
     """f = mu + eta (L1 (x) L2) v at the training cells, per posterior draw: (chain, draw, n1, n2)."""
     import numpy as np
 
-    from xkron.gp import LatentPosterior
+    from xkron.posterior.conditional import LatentPosterior
 
     params = fit.params
     v = fit.posterior["posterior"]["v"].transpose("chain", "draw", ...).values

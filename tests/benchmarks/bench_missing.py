@@ -15,7 +15,7 @@ Tasks (issue 4):
 - ``large``: a 100 x 100 x 100 grid, 30% missing at random plus a static mask of 20% of the
   (x, y) plane, the same at every t. MAP fit with the iterative solver [under 10 minutes on 2
   cores]; hyperparameters against the generating values [within 2%]. Two static masks:
-  scattered cells (islands), and one round land mass (preconditioned by ``xkron.gaps``).
+  scattered cells (islands), and one round land mass (preconditioned by ``xkron.linalg.gaps``).
 
 Data are drawn from the GP itself (a Kronecker prior draw by eigen roots), so the generating
 hyperparameters are the reference. Each measurement runs in a fresh child process
@@ -73,13 +73,13 @@ def _kernels(da):
 def job_logp_grad(shape, ls, seed, solver, repeat=3, land_fraction=0.0, land="blob") -> dict:
     """Time one log-likelihood + gradient at the generating values (what each MAP step costs).
 
-    The array-level systems that the fit's PyTensor Op calls (:class:`xkron.dense.DenseSystem`,
-    :class:`xkron.iterative.IterativeSystem`), on the data of the MAP task.
+    The array-level systems that the fit's PyTensor Op calls (:class:`xkron.linalg.dense.DenseSystem`,
+    :class:`xkron.linalg.iterative.IterativeSystem`), on the data of the MAP task.
     """
     import numpy as np
 
-    from xkron.dense import DenseSystem
-    from xkron.iterative import IterativeSystem
+    from xkron.linalg.dense import DenseSystem
+    from xkron.linalg.iterative import IterativeSystem
 
     da = _grid(shape, ls, seed, land_fraction, land=land)
     y = da.values

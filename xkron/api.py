@@ -1,0 +1,266 @@
+"""Fit a Kronecker GP to a labelled grid: validate, build the PyMC model, run inference.
+
+:func:`fit` is what ``DataArray.kron.fit`` calls. The steps: check the input (before any
+compute), put the data's axes in factor order, encode coordinates as numbers, fill in the
+default priors, build the model (:mod:`xkron.models.build`) and run the MAP
+(:func:`xkron.inference.optimize.fit_map`) or ``pm.sample``. The result is a :class:`xkron.results.fit.KronFit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import xarray as xr
+
+from xkron.inference.arguments import check_call, thin_for_subsample
+from xkron.inference.prepare import prepare
+from xkron.inference.run import run_inference
+from xkron.results.batch import fit_batch
+from xkron.results.fit import KronFit
+from xkron.spec.likelihoods import Likelihood
+
+__all__ = ["fit"]
+
+_FIT_PARAMETERS = (
+    "likelihood", "latent", "collapse", "mask", "amplitude", "noise", "noise_sd", "mean", "method", "restarts",
+    "solver", "solver_options", "subsample", "batch_dims", "shared", "errors", "random_seed", "progressbar",
+)  # fmt: skip
+"""fit's own keyword names, for "did you mean" on a misspelt one (fit's signature lists them)."""
+
+
+def fit(
+    da: xr.DataArray,
+    kernels: Mapping,
+    *,
+    likelihood: str | Likelihood = "gaussian",
+    latent: bool | None = None,
+    collapse: bool | None = None,
+    mask: xr.DataArray | None = None,
+    amplitude: Any = None,
+    noise: Any = None,
+    noise_sd: Any = None,
+    mean: Any = "constant",
+    method: Literal["map", "nuts", "advi"] | None = None,
+    restarts: int = 2,
+    solver: Literal["auto", "kronecker", "dense", "iterative"] = "auto",
+    solver_options: Mapping[str, Any] | None = None,
+    subsample: Mapping[str, int] | None = None,
+    batch_dims: str | Sequence[str] | None = None,
+    shared: bool = False,
+    errors: Literal["raise", "record"] = "raise",
+    random_seed: int | None = None,
+    progressbar: bool = True,
+    **sample_kwargs,
+) -> KronFit:
+    """Fit an exact Kronecker-structured GP to a grid.
+
+    The model is ``y ~ p(y | g⁻¹(f))`` with ``f = mean + GP(0, η² ∏_i k_i)``, one kernel
+    factor ``k_i`` per dim (or group of dims). With Gaussian data (the default) ``f`` is
+    integrated out exactly (Saatçi 2011, Alg. 16: one eigendecomposition per factor), and so
+    is the gradient, also for rank-deficient factors. With any other likelihood (or
+    ``latent=True``) the field is sampled in whitened form, ``f = mean + η (⊗L_i) v``
+    (Alg. 14, :func:`xkron.models.build.build_latent_model`).
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        Data on a grid: real numbers (booleans for Bernoulli). Every dim needs a kernel.
+        Coordinates may be numbers, ``datetime64`` or cftime; times are measured in days
+        since 1970-01-01 (the units of time lengthscales). NaN cells are unobserved: they leave
+        the likelihood, for any pattern (see ``solver`` for how the Gaussian marginal model
+        does it). Predictions fill the gaps.
+    kernels : mapping
+        ``{dim: kernel}`` or ``{(dim, dim): kernel}`` for a factor that spans several dims
+        (inputs are the Cartesian product, one lengthscale per dim), e.g.
+        ``{"time": xkron.Matern32(), ("latitude", "longitude"): xkron.ExpQuad()}``.
+    likelihood : str or Likelihood
+        ``"gaussian"`` (default), ``"student_t"``, ``"poisson"``, ``"negative_binomial"``,
+        ``"bernoulli"``, ``"binomial"``, ``"gamma"``, or an object such as
+        ``xkron.Poisson(exposure=da_exposure)`` or ``xkron.Binomial(trials=10)``; links and
+        default priors are listed in :mod:`xkron.spec.likelihoods`.
+    mask : xarray.DataArray of bool, optional
+        True where a cell is observed, on some or all of the data's dims (a land mask on
+        ``(latitude, longitude)`` broadcasts over time); its coordinates must equal the data's.
+        Masked cells are unobserved, exactly like NaN cells (never imputed as parameters), and
+        the data keep their values.
+    latent : bool, optional
+        Sample the whitened latent field even for Gaussian data (PyMC's ``LatentKron`` form,
+        for models you extend). The default integrates it out, which is exact and samples
+        the same posterior of hyperparameters and field far more efficiently: draw the
+        field with :meth:`KronFit.sample` on the training grid, one exact field per posterior
+        draw. Non-Gaussian likelihoods are always latent.
+    collapse : bool, optional
+        Latent Gaussian models with ``method="nuts"``: run NUTS on the hyperparameters alone,
+        with the field integrated out exactly (the latent model's own covariance, jitter
+        included), and draw ``v`` exactly given each kept draw (:mod:`xkron.inference.collapsed`). The
+        joint posterior of ``(θ, v)`` is the one NUTS on the latent model targets, reached
+        several times faster (``tests/benchmarks/bench_latent.py``); ``fit.model`` is still the
+        latent model, and the sample stats are those of NUTS on ``θ``. Default: on wherever it
+        applies (a complete grid, equal noise, PyMC's sampler). ``False`` samples ``(θ, v)``
+        jointly, as ``pm.gp.LatentKron`` does.
+    amplitude, noise : None, float or Prior
+        The overall amplitude ``η`` (the product kernel needs only one) and, for the Gaussian
+        and Student-t likelihoods, the noise sd ``σ`` shared by all cells. ``None`` gives the
+        default priors of :mod:`xkron.spec.priors` (link-scale defaults for latent models:
+        :mod:`xkron.spec.likelihoods`); a number fixes the value; a
+        :class:`pymc_extras.prior.Prior` sets any PyMC prior. Per-cell noise goes in ``noise_sd``.
+    noise_sd : xarray.DataArray or float, optional
+        Known measurement-error sd per cell (Gaussian likelihood only), on some or all of the
+        data's dims (broadcast over the rest; coordinates must equal the data's). It adds in
+        variance to the fitted ``σ``: the noise variance of cell ``j`` is ``σ² + noise_sd_j²``.
+        Pass ``noise=0`` to use the known noise alone (then ``noise_sd`` must be > 0 at every
+        observed cell). Predictions at new points add only ``σ²`` (``noise=True``).
+    mean : {"constant", "zero"}, float or Prior
+        Default ``"constant"``: one unknown constant (on the link scale) with a prior centred
+        on the data. ``"zero"`` fixes it at 0 (for anomalies); a number fixes it there.
+    method : {"map", "nuts", "advi"}, optional
+        Default ``"map"`` for Gaussian data, ``"nuts"`` for latent models.
+
+        - ``"map"`` (Gaussian, marginal only) maximises the PyMC model's log posterior with
+          L-BFGS-B (:func:`xkron.inference.optimize.fit_map`, on a scale-free unconstrained point: the fit
+          is equivariant under scaling and shifting the data) from ``restarts + 1``
+          data-driven starts and keeps the best optimum.
+        - ``"nuts"`` runs ``pm.sample`` (``nuts_sampler="numpyro"``, ``"nutpie"`` or
+          ``"blackjax"`` when installed: ``pip install xkron[jax]`` or ``xkron[nutpie]``).
+          With PyMC's sampler every chain starts at one point (``init="adapt_diag"``, no
+          jitter) unless ``initvals`` or ``init`` is given: the posterior of a grid is often
+          multimodal, and jittered starts can land in minor modes (periodic factors
+          especially). The point is the MAP for the marginal model; for a latent Gaussian
+          model the exact marginal MAP and the posterior mean of the field given it; for
+          other likelihoods data-driven starts on a crude link-scale field with ``v = 0``.
+        - ``"advi"`` (latent models) fits mean-field ADVI with ``pm.fit`` (Adam, learning
+          rate 0.01, ``n`` = 20,000 iterations: :data:`ADVI_DEFAULTS`) and draws from it
+          (``draws``, default 1,000); ``fit.optimizer`` reports the final loss, and a
+          ``ConvergenceWarning`` says when it was still falling. One gradient per iteration,
+          so it scales to grids where NUTS is slow, but the mean-field approximation ignores
+          the strong posterior coupling of the field and its hyperparameters: posterior sds
+          come out too small, and the hyperparameters themselves can be far off (on the
+          decadal-exceedance grid of ``tutorials/03`` the amplitude was a third of NUTS's and
+          the lengthscales 20-35% shorter), while predicted means stay close. Use it for
+          large grids and exploration, NUTS for final numbers.
+    restarts : int
+        Extra MAP starts (lengthscales climbing from 3 grid spacings to a quarter of the
+        extent). The log-likelihood of real fields has several local optima. A whole number
+        >= 0; a value other than the default where no MAP runs (ADVI, NUTS from given
+        ``initvals``/``init``, non-Gaussian likelihoods) is warned about.
+    solver : {"auto", "kronecker", "dense", "iterative"}
+        Linear algebra of the Gaussian marginal model. The grid is first cut to the inputs
+        observed somewhere (whole missing slices drop out). Then:
+
+        - ``"kronecker"``: exact and fastest (Saatçi 2011, Alg. 16); needs every remaining cell
+          observed and equal noise: e.g. a static land mask inside one
+          ``("latitude", "longitude")`` factor, or missing time steps.
+        - ``"dense"``: exact, by Cholesky on the observed cells (:class:`xkron.linalg.dense.DenseSystem`);
+          ``O(n³)`` time and ``O(n²)`` memory in the number ``n`` of observed cells.
+        - ``"iterative"``: conjugate gradients with Kronecker products for any pattern and
+          per-cell noise, log-determinants by stochastic Lanczos quadrature
+          (:class:`xkron.linalg.iterative.IterativeSystem`): ``O(N Σ n_i)`` per iteration. Missing
+          cells cost one Schur-complement solve on the missing set: few iterations for
+          scattered gaps and for static ones such as a land mask (preconditioned exactly,
+          :mod:`xkron.linalg.gaps`), more for large contiguous gaps that move. Accuracy: ``tol`` and
+          ``probes`` in ``solver_options``, measured in ``tests/test_iterative.py``.
+        - ``"auto"`` (default): ``"kronecker"`` when it applies, else ``"dense"`` up to
+          :data:`DENSE_MAX_CELLS` observed cells, else ``"iterative"``.
+    solver_options : dict, optional
+        For ``"iterative"``: ``tol`` (CG relative residual, default 1e-8), ``probes``
+        (Rademacher probes, default 8), ``seed`` (of the probes, default 0: fits are
+        reproducible), ``variance_samples`` (Monte Carlo draws behind the predicted sd,
+        default 128: sd error about ``1/√(2·draws)`` ≈ 6%, less where few cells are missing).
+        Measured accuracy (``tests/test_iterative.py``, ``tests/test_observed.py``): on
+        1,000-2,000 observed cells with 8 probes the log-likelihood is within 5e-4 relative of
+        the exact value, gradients within 2.5% (0.2% unless a large gap is missing) and MAP
+        hyperparameters within 0.5% of the dense optimum (16 probes); a complete grid with equal
+        noise is exact. Use ``"dense"`` where it fits in memory for exact numbers. A key no
+        solver reads is an error, as are keys for another solver than an explicit ``solver``,
+        and ``solver``/``solver_options`` for latent models (which always use the Kronecker
+        factorisation); with ``"auto"``, options its choice does not read are warned about.
+    subsample : mapping of dim to int, optional
+        Fit the hyperparameters on every k-th coordinate along these dims (``{"time": 4}``),
+        then condition on the whole grid (:meth:`KronFit.condition`): for grids too big to fit
+        directly, e.g. dask-backed fields larger than memory, which then stay lazy. Thinning
+        (not averaging) keeps the noise level, and lengthscales are in coordinate units, so
+        both carry over. Gaussian marginal fits of complete grids with equal noise only: a
+        ``mask`` is thinned with the data and may not hide cells, ``noise_sd`` is refused, and
+        NaN cells are refused before fitting (in dask data they are found as chunks compute).
+    batch_dims : str or sequence of str, optional
+        Dims along which the data hold separate fields (ensemble members, scenarios,
+        variables, regions): no kernel for them. Each slice is fitted as an independent model
+        (:mod:`xkron.inference.batch`), and the result is a :class:`xkron.BatchFit` whose
+        ``params``, ``predict`` and ``sample`` carry the batch dims. The slices run as tasks on
+        the active ``distributed.Client`` if there is one (PyMC with ``cores=1`` inside), else
+        here one after the other; progress shows with dask's tools. ``random_seed + k`` seeds
+        slice ``k``.
+    shared : bool
+        With ``batch_dims``: the slices are replicates that share every hyperparameter
+        (independent fields given them): one exact fit with an
+        :class:`xkron.spec.kernels.Independent` factor over the batch dims; returns a ``KronFit``.
+        An error without ``batch_dims``.
+    errors : {"raise", "record"}
+        With independent ``batch_dims``: a failing slice raises :class:`xkron.BatchError`
+        naming it (default), or with ``"record"`` its message goes to ``BatchFit.errors`` and
+        its outputs are NaN. Every slice is checked before any is fitted: if every slice is
+        refused the error itself is raised. ``"record"`` without ``batch_dims`` is an error.
+    random_seed : int, optional
+        Passed to PyMC; a whole number >= 0.
+    progressbar : bool
+        Progress on stderr: for the MAP one line per start (start k of n, iterations, log
+        posterior, elapsed time: :class:`xkron.progress.MapProgress`), PyMC's bars for sampling.
+    **sample_kwargs
+        Passed to ``pm.sample`` (``"nuts"``: ``draws``, ``tune``, ``chains``,
+        ``target_accept``, ``nuts_sampler``, ...), the MAP (``"map"``:
+        :data:`xkron.inference.optimize.MAP_KWARGS`, ``method``, ``tol``, ``options`` of
+        ``scipy.optimize.minimize`` and ``maxeval``) or ``pm.fit`` (``"advi"``). Checked before
+        anything is compiled (:func:`xkron.inference.arguments.accepted_kwargs`; for NUTS also the step's
+        own keywords such as ``target_accept`` and ``max_treedepth``): an unknown keyword is a
+        ``TypeError`` with a "did you mean". The MAP compiles one function per fit with a light
+        PyTensor mode passed to it (:data:`COMPILE_MODE`); NUTS uses PyMC's default mode.
+
+    Returns
+    -------
+    KronFit
+        ``params``, ``model``, ``posterior``, ``predict(...)``, ``sample(...)``,
+        ``to_netcdf(...)``.
+
+    Examples
+    --------
+    >>> import numpy as np, xarray as xr, xkron
+    >>> x = np.linspace(0, 1, 8)
+    >>> da = xr.DataArray(np.sin(6 * x)[:, None] * np.cos(3 * x)[None, :], coords={"a": x, "b": x})
+    >>> result = fit(da, {"a": xkron.ExpQuad(), "b": xkron.ExpQuad()}, noise=0.01, progressbar=False)
+    >>> sorted(result.params.data_vars)
+    ['amplitude', 'ls_a', 'ls_b', 'mean', 'noise']
+    """
+    resolved, latent, method = check_call(
+        da, likelihood=likelihood, latent=latent, collapse=collapse, method=method, restarts=restarts,
+        random_seed=random_seed, solver=solver, solver_options=solver_options, subsample=subsample,
+        batch_dims=batch_dims, shared=shared, errors=errors, mask=mask, noise_sd=noise_sd,
+        sample_kwargs=sample_kwargs, own=_FIT_PARAMETERS,
+    )  # fmt: skip
+    if subsample is not None:
+        thin = {d: int(k) for d, k in subsample.items()}
+        return fit(
+            thin_for_subsample(da, thin), kernels, likelihood=likelihood, latent=latent, collapse=collapse,
+            mask=thin_for_subsample(mask, thin), amplitude=amplitude, noise=noise, noise_sd=noise_sd, mean=mean,
+            method=method, restarts=restarts, solver=solver, solver_options=solver_options, batch_dims=batch_dims,
+            shared=shared, errors=errors, random_seed=random_seed, progressbar=progressbar, **sample_kwargs,
+        ).condition(da)  # fmt: skip
+    if batch_dims is not None:
+        return fit_batch(
+            da, kernels, batch_dims, fit=fit, shared=shared, errors=errors, random_seed=random_seed,
+            progressbar=progressbar, likelihood=likelihood, latent=latent, collapse=collapse, mask=mask,
+            amplitude=amplitude, noise=noise, noise_sd=noise_sd, mean=mean, method=method, restarts=restarts,
+            solver=solver, solver_options=solver_options, **sample_kwargs,
+        )  # fmt: skip
+    prep = prepare(
+        da, kernels, likelihood=resolved, latent=latent, method=method, collapse=collapse, mask=mask,
+        amplitude=amplitude, noise=noise, noise_sd=noise_sd, mean=mean, solver=solver, solver_options=solver_options,
+        sample_kwargs=sample_kwargs,
+    )  # fmt: skip
+    values, posterior, optimizer, model = run_inference(
+        prep, latent, method, restarts, random_seed, progressbar, sample_kwargs
+    )
+    return KronFit.from_parts(
+        da, prep.spec, prep.encodings, values, method, posterior=posterior, optimizer=optimizer, model=model,
+        mask=prep.mask,
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""The ``xkron`` command: ``demo``, ``info``, ``fit``, ``predict``, ``batch``; thin over the library."""

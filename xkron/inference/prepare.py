@@ -1,0 +1,285 @@
+"""From :func:`xkron.fit`'s arguments to a model specification: every check on the data, the
+kernels and the hyperparameters, and nothing that computes.
+
+:func:`prepare` is the part of ``fit`` between checking its options (:mod:`xkron.inference.arguments`)
+and building the PyMC model: the data's axes in factor order, coordinates encoded as
+numbers, per-cell inputs aligned, the solver chosen, default priors filled in. Batch fits
+(:mod:`xkron.inference.batch`) run it on every slice before any slice is fitted, so that an argument
+no slice can take is refused before any compute.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from xkron.inference.arguments import aligned_mask, solver_keys
+from xkron.inference.collapsed import collapse_applies
+from xkron.linalg.cost import check_fit_cost
+from xkron.spec.coords import CoordEncoding, encode_coord
+from xkron.spec.grid import Factor, hull_factors, restrict
+from xkron.spec.kernels import Independent
+from xkron.spec.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
+from xkron.spec.modelspec import ModelSpec
+from xkron.spec.prior_types import is_prior
+from xkron.spec.priors import resolve_priors
+from xkron.spec.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
+
+__all__ = ["DENSE_MAX_CELLS", "Prepared", "check_constant_data", "check_solver_choice", "prepare", "prepare_slice"]
+
+DENSE_MAX_CELLS = 3000
+"""With ``solver="auto"``, the most observed cells for the exact dense (Cholesky) solver when
+missing cells or per-cell noise rule out the Kronecker eigenbasis; above it the iterative one."""
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` hands to the model builder and the inference.
+
+    ``y`` is the data over all factor axes (NaN where unobserved or masked), ``y_model`` what
+    the model sees (the marginal model's cut to the observed hull), ``cells`` the per-cell
+    inputs (``noise_sd``, ``exposure``, ``trials``) over the same axes.
+    """
+
+    spec: ModelSpec
+    y: np.ndarray
+    y_model: np.ndarray
+    cells: dict[str, np.ndarray]
+    encodings: dict[str, CoordEncoding]
+    mask: xr.DataArray | None
+    collapse: bool
+    pymc_nuts: bool
+
+
+def _observations(da, kernels, likelihood, latent, mask, noise, noise_sd):
+    """Check kernels, coordinates and values; the likelihood with its noise; data and cells over the factor axes."""
+    pairs = normalize_kernels(da, kernels)
+    dims = tuple(d for factor_dims, _ in pairs for d in factor_dims)
+    labelled = {d for fd, k in pairs if isinstance(k, Independent) for d in fd}  # replicates: any labels
+    check_coords(da, [d for d in dims if d not in labelled])
+    check_data(da, allow_bool=latent, allow_missing=True)
+    likelihood = _with_noise_sd(_with_noise(likelihood, noise), noise_sd, latent)
+    cells = {
+        name: align_cell_values(da, dims, getattr(likelihood, name), name, allow_nan=name == "noise_sd")
+        for name in likelihood.data_fields
+        if getattr(likelihood, name) is not None
+    }
+    y = np.asarray(da.transpose(*dims).values, dtype=float)
+    if mask is not None:
+        mask = aligned_mask(da, mask)
+        y = np.where(mask.transpose(*dims).values, y, np.nan)
+    if not np.isfinite(y).any():
+        raise ValueError(f"every one of the {y.size} cells is NaN or masked: there is nothing to fit")
+    likelihood.check(y, cell_locator(da, dims), cells)
+    encodings: dict[str, CoordEncoding] = {}
+    numeric: dict[str, np.ndarray] = {}
+    for dim in dims:
+        if dim in labelled:
+            numeric[dim], encodings[dim] = np.arange(da.sizes[dim], dtype=float), CoordEncoding("index", "", None)
+        else:
+            numeric[dim], encodings[dim] = encode_coord(da, dim)
+    factors = tuple(Factor(fd, kernel, tuple(numeric[d] for d in fd)) for fd, kernel in pairs)
+    return likelihood, y, cells, mask, encodings, factors, cell_locator(da, dims)
+
+
+def prepare(
+    da: xr.DataArray,
+    kernels: Mapping,
+    *,
+    likelihood: Likelihood,
+    latent: bool,
+    method: str,
+    collapse: bool | None = None,
+    mask: Any = None,
+    amplitude: Any = None,
+    noise: Any = None,
+    noise_sd: Any = None,
+    mean: Any = "constant",
+    solver: str = "auto",
+    solver_options: Mapping | None = None,
+    sample_kwargs: Mapping[str, Any] | None = None,
+) -> Prepared:
+    """Everything :func:`xkron.fit` checks and derives before it builds a model (arguments as there).
+
+    ``likelihood``, ``latent`` and ``method`` come resolved (:func:`xkron.inference.arguments.check_call`).
+
+    Raises
+    ------
+    ValueError, TypeError
+        For any input the fit could not take; nothing has been computed then.
+    """
+    sample_kwargs = sample_kwargs or {}
+    likelihood, y, cells, mask, encodings, factors, where = _observations(
+        da, kernels, likelihood, latent, mask, noise, noise_sd
+    )
+    seen = np.isfinite(y)
+    if not latent:
+        factors = hull_factors(seen, factors)
+        chosen = _choose_solver(solver, seen, cells.get("noise_sd"), factors, where)
+        check_solver_choice(solver, chosen, solver_options)
+        solver = chosen
+    _check_known_only(likelihood, cells.get("noise_sd"), seen)
+    y_seen, cells_seen = y[seen], {k: v[seen] for k, v in cells.items()}
+    check_constant_data(y_seen, likelihood, cells_seen.get("noise_sd"))
+    defaults = {**latent_scale_priors(likelihood, y_seen, cells_seen), **likelihood.default_priors(y_seen)}
+    zero_ok = ("noise",) if "noise_sd" in cells else ()
+    priors = resolve_priors(factors, mean, amplitude, defaults, likelihood.param_specs(), zero_ok=zero_ok)
+    n_free = sum(is_prior(p) for p in priors.values())
+    if y_seen.size <= n_free:
+        raise ValueError(
+            f"only {y_seen.size} observed cells for {n_free} hyperparameters with priors: fix some "
+            "(give numbers) or observe more cells"
+        )
+    solver = "kronecker" if latent else solver
+    spec = ModelSpec(factors, priors, likelihood.with_data(**cells), latent, solver, dict(solver_options or {}))
+    if method != "map" and not spec.free_names() and not latent:
+        raise ValueError(f"method={method!r} needs at least one hyperparameter with a prior; all are fixed numbers")
+    pymc_nuts = sample_kwargs.get("nuts_sampler", "pymc") == "pymc"
+    collapse = _resolve_collapse(collapse, spec, y, method, pymc_nuts) if latent else False
+    y_model = y if latent else restrict(y, factors)
+    check_fit_cost(spec, int(y_seen.size), method, sample_kwargs, stacklevel=6)
+    return Prepared(spec, y, y_model, cells, encodings, mask, collapse, pymc_nuts)
+
+
+def check_solver_choice(requested: str, chosen: str, options: Mapping | None) -> None:
+    """Warn when ``solver="auto"`` picked a solver that ignores the given ``solver_options``."""
+    unused = sorted(set(options or {}) - solver_keys(chosen))
+    if requested == "auto" and unused:
+        warnings.warn(
+            f"solver='auto' chose solver={chosen!r} for these data, which does not read solver_options {unused}; "
+            "they are unused (pass solver='iterative' to use them)",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def check_constant_data(y_seen: np.ndarray, likelihood: Likelihood, known_sd: np.ndarray | None) -> None:
+    """Refuse constant data when the noise sd is free: its optimum is 0, where the model degenerates."""
+    if "noise" not in likelihood.params or y_seen.size < 2 or np.ptp(y_seen) > 0:
+        return
+    fixed = likelihood.noise is not None and not is_prior(likelihood.noise)
+    if fixed or (known_sd is not None and np.any(np.asarray(known_sd) > 0)):
+        return
+    raise ValueError(
+        f"all {y_seen.size} observed cells equal {float(y_seen[0])!r}: with nothing varying, the fitted noise sd and "
+        "amplitude both shrink to 0, where the model is singular. Fix the noise at the known measurement error "
+        "(noise=0.1, say) or give the known per-cell noise_sd=, or check that the right variable was loaded"
+    )
+
+
+_PREPARE_OPTIONS = (
+    "collapse", "mask", "amplitude", "noise", "noise_sd", "mean", "solver", "solver_options",
+)  # fmt: skip
+
+
+def prepare_slice(da: xr.DataArray, kernels: Mapping, fit_kwargs: Mapping[str, Any]) -> Prepared:
+    """:func:`prepare` from the keywords :func:`xkron.fit` passes a batch slice (``method`` resolved)."""
+    likelihood = resolve_likelihood(fit_kwargs.get("likelihood", "gaussian"))
+    latent = bool(fit_kwargs.get("latent")) or not isinstance(likelihood, Gaussian)
+    options = {k: fit_kwargs[k] for k in _PREPARE_OPTIONS if k in fit_kwargs}
+    skip = {"likelihood", "latent", "method", "restarts", "random_seed", "progressbar", *_PREPARE_OPTIONS}
+    extra = {k: v for k, v in fit_kwargs.items() if k not in skip}
+    return prepare(
+        da, kernels, likelihood=likelihood, latent=latent, method=fit_kwargs["method"], sample_kwargs=extra, **options
+    )
+
+
+def _choose_solver(requested: str, seen: np.ndarray, noise_sd, factors, where) -> str:
+    """The marginal model's solver: ``requested``, or by cost for ``"auto"`` (see :func:`fit`).
+
+    ``factors`` are already cut to the inputs observed somewhere (:func:`xkron.spec.grid.hull_factors`).
+    """
+    inside = restrict(seen, factors)
+    sd = None if noise_sd is None or np.ndim(noise_sd) == 0 else restrict(noise_sd, factors)[inside]
+    equal_noise = sd is None or bool(np.all(sd == sd.flat[0]))
+    kronecker = bool(inside.all()) and equal_noise
+    if requested == "kronecker" and not kronecker:
+        kept = [np.isin(np.arange(f.full_size), f.subset) if f.subset is not None else None for f in factors]
+        hull = np.ones([f.full_size for f in factors], dtype=bool)
+        for axis, k in enumerate(kept):
+            if k is not None:
+                hull &= k.reshape([-1 if a == axis else 1 for a in range(len(kept))])
+        holes = hull.reshape(seen.shape) & ~seen
+        reason = (
+            f"data has {int(holes.sum())} NaN or masked cell(s) inside the grid of observed inputs, at {where(holes)}"
+            if holes.any()
+            else "noise_sd differs between cells"
+        )
+        raise ValueError(
+            f"solver='kronecker' needs a complete grid of observed cells with equal noise, but {reason}. "
+            "Use solver='auto' (dense or iterative, both handle any pattern), or fill the cells "
+            "(da.interpolate_na(dim))."
+        )
+    if requested != "auto":
+        return requested
+    if kronecker:
+        return "kronecker"
+    return "dense" if int(inside.sum()) <= DENSE_MAX_CELLS else "iterative"
+
+
+def _with_noise_sd(likelihood: Likelihood, noise_sd, latent: bool) -> Likelihood:
+    """Route ``fit(noise_sd=...)`` to the Gaussian likelihood's known per-cell noise."""
+    if noise_sd is None:
+        return likelihood
+    if not isinstance(likelihood, Gaussian):
+        raise ValueError(
+            f"noise_sd (known per-cell noise) applies to the Gaussian likelihood only, not {likelihood.name}: "
+            "its observation model has no additive Gaussian noise to add it to"
+        )
+    if likelihood.noise_sd is not None:
+        raise ValueError("noise_sd is given twice: as fit(noise_sd=...) and in the likelihood object; keep one")
+    if not isinstance(noise_sd, xr.DataArray) and np.ndim(noise_sd) > 0:
+        raise TypeError("noise_sd must be a number or an xarray.DataArray labelled with the data's dims")
+    return replace(likelihood, noise_sd=noise_sd)
+
+
+def _check_known_only(likelihood: Likelihood, noise_sd, seen: np.ndarray) -> None:
+    """With ``noise=0`` every observed cell needs known noise > 0 (else its variance is 0)."""
+    if noise_sd is None or is_prior(likelihood.noise) or likelihood.noise is None:
+        return
+    if float(likelihood.noise) > 0:
+        return
+    zero = seen & ~(np.broadcast_to(noise_sd, seen.shape) > 0)
+    if zero.any():
+        raise ValueError(
+            f"noise=0 with noise_sd = 0 at {int(zero.sum())} observed cell(s) leaves them with no noise at all; "
+            "give noise a prior or a positive value, or noise_sd > 0 everywhere"
+        )
+
+
+def _resolve_collapse(collapse: bool | None, spec: ModelSpec, y: np.ndarray, method: str, pymc_nuts: bool) -> bool:
+    """Whether a latent fit samples ``θ`` collapsed (see ``fit(collapse=...)``)."""
+    why = collapse_applies(spec, y)
+    if why is None and method != "nuts":
+        why = f"method={method!r} is not NUTS"
+    if why is None and not pymc_nuts:
+        why = "the marginal likelihood runs on PyMC's own NUTS sampler only (nuts_sampler='pymc')"
+    if collapse and why is not None:
+        raise ValueError(f"collapse=True cannot apply here: {why}; leave collapse unset")
+    return why is None if collapse is None else bool(collapse)
+
+
+def _with_noise(likelihood: Likelihood, noise) -> Likelihood:
+    """Route ``fit(noise=...)`` to the likelihood's ``noise`` hyperparameter."""
+    if noise is None:
+        return likelihood
+    if isinstance(noise, np.ndarray) and noise.ndim == 0:
+        noise = noise[()]
+    if isinstance(noise, xr.DataArray | np.ndarray | list | tuple):
+        raise TypeError(
+            "noise is one sd shared by every cell (a number or a Prior), not an array; known noise "
+            "that differs between cells goes in noise_sd= (a DataArray of sds), the fitted sd stays in noise="
+        )
+    if "noise" not in likelihood.params:
+        raise ValueError(
+            f"noise={noise!r} does not apply to a {likelihood.name} likelihood, which has no noise sd; "
+            f"its hyperparameters are {list(likelihood.params) or 'none'}"
+        )
+    if likelihood.noise is not None:
+        raise ValueError("noise is given twice: as fit(noise=...) and in the likelihood object; keep one")
+    return replace(likelihood, noise=noise)

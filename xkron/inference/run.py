@@ -1,0 +1,156 @@
+"""Running the inference a fit asks for on a prepared problem: MAP, NUTS (joint or collapsed) or ADVI.
+
+Input: the :class:`~xkron.inference.prepare.Prepared` problem and the method; output: the
+hyperparameter values (or draws), the ArviZ posterior, the optimiser's report and the PyMC
+model. :func:`xkron.fit` labels them as a :class:`xkron.KronFit`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pymc as pm
+import scipy.linalg
+
+from xkron.errors import ConvergenceWarning
+from xkron.inference.collapsed import sample_collapsed
+from xkron.inference.optimize import data_scale, fit_map
+from xkron.inference.prepare import Prepared
+from xkron.models.build import build_model
+from xkron.posterior.conditional import KronPosterior, LatentPosterior
+from xkron.spec.likelihoods import Gaussian
+from xkron.spec.modelspec import ModelSpec
+from xkron.spec.priors import map_starts, period_steps
+
+__all__ = ["ADVI_DEFAULTS", "run_inference"]
+
+
+def run_inference(
+    prep: Prepared, latent: bool, method: str, restarts: int, random_seed, progressbar: bool, sample_kwargs: dict
+):
+    """``(values, posterior, optimizer report, model)`` of the fit (see :func:`xkron.fit`)."""
+    spec, y, cells, collapse = prep.spec, prep.y, prep.cells, prep.collapse
+    factors, y_model, pymc_nuts = spec.factors, prep.y_model, prep.pymc_nuts
+    model = build_model(y_model, spec)
+
+    if latent:
+        if method == "nuts" and pymc_nuts and "initvals" not in sample_kwargs and "init" not in sample_kwargs:
+            start = _latent_start(spec, y, cells, restarts, random_seed, progressbar, field=not collapse)
+            sample_kwargs.update(initvals=start, init="adapt_diag")
+        if collapse:
+            sample_kwargs["initvals"] = {k: v for k, v in sample_kwargs.get("initvals", {}).items() if k != "v"}
+            posterior, report = sample_collapsed(y, spec, random_seed, progressbar, sample_kwargs), None
+        else:
+            posterior, report = _fit_latent(model, method, random_seed, progressbar, sample_kwargs)
+        draws = posterior.posterior.to_dataset()
+        # Keep (chain, draw) even when every hyperparameter is fixed: the draws of v remain.
+        values = draws[[n for n in spec.free_names() if n in draws]].assign_coords(chain=draws.chain, draw=draws.draw)
+        return values, posterior, report, model
+
+    posterior, optimizer = None, None
+    wants_map = method == "map" or ("initvals" not in sample_kwargs and "init" not in sample_kwargs)
+    if wants_map and not spec.free_names():
+        values, optimizer = {}, {"success": True, "message": "no free parameters", "logp": np.nan, "n_starts": 0}
+    elif wants_map:
+        starts = map_starts(factors, spec.priors, y_model, restarts + 1)
+        map_kwargs = sample_kwargs if method == "map" else {}
+        values, optimizer = _fit_map(model, spec, starts, y_model, progressbar, map_kwargs)
+    if method == "nuts":
+        if optimizer is not None:
+            # Every chain starts at the MAP, without jitter: the posterior of a grid is often
+            # multimodal (periodic factors especially), and jittered starts land in minor modes.
+            sample_kwargs.update(initvals=values, init="adapt_diag")
+        posterior = pm.sample(model=model, random_seed=random_seed, progressbar=progressbar, **sample_kwargs)
+        values = posterior.posterior.to_dataset()[spec.free_names()]
+    return values, posterior, optimizer, model
+
+
+def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar, field: bool = True) -> dict:
+    """Where every NUTS chain of a latent model starts (no jitter, as for the marginal model).
+
+    Complete Gaussian data: the exact marginal MAP of the hyperparameters (cheap, and it
+    avoids the minor modes of periodic factors that jittered starts fall into) and the
+    whitened posterior mean of ``f`` given them, ``v = (⊗L_i)⁻¹ (E[f | y] − μ) / η``.
+    Otherwise: the data-driven starts of :func:`xkron.spec.priors.map_starts` computed on a crude
+    link-scale field (missing cells filled with its mean), and ``v = 0``. ``field=False``: the
+    hyperparameters only (the collapsed sampler draws ``v`` itself).
+    """
+    per_cell_noise = np.ndim(getattr(spec.likelihood, "noise_sd", None)) > 0
+    if not isinstance(spec.likelihood, Gaussian) or not np.isfinite(y).all() or per_cell_noise:
+        rough = spec.likelihood.rough_field(y, cells)
+        rough = np.where(np.isfinite(rough), rough, np.mean(rough[np.isfinite(rough)]))
+        return {**map_starts(spec.factors, spec.priors, rough, 1)[0], "v": np.zeros([f.size for f in spec.factors])}
+    values = {}
+    if spec.free_names():  # else every hyperparameter is fixed: only v is sampled
+        marginal = replace(spec, latent=False)
+        starts = map_starts(spec.factors, spec.priors, y, restarts + 1)
+        values, _ = _fit_map(build_model(y, marginal), marginal, starts, y, progressbar, {})
+    if not field:
+        return values
+    full = {**spec.fixed(), **values}
+    posterior = KronPosterior.condition(y, spec.factors, full)
+    # E[f | y] − μ = (y − μ) − σ² α, with α = (K + σ²I)⁻¹ (y − μ).
+    alpha = posterior.eigen.from_eigenbasis(posterior.alpha_tilde)
+    centred = (y.reshape(alpha.shape) - full["mean"]) - full["noise"] ** 2 * alpha
+    latent = LatentPosterior.condition(np.zeros(alpha.shape), spec.factors, full)
+    v = centred
+    for axis, L in enumerate(latent.chols):
+        v = np.moveaxis(scipy.linalg.solve_triangular(L, np.moveaxis(v, axis, 0), lower=True), 0, axis)
+    return {**values, "v": v / full["amplitude"]}
+
+
+ADVI_DEFAULTS = {"n": 20_000, "learning_rate": 0.01}
+"""Mean-field ADVI: iterations, and the learning rate of its Adam optimiser. PyMC's default
+(adagrad, learning rate 1e-3) was still drifting after 100,000 iterations on a 1300-cell
+binomial grid, where Adam at 0.01 settled within about 10,000."""
+
+
+def _fit_latent(model, method, random_seed, progressbar, kwargs):
+    """NUTS (``pm.sample``) or mean-field ADVI (``pm.fit`` then draws) for a latent model.
+
+    Returns the posterior and, for ADVI, a report of the optimisation: the mean loss (negative
+    ELBO) over the last tenth of the iterations, and the fall of a straight line fitted to the
+    loss over the second half (the run is flagged when that fall is significant and > 0.1%).
+    """
+    if method == "nuts":
+        return pm.sample(model=model, random_seed=random_seed, progressbar=progressbar, **kwargs), None
+    draws = kwargs.pop("draws", 1000)
+    kwargs.setdefault("n", ADVI_DEFAULTS["n"])
+    kwargs.setdefault("obj_optimizer", pm.adam(learning_rate=ADVI_DEFAULTS["learning_rate"]))
+    approx = pm.fit(method="advi", model=model, random_seed=random_seed, progressbar=progressbar, **kwargs)
+    loss = np.asarray(approx.hist, dtype=float)
+    # A straight-line fit to the loss over the second half of the run: still falling if the
+    # fall it predicts over that half is both significant (t > 3) and above 0.1% of the loss.
+    half = loss[len(loss) // 2 :]
+    steps = np.arange(len(half)) - (len(half) - 1) / 2
+    slope = float(steps @ (half - half.mean()) / max(steps @ steps, 1e-300))
+    resid = half - half.mean() - slope * steps
+    se = float(np.sqrt(resid @ resid / max(len(half) - 2, 1) / max(steps @ steps, 1e-300)))
+    fall = -slope * len(half)
+    last = float(np.mean(loss[-max(1, len(loss) // 10) :]))
+    report = {
+        "method": "advi",
+        "n": len(loss),
+        "loss": last,
+        "fall_over_second_half": fall,
+        "success": bool(np.isfinite(last) and not (fall > 3 * se * len(half) and fall > 1e-3 * abs(last))),
+    }
+    if not report["success"]:
+        warnings.warn(
+            f"ADVI's loss was still falling over the second half of its {len(loss)} iterations "
+            f"(by {fall:.4g}, {fall / abs(last):.2%}): "
+            "increase n (or the learning rate, obj_optimizer=pm.adam(learning_rate=...)), or use method='nuts'",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return approx.sample(draws, random_seed=random_seed), report
+
+
+def _fit_map(model, spec: ModelSpec, starts, y, progressbar, kwargs):
+    """:func:`xkron.inference.optimize.fit_map` from every start: the mean steps in units of the data's sd, periods
+    in units of their resolution."""
+    steps = {"scales": {"mean": data_scale(y)}, "rel_scales": period_steps(spec.factors, y)}
+    values, report = fit_map(model, starts, **steps, progressbar=progressbar, stacklevel=3, **kwargs)
+    return {name: float(values[name]) for name in spec.free_names()}, report

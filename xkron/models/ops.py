@@ -1,0 +1,188 @@
+"""PyTensor Op for the exact Kronecker marginal log-likelihood and its gradient.
+
+PyMC's ``MarginalKron`` differentiates through ``eigh``, whose eigenvector derivatives carry
+``1/(λ_a − λ_b)`` terms and go wrong when a factor has repeated eigenvalues (a Cosine factor,
+a rank-deficient grid). This Op computes ``∂ log p / ∂K_i`` directly from the trace identities
+in :func:`xkron.linalg.kronecker.marginal_loglik`, and PyTensor's autodiff carries it on through each
+factor's ``K_i(θ)``. One ``perform`` returns the value and every gradient, so a compiled
+``logp + dlogp`` function decomposes each factor once per evaluation.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytensor.tensor as pt
+from pytensor.gradient import DisconnectedType, grad_not_implemented
+from pytensor.graph.basic import Apply
+from pytensor.graph.op import Op
+
+from xkron.linalg.kronecker import marginal_loglik
+
+__all__ = ["KronMarginalLogp", "KronObservedLogp", "kron_marginal_logp", "kron_observed_logp"]
+
+
+_MEMO: list = [None]
+"""The last evaluation: ``(inputs, outputs)``; one slot, replaced on every new point."""
+
+
+class KronMarginalLogp(Op):
+    """``log N(y | mean, eta2 ⊗K_i + sigma2 I)`` for a D-way data tensor ``y``.
+
+    Inputs: ``y`` (D-way), ``K_1 ... K_D`` (matrices), ``eta2``, ``sigma2``, ``mean``
+    (scalars). Outputs: the log-likelihood, then its gradients with respect to each ``K_i``,
+    ``eta2``, ``sigma2`` and ``mean``. Only the first output is meant for users; the others
+    feed :meth:`pullback`. Second derivatives are not implemented.
+    """
+
+    __props__ = ("n_factors",)
+
+    def __init__(self, n_factors: int):
+        self.n_factors = n_factors
+
+    def make_node(self, y, *args):
+        if len(args) != self.n_factors + 3:
+            raise TypeError(f"expected {self.n_factors} factors and eta2, sigma2, mean")
+        y = pt.as_tensor_variable(y, dtype="float64")
+        factors = [pt.as_tensor_variable(k, dtype="float64") for k in args[: self.n_factors]]
+        scalars = [pt.as_tensor_variable(s, dtype="float64") for s in args[self.n_factors :]]
+        if y.ndim != self.n_factors or any(k.ndim != 2 for k in factors) or any(s.ndim != 0 for s in scalars):
+            raise TypeError("y must have one axis per factor, factors must be matrices, the rest scalars")
+        outputs = [pt.dscalar()] + [pt.dmatrix() for _ in factors] + [pt.dscalar() for _ in scalars]
+        return Apply(self, [y, *factors, *scalars], outputs)
+
+    def evaluate(self, inputs) -> list:
+        """``[logp, ∂/∂K_1, ..., ∂/∂K_D, ∂/∂eta2, ∂/∂sigma2, ∂/∂mean]`` at numeric ``inputs``."""
+        y, *rest = inputs
+        factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
+        result = marginal_loglik(y, factors, float(eta2), float(sigma2), float(mean), gradient=True)
+        return [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
+
+    def perform(self, node, inputs, output_storage):
+        values = self._memo_lookup(inputs)
+        if values is None:
+            values = [np.asarray(v, dtype="float64") for v in self.evaluate(inputs)]
+            _MEMO[0] = ([np.array(x, copy=True) for x in inputs], values)
+        for storage, value in zip(output_storage, values, strict=True):
+            storage[0] = value.copy()
+
+    def _memo_lookup(self, inputs):
+        """Outputs of the last call if its inputs were the same.
+
+        Optimisers such as ``pm.find_MAP`` evaluate the log-density and its gradient in
+        two compiled functions at the same point; both run this Op (PyTensor may hold a
+        copy of the Op in each function, so the memo lives at module level), and the second
+        call reuses the first one's decompositions instead of repeating them.
+        """
+        memo = _MEMO[0]
+        if memo is None:
+            return None
+        previous, values = memo
+        if len(previous) != len(inputs):
+            return None
+        same = all(a.shape == np.shape(b) and np.array_equal(a, b) for a, b in zip(previous, inputs, strict=True))
+        return values if same else None
+
+    def pullback(self, inputs, outputs, cotangents):
+        for extra in cotangents[1:]:
+            if not isinstance(extra.type, DisconnectedType):
+                raise NotImplementedError("second derivatives of the Kronecker log-likelihood are not implemented")
+        g = cotangents[0]
+        grads = [grad_not_implemented(self, 0, inputs[0], "gradient with respect to the data is not implemented")]
+        return grads + [g * d for d in outputs[1:]]
+
+
+class KronObservedLogp(KronMarginalLogp):
+    """``log N(y_o | mean, (eta2 ⊗K_i + diag(sigma2 + known_var))_oo)`` on the observed cells ``o``.
+
+    Inputs: ``y`` (D-way, any value at unobserved cells), ``observed`` (D-way, 1.0 where
+    observed), ``known_var`` (D-way known noise variance per cell), then as
+    :class:`KronMarginalLogp`. ``solver`` is ``"dense"`` (exact, :class:`xkron.linalg.dense.DenseSystem`)
+    or ``"iterative"`` (:class:`xkron.linalg.iterative.IterativeSystem` with ``tol``, ``probes``, ``seed``).
+    """
+
+    __props__ = ("n_factors", "solver", "tol", "probes", "seed")
+
+    def __init__(self, n_factors: int, solver: str = "dense", tol: float = 1e-8, probes: int = 8, seed: int = 0):
+        super().__init__(n_factors)
+        self.solver, self.tol, self.probes, self.seed = solver, tol, probes, seed
+
+    def make_node(self, y, observed, known_var, *args):
+        node = super().make_node(y, *args)
+        extra = [pt.as_tensor_variable(a, dtype="float64") for a in (observed, known_var)]
+        outputs = [o.type() for o in node.outputs]
+        return Apply(self, [node.inputs[0], *extra, *node.inputs[1:]], outputs)
+
+    def system(self, observed, known_var, factors, eta2, sigma2):
+        """The numeric linear system at these values (a dense or an iterative one)."""
+        from xkron.linalg.dense import DenseSystem
+        from xkron.linalg.iterative import IterativeSystem
+
+        noise = known_var + sigma2
+        if self.solver == "dense":
+            return DenseSystem(factors, eta2, noise, observed > 0)
+        return IterativeSystem(factors, eta2, noise, observed > 0, tol=self.tol, probes=self.probes, seed=self.seed)
+
+    def evaluate(self, inputs) -> list:
+        y, observed, known_var, *rest = inputs
+        factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
+        system = self.system(observed, known_var, factors, float(eta2), float(sigma2))
+        result = system.loglik(y, float(mean), gradient=True)
+        d_sigma2 = float(np.sum(result.d_noise)) if hasattr(result, "d_noise") else result.d_sigma2
+        return [result.logp, *result.d_factors, result.d_eta2, d_sigma2, result.d_mean]
+
+    def pullback(self, inputs, outputs, cotangents):
+        grads = super().pullback([inputs[0], *inputs[3:]], outputs, cotangents)
+        data = [grad_not_implemented(self, i, inputs[i], "the mask and the known noise are data") for i in (1, 2)]
+        return [grads[0], *data, *grads[1:]]
+
+
+def kron_observed_logp(y, observed, known_var, factors, eta2, sigma2, mean=0.0, **options):
+    """Symbolic log-likelihood of the observed cells (see :class:`KronObservedLogp`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> observed = np.array([[1.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    >>> ll = kron_observed_logp(np.zeros((2, 3)), observed, np.zeros((2, 3)), [np.eye(2), np.eye(3)], 1.0, 1.0)
+    >>> bool(np.isclose(ll.eval(), -0.5 * 5 * np.log(2 * np.pi * 2.0)))
+    True
+    """
+    return KronObservedLogp(len(factors), **options)(y, observed, known_var, *factors, eta2, sigma2, mean)[0]
+
+
+def kron_marginal_logp(y, factors, eta2, sigma2, mean=0.0):
+    """Symbolic exact Kronecker log marginal likelihood (see :class:`KronMarginalLogp`).
+
+    Examples
+    --------
+    >>> import numpy as np, pytensor.tensor as pt
+    >>> K1, K2 = np.eye(2), np.eye(3)
+    >>> ll = kron_marginal_logp(np.zeros((2, 3)), [K1, K2], 1.0, 1.0)
+    >>> bool(np.isclose(ll.eval(), -0.5 * 6 * np.log(2 * np.pi * 2.0)))
+    True
+    """
+    return KronMarginalLogp(len(factors))(y, *factors, eta2, sigma2, mean)[0]
+
+
+def _register_numba_fallback() -> None:
+    """Run the Op in Numba's object mode (it calls LAPACK through scipy) without a warning.
+
+    PyTensor's Numba backend falls back to object mode for Ops it cannot compile and warns
+    each time; for this Op that is the intended path, so say so once here instead.
+    """
+    try:
+        from pytensor.link.numba.dispatch.basic import generate_fallback_impl, numba_funcify
+    except ImportError:  # numba not installed: PyTensor uses its C or Python backends
+        return
+
+    @numba_funcify.register(KronMarginalLogp)
+    @numba_funcify.register(KronObservedLogp)
+    def _funcify(op, node=None, storage_map=None, **kwargs):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Numba will use object mode", category=UserWarning)
+            return generate_fallback_impl(op, node, storage_map, **kwargs)
+
+
+_register_numba_fallback()

@@ -1,0 +1,475 @@
+"""The result of a fit: hyperparameters, posterior, model, and labelled predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from functools import cached_property
+
+import numpy as np
+import xarray as xr
+
+from xkron.posterior.conditional import KronPosterior, LatentPosterior
+from xkron.posterior.observed import ObservedPosterior
+from xkron.results.predict import predict_moments
+from xkron.spec.coords import CoordEncoding
+from xkron.spec.grid import restrict
+from xkron.spec.modelspec import ModelSpec, known_noise_var
+from xkron.spec.prior_types import is_prior
+
+__all__ = ["KronFit"]
+
+_CACHE_BYTES = 2**29
+
+
+class _LazyPosteriors(Sequence):
+    """Conditions the GP at each draw on access, so large NUTS fits need not hold them all."""
+
+    def __init__(self, y, spec: ModelSpec, draws, latent=None):
+        self._y, self._spec, self._draws, self._latent = y, spec, draws, latent
+
+    def __len__(self) -> int:
+        return len(self._draws)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        spec, draw = self._spec, self._draws[i]
+        if self._latent is not None:
+            return LatentPosterior.condition(self._latent[i], spec.factors, draw)
+        if spec.solver == "kronecker":
+            sigma = np.sqrt(draw["noise"] ** 2 + float(np.max(known_noise_var(spec))))
+            return KronPosterior.condition(self._y, spec.factors, {**draw, "noise": sigma})
+        return ObservedPosterior.condition(
+            self._y, spec.factors, draw, known_noise_var(spec), spec.solver, spec.solver_options
+        )
+
+
+class KronFit:
+    """A fitted Kronecker GP. Made by :func:`xkron.fit` / ``da.kron.fit``; do not build directly.
+
+    Attributes
+    ----------
+    data : xarray.DataArray
+        The training data, as given.
+    mask : xarray.DataArray or None
+        The ``mask=`` given to the fit (True = observed), aligned with ``data``; cells it
+        masks are unobserved, like NaN cells.
+    params : xarray.Dataset
+        Hyperparameters: scalars for MAP, ``(chain, draw)`` for NUTS; fixed values as
+        scalars. Each variable's attrs give its units and prior.
+    posterior : xarray.DataTree or None
+        ArviZ-format posterior of a NUTS fit (``None`` for MAP).
+    optimizer : dict or None
+        Convergence report of a MAP fit.
+    spec : xkron.spec.modelspec.ModelSpec
+        Factors and priors.
+    method : str
+        ``"map"``, ``"nuts"`` or ``"advi"``.
+    """
+
+    def __init__(
+        self,
+        data: xr.DataArray,
+        spec: ModelSpec,
+        encodings: Mapping[str, CoordEncoding],
+        params: xr.Dataset,
+        method: str,
+        posterior: xr.DataTree | None = None,
+        optimizer: dict | None = None,
+        model=None,
+        mask: xr.DataArray | None = None,
+    ):
+        self.data = data
+        self.mask = mask
+        self.spec = spec
+        self.encodings = dict(encodings)
+        self.params = params
+        self.method = method
+        self.posterior = posterior
+        self.optimizer = optimizer
+        if model is not None:
+            self.__dict__["model"] = model
+
+    @classmethod
+    def from_parts(cls, data, spec, encodings, values, method, **kwargs) -> KronFit:
+        """Assemble the ``params`` Dataset (with units and priors) from fitted ``values``."""
+        params = values.copy() if isinstance(values, xr.Dataset) else xr.Dataset(dict(values))
+        for name, value in spec.fixed().items():
+            params[name] = value
+        units = data.attrs.get("units", "")
+        for factor in spec.factors:
+            for key, names in factor.param_names().items():
+                for i, name in enumerate(names if isinstance(names, list) else [names]):
+                    dim = factor.dims[i]
+                    attrs = {"units": "1"} if key == "alpha" else {"units": encodings[dim].lengthscale_units}
+                    attrs["long_name"] = f"{key} of the {factor.kernel.name} kernel along {'/'.join(factor.dims)}"
+                    params[name].attrs.update(attrs)
+        link = spec.likelihood.link
+        scale_units = units if link == "identity" else "1"
+        on_scale = "" if link == "identity" else f" ({link} scale)"
+        described = {
+            "amplitude": (scale_units, f"GP amplitude (sd){on_scale}"),
+            "mean": (scale_units, f"constant mean{on_scale}"),
+            "noise": (units, "noise sd"),
+            "nu": ("1", "Student-t degrees of freedom"),
+            "dispersion": ("1", "negative binomial dispersion (alpha: var = mu + mu^2/alpha)"),
+            "shape": ("1", "gamma shape (var = mean^2/shape)"),
+        }
+        for name, (unit, long_name) in described.items():
+            if name in params:
+                params[name].attrs.update(units=unit, long_name=long_name)
+        for name, prior in spec.priors.items():
+            params[name].attrs["prior"] = repr(prior) if is_prior(prior) else "fixed"
+        sample_dims = {d: params[d] for d in ("chain", "draw") if d in params.coords}
+        params = params[list(spec.priors)].assign_coords(sample_dims)  # kept even if all are fixed
+        params.attrs["method"] = method
+        return cls(data, spec, encodings, params, method, **kwargs)
+
+    @cached_property
+    def model(self):
+        """The PyMC model (rebuilt from the data and spec after :func:`xkron.open_fit`)."""
+        from xkron.models.build import build_model  # PyMC: imported when a model is asked for
+
+        return build_model(self._data_tensor, self.spec)
+
+    def release_caches(self) -> None:
+        """Drop the PyMC model and the conditioned posteriors (both rebuilt on demand): a fit that
+        travels between processes (a batch slice from a dask worker) then carries only its data."""
+        self.__dict__.pop("model", None)
+        self.__dict__.pop("_posterior_cache", None)
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        """Grid dims in factor order."""
+        return self.spec.dims
+
+    @cached_property
+    def _data_tensor(self) -> np.ndarray:
+        """The data the model sees: over the grid (latent), or over the observed grid (marginal)."""
+        data = self.data.transpose(*self.dims)
+        if _is_dask(data.data):
+            # Lazy: a complete grid conditioned without computing (predict and sample stay dask).
+            return data.data.astype(float)
+        y = np.asarray(data.values, dtype=float)
+        if self.mask is not None:
+            y = np.where(self.mask.transpose(*self.dims).values, y, np.nan)
+        return y if self.spec.latent else restrict(y, self.spec.factors)
+
+    def _draws(self) -> list[dict[str, float]]:
+        """Hyperparameter values of every draw (one for MAP), in (chain, draw) order."""
+        params = self.params
+        if "chain" not in params.dims:
+            return [{k: float(v) for k, v in params.items()}]
+        stacked = params.stack(sample=("chain", "draw")).transpose("sample", ...)
+        n = stacked.sizes["sample"]
+        columns = {k: np.broadcast_to(v.values, (n,)) for k, v in stacked.items()}
+        return [{k: float(c[i]) for k, c in columns.items()} for i in range(n)]
+
+    @property
+    def _posteriors(self) -> Sequence[KronPosterior]:
+        """The GP conditioned at each draw; kept in memory while that costs under 512 MB."""
+        if "_posterior_cache" in self.__dict__:
+            return self.__dict__["_posterior_cache"]
+        draws = self._draws()
+        latent = None
+        if self.spec.latent:
+            v = self.posterior["posterior"]["v"].stack(sample=("chain", "draw")).transpose("sample", ...)
+            latent = np.asarray(v.values)
+        posteriors = _LazyPosteriors(self._data_tensor, self.spec, draws, latent)
+        if 2 * self._data_tensor.size * 8 * len(draws) <= _CACHE_BYTES:
+            posteriors = list(posteriors)
+            self.__dict__["_posterior_cache"] = posteriors
+        return posteriors
+
+    def predict(
+        self,
+        coords: Mapping | xr.Dataset | None = None,
+        /,
+        *,
+        noise: bool = False,
+        per_draw: bool = False,
+        scale: str = "latent",
+        quantiles: Sequence[float] = (),
+        mask: xr.DataArray | bool | None = None,
+        **coords_kwargs,
+    ) -> xr.Dataset:
+        """Posterior mean and sd of the latent field (or of new data) at new coordinates.
+
+        Exact and Kronecker-aware: the cost is ``O(N Σ n_i + M Σ m_i)`` for an M-cell
+        output grid, and no N×M matrix is ever formed. A factor over several dims, such as
+        ``("latitude", "longitude")``, has as many inputs as the product of their lengths, and
+        its test-by-train cross-covariance as many rows as new points in those dims. Fits with
+        posterior draws condition the GP at every draw. A request estimated to take minutes or
+        much of the available memory warns (:class:`xkron.CostWarning`) before any work, one
+        larger than the available memory is refused (:class:`xkron.CostError`); dask-backed
+        coordinates compute the result chunk by chunk (:mod:`xkron.linalg.cost`).
+
+        Parameters
+        ----------
+        coords : mapping or Dataset, optional
+            New coordinates by dim (also as keyword arguments). Dims not given keep the
+            training coordinates. A 1-D array (or a DataArray along its own dim) gives a new
+            grid along that dim; DataArrays that share another dim give scattered points
+            along it (as in ``DataArray.interp`` with vectorised indexers): interpolation or
+            extrapolation. Dask-backed DataArrays give lazy results, chunked alike.
+        noise : bool
+            Include the observation noise: the sd is that of a new observation (adds
+            ``σ²`` to the variance).
+            Gaussian likelihood only; for other likelihoods draw new observations with
+            :meth:`sample` (``observed=True``).
+        per_draw : bool
+            Fits with posterior draws (NUTS, ADVI): return per-draw moments on
+            ``(chain, draw)`` instead of mixing them (law of total variance).
+        scale : {"latent", "response"}
+            ``"latent"``: the field ``f`` on the link scale. ``"response"``: the inverse link
+            ``g⁻¹(f)`` (the rate per unit exposure for log links, the probability for logit
+            links), with its mean and sd exact per draw (log-normal moments, or 32-point
+            Gauss-Hermite quadrature for the logit) and then mixed over draws.
+        quantiles : sequence of float
+            Also return these quantiles (in (0, 1)) as ``quantiles`` on a ``quantile`` dim:
+            exact quantiles of the mixture over posterior draws (root finding on its CDF),
+            mapped through ``g⁻¹`` for ``scale="response"``.
+        mask : xarray.DataArray of bool, or True, optional
+            Set the outputs to NaN where the mask is False, e.g. on land so that a gap-filled
+            ocean field stays NaN there; on some or all of the output's dims, with the output's
+            coordinates. ``True`` re-applies the fit's own ``mask=`` (gap-filling its NaN cells,
+            not the masked ones). Without it every cell is predicted.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``mean`` and ``sd`` (and ``quantiles``) on the requested coords, dims in the data's
+            order, with CF attributes (units and ``long_name`` from the data).
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, xkron
+        >>> x = np.linspace(0, 1, 6)
+        >>> da = xr.DataArray(np.outer(np.sin(3 * x), np.cos(2 * x)), coords={"a": x, "b": x},
+        ...                   dims=("a", "b"), attrs={"units": "K"})
+        >>> result = da.kron.fit({"a": xkron.ExpQuad(ls=0.5), "b": xkron.ExpQuad(ls=0.5)},
+        ...                      amplitude=1.0, noise=0.01, mean="zero", progressbar=False)
+        >>> result.predict(a=np.linspace(0, 1, 11)).sizes
+        Frozen({'a': 11, 'b': 6})
+        >>> pts = xr.Dataset({"a": ("point", [0.1, 0.5]), "b": ("point", [0.2, 0.9])})
+        >>> result.predict(pts, noise=True)["sd"].dims
+        ('point',)
+        """
+        request = dict(_coords_mapping(coords, self.dims))
+        request.update(coords_kwargs)
+        unknown = set(request) - set(self.dims)
+        if unknown:
+            raise ValueError(f"cannot predict along {sorted(unknown)}: the fit's dims are {self.dims}")
+        if per_draw and "chain" not in self.params.dims:
+            raise ValueError("per_draw=True needs posterior draws (method='nuts' or 'advi'); a MAP fit has one draw")
+        if scale not in ("latent", "response"):
+            raise ValueError(f"scale={scale!r} is not known: use 'latent' or 'response'")
+        if noise and self.spec.likelihood.name != "gaussian":
+            raise ValueError(
+                f"noise=True adds Gaussian noise, which a {self.spec.likelihood.name} likelihood does not have: "
+                "draw new observations with fit.sample(..., observed=True)"
+            )
+        quantiles = tuple(float(q) for q in np.atleast_1d(quantiles))
+        if any(not 0 < q < 1 for q in quantiles):
+            raise ValueError(f"quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
+        if quantiles and per_draw:
+            raise ValueError("quantiles summarise the mixture over draws; they cannot be combined with per_draw=True")
+        mask = self._output_mask(mask)
+        result = predict_moments(self, request, noise=noise, per_draw=per_draw, scale=scale, quantiles=quantiles)
+        if mask is None:
+            return result
+        try:
+            xr.align(result, mask, join="exact")
+        except ValueError as err:
+            raise ValueError(
+                f"mask does not line up with the predicted coordinates ({err}); give a mask on the output's "
+                "coordinates, or predict on the training grid"
+            ) from None
+        attrs = {k: v.attrs for k, v in result.items()}
+        masked = result.where(mask)
+        for k, a in attrs.items():
+            masked[k].attrs = a
+        return masked
+
+    def _output_mask(self, mask):
+        if mask is None or mask is False:
+            return None
+        if mask is True:
+            if self.mask is None:
+                raise ValueError("mask=True re-applies the fit's mask, but this fit was made without mask=")
+            return self.mask
+        if not isinstance(mask, xr.DataArray) or mask.dtype != bool:
+            raise TypeError(f"mask must be a boolean xarray.DataArray or True, not {type(mask).__name__}")
+        unknown = set(mask.dims) - set(self.dims)
+        if unknown:
+            raise ValueError(f"mask has dims {sorted(unknown)} that the fit does not have ({self.dims})")
+        return mask
+
+    def sample(
+        self,
+        n: int | None = None,
+        coords: Mapping | xr.Dataset | None = None,
+        /,
+        *,
+        observed: bool = False,
+        random_seed: int | np.random.Generator | None = None,
+        progressbar: bool = True,
+        **coords_kwargs,
+    ) -> xr.Dataset:
+        """Exact joint posterior sample fields of ``f`` (and of new data) on a grid.
+
+        Matheron's rule with a Kronecker prior draw on the per-dim union of the training and
+        the new coordinates (:mod:`xkron.posterior.fields`): every field is an exact draw from the
+        joint posterior over the whole grid, and no N×N or N×M matrix is formed.
+
+        Cost: for every posterior draw used, each factor's distinct training and new inputs are
+        eigendecomposed together (``u³`` time, ``u²`` memory for ``u`` of them). For a 1-D factor
+        that is cheap, but a factor over several dims on a new grid has ``u`` = its training
+        inputs plus the product of the new lengths: a ``("latitude", "longitude")`` factor on a
+        new 72 × 144 grid decomposes over 10,000 inputs, minutes and gigabytes where
+        :meth:`predict` takes a fraction of a second. Sampling on the training grid decomposes
+        only the training inputs: sample there and interpolate, or give such dims separate
+        factors. Such requests warn (:class:`xkron.CostWarning`) before any work, and ones larger
+        than the available memory are refused (:class:`xkron.CostError`).
+
+        Parameters
+        ----------
+        n : int, optional
+            MAP fits: the number of fields (default 1), on a ``sample`` dim. Fits with
+            posterior draws: one field per posterior draw on ``(chain, draw)``, kept
+            one-to-one with the draws of ``posterior``; ``n`` thins to ``n`` evenly spaced
+            draws per chain.
+        coords : mapping or Dataset, optional
+            New 1-D coordinates by dim (also as keyword arguments); other dims keep the
+            training coordinates. Sample fields are joint draws on a grid: for scattered
+            points use :meth:`predict`.
+        observed : bool
+            Also draw new observations ``y`` from the likelihood given each field. Exposure
+            (Poisson, negative binomial) is the fit's on the training grid and 1 elsewhere;
+            binomial trials are known only on the training grid.
+        random_seed : int or numpy.random.Generator, optional
+            Makes the draws reproducible.
+        progressbar : bool
+            Show fields done and time elapsed on stderr while a long call runs (after 2 s; no
+            remaining time is guessed). ``False`` prints nothing.
+
+        Returns
+        -------
+        xarray.Dataset
+            ``f`` (and ``y``) with dims ``(sample | chain, draw, *data dims)``.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, xkron
+        >>> x = np.linspace(0, 1, 6)
+        >>> da = xr.DataArray(np.outer(np.sin(3 * x), np.cos(2 * x)), coords={"a": x, "b": x}, dims=("a", "b"))
+        >>> result = da.kron.fit({"a": xkron.ExpQuad(ls=0.5), "b": xkron.ExpQuad(ls=0.5)},
+        ...                      amplitude=1.0, noise=0.01, mean="zero", progressbar=False)
+        >>> result.sample(3, a=np.linspace(0, 2, 9), random_seed=0)["f"].sizes
+        Frozen({'sample': 3, 'a': 9, 'b': 6})
+        """
+        from xkron.results.samples import sample_fields
+
+        request = dict(_coords_mapping(coords, self.dims))
+        request.update(coords_kwargs)
+        unknown = set(request) - set(self.dims)
+        if unknown:
+            raise ValueError(f"cannot sample along {sorted(unknown)}: the fit's dims are {self.dims}")
+        return sample_fields(self, request, n, observed, np.random.default_rng(random_seed), progressbar)
+
+    def condition(self, data: xr.DataArray) -> KronFit:
+        """The same hyperparameters, conditioned on other data on the same dims.
+
+        The use: fit the hyperparameters on a subsample (``fit(..., subsample={"time": 4})``
+        does both steps) or a window, then condition on the whole field, which may be larger
+        than memory. A dask-backed ``data`` stays lazy: ``predict()`` (smoothing on its own
+        grid, or any other grid) and ``sample()`` build chunked dask graphs that stream with
+        memory bounded by the chunks (:mod:`xkron.linalg.lazy`). Lengthscales are in coordinate
+        units, so they carry over to any resolution.
+
+        Parameters
+        ----------
+        data : xarray.DataArray
+            A complete grid (no NaN: for dask data this is checked as the chunks are
+            computed) on the fit's dims; Gaussian marginal fits only.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, xkron
+        >>> x = np.linspace(0, 1, 40)
+        >>> da = xr.DataArray(np.sin(6 * x)[:, None] * np.cos(4 * x)[None, :], coords={"a": x, "b": x})
+        >>> coarse = da.isel(a=slice(None, None, 4)).kron.fit({"a": "ExpQuad", "b": "ExpQuad"}, progressbar=False)
+        >>> smooth = coarse.condition(da.chunk(10)).predict()
+        >>> smooth["mean"].chunks
+        ((10, 10, 10, 10), (10, 10, 10, 10))
+        """
+        from dataclasses import replace
+
+        from xkron.spec.grid import Factor
+        from xkron.spec.validation import check_coords
+
+        if self.spec.latent or self.spec.likelihood.name != "gaussian":
+            raise ValueError("condition() applies to Gaussian marginal fits; latent fits keep their own draws of v")
+        if not isinstance(data, xr.DataArray) or set(data.dims) != set(self.dims):
+            raise ValueError(f"data must be a DataArray on the fit's dims {self.dims}")
+        check_coords(data, self.dims)
+        if np.ndim(getattr(self.spec.likelihood, "noise_sd", None)) > 0:
+            raise ValueError("condition() needs equal noise; this fit has per-cell noise_sd")
+        factors = tuple(
+            Factor(f.dims, f.kernel, tuple(self.encodings[d].encode(data[d].values) for d in f.dims))
+            for f in self.spec.factors
+        )
+        if _is_dask(data.data):
+            data = data.copy(data=data.data.map_blocks(_require_finite, dtype=data.dtype))
+        elif not bool(np.isfinite(data.values).all()):
+            raise ValueError("condition() needs a complete grid; fit the gappy field with xkron.fit instead")
+        spec = replace(self.spec, factors=factors, solver="kronecker")
+        return KronFit(data, spec, self.encodings, self.params, self.method, optimizer=self.optimizer)
+
+    def to_netcdf(self, path, **kwargs) -> None:
+        """Write the fit (data, coords, kernels, priors, posterior, attrs) to NetCDF.
+
+        :func:`xkron.open_fit` reads it back; the reloaded fit predicts bit-identically.
+        """
+        from xkron.io.netcdf import write_fit
+
+        write_fit(self, path, **kwargs)
+
+    def __repr__(self) -> str:
+        kernels = ", ".join(f"{'×'.join(f.dims)}: {f.kernel.name}" for f in self.spec.factors)
+        shape = " × ".join(f"{d}: {n}" for d, n in self.data.sizes.items())
+        model = f"{self.spec.likelihood.name}, {'latent' if self.spec.latent else 'marginal'}"
+        lines = [f"<xkron.KronFit ({self.method}; {model})>", f"  grid:    {shape}", f"  kernels: {kernels}"]
+        if "chain" not in self.params.dims:
+            values = ", ".join(f"{k}={float(v):.4g}" for k, v in self.params.items())
+            lines.append(f"  params:  {values}")
+        report = self.optimizer
+        if report is not None and "loss" in report:  # ADVI (xkron.inference.run)
+            settled = f"after {report['n']} iterations, settled={report['success']}"
+            lines.append(f"  ADVI:    loss={report['loss']:.6g} {settled}")
+        elif report is not None:
+            lines.append(f"  MAP:     logp={report['logp']:.6g}, converged={report['success']}")
+        return "\n".join(lines)
+
+
+def _require_finite(block: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(block)):
+        raise ValueError(
+            f"{int(np.sum(~np.isfinite(block)))} NaN/inf cells in a chunk of the data given to condition(): "
+            "it needs a complete grid"
+        )
+    return block
+
+
+def _is_dask(array) -> bool:
+    return type(array).__module__.startswith("dask")
+
+
+def _coords_mapping(coords, dims) -> Mapping:
+    if coords is None:
+        return {}
+    if isinstance(coords, xr.Dataset | xr.Coordinates):
+        return {d: coords[d] for d in dims if d in coords.variables}
+    if isinstance(coords, Mapping):
+        return coords
+    raise TypeError(f"coords must be a mapping or an xarray.Dataset, not {type(coords).__name__}")

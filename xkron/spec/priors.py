@@ -1,0 +1,382 @@
+"""Default priors and starting values, derived from the grid and the data.
+
+Defaults are weakly informative: they rule out only what the data cannot inform.
+
+- **Lengthscale** (per dim): ``LogNormal`` with 98% of its mass between the smallest grid
+  spacing ``Δ`` and the coordinate's extent ``L``. A lengthscale well below ``Δ`` makes
+  neighbouring cells independent (the grid cannot resolve it); one well above ``L`` makes
+  the field constant along the dim (the data cannot tell it from a longer one). Both tails
+  stay open, so strong data can still push past them.
+- **Period** (``Periodic``): the same, between ``2Δ`` (the Nyquist limit) and ``L``.
+- **alpha** (``RatQuad``): ``Gamma(alpha=2, beta=1)``: mean 2, mass from near-Gaussian mixtures
+  to heavy mixtures.
+- **Amplitude** ``η``: ``HalfNormal(sigma=2·sd(y))``.
+- **Noise** ``σ``: ``HalfNormal(sigma=sd(y))``.
+- **Mean** (``mean="constant"``): ``Normal(mu=mean(y), sigma=2·sd(y))``.
+
+The scale-dependent defaults use the data's mean and sd, so they follow the data's units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # PyMC is imported when a prior is built, not with xkron
+    from pymc_extras.prior import Prior
+import scipy.signal
+from scipy.stats import norm
+
+from xkron.spec.prior_types import is_prior, new_prior
+from xkron.spec.support import check_positive_prior, prior_support
+
+__all__ = [
+    "data_priors",
+    "dominant_period",
+    "grid_scales",
+    "lognormal_between",
+    "map_starts",
+    "period_candidates",
+    "period_steps",
+    "resolve_priors",
+    "start_ladder",
+]
+
+_Z98 = float(norm.ppf(0.99))  # 98% central mass lies within ±2.326 sd
+
+
+def grid_scales(coord: np.ndarray) -> tuple[float, float]:
+    """Smallest spacing and extent of a sorted numeric coordinate."""
+    coord = np.asarray(coord, dtype=float)
+    steps = np.abs(np.diff(coord))
+    return float(steps.min()), float(np.ptp(coord))
+
+
+def lognormal_between(lower: float, upper: float) -> Prior:
+    """``LogNormal`` with 98% of its mass in ``[lower, upper]``.
+
+    Examples
+    --------
+    >>> p = lognormal_between(0.1, 10.0)
+    >>> p.distribution, round(p.parameters["mu"], 6), round(p.parameters["sigma"], 4)
+    ('LogNormal', 0.0, 0.9898)
+    """
+    upper = max(upper, 2.0 * lower)
+    lo, hi = np.log(lower), np.log(upper)
+    return new_prior("LogNormal", mu=float((lo + hi) / 2), sigma=float((hi - lo) / (2 * _Z98)))
+
+
+def data_priors(y_mean: float, y_sd: float) -> dict[str, Prior]:
+    """Default priors of the amplitude, noise and constant mean (see module docstring)."""
+    scale = y_sd if np.isfinite(y_sd) and y_sd > 0 else 1.0
+    return {
+        "amplitude": new_prior("HalfNormal", sigma=2.0 * scale),
+        "noise": new_prior("HalfNormal", sigma=scale),
+        "mean": new_prior("Normal", mu=float(y_mean), sigma=2.0 * scale),
+    }
+
+
+def start_ladder(spacing: float, extent: float, n: int) -> np.ndarray:
+    """``n`` starting lengthscales, log-spaced from 3 grid spacings to a quarter of the extent.
+
+    On short coordinates (3 spacings beyond an eighth of the extent) the ladder starts at an
+    eighth of the extent instead, so the starts stay distinct.
+
+    The log marginal likelihood of real fields has several local optima (see
+    ``kronecker-notes.md``); starting from a ladder of lengthscales and keeping the best
+    optimum finds the global one far more often than a single start.
+
+    Examples
+    --------
+    >>> start_ladder(1.0, 100.0, 3).round(3).tolist()
+    [3.0, 8.66, 25.0]
+    """
+    lo = min(3.0 * spacing, extent / 8)
+    hi = max(extent / 4, 2 * lo)
+    if n == 1:
+        return np.array([lo])
+    return np.exp(np.linspace(np.log(lo), np.log(hi), n))
+
+
+_WHAT = {
+    "ls": "a lengthscale",
+    "period": "a period",
+    "alpha": "RatQuad's shape alpha",
+    "amplitude": "the amplitude",
+    "noise": "the noise sd",
+    "nu": "Student-t's degrees of freedom",
+    "dispersion": "the negative binomial dispersion",
+    "shape": "the gamma likelihood's shape",
+}
+"""What each positive hyperparameter is, for error messages (the mean is the only real one)."""
+
+
+def _check_fixed(name: str, value, zero_ok: bool = False) -> float:
+    value = float(value)
+    positive = name != "mean"
+    if not np.isfinite(value) or (positive and (value < 0 or (value == 0 and not zero_ok))):
+        bound = ">= 0" if zero_ok else "> 0"
+        hint = " (noise=0 is allowed with known per-cell noise, noise_sd=)" if name == "noise" and not zero_ok else ""
+        raise ValueError(
+            f"fixed value {name}={value} is invalid: it must be a finite number{' ' + bound if positive else ''}{hint}"
+        )
+    return value
+
+
+def _as_spec(name: str, spec, default: Prior, what: str | None = None, zero_ok: bool = False):
+    """A user's spec (None, number or Prior) as a number or a Prior.
+
+    ``what`` names a positive parameter (``"a lengthscale"``): its prior must have positive
+    support. ``None`` marks the real-valued mean. 0-d arrays count as numbers.
+    """
+    if spec is None:
+        return default
+    if is_prior(spec):
+        if what is not None:
+            check_positive_prior(name, spec, what)
+        return spec
+    if isinstance(spec, np.ndarray) and spec.ndim == 0:
+        spec = spec[()]
+    if isinstance(spec, bool | np.bool_) or not isinstance(spec, int | float | np.number):
+        raise TypeError(
+            f"{name}={spec!r} is not a valid hyperparameter: give None (default prior), a number (fixed) "
+            "or a pymc_extras.prior.Prior, e.g. Prior('Gamma', alpha=2, beta=2)"
+        )
+    return _check_fixed(name, spec, zero_ok)
+
+
+def _per_dim(spec, dims: tuple[str, ...], key: str) -> dict:
+    """Spread a per-dim spec (one value, a sequence, or a dict keyed by dim) over ``dims``."""
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - set(dims)
+        if unknown:
+            raise ValueError(f"{key} is given for {sorted(unknown)}, which the factor {dims} does not span")
+        return {d: spec.get(d) for d in dims}
+    if isinstance(spec, list | tuple | np.ndarray) and np.ndim(spec) > 0:
+        if np.ndim(spec) > 1 or len(spec) != len(dims):
+            raise ValueError(
+                f"{key} has {np.shape(spec)} values but the factor spans {len(dims)} dims {dims}: give one number "
+                f"(or Prior) per dim, or a dict keyed by dim"
+            )
+        return dict(zip(dims, spec, strict=True))
+    return dict.fromkeys(dims, spec)
+
+
+def resolve_priors(
+    factors, mean_spec, amplitude, defaults: Mapping[str, Prior], likelihood_specs=None, zero_ok=()
+) -> dict:
+    """Every model variable's prior (a :class:`Prior`) or fixed value, defaults filled in.
+
+    Parameters
+    ----------
+    factors : sequence of :class:`xkron.spec.grid.Factor`
+    mean_spec : {"constant", "zero"}, number or Prior
+        ``"constant"`` uses the default prior, ``"zero"`` fixes the mean at 0.
+    amplitude : None, number or Prior
+    defaults : mapping
+        Default priors of ``amplitude``, ``mean`` and the likelihood's hyperparameters
+        (:func:`data_priors` for Gaussian data).
+    likelihood_specs : mapping, optional
+        The likelihood's hyperparameter specs by name (e.g. ``{"noise": None}``).
+    zero_ok : collection of str
+        Positive parameters that may be fixed at 0 (``noise`` when known per-cell noise covers it).
+
+    Raises
+    ------
+    ValueError
+        If a fixed value is not finite or not > 0 (the mean aside), or a prior of a positive
+        parameter has support below 0 (:func:`xkron.spec.support.check_positive_prior`).
+    """
+    priors: dict = {}
+    for factor in factors:
+        names = factor.param_names()
+        for key, spec in factor.kernel.param_specs().items():
+            if key in factor.kernel.per_dim:
+                for dim, coord, name in zip(factor.dims, factor.coords, names[key], strict=True):
+                    spec_d = _per_dim(spec, factor.dims, key)[dim]
+                    priors[name] = _as_spec(name, spec_d, lognormal_between(*grid_scales(coord)), _WHAT[key])
+            elif key == "period":
+                spacing = min(grid_scales(c)[0] for c in factor.coords)
+                extent = max(grid_scales(c)[1] for c in factor.coords)
+                priors[names[key]] = _as_spec(names[key], spec, lognormal_between(2 * spacing, extent), _WHAT[key])
+            elif key == "alpha":
+                priors[names[key]] = _as_spec(names[key], spec, new_prior("Gamma", alpha=2, beta=1), _WHAT[key])
+            else:
+                raise NotImplementedError(f"no default prior for {key}")
+    priors["amplitude"] = _as_spec("amplitude", amplitude, defaults["amplitude"], _WHAT["amplitude"])
+    for name, spec in (likelihood_specs or {}).items():
+        what = _WHAT.get(name, "a positive hyperparameter")
+        priors[name] = _as_spec(name, spec, defaults[name], what, zero_ok=name in zero_ok)
+    if isinstance(mean_spec, str):
+        if mean_spec not in ("constant", "zero"):
+            raise ValueError(f"mean={mean_spec!r} is not known: use 'constant', 'zero', a number or a Prior")
+        priors["mean"] = defaults["mean"] if mean_spec == "constant" else 0.0
+    else:
+        priors["mean"] = _as_spec("mean", mean_spec, defaults["mean"])
+    return priors
+
+
+def _support(prior: Prior) -> tuple[float, float]:
+    """Support of a prior, from PyMC's description of its distribution (:func:`xkron.spec.support.prior_support`)."""
+    return prior_support(prior)
+
+
+def _inside_support(prior: Prior, value: float | None) -> float:
+    if value is not None:
+        lower, upper = _support(prior)
+        if lower < value < upper:
+            return value
+    return float(prior.preliz.median())
+
+
+PERIOD_DISTINCT = 0.1
+"""Two starting periods closer than this relative difference count as one."""
+
+PERIODIC_LS_START = 1.0
+"""Start of a ``Periodic`` lengthscale, which is relative to the period (``sin(π d/T)/ℓ``), not in
+coordinate units: at 1 the correlation half a period apart is ``exp(−1/2)``, smooth but not flat."""
+
+
+def _periodogram(y: np.ndarray, axis: int, coord: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(frequencies, power)`` of ``y`` along ``axis``, power averaged over every other axis."""
+    coord = np.asarray(coord, dtype=float)
+    series = np.moveaxis(np.asarray(y, dtype=float), axis, -1).reshape(-1, len(coord))
+    series = series - series.mean(axis=1, keepdims=True)
+    steps = np.diff(coord)
+    if np.allclose(steps, steps[0], rtol=1e-6):
+        # Even spacing: FFT periodogram, zero-padded 4x for a finer frequency grid.
+        n_fft = 4 * len(coord)
+        power = (np.abs(np.fft.rfft(series, n=n_fft, axis=-1)) ** 2).sum(axis=0)
+        freqs = np.fft.rfftfreq(n_fft, d=abs(steps[0]))
+        keep = freqs >= 1.0 / np.ptp(coord)
+        return freqs[keep], power[keep]
+    spacing, extent = grid_scales(coord)
+    freqs = np.linspace(1.0 / extent, 0.5 / spacing, 4 * len(coord))
+    power = sum(scipy.signal.lombscargle(coord, s, 2 * np.pi * freqs) for s in series[:64])
+    return freqs, np.asarray(power)
+
+
+def dominant_period(y: np.ndarray, axis: int, coord: np.ndarray) -> float:
+    """Period of the strongest oscillation of ``y`` along ``axis`` (Lomb–Scargle periodogram).
+
+    The power is averaged over every other axis. Frequencies run from one cycle per extent
+    to the Nyquist limit; uneven spacing is fine.
+
+    Examples
+    --------
+    >>> x = np.linspace(0, 3, 30)
+    >>> y = np.cos(2 * np.pi * x)[None, :] * np.ones((4, 1))
+    >>> round(dominant_period(y, 1, x), 1)
+    1.0
+    """
+    freqs, power = _periodogram(y, axis, coord)
+    return float(1.0 / freqs[int(np.argmax(power))])
+
+
+def period_candidates(y: np.ndarray, axis: int, coord: np.ndarray, n: int) -> list[float]:
+    """``n`` distinct starting periods along ``axis``, the most likely first.
+
+    The log posterior of a periodic factor has a local optimum near every period that fits
+    some of the data's oscillation, so restarts must try several. The order: the dominant
+    period ``P`` (:func:`dominant_period`); ``2P`` (when the strongest peak is a harmonic, the
+    fundamental is twice as long); the periodogram's other peaks by power; then ``3P, 4P, ...``
+    and, last, a log-spaced ladder from ``2Δ`` to the extent, so that ``n`` distinct values
+    always exist. Periods beyond the extent are skipped (the data cannot tell them apart), and
+    values within :data:`PERIOD_DISTINCT` of an earlier one count as the same.
+
+    Examples
+    --------
+    >>> x = np.arange(40.0)
+    >>> y = np.cos(2 * np.pi * x / 5)[None, :] + 0.5 * np.cos(2 * np.pi * x / 13)[None, :]
+    >>> [round(p, 1) for p in period_candidates(y, 1, x, 3)]
+    [5.0, 10.0, 13.3]
+    """
+    coord = np.asarray(coord, dtype=float)
+    spacing, extent = grid_scales(coord)
+    freqs, power = _periodogram(y, axis, coord)
+    inner = (power[1:-1] >= power[:-2]) & (power[1:-1] >= power[2:])
+    peaks = np.flatnonzero(np.r_[power[0] >= power[1], inner, power[-1] >= power[-2]])
+    by_power = [float(1.0 / freqs[i]) for i in peaks[np.argsort(-power[peaks], kind="stable")]]
+    first = float(1.0 / freqs[int(np.argmax(power))])
+    multiples = [k * first for k in range(3, 9)]
+    ladder = np.exp(np.linspace(np.log(2 * spacing), np.log(extent), max(n, 2))).tolist()
+    chosen: list[float] = []
+    for period in [first, 2 * first, *by_power, *multiples, *ladder]:
+        if len(chosen) == n:
+            break
+        if period <= extent * (1 + 1e-9) and all(abs(period - c) > PERIOD_DISTINCT * c for c in chosen):
+            chosen.append(period)
+    while len(chosen) < n:  # fewer distinct values than starts (a tiny grid): repeat the best
+        chosen.append(chosen[len(chosen) % max(1, len(chosen))])
+    return chosen
+
+
+def period_steps(factors, y: np.ndarray) -> dict[str, float]:
+    """Relative step of each period (``Periodic``'s ``period``, ``Cosine``'s ``ls``) for the MAP optimiser.
+
+    The log posterior has one narrow optimum per period that fits the data's oscillation: a
+    period ``P`` over an extent ``L`` keeps its phase to half a cycle only within a relative
+    change of about ``P / 2L``. A unit step in log-period would jump between optima, so the
+    optimiser steps in units of ``P / 4L`` (``P`` the dominant period, at most 1), well inside one. Factors that
+    keep a subset only (no periodogram) get 1.
+    """
+    y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
+    steps: dict[str, float] = {}
+    for axis, factor in enumerate(factors):
+        if factor.kernel.name not in ("Cosine", "Periodic") or factor.subset is not None:
+            continue
+        view = np.moveaxis(y, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
+        extents = [grid_scales(c)[1] for c in factor.coords]
+        rel = [min(1.0, dominant_period(view, k, c) / (4 * extents[k])) for k, c in enumerate(factor.coords)]
+        names = factor.param_names()
+        if factor.kernel.name == "Cosine":
+            steps.update(zip(names["ls"], rel, strict=True))
+        else:
+            steps[names["period"]] = float(min(rel))
+    return steps
+
+
+def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, float]]:
+    """``n`` data-driven starting points for the MAP optimiser (free variables only).
+
+    ``y`` holds the data over the factors' training inputs (any shape of that size).
+
+    Lengthscales climb :func:`start_ladder` together (a ``Periodic`` one, relative to its
+    period, starts at :data:`PERIODIC_LS_START`); the period of a ``Cosine`` (its
+    ``ls``) or ``Periodic`` factor takes a different value per start (:func:`period_candidates`:
+    the data's dominant period first), because each period that fits part of the data's
+    oscillation has its own local optimum; the amplitude starts at ``sd(y)``, the noise at ``sd(y)/10``,
+    the mean at ``mean(y)``, other parameters at their prior median. Values outside a
+    prior's support are replaced by its median.
+    """
+    y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
+    y_mean, y_sd = float(np.mean(y)), float(np.std(y))
+    scale = y_sd if np.isfinite(y_sd) and y_sd > 0 else 1.0
+    starts = [{} for _ in range(n)]
+    for axis, factor in enumerate(factors):
+        names = factor.param_names()
+        # The periodogram needs the factor's own grid: not there when it keeps a subset only.
+        periodic = factor.kernel.name in ("Cosine", "Periodic") and factor.subset is None
+        if periodic:
+            view = np.moveaxis(y, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
+            periods = [period_candidates(view, k, c, n) for k, c in enumerate(factor.coords)]
+        else:
+            periods = [[float(np.ptp(c)) / 4 or 1.0] * n for c in factor.coords]
+        for k, (coord, name) in enumerate(zip(factor.coords, names.get("ls", []), strict=False)):
+            if factor.kernel.name == "Cosine":
+                ladder = periods[k]
+            elif factor.kernel.name == "Periodic":
+                ladder = [PERIODIC_LS_START] * n
+            else:
+                ladder = start_ladder(*grid_scales(coord), n)
+            for start, ls in zip(starts, ladder, strict=True):
+                start[name] = ls
+        if "period" in names:
+            for i, start in enumerate(starts):
+                start[names["period"]] = float(np.median([p[i] for p in periods]))
+    for start in starts:
+        start.update(amplitude=scale, noise=0.1 * scale, mean=y_mean)
+    free = {name: p for name, p in priors.items() if is_prior(p)}
+    return [{name: _inside_support(p, start.get(name)) for name, p in free.items()} for start in starts]
