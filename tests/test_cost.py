@@ -18,6 +18,7 @@ import scipy.linalg
 import xarray as xr
 
 import xkron
+import xkron.inference.run
 import xkron.linalg.cost
 from xkron.progress import CountProgress
 from xkron.spec.grid import Factor
@@ -121,7 +122,7 @@ def test_fit_larger_than_memory_is_refused(monkeypatch):
 def test_fit_is_refused_before_the_model_is_built(monkeypatch):
     """xkron.fit runs the cost check before any model is built (for batch fits: before any slice)."""
     monkeypatch.setattr(xkron.linalg.cost, "available_memory", lambda: 1e6)
-    monkeypatch.setattr(xkron.api, "build_model", lambda *a, **k: pytest.fail("the model was built"))
+    monkeypatch.setattr(xkron.inference.run, "build_model", lambda *a, **k: pytest.fail("the model was built"))
     x = np.linspace(0.0, 1.0, 40)
     da = xr.DataArray(np.random.default_rng(0).normal(size=(40, 40)), coords={"a": x, "b": x}, dims=("a", "b"))
     with pytest.raises(xkron.CostError, match=r"fit\(method='map'\)"):

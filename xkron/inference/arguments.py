@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from xkron.inference.optimize import MAP_KWARGS
+from xkron.settings import DEFAULT_RESTARTS
 from xkron.spec.likelihoods import Gaussian, Likelihood, resolve_likelihood
 
 __all__ = [
@@ -39,8 +40,6 @@ __all__ = [
     "thin_for_subsample",
 ]
 
-DEFAULT_RESTARTS = 2
-"""``fit``'s default number of extra MAP starts; another value where no MAP runs is warned about."""
 
 OUTPUT_NAMES = {
     "mean": "predict()'s posterior mean",

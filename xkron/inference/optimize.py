@@ -35,25 +35,19 @@ from pymc.pytensorf import compile as pm_compile
 
 from xkron.errors import ConvergenceWarning
 from xkron.progress import MapProgress
+from xkron.settings import MAP_AT_BEST_NATS, MAP_MAXEVAL
 
-__all__ = ["AT_BEST_NATS", "COMPILE_MODE", "MAP_KWARGS", "MAXEVAL", "data_scale", "fit_map"]
+__all__ = ["COMPILE_MODE", "MAP_AT_BEST_NATS", "MAP_KWARGS", "MAP_MAXEVAL", "data_scale", "fit_map"]
 
 COMPILE_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="merge")
 """PyTensor mode of the MAP's functions: the Python linker with only the merge rewrite. The
 graph is small (kernel matrices and one Kronecker Op that does the heavy work), so a fast
 compile matters more than fused elementwise code."""
 
-MAXEVAL = 5000
-"""Most log-posterior evaluations per start (``pm.find_MAP``'s default); a start stopped there
-reports ``success=False``."""
-
-AT_BEST_NATS = 1e-3
-"""Starts whose optimum is within this many nats of the best count as reaching it: smaller
-differences are the optimiser's tolerance, not different optima."""
 
 MAP_KWARGS = ("method", "tol", "options", "maxeval")
 """Keyword arguments ``fit(method="map", ...)`` accepts: ``method``, ``tol`` and ``options`` of
-:func:`scipy.optimize.minimize` (default ``"L-BFGS-B"``), and ``maxeval`` (:data:`MAXEVAL`)."""
+:func:`scipy.optimize.minimize` (default ``"L-BFGS-B"``), and ``maxeval`` (:data:`MAP_MAXEVAL`)."""
 
 
 class _MaxEval(Exception):
@@ -81,7 +75,7 @@ class _Objective:
     offset: np.ndarray
     unit: np.ndarray
     logp_ref: float = 0.0
-    maxeval: int = MAXEVAL
+    maxeval: int = MAP_MAXEVAL
     n_eval: int = 0
     last: tuple | None = None
 
@@ -219,14 +213,14 @@ def fit_map(
     report : dict
         ``success``, ``message``, ``logp`` (log posterior without Jacobian, as ``find_MAP``),
         ``nit`` (of the best start), ``n_starts``, ``n_starts_at_best`` (starts within
-        :data:`AT_BEST_NATS` of the best) and ``logp_starts`` (the optimum reached from each
+        :data:`MAP_AT_BEST_NATS` of the best) and ``logp_starts`` (the optimum reached from each
         start, NaN where the start's log posterior was not finite).
     """
     _check_kwargs(kwargs)
     fn, names, unit, to_unconstrained = _compile(model, scales or {}, rel_scales or {})
     us = [to_unconstrained(s) for s in starts]
     objective = _Objective(fn, names, [tuple(rv.type.shape) for rv in model.free_RVs], us[0], unit)
-    objective.maxeval = int(kwargs.get("maxeval", MAXEVAL))
+    objective.maxeval = int(kwargs.get("maxeval", MAP_MAXEVAL))
     zs = [(u - objective.offset) / unit for u in us]
     start_logp = [-objective(z)[0] + objective.logp_ref for z in zs]
     finite = [k for k, lp in enumerate(start_logp) if np.isfinite(lp)]
@@ -255,7 +249,7 @@ def fit_map(
         "logp": best["logp"],
         "nit": best["nit"],
         "n_starts": len(starts),
-        "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= AT_BEST_NATS for r in runs)),
+        "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= MAP_AT_BEST_NATS for r in runs)),
         "logp_starts": logp_starts,
     }
     if not best["success"]:

@@ -21,6 +21,7 @@ import xarray as xr
 from xkron.inference.arguments import aligned_mask, solver_keys
 from xkron.inference.collapsed import collapse_applies
 from xkron.linalg.cost import check_fit_cost
+from xkron.settings import DENSE_MAX_CELLS
 from xkron.spec.coords import CoordEncoding, encode_coord
 from xkron.spec.grid import Factor, hull_factors, restrict
 from xkron.spec.kernels import Independent
@@ -31,10 +32,6 @@ from xkron.spec.priors import resolve_priors
 from xkron.spec.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
 
 __all__ = ["DENSE_MAX_CELLS", "Prepared", "check_constant_data", "check_solver_choice", "prepare", "prepare_slice"]
-
-DENSE_MAX_CELLS = 3000
-"""With ``solver="auto"``, the most observed cells for the exact dense (Cholesky) solver when
-missing cells or per-cell noise rule out the Kronecker eigenbasis; above it the iterative one."""
 
 
 @dataclass

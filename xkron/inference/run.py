@@ -20,6 +20,7 @@ from xkron.inference.optimize import data_scale, fit_map
 from xkron.inference.prepare import Prepared
 from xkron.models.build import build_model
 from xkron.posterior.conditional import KronPosterior, LatentPosterior
+from xkron.settings import ADVI_DEFAULTS
 from xkron.spec.likelihoods import Gaussian
 from xkron.spec.modelspec import ModelSpec
 from xkron.spec.priors import map_starts, period_steps
@@ -99,12 +100,6 @@ def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar,
     for axis, L in enumerate(latent.chols):
         v = np.moveaxis(scipy.linalg.solve_triangular(L, np.moveaxis(v, axis, 0), lower=True), 0, axis)
     return {**values, "v": v / full["amplitude"]}
-
-
-ADVI_DEFAULTS = {"n": 20_000, "learning_rate": 0.01}
-"""Mean-field ADVI: iterations, and the learning rate of its Adam optimiser. PyMC's default
-(adagrad, learning rate 1e-3) was still drifting after 100,000 iterations on a 1300-cell
-binomial grid, where Adam at 0.01 settled within about 10,000."""
 
 
 def _fit_latent(model, method, random_seed, progressbar, kwargs):

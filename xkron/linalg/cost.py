@@ -20,6 +20,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from xkron.errors import CostError, CostWarning
+from xkron.settings import (
+    EIGH_RATE,
+    FLOP_RATE,
+    MAP_EVALUATIONS,
+    NUTS_EVALUATIONS_PER_DRAW,
+    REFUSE_MEMORY_FRACTION,
+    WARN_MEMORY_FRACTION,
+    WARN_SECONDS,
+)
 
 __all__ = [
     "Estimate",
@@ -32,29 +41,6 @@ __all__ = [
     "sample_estimate",
 ]
 
-EIGH_RATE = 1e10
-"""``n³`` per second of a dense symmetric eigendecomposition with vectors (LAPACK ``evd``) on a
-laptop's few cores: ``n = 1000`` takes about 0.1 s."""
-
-FLOP_RATE = 2e10
-"""Multiply-adds per second of the matrix products (BLAS ``gemm``) on the same machine."""
-
-WARN_SECONDS = 60.0
-"""Requests estimated to take longer warn: a minute is where a silent call looks hung."""
-
-WARN_MEMORY_FRACTION = 0.5
-"""Requests estimated to need more than this fraction of the available memory warn: the
-machine may start swapping, and the estimate may be low by a small factor."""
-
-REFUSE_MEMORY_FRACTION = 1.0
-"""Requests estimated to need more than this fraction of the available memory are refused: they
-would swap for a long time or be killed, losing the session."""
-
-MAP_EVALUATIONS = 300
-"""Likelihood-and-gradient evaluations of a MAP fit, all starts together (typical: 50-150 each)."""
-
-NUTS_EVALUATIONS_PER_DRAW = 15
-"""Gradient evaluations per NUTS draw (tuning included): tree depth 3-4 is typical for these models."""
 
 BYTES = 8
 """float64."""

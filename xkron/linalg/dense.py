@@ -17,10 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-__all__ = ["CHUNK_ELEMENTS", "DenseLoglik", "DenseSystem"]
+from xkron.settings import DENSE_CHUNK_ELEMENTS
 
-CHUNK_ELEMENTS = 2**22
-"""Elements (test points × observed cells) of one chunk of :meth:`DenseSystem.explained_variance`."""
+__all__ = ["DENSE_CHUNK_ELEMENTS", "DenseLoglik", "DenseSystem"]
 
 
 @dataclass(frozen=True)
@@ -213,7 +212,7 @@ class DenseSystem:
         row ``m`` of every factor belonging to test point ``m``, and
         ``k*_o[m] = (⊗_i rows[i][m])_o``. The posterior variance is
         ``eta2 Π_i k_i(x*_m, x*_m)`` minus this. Computed as ``eta2² |L⁻¹ k*_o|²`` in chunks of
-        ``chunk_size`` test points (default: about :data:`CHUNK_ELEMENTS` / ``n_o``), so memory
+        ``chunk_size`` test points (default: about :data:`DENSE_CHUNK_ELEMENTS` / ``n_o``), so memory
         stays ``O(chunk_size × n_o)``.
         """
         rows = [np.asarray(R, dtype=float) for R in rows]
@@ -222,7 +221,7 @@ class DenseSystem:
         m = rows[0].shape[0] if rows[0].ndim == 2 else -1
         if any(R.shape != (m, n) for R, n in zip(rows, self.shape, strict=True)):
             raise ValueError(f"rows must have shapes (M, n_i) for the grid {self.shape}; got {[R.shape for R in rows]}")
-        chunk = chunk_size or max(1, CHUNK_ELEMENTS // self.n_observed)
+        chunk = chunk_size or max(1, DENSE_CHUNK_ELEMENTS // self.n_observed)
         out = np.empty(m)
         for start in range(0, m, chunk):
             stop = min(start + chunk, m)

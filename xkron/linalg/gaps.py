@@ -24,20 +24,9 @@ import numpy as np
 import scipy.linalg
 
 from xkron.linalg.kronecker import KronEigen, outer
+from xkron.settings import GAP_COHESION, GAP_CUTOFF, GAP_MAX_RANK
 
 __all__ = ["StaticGapPreconditioner"]
-
-MAX_RANK = 800
-"""Most eigenvector columns kept for the gap model (memory ``n_gap × r``, cost ``n_a r³``)."""
-
-CUTOFF = 1e-3
-"""Columns whose largest ``δ`` is below this are left out (they barely change ``S``)."""
-
-
-COHESION = 0.5
-"""The preconditioner is built only for gaps whose cells mostly border other gap cells (land
-masses); CG already converges in a dozen iterations on scattered ones (islands), where the
-preconditioner would cost more than it saves."""
 
 
 def _cohesion(gap: np.ndarray) -> float:
@@ -63,7 +52,8 @@ class StaticGapPreconditioner:
     """
 
     def __init__(self, eigen: KronEigen, eta2: float, floor: float, axis: int, positions: np.ndarray,
-                 gap: np.ndarray, n_missing: int, cutoff: float = CUTOFF, max_rank: int = MAX_RANK):  # fmt: skip
+                 gap: np.ndarray, n_missing: int, cutoff: float = GAP_CUTOFF,
+                 max_rank: int = GAP_MAX_RANK):  # fmt: skip
         self.floor, self.axis, self.positions, self.n_missing = floor, axis, positions, n_missing
         self.Q_axis = eigen.vectors[axis]
         others = [k for k in range(len(eigen.values)) if k != axis]
@@ -95,7 +85,7 @@ class StaticGapPreconditioner:
             gap = ~observed.any(axis=axis)
             if gap.any() and (best is None or gap.sum() > best[1].sum()):
                 best = (axis, gap)
-        if best is None or _cohesion(best[1]) < COHESION:
+        if best is None or _cohesion(best[1]) < GAP_COHESION:
             return None
         axis, gap = best
         shape = observed.shape

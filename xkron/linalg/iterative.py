@@ -42,17 +42,9 @@ import scipy.linalg
 
 from xkron.linalg.gaps import StaticGapPreconditioner
 from xkron.linalg.kronecker import KronEigen, marginal_loglik, outer
+from xkron.settings import CG_MAX_ITER, CG_PROBES, CG_TOL
 
 __all__ = ["CGReport", "IterativeLoglik", "IterativeSystem", "pcg"]
-
-TOL = 1e-8
-"""Default relative residual of every conjugate-gradient solve."""
-
-PROBES = 8
-"""Default number of Rademacher probes for each log-determinant and for the trace terms."""
-
-MAX_ITER = 2000
-"""Default cap on CG iterations; hitting it is reported in :class:`CGReport`, never silent."""
 
 
 @dataclass(frozen=True)
@@ -80,8 +72,8 @@ def pcg(
     b: np.ndarray,
     precondition: Callable[[np.ndarray], np.ndarray] | None = None,
     *,
-    tol: float = TOL,
-    max_iter: int = MAX_ITER,
+    tol: float = CG_TOL,
+    max_iter: int = CG_MAX_ITER,
     lanczos: bool = False,
 ):
     """Preconditioned conjugate gradients for a batch of right-hand sides ``b`` (rows).
@@ -189,13 +181,13 @@ class IterativeSystem:
     observed : ndarray of bool
         The grid's observed cells.
     tol : float
-        Relative residual at which every CG solve stops (default :data:`TOL`).
+        Relative residual at which every CG solve stops (default :data:`CG_TOL`).
     probes : int
-        Rademacher probes per stochastic estimate (default :data:`PROBES`).
+        Rademacher probes per stochastic estimate (default :data:`CG_PROBES`).
     seed : int
         Seed of the probes.
     max_iter : int
-        CG iteration cap (default :data:`MAX_ITER`).
+        CG iteration cap (default :data:`CG_MAX_ITER`).
 
     Examples
     --------
@@ -218,10 +210,10 @@ class IterativeSystem:
         noise_var,
         observed: np.ndarray,
         *,
-        tol: float = TOL,
-        probes: int = PROBES,
+        tol: float = CG_TOL,
+        probes: int = CG_PROBES,
         seed: int = 0,
-        max_iter: int = MAX_ITER,
+        max_iter: int = CG_MAX_ITER,
     ):
         self.factors = [np.asarray(K, dtype=float) for K in factors]
         self.shape = tuple(K.shape[0] for K in self.factors)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from xkron.settings import EIGH_SPLIT_MIN
+
 __all__ = [
     "KronEigen",
     "MarginalLoglik",
@@ -146,12 +148,7 @@ def is_centrosymmetric(K: np.ndarray) -> bool:
     return bool(np.max(np.abs(K[:half] - K[::-1, ::-1][:half])) <= tol)
 
 
-SPLIT_MIN = 96
-"""Smallest factor split by :func:`symmetric_eigh`: below it the extra Python work costs more
-than the halved ``eigh`` saves (measured break-even near 64-100, single-threaded BLAS)."""
-
-
-def symmetric_eigh(K, split_min: int = SPLIT_MIN) -> tuple[np.ndarray, np.ndarray, bool]:
+def symmetric_eigh(K, split_min: int = EIGH_SPLIT_MIN) -> tuple[np.ndarray, np.ndarray, bool]:
     """``K = Q diag(λ) Qᵀ`` for a symmetric ``K``; returns ``(λ, Q, split)``.
 
     A centrosymmetric ``K`` (see :func:`is_centrosymmetric`) splits exactly into two half-size

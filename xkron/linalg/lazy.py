@@ -42,6 +42,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from xkron.settings import BLOCK_BYTES, SPILL_BYTES
+
 __all__ = [
     "lazy_grid_moments",
     "lazy_grid_samples",
@@ -51,11 +53,6 @@ __all__ = [
     "plan_groups",
     "spill_rechunk",
 ]
-
-BLOCK_BYTES = 2**26
-"""Largest block of a working layout, in bytes (64 MiB)."""
-SPILL_BYTES = 2**27
-"""Default ``spill_bytes``: an exchange goes through disk when it couples more bytes than this."""
 
 
 def plan_groups(shape: Sequence[int], chunks: Sequence[Sequence[int]], axes: Sequence[int], itemsize: int = 8):

@@ -19,6 +19,7 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from xkron.linalg.kronecker import marginal_loglik
+from xkron.settings import CG_PROBES, CG_TOL
 
 __all__ = ["KronMarginalLogp", "KronObservedLogp", "kron_marginal_logp", "kron_observed_logp"]
 
@@ -104,7 +105,9 @@ class KronObservedLogp(KronMarginalLogp):
 
     __props__ = ("n_factors", "solver", "tol", "probes", "seed")
 
-    def __init__(self, n_factors: int, solver: str = "dense", tol: float = 1e-8, probes: int = 8, seed: int = 0):
+    def __init__(
+        self, n_factors: int, solver: str = "dense", tol: float = CG_TOL, probes: int = CG_PROBES, seed: int = 0
+    ):
         super().__init__(n_factors)
         self.solver, self.tol, self.probes, self.seed = solver, tol, probes, seed
 

@@ -39,10 +39,6 @@ from xkron.spec.modelspec import JITTER, factor_params
 
 __all__ = ["KronPosterior", "LatentPosterior", "TestInputs", "latent_cholesky", "place_axes"]
 
-VARIANCE_SAMPLES = 128
-"""Monte Carlo draws behind the iterative solver's predictive variance
-(:class:`xkron.posterior.observed.ObservedPosterior`)."""
-
 
 @dataclass(frozen=True)
 class TestInputs:

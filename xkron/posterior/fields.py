@@ -30,13 +30,11 @@ import scipy.linalg
 
 from xkron.linalg.kronecker import KronEigen, mode_product, outer, symmetric_eigh
 from xkron.posterior.conditional import KronPosterior, TestInputs
+from xkron.settings import SAMPLE_BATCH_ELEMENTS
 from xkron.spec.grid import Factor, distinct_inputs
 from xkron.spec.modelspec import JITTER, factor_params
 
-__all__ = ["BATCH_ELEMENTS", "apply_factors", "posterior_fields", "union_roots", "whitened_draws"]
-
-BATCH_ELEMENTS = 2**23
-"""Work-array budget (elements) per batch of sample fields."""
+__all__ = ["SAMPLE_BATCH_ELEMENTS", "apply_factors", "posterior_fields", "union_roots", "whitened_draws"]
 
 
 def union_roots(factor: Factor, params, test: Sequence[np.ndarray], jitter: float):
@@ -133,7 +131,7 @@ def posterior_fields(
             for f, t, Q in zip(posterior.factors, labels, posterior.eigen.vectors, strict=True)
         ]
     union_size = int(np.prod([r.shape[1] for r, _ in roots]))
-    batch = max(1, BATCH_ELEMENTS // union_size)
+    batch = max(1, SAMPLE_BATCH_ELEMENTS // union_size)
     fields = []
     for start in range(0, n, batch):
         size = min(batch, n - start)

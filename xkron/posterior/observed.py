@@ -14,8 +14,9 @@ from typing import ClassVar
 import numpy as np
 
 from xkron.linalg.kronecker import kron_contract
-from xkron.posterior.conditional import VARIANCE_SAMPLES, TestInputs, place_axes, prior_variance
-from xkron.posterior.fields import BATCH_ELEMENTS, apply_factors, union_roots
+from xkron.posterior.conditional import TestInputs, place_axes, prior_variance
+from xkron.posterior.fields import apply_factors, union_roots
+from xkron.settings import SAMPLE_BATCH_ELEMENTS, VARIANCE_SAMPLES
 from xkron.spec.grid import Factor
 from xkron.spec.modelspec import factor_params
 
@@ -166,7 +167,7 @@ def sampled_variance(posterior: ObservedPosterior, tests: Sequence[TestInputs], 
     rotated = [C @ Q for C, Q in zip(cross, system.eigen.vectors, strict=True)]
     total = 0.0
     union_size = int(np.prod([r.shape[1] for r, _ in roots]))
-    batch = max(1, BATCH_ELEMENTS // union_size)
+    batch = max(1, SAMPLE_BATCH_ELEMENTS // union_size)
     for start in range(0, n, batch):
         size = min(batch, n - start)
         z = rng.standard_normal((size, *(r.shape[1] for r, _ in roots)))

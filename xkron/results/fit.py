@@ -11,14 +11,13 @@ import xarray as xr
 from xkron.posterior.conditional import KronPosterior, LatentPosterior
 from xkron.posterior.observed import ObservedPosterior
 from xkron.results.predict import predict_moments
+from xkron.settings import POSTERIOR_CACHE_BYTES
 from xkron.spec.coords import CoordEncoding
 from xkron.spec.grid import restrict
 from xkron.spec.modelspec import ModelSpec, known_noise_var
 from xkron.spec.prior_types import is_prior
 
 __all__ = ["KronFit"]
-
-_CACHE_BYTES = 2**29
 
 
 class _LazyPosteriors(Sequence):
@@ -176,7 +175,7 @@ class KronFit:
             v = self.posterior["posterior"]["v"].stack(sample=("chain", "draw")).transpose("sample", ...)
             latent = np.asarray(v.values)
         posteriors = _LazyPosteriors(self._data_tensor, self.spec, draws, latent)
-        if 2 * self._data_tensor.size * 8 * len(draws) <= _CACHE_BYTES:
+        if 2 * self._data_tensor.size * 8 * len(draws) <= POSTERIOR_CACHE_BYTES:
             posteriors = list(posteriors)
             self.__dict__["_posterior_cache"] = posteriors
         return posteriors

@@ -18,11 +18,9 @@ import xarray as xr
 from xkron.linalg.cost import check, predict_estimate
 from xkron.posterior.conditional import TestInputs, place_axes
 from xkron.posterior.mixture import inverse_link, mixture_quantiles, response_moments
+from xkron.settings import PREDICT_CHUNK_ELEMENTS
 
 __all__ = ["check_shared_dims", "predict_moments"]
-
-_CHUNK_ELEMENTS = 2**22
-"""Work-array budget (elements) when scattered points are predicted in chunks."""
 
 
 def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "latent", quantiles=()) -> xr.Dataset:
@@ -204,7 +202,7 @@ def _chunked(block, numeric, fit, dim_labels, out_order, per_draw):
         sizes.update(zip(dim_labels[dim], np.shape(numeric[dim]), strict=True))
     label = max(shared, key=sizes.get)
     per_point = max(1, int(np.prod([f.size for f in fit.spec.factors])) // min(f.size for f in fit.spec.factors))
-    step = max(1, _CHUNK_ELEMENTS // per_point)
+    step = max(1, PREDICT_CHUNK_ELEMENTS // per_point)
     if sizes[label] <= step:
         return block(*args)
     out_axis = 1 + int(per_draw) + out_order.index(label)

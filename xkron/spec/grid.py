@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from xkron.spec.kernels import PHASE_TOLERANCE, Kernel
+from xkron.settings import PHASE_TOLERANCE
+from xkron.spec.kernels import Kernel
 
 __all__ = ["Factor", "cartesian", "distinct_inputs", "hull_factors", "restrict", "union_size"]
 

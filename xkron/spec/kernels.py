@@ -43,6 +43,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from xkron.settings import PHASE_TOLERANCE
 from xkron.spec.prior_types import prior_from_dict
 
 __all__ = [
@@ -62,11 +63,6 @@ R_MAX = 1e4
 """Scaled distances ``r`` beyond it are evaluated at ``R_MAX``: every Matérn value there is
 below ``exp(−10⁴)``, exactly 0 in float64, and clipping keeps ``∞ · 0`` (NaN) out of
 ``poly(r) exp(−r)`` for infinite or overflowing distances."""
-
-PHASE_TOLERANCE = 1e-6
-"""Largest rounding error of a coordinate difference, as a fraction of a period, that the
-periodic kernels accept: it is ``eps·|Δ|/period``, so about 4.5e9 periods away the phase
-(and so the correlation) would be rounding noise."""
 
 
 def _is_numpy(xp) -> bool:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # PyMC is imported when a prior is built, not with xkron
 import scipy.signal
 from scipy.stats import norm
 
+from xkron.settings import PERIOD_DISTINCT, PERIODIC_LS_START
 from xkron.spec.prior_types import is_prior, new_prior
 from xkron.spec.support import check_positive_prior, prior_support
 
@@ -229,14 +230,6 @@ def _inside_support(prior: Prior, value: float | None) -> float:
         if lower < value < upper:
             return value
     return float(prior.preliz.median())
-
-
-PERIOD_DISTINCT = 0.1
-"""Two starting periods closer than this relative difference count as one."""
-
-PERIODIC_LS_START = 1.0
-"""Start of a ``Periodic`` lengthscale, which is relative to the period (``sin(π d/T)/ℓ``), not in
-coordinate units: at 1 the correlation half a period apart is ``exp(−1/2)``, smooth but not flat."""
 
 
 def _periodogram(y: np.ndarray, axis: int, coord: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 
+from xkron.settings import TIME_STEP_TOLERANCE
+
 __all__ = [
     "LEGACY_UNITS",
-    "STEP_TOLERANCE",
+    "TIME_STEP_TOLERANCE",
     "cftime_days",
     "cftime_epoch",
     "cftime_ticks",
@@ -44,9 +46,6 @@ __all__ = [
 LEGACY_UNITS = "days since 1970-01-01"
 """Units of time coordinates in fits written by xkron before start-relative encoding."""
 
-STEP_TOLERANCE = 1e-6
-"""Largest relative error allowed in the smallest step of a training time coordinate: beyond
-it float64 no longer keeps the data's resolution (ns steps over weeks), and the fit is refused."""
 
 _US_PER_DAY = 86_400_000_000
 _TOO_FINE = ("ps", "fs", "as", "generic")  # a day of these overflows int64; their whole range is ~2.6 h anyway
@@ -180,7 +179,7 @@ def check_resolution(ticks: list[int], per_day: int, dim: str | None) -> None:
 
     The encoded days of two neighbours are each rounded to within half an ulp of the span, so
     their difference is off by up to ``span * 2**-52``; relative to the smallest step that must
-    stay under :data:`STEP_TOLERANCE`.
+    stay under :data:`TIME_STEP_TOLERANCE`.
 
     Raises
     ------
@@ -193,11 +192,11 @@ def check_resolution(ticks: list[int], per_day: int, dim: str | None) -> None:
     step = min(b - a for a, b in itertools.pairwise(distinct))
     span = distinct[-1] - distinct[0]
     error = span * 2.0**-52 / step
-    if error > STEP_TOLERANCE:
+    if error > TIME_STEP_TOLERANCE:
         where = f"dim {dim!r}" if dim else "this dim"
         raise ValueError(
             f"{where}: its times span {_duration(span / per_day)} with steps as small as {_duration(step / per_day)}; "
-            f"float64 numbers would keep that step only to {error:.1g} of itself (more than {STEP_TOLERANCE:g}). "
+            f"float64 numbers would keep that step only to {error:.1g} of itself (more than {TIME_STEP_TOLERANCE:g}). "
             f"Round the times to a coarser resolution (e.g. da[{dim or 'dim'!r}].dt.round('1us')) or fit a "
             "shorter span."
         )

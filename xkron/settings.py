@@ -1,0 +1,129 @@
+"""Every tunable default of xkron, with why it has its value.
+
+Modules import their defaults from here, so this page is where to read (and, in a fork, change)
+them; per call, most can be overridden (``solver_options``, ``restarts``, keyword arguments of
+``fit``). Measured effects are in ``tests/benchmarks/README.md``. Imports nothing of xkron.
+"""
+
+from __future__ import annotations
+
+# --- Iterative solver (conjugate gradients, stochastic Lanczos quadrature) ---------------------
+
+CG_TOL = 1e-8
+"""Default relative residual of every conjugate-gradient solve."""
+
+CG_PROBES = 8
+"""Default number of Rademacher probes for each log-determinant and for the trace terms."""
+
+CG_MAX_ITER = 2000
+"""Default cap on CG iterations; hitting it is reported in :class:`CGReport`, never silent."""
+
+VARIANCE_SAMPLES = 128
+"""Monte Carlo draws behind the iterative solver's predictive variance
+(:class:`xkron.posterior.observed.ObservedPosterior`)."""
+
+DENSE_MAX_CELLS = 3000
+"""With ``solver="auto"``, the most observed cells for the exact dense (Cholesky) solver when
+missing cells or per-cell noise rule out the Kronecker eigenbasis; above it the iterative one."""
+
+# --- Static-gap preconditioner (land masks) ----------------------------------------------------
+
+GAP_MAX_RANK = 800
+"""Most eigenvector columns kept for the gap model (memory ``n_gap × r``, cost ``n_a r³``)."""
+
+GAP_CUTOFF = 1e-3
+"""Columns whose largest ``δ`` is below this are left out (they barely change ``S``)."""
+
+GAP_COHESION = 0.5
+"""The preconditioner is built only for gaps whose cells mostly border other gap cells (land
+masses); CG already converges in a dozen iterations on scattered ones (islands), where the
+preconditioner would cost more than it saves."""
+
+# --- Kronecker algebra -------------------------------------------------------------------------
+
+EIGH_SPLIT_MIN = 96
+"""Smallest factor split by :func:`symmetric_eigh`: below it the extra Python work costs more
+than the halved ``eigh`` saves (measured break-even near 64-100, single-threaded BLAS)."""
+
+# --- Memory budgets ----------------------------------------------------------------------------
+
+BLOCK_BYTES = 2**26
+"""Largest block of a working layout, in bytes (64 MiB)."""
+
+SPILL_BYTES = 2**27
+"""Default ``spill_bytes``: an exchange goes through disk when it couples more bytes than this."""
+
+DENSE_CHUNK_ELEMENTS = 2**22
+"""Elements (test points × observed cells) of one chunk of :meth:`DenseSystem.explained_variance`."""
+
+PREDICT_CHUNK_ELEMENTS = 2**22
+"""Work-array budget (elements) when scattered points are predicted in chunks."""
+
+SAMPLE_BATCH_ELEMENTS = 2**23
+"""Work-array budget (elements) per batch of sample fields."""
+
+POSTERIOR_CACHE_BYTES = 2**29
+
+# --- MAP optimiser -----------------------------------------------------------------------------
+
+DEFAULT_RESTARTS = 2
+"""``fit``'s default number of extra MAP starts; another value where no MAP runs is warned about."""
+
+MAP_MAXEVAL = 5000
+"""Most log-posterior evaluations per start (``pm.find_MAP``'s default); a start stopped there
+reports ``success=False``."""
+
+MAP_AT_BEST_NATS = 1e-3
+"""Starts whose optimum is within this many nats of the best count as reaching it: smaller
+differences are the optimiser's tolerance, not different optima."""
+
+PERIOD_DISTINCT = 0.1
+"""Two starting periods closer than this relative difference count as one."""
+
+PERIODIC_LS_START = 1.0
+"""Start of a ``Periodic`` lengthscale, which is relative to the period (``sin(π d/T)/ℓ``), not in
+coordinate units: at 1 the correlation half a period apart is ``exp(−1/2)``, smooth but not flat."""
+
+# --- ADVI --------------------------------------------------------------------------------------
+
+ADVI_DEFAULTS = {"n": 20_000, "learning_rate": 0.01}
+"""Mean-field ADVI: iterations, and the learning rate of its Adam optimiser. PyMC's default
+(adagrad, learning rate 1e-3) was still drifting after 100,000 iterations on a 1300-cell
+binomial grid, where Adam at 0.01 settled within about 10,000."""
+
+# --- Cost estimates (CostWarning, CostError) ---------------------------------------------------
+
+EIGH_RATE = 1e10
+"""``n³`` per second of a dense symmetric eigendecomposition with vectors (LAPACK ``evd``) on a
+laptop's few cores: ``n = 1000`` takes about 0.1 s."""
+
+FLOP_RATE = 2e10
+"""Multiply-adds per second of the matrix products (BLAS ``gemm``) on the same machine."""
+
+WARN_SECONDS = 60.0
+"""Requests estimated to take longer warn: a minute is where a silent call looks hung."""
+
+WARN_MEMORY_FRACTION = 0.5
+"""Requests estimated to need more than this fraction of the available memory warn: the
+machine may start swapping, and the estimate may be low by a small factor."""
+
+REFUSE_MEMORY_FRACTION = 1.0
+"""Requests estimated to need more than this fraction of the available memory are refused: they
+would swap for a long time or be killed, losing the session."""
+
+MAP_EVALUATIONS = 300
+"""Likelihood-and-gradient evaluations of a MAP fit, all starts together (typical: 50-150 each)."""
+
+NUTS_EVALUATIONS_PER_DRAW = 15
+"""Gradient evaluations per NUTS draw (tuning included): tree depth 3-4 is typical for these models."""
+
+# --- Numerical tolerances ----------------------------------------------------------------------
+
+TIME_STEP_TOLERANCE = 1e-6
+"""Largest relative error allowed in the smallest step of a training time coordinate: beyond
+it float64 no longer keeps the data's resolution (ns steps over weeks), and the fit is refused."""
+
+PHASE_TOLERANCE = 1e-6
+"""Largest rounding error of a coordinate difference, as a fraction of a period, that the
+periodic kernels accept: it is ``eps·|Δ|/period``, so about 4.5e9 periods away the phase
+(and so the correlation) would be rounding noise."""
