@@ -42,9 +42,10 @@ import scipy.linalg
 
 from xkron.linalg.gaps import StaticGapPreconditioner
 from xkron.linalg.kronecker import KronEigen, marginal_loglik, outer
+from xkron.linalg.loglik import Loglik
 from xkron.settings import CG_MAX_ITER, CG_PROBES, CG_TOL
 
-__all__ = ["CGReport", "IterativeLoglik", "IterativeSystem", "pcg"]
+__all__ = ["CGReport", "IterativeSystem", "pcg"]
 
 
 @dataclass(frozen=True)
@@ -150,20 +151,6 @@ def _slq_logdet(tridiagonals, size: int) -> float:
 
 def _rademacher(rng: np.random.Generator, shape) -> np.ndarray:
     return rng.choice(np.array([-1.0, 1.0]), size=shape)
-
-
-@dataclass(frozen=True)
-class IterativeLoglik:
-    """Estimated log-likelihood and gradient, as :class:`xkron.linalg.dense.DenseLoglik` but with ``d_sigma2``
-    (the derivative for a variance added to every observed cell) in place of per-cell ``d_noise``."""
-
-    logp: float
-    alpha: np.ndarray
-    cg: CGReport
-    d_factors: tuple[np.ndarray, ...] | None = None
-    d_eta2: float | None = None
-    d_sigma2: float | None = None
-    d_mean: float | None = None
 
 
 class IterativeSystem:
@@ -327,7 +314,7 @@ class IterativeSystem:
             d_factors.append(0.5 * self.eta2 * (H + H.T))
         return d_factors, float(np.sum(x * self._k_apply(y))), float(np.sum(x * y))
 
-    def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> IterativeLoglik:
+    def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> Loglik:
         """Estimated ``log N(y_o | mean, A)`` and its gradient, as :meth:`xkron.linalg.dense.DenseSystem.loglik`.
 
         ``d_factors[i]`` is ``∂ log p / ∂K_i`` with every entry free; ``d_sigma2`` the
@@ -360,7 +347,7 @@ class IterativeSystem:
         logp = -0.5 * float(resid[0] @ alpha) - 0.5 * logdet - 0.5 * n * np.log(2 * np.pi)
         grid_alpha = alpha.reshape(self.shape)
         if not gradient:
-            return IterativeLoglik(logp, grid_alpha, CGReport.merge(self._reports))
+            return Loglik(logp, alpha=grid_alpha, cg=CGReport.merge(self._reports))
         # −½ ∂ log|F|, exactly: the gradient of log N(0 | 0, F).
         exact = marginal_loglik(np.zeros(self.shape), self.eigen, self.eta2, self.floor, gradient=True)
         d_k, d_eta2, d_sigma2 = self._bilinear(alpha[None], alpha[None])
@@ -380,14 +367,14 @@ class IterativeSystem:
             c_k, c_eta2, c_sigma2 = self._bilinear(x, z)
             d_factors = [d + weight * c for d, c in zip(d_factors, c_k, strict=True)]
             d_eta2, d_sigma2 = d_eta2 + weight * c_eta2, d_sigma2 + weight * c_sigma2
-        return IterativeLoglik(
+        return Loglik(
             logp,
-            grid_alpha,
-            CGReport.merge(self._reports),
             tuple(d_factors),
             d_eta2,
             d_sigma2,
             float(alpha.sum()),
+            alpha=grid_alpha,
+            cg=CGReport.merge(self._reports),
         )
 
 
