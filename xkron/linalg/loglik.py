@@ -36,7 +36,7 @@ class Loglik:
         solvers; the Kronecker solver keeps it in the eigenbasis, ``alpha_tilde``).
     d_noise : ndarray or None
         ``∂ logp / ∂noise_var`` per cell on the full grid, 0 at unobserved cells (dense solver).
-    cg : CGReport or None
+    cg : xkron.linalg.cg.CGReport or None
         The conjugate-gradient report (iterative solver).
     eigen, alpha_tilde, inv_diag : optional
         Kronecker solver: the factors' :class:`~xkron.linalg.kronecker.KronEigen`,
