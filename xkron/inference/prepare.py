@@ -26,9 +26,10 @@ from xkron.spec.coords import CoordEncoding, encode_coord
 from xkron.spec.grid import hull_factors, restrict
 from xkron.spec.kernels import Independent
 from xkron.spec.likelihoods import Gaussian, Likelihood, latent_scale_priors
-from xkron.spec.modelspec import ModelSpec, Solver, coord_factors
+from xkron.spec.modelspec import ModelSpec, coord_factors
 from xkron.spec.prior_types import is_prior
 from xkron.spec.priors import resolve_priors
+from xkron.spec.solver import Solver
 from xkron.spec.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
 
 __all__ = ["DENSE_MAX_CELLS", "Prepared", "check_constant_data", "check_solver_choice", "prepare"]

@@ -25,7 +25,8 @@ from xkron.io.atomic import atomic_write
 from xkron.spec.coords import CoordEncoding, coord_kind
 from xkron.spec.kernels import kernel_from_dict, spec_from_json, spec_to_json
 from xkron.spec.likelihoods import likelihood_from_dict
-from xkron.spec.modelspec import ModelSpec, Solver, coord_factors
+from xkron.spec.modelspec import ModelSpec, coord_factors
+from xkron.spec.solver import Solver
 
 __all__ = [
     "FORMAT",

@@ -17,9 +17,9 @@ from xkron.spec.coords import CoordEncoding
 from xkron.spec.grid import Factor, restrict
 from xkron.spec.likelihoods import Gaussian, Likelihood
 from xkron.spec.prior_types import is_prior
-from xkron.spec.solver import SOLVERS, Solver
+from xkron.spec.solver import Solver
 
-__all__ = ["JITTER", "SOLVERS", "ModelSpec", "Solver", "coord_factors", "factor_params"]
+__all__ = ["JITTER", "ModelSpec", "coord_factors", "factor_params"]
 
 JITTER = 1e-6
 """Added to the diagonal of each (unit-variance) factor before its Cholesky factor in the
@@ -46,7 +46,7 @@ class ModelSpec:
         Whiten and sample the latent field (always for non-Gaussian likelihoods); otherwise the
         Gaussian field is integrated out exactly.
     solver : Solver
-        Linear algebra of the marginal model and its settings (:data:`SOLVERS`), decided once
+        Linear algebra of the marginal model and its settings (:data:`xkron.spec.solver.SOLVERS`), decided once
         when the fit is prepared; a latent model always uses the Kronecker one.
     """
 
