@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xkron.linalg.cg import pcg
 from xkron.linalg.dense import DenseSystem
-from xkron.linalg.iterative import IterativeSystem, pcg
+from xkron.linalg.iterative import IterativeSystem
 
 RNG = np.random.default_rng(11)
 

@@ -105,7 +105,7 @@ def _spill_layers(*arrays) -> set:
 @pytest.fixture
 def forced_spill(monkeypatch, tmp_path):
     """Every exchange between mode products goes through disk, into ``tmp_path`` (the default folder)."""
-    from xkron import lazy
+    from xkron.linalg import lazy
 
     monkeypatch.setattr(lazy, "SPILL_BYTES", 0)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
@@ -119,7 +119,7 @@ def test_small_grids_keep_dasks_in_memory_rechunk(field):
 
 
 def test_spilled_predictions_equal_in_memory_ones_keep_chunks_and_leave_no_files(field, forced_spill, monkeypatch):
-    from xkron import lazy
+    from xkron.linalg import lazy
 
     monkeypatch.setattr(lazy, "BLOCK_BYTES", 2000)  # three groups of axes, and working layouts cut further
     da, fit = field
@@ -139,7 +139,7 @@ def test_spilled_predictions_equal_in_memory_ones_keep_chunks_and_leave_no_files
 
 
 def test_fields_chunked_along_one_dim_need_three_exchanges(field, forced_spill, monkeypatch):
-    from xkron import lazy
+    from xkron.linalg import lazy
 
     # As for 1000 x 100 x 1000 cells chunked along time with default sizes: x and z go together, then t.
     monkeypatch.setattr(lazy, "BLOCK_BYTES", 40_000)
@@ -153,7 +153,7 @@ def test_fields_chunked_along_one_dim_need_three_exchanges(field, forced_spill, 
 
 
 def test_spilled_sample_fields_equal_in_memory_ones(field, forced_spill, monkeypatch):
-    from xkron import lazy
+    from xkron.linalg import lazy
 
     da, fit = field
     lazy_fit = fit.condition(da.chunk(CHUNKS))

@@ -1,9 +1,12 @@
-"""Fit a Kronecker GP to a labelled grid: validate, build the PyMC model, run inference.
+"""Fit a Kronecker GP to a labelled grid: validate, prepare, run the inference, label the result.
 
-:func:`fit` is what ``DataArray.kron.fit`` calls. The steps: check the input (before any
-compute), put the data's axes in factor order, encode coordinates as numbers, fill in the
-default priors, build the model (:mod:`xkron.models.build`) and run the MAP
-(:func:`xkron.inference.optimize.fit_map`) or ``pm.sample``. The result is a :class:`xkron.results.fit.KronFit`.
+:func:`fit` is what ``DataArray.kron.fit`` calls. Its keywords become one checked
+:class:`~xkron.inference.options.FitOptions` (:func:`xkron.inference.arguments.check_call`,
+before any compute); :func:`fit_with` then prepares the problem
+(:func:`xkron.inference.prepare.prepare`: axes in factor order, coordinates encoded, the solver
+chosen, default priors), runs the inference of its form and method
+(:data:`xkron.inference.run.RUNNERS`) and assembles a :class:`xkron.results.fit.KronFit`. A
+subsample and batch dims run :func:`fit_with` again with the same options object.
 """
 
 from __future__ import annotations
@@ -13,20 +16,15 @@ from typing import Any, Literal
 
 import xarray as xr
 
-from xkron.inference.arguments import check_call, thin_for_subsample
+from xkron.inference.arguments import check_call
+from xkron.inference.options import FitOptions, thin_for_subsample
 from xkron.inference.prepare import prepare
 from xkron.inference.run import run_inference
-from xkron.results.batch import fit_batch
+from xkron.results.batch import BatchFit, fit_batch
 from xkron.results.fit import KronFit
 from xkron.spec.likelihoods import Likelihood
 
-__all__ = ["fit"]
-
-_FIT_PARAMETERS = (
-    "likelihood", "latent", "collapse", "mask", "amplitude", "noise", "noise_sd", "mean", "method", "restarts",
-    "solver", "solver_options", "subsample", "batch_dims", "shared", "errors", "random_seed", "progressbar",
-)  # fmt: skip
-"""fit's own keyword names, for "did you mean" on a misspelt one (fit's signature lists them)."""
+__all__ = ["fit", "fit_with"]
 
 
 def fit(
@@ -231,36 +229,33 @@ def fit(
     >>> sorted(result.params.data_vars)
     ['amplitude', 'ls_a', 'ls_b', 'mean', 'noise']
     """
-    resolved, latent, method = check_call(
-        da, likelihood=likelihood, latent=latent, collapse=collapse, method=method, restarts=restarts,
-        random_seed=random_seed, solver=solver, solver_options=solver_options, subsample=subsample,
-        batch_dims=batch_dims, shared=shared, errors=errors, mask=mask, noise_sd=noise_sd,
-        sample_kwargs=sample_kwargs, own=_FIT_PARAMETERS,
-    )  # fmt: skip
-    if subsample is not None:
-        thin = {d: int(k) for d, k in subsample.items()}
-        return fit(
-            thin_for_subsample(da, thin), kernels, likelihood=likelihood, latent=latent, collapse=collapse,
-            mask=thin_for_subsample(mask, thin), amplitude=amplitude, noise=noise, noise_sd=noise_sd, mean=mean,
-            method=method, restarts=restarts, solver=solver, solver_options=solver_options, batch_dims=batch_dims,
-            shared=shared, errors=errors, random_seed=random_seed, progressbar=progressbar, **sample_kwargs,
-        ).condition(da)  # fmt: skip
-    if batch_dims is not None:
-        return fit_batch(
-            da, kernels, batch_dims, fit=fit, shared=shared, errors=errors, random_seed=random_seed,
-            progressbar=progressbar, likelihood=likelihood, latent=latent, collapse=collapse, mask=mask,
-            amplitude=amplitude, noise=noise, noise_sd=noise_sd, mean=mean, method=method, restarts=restarts,
-            solver=solver, solver_options=solver_options, **sample_kwargs,
-        )  # fmt: skip
-    prep = prepare(
-        da, kernels, likelihood=resolved, latent=latent, method=method, collapse=collapse, mask=mask,
-        amplitude=amplitude, noise=noise, noise_sd=noise_sd, mean=mean, solver=solver, solver_options=solver_options,
-        sample_kwargs=sample_kwargs,
-    )  # fmt: skip
-    values, posterior, optimizer, model = run_inference(
-        prep, latent, method, restarts, random_seed, progressbar, sample_kwargs
-    )
+    given = dict(locals())  # every keyword, as given: one options object from here on
+    del given["da"], given["kernels"]
+    return fit_with(da, kernels, check_call(da, FitOptions(**given)))
+
+
+def fit_with(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> KronFit | BatchFit:
+    """:func:`fit` with its options checked: prepare the problem, run the inference its form and
+    method call for (:data:`xkron.inference.run.RUNNERS`), label the result.
+
+    A subsample fits on the thinned grid and conditions on the whole one; batch dims fit
+    slices (or one shared fit) through this same function, with the same options object.
+    """
+    if options.subsample is not None:
+        steps = {d: int(k) for d, k in options.subsample.items()}
+        return fit_with(thin_for_subsample(da, steps), kernels, options.thinned(steps)).condition(da)
+    if options.batch_dims is not None:
+        return fit_batch(da, kernels, options, fit=fit_with)
+    prep = prepare(da, kernels, options)
+    result = run_inference(prep, options)
     return KronFit.from_parts(
-        da, prep.spec, prep.encodings, values, method, posterior=posterior, optimizer=optimizer, model=model,
+        da,
+        prep.spec,
+        prep.encodings,
+        result.values,
+        options.method,
+        posterior=result.posterior,
+        optimizer=result.optimizer,
+        model=result.model,
         mask=prep.mask,
-    )  # fmt: skip
+    )

@@ -21,14 +21,18 @@ import difflib
 import inspect
 import warnings
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from xkron.inference.optimize import MAP_KWARGS
+from xkron.inference.options import FitOptions
+from xkron.linalg.lazy import is_dask
 from xkron.settings import DEFAULT_RESTARTS
 from xkron.spec.likelihoods import Gaussian, Likelihood, resolve_likelihood
+from xkron.spec.solver import SOLVERS, Solver
 
 __all__ = [
     "DEFAULT_RESTARTS",
@@ -37,7 +41,6 @@ __all__ = [
     "aligned_mask",
     "check_call",
     "solver_keys",
-    "thin_for_subsample",
 ]
 
 
@@ -55,10 +58,6 @@ OUTPUT_NAMES = {
 :mod:`xkron.results.fit`) add beside the data's dims: a data dim of the same name clashes with them.
 ``y`` (``sample()``'s predictive draws) is left out: it is the usual name of a projected grid's
 second axis, and it clashes only in ``sample()`` with observation draws, which must handle it."""
-
-SOLVER_OPTIONS = {"iterative": ("variance_samples",), "dense": (), "kronecker": ()}
-"""``solver_options`` keys each solver reads beyond its system's keyword arguments: the iterative
-solver also takes the keyword-only arguments of :class:`xkron.linalg.iterative.IterativeSystem`."""
 
 _RESERVED = {
     "model": "xkron builds the PyMC model itself",
@@ -204,20 +203,11 @@ def _check_batch_options(batch_dims, shared: Any, errors: Any) -> None:
 
 
 def solver_keys(solver: str) -> set[str]:
-    """The ``solver_options`` keys a solver reads."""
-    from xkron.linalg.iterative import IterativeSystem
-
-    iterative = {
-        p.name
-        for p in inspect.signature(IterativeSystem.__init__).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    }
-    return (iterative if solver == "iterative" else set()) | set(SOLVER_OPTIONS[solver])
+    """The ``solver_options`` keys a solver reads (only the iterative one reads any)."""
+    return set(Solver.keys()) if solver == "iterative" else set()
 
 
 def _check_solver_options(latent: bool, solver: Any, options: Any) -> None:
-    from xkron.spec.modelspec import SOLVERS
-
     if solver not in ("auto", *SOLVERS):
         raise ValueError(f"solver={solver!r} is not one of {('auto', *SOLVERS)}")
     if latent and (solver != "auto" or options):
@@ -284,13 +274,6 @@ def aligned_mask(da: xr.DataArray, mask: Any) -> xr.DataArray:
     return xr.DataArray(values, coords=da.coords, dims=da.dims, name="mask")
 
 
-def thin_for_subsample(value: Any, steps: Mapping[str, int]) -> Any:
-    """A per-cell input (a DataArray) thinned along the subsampled dims it has, like the data."""
-    if isinstance(value, xr.DataArray):
-        return value.isel({d: slice(None, None, int(k)) for d, k in steps.items() if d in value.dims})
-    return value
-
-
 def _check_subsample_steps(da: xr.DataArray, subsample: Any, batch_dims) -> None:
     if not isinstance(subsample, Mapping):
         raise TypeError(f"subsample must be a dict of dim to step, e.g. {{'time': 4}}, not {type(subsample).__name__}")
@@ -307,18 +290,19 @@ def _check_subsample_steps(da: xr.DataArray, subsample: Any, batch_dims) -> None
             raise ValueError(f"subsample[{dim!r}]={step}: a step must be >= 1 (every k-th coordinate)")
 
 
-def _check_subsample(da, subsample, latent, likelihood, batch_dims, shared, noise_sd, mask) -> None:
+def _check_subsample(da, given: FitOptions, latent: bool, likelihood: Likelihood) -> None:
     """``subsample`` fits on a thinned grid then conditions on the whole one (``KronFit.condition``):
     refuse, before fitting, what that second step cannot take."""
     from xkron.spec.validation import cell_locator
 
+    subsample, batch_dims, noise_sd, mask = given.subsample, given.batch_dims, given.noise_sd, given.mask
     if subsample is None:
         return
     _check_subsample_steps(da, subsample, batch_dims)
     why = "it conditions the fitted hyperparameters on the whole grid with the exact Kronecker solver, which needs"
     if latent or not isinstance(likelihood, Gaussian):
         raise ValueError(f"subsample= applies to Gaussian marginal fits: {why} the field integrated out")
-    if batch_dims is not None and not shared:
+    if batch_dims is not None and not given.shared:
         raise ValueError("subsample= with independent batch_dims is not supported: fit each slice's subsample instead")
     if noise_sd is not None or likelihood.noise_sd is not None:
         raise ValueError(f"subsample= cannot take per-cell noise_sd: {why} equal noise; drop subsample or noise_sd")
@@ -329,7 +313,7 @@ def _check_subsample(da, subsample, latent, likelihood, batch_dims, shared, nois
             f"subsample= with a mask that hides {int(hidden.sum())} cell(s) (at {where}): {why} every cell observed; "
             "drop subsample (fit the gappy grid directly) or the mask"
         )
-    if not hasattr(da.data, "dask"):  # a dask-backed field is checked as its chunks are computed, not here
+    if not is_dask(da.data):  # a dask-backed field is checked as its chunks are computed, not here
         missing = ~np.isfinite(np.asarray(da.values, dtype=float))
         if missing.any():
             where = cell_locator(da, list(da.dims))(missing)
@@ -342,30 +326,11 @@ def _check_subsample(da, subsample, latent, likelihood, batch_dims, shared, nois
 # --------------------------------------------------------------------------- all together
 
 
-def check_call(
-    da: xr.DataArray,
-    *,
-    likelihood: Any,
-    latent: bool | None,
-    collapse: bool | None,
-    method: str | None,
-    restarts: Any,
-    random_seed: Any,
-    solver: Any,
-    solver_options: Any,
-    subsample: Any,
-    batch_dims: Any,
-    shared: Any,
-    errors: Any,
-    mask: Any,
-    noise_sd: Any,
-    sample_kwargs: Mapping[str, Any],
-    own: Collection[str],
-) -> tuple[Likelihood, bool, str]:
+def check_call(da: xr.DataArray, given: FitOptions) -> FitOptions:
     """Check every option of :func:`xkron.fit` (not the data or kernels) before any compute.
 
-    Returns the resolved likelihood, whether the model is latent, and the method. ``own``
-    are ``fit``'s own parameter names (for "did you mean" on a misspelt one).
+    ``given`` holds the options as the user passed them; the result has the likelihood
+    resolved to an object, ``latent`` to a bool and the method chosen.
 
     Raises
     ------
@@ -377,18 +342,19 @@ def check_call(
     if not isinstance(da, xr.DataArray):
         raise TypeError(f"data must be an xarray.DataArray, not {type(da).__name__}")
     _check_dim_names(da)
-    _check_int("restarts", restarts, allow_none=False)
-    _check_int("random_seed", random_seed, allow_none=True)
-    likelihood = resolve_likelihood(likelihood)
-    latent = resolve_latent(likelihood, latent)
-    if collapse is not None and not latent:
+    _check_int("restarts", given.restarts, allow_none=False)
+    _check_int("random_seed", given.random_seed, allow_none=True)
+    likelihood = resolve_likelihood(given.likelihood)
+    latent = resolve_latent(likelihood, given.latent)
+    if given.collapse is not None and not latent:
         raise ValueError("collapse= applies to latent models (latent=True); the marginal model is already collapsed")
-    method = _resolve_method(likelihood, latent, method)
-    _check_batch_options(batch_dims, shared, errors)
-    _check_solver_options(latent, solver, solver_options)
-    _check_subsample(da, subsample, latent, likelihood, batch_dims, shared, noise_sd, mask)
-    _check_sample_kwargs(method, sample_kwargs, own)
-    why = _restarts_unused(method, latent, likelihood, sample_kwargs)
-    if why and restarts != DEFAULT_RESTARTS:
-        warnings.warn(f"restarts={restarts} has no effect here: {why}", UserWarning, stacklevel=3)
-    return likelihood, latent, method
+    method = _resolve_method(likelihood, latent, given.method)
+    _check_batch_options(given.batch_dims, given.shared, given.errors)
+    _check_solver_options(latent, given.solver, given.solver_options)
+    _check_subsample(da, given, latent, likelihood)
+    kwargs = dict(given.sample_kwargs)
+    _check_sample_kwargs(method, kwargs, FitOptions.keywords())
+    why = _restarts_unused(method, latent, likelihood, kwargs)
+    if why and given.restarts != DEFAULT_RESTARTS:
+        warnings.warn(f"restarts={given.restarts} has no effect here: {why}", UserWarning, stacklevel=3)
+    return replace(given, likelihood=likelihood, latent=latent, method=method, sample_kwargs=kwargs)

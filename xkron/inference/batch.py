@@ -18,24 +18,27 @@ import numpy as np
 import xarray as xr
 
 from xkron.errors import BatchError
+from xkron.inference.options import FitOptions
 
-__all__ = ["fit_slice", "labels_of", "prepare_all", "run_slices", "select"]
+__all__ = ["fit_slice", "labels_of", "prepare_all", "run_slices", "select", "slice_options"]
 
 
 def prepare_all(kernels, tasks, index, labels, errors: str) -> dict[int, str]:
-    """Check every slice's arguments before any slice is fitted (:func:`xkron.inference.prepare.prepare_slice`).
+    """Check every slice's arguments before any slice is fitted (:func:`xkron.inference.prepare.prepare`).
+
+    ``tasks`` are ``(data, options)`` per slice (:func:`slice_options`).
 
     Every slice refused: the arguments themselves are wrong, and the first refusal is raised
     as it is (``ValueError`` or ``TypeError``, naming the slice). Some refused: with
     ``errors="raise"`` a :class:`BatchError` names the first; with ``"record"`` the refusals
     are returned by task number, and those slices are not run.
     """
-    from xkron.inference.prepare import prepare_slice
+    from xkron.inference.prepare import prepare
 
     refused: dict[int, tuple[str, Exception]] = {}
-    for k, (data, kwargs) in enumerate(tasks):
+    for k, (data, options) in enumerate(tasks):
         try:
-            prepare_slice(data, kernels, kwargs)
+            prepare(data, kernels, options)
         except (ValueError, TypeError) as exc:
             where = ", ".join(f"{d}={labels[d][i].item()!r}" for d, i in zip(labels, index[k], strict=True))
             refused[k] = (where, exc)
@@ -63,17 +66,26 @@ def select(value, where: Mapping[str, int]):
     return value
 
 
+def slice_options(options: FitOptions, where: Mapping[str, int], k: int) -> FitOptions:
+    """The options of slice ``k`` at ``where``: per-cell inputs cut to it, seed ``random_seed + k``,
+    no progress bar (dask's shows the slices), and one process for PyMC inside a task."""
+    cut = {f.name: select(getattr(options, f.name), where) for f in fields(options) if f.name != "sample_kwargs"}
+    kwargs = {name: select(value, where) for name, value in options.sample_kwargs.items()}
+    if options.method == "nuts":
+        kwargs = {"cores": 1, **kwargs}  # inside a task PyMC must not start its own processes
+    seed = None if options.random_seed is None else options.random_seed + k
+    return replace(options, **cut).unbatched(random_seed=seed, progressbar=False, sample_kwargs=kwargs)
+
+
 def labels_of(da: xr.DataArray, dim: str) -> np.ndarray:
     return da[dim].values if dim in da.coords else np.arange(da.sizes[dim])
 
 
-def fit_slice(fit: Callable, data: xr.DataArray, kernels: Mapping, kwargs: dict):
-    """One slice's ``fit(data, kernels, **kwargs)``, or its error message; the fit without its
+def fit_slice(fit: Callable, data: xr.DataArray, kernels: Mapping, options: FitOptions):
+    """One slice's ``fit(data, kernels, options)``, or its error message; the fit without its
     caches (the PyMC model and posteriors, rebuilt on demand), so it travels light."""
-    if kwargs.get("method") == "nuts":  # fit resolves method before it gets here
-        kwargs = {"cores": 1, **kwargs}  # inside a task PyMC must not start its own processes
     try:
-        result = fit(data, kernels, **kwargs)
+        result = fit(data, kernels, options)
     except Exception as exc:  # recorded per slice; the caller raises unless errors="record"
         return None, f"{type(exc).__name__}: {exc}"
     result.release_caches()
@@ -91,11 +103,11 @@ def run_slices(fit: Callable, kernels, tasks, progressbar: bool) -> list:
     except (ImportError, ValueError):
         client = None
     if client is not None:
-        futures = [client.submit(fit_slice, fit, data, kernels, kwargs, pure=False) for data, kwargs in tasks]
+        futures = [client.submit(fit_slice, fit, data, kernels, options, pure=False) for data, options in tasks]
         if progressbar:
             progress(futures)
         return client.gather(futures)
-    delayed = [dask.delayed(fit_slice)(fit, data, kernels, kwargs) for data, kwargs in tasks]
+    delayed = [dask.delayed(fit_slice)(fit, data, kernels, options) for data, options in tasks]
     if progressbar:
         from dask.diagnostics import ProgressBar
 

@@ -21,7 +21,7 @@ import xarray as xr
 
 from xkron.models.build import build_marginal_model
 from xkron.posterior.fields import whitened_draws
-from xkron.spec.modelspec import JITTER, ModelSpec, known_noise_var
+from xkron.spec.modelspec import JITTER, ModelSpec
 
 __all__ = ["collapse_applies", "sample_collapsed"]
 
@@ -32,7 +32,7 @@ def collapse_applies(spec: ModelSpec, y: np.ndarray) -> str | None:
         return f"the {spec.likelihood.name} likelihood has no closed-form marginal"
     if not np.isfinite(y).all():
         return "the grid has missing cells"
-    if np.ndim(getattr(spec.likelihood, "noise_sd", None)) > 0:
+    if spec.per_cell_noise:
         return "the known noise differs between cells"
     if not spec.free_names():
         return "every hyperparameter is fixed, so there is nothing for NUTS to sample but v"
@@ -61,11 +61,11 @@ def sample_collapsed(y: np.ndarray, spec: ModelSpec, random_seed, progressbar: b
         added to ``posterior`` (and ``warmup_posterior``) on ``(chain, draw, v_dim_0, ...)``,
         as the latent model names it.
     """
-    marginal = replace(spec, latent=False, solver="kronecker")
+    marginal = replace(spec, latent=False)  # a latent spec's solver is the Kronecker one
     model = build_marginal_model(y, marginal, jitter=JITTER)
     idata = pm.sample(model=model, random_seed=random_seed, progressbar=progressbar, **sample_kwargs)
     rng = np.random.default_rng(random_seed)
-    known = float(np.max(known_noise_var(marginal)))
+    known = marginal.equal_noise_var()
     dims = ("chain", "draw", *(f"v_dim_{i}" for i in range(y.ndim)))
     for group in ("posterior", "warmup_posterior"):
         if group not in idata.children:

@@ -13,25 +13,26 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from xkron.inference.arguments import aligned_mask, solver_keys
 from xkron.inference.collapsed import collapse_applies
+from xkron.inference.options import FitOptions
 from xkron.linalg.cost import check_fit_cost
 from xkron.settings import DENSE_MAX_CELLS
 from xkron.spec.coords import CoordEncoding, encode_coord
-from xkron.spec.grid import Factor, hull_factors, restrict
+from xkron.spec.grid import hull_factors, restrict
 from xkron.spec.kernels import Independent
-from xkron.spec.likelihoods import Gaussian, Likelihood, latent_scale_priors, resolve_likelihood
-from xkron.spec.modelspec import ModelSpec
+from xkron.spec.likelihoods import Gaussian, Likelihood, latent_scale_priors
+from xkron.spec.modelspec import ModelSpec, coord_factors
 from xkron.spec.prior_types import is_prior
 from xkron.spec.priors import resolve_priors
+from xkron.spec.solver import Solver
 from xkron.spec.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
 
-__all__ = ["DENSE_MAX_CELLS", "Prepared", "check_constant_data", "check_solver_choice", "prepare", "prepare_slice"]
+__all__ = ["DENSE_MAX_CELLS", "Prepared", "check_constant_data", "check_solver_choice", "prepare"]
 
 
 @dataclass
@@ -53,14 +54,15 @@ class Prepared:
     pymc_nuts: bool
 
 
-def _observations(da, kernels, likelihood, latent, mask, noise, noise_sd):
+def _observations(da, kernels, options: FitOptions):
     """Check kernels, coordinates and values; the likelihood with its noise; data and cells over the factor axes."""
+    latent, mask = options.latent, options.mask
     pairs = normalize_kernels(da, kernels)
     dims = tuple(d for factor_dims, _ in pairs for d in factor_dims)
     labelled = {d for fd, k in pairs if isinstance(k, Independent) for d in fd}  # replicates: any labels
     check_coords(da, [d for d in dims if d not in labelled])
     check_data(da, allow_bool=latent, allow_missing=True)
-    likelihood = _with_noise_sd(_with_noise(likelihood, noise), noise_sd, latent)
+    likelihood = _with_noise_sd(_with_noise(options.likelihood, options.noise), options.noise_sd)
     cells = {
         name: align_cell_values(da, dims, getattr(likelihood, name), name, allow_nan=name == "noise_sd")
         for name in likelihood.data_fields
@@ -73,73 +75,51 @@ def _observations(da, kernels, likelihood, latent, mask, noise, noise_sd):
     if not np.isfinite(y).any():
         raise ValueError(f"every one of the {y.size} cells is NaN or masked: there is nothing to fit")
     likelihood.check(y, cell_locator(da, dims), cells)
-    encodings: dict[str, CoordEncoding] = {}
-    numeric: dict[str, np.ndarray] = {}
-    for dim in dims:
-        if dim in labelled:
-            numeric[dim], encodings[dim] = np.arange(da.sizes[dim], dtype=float), CoordEncoding("index", "", None)
-        else:
-            numeric[dim], encodings[dim] = encode_coord(da, dim)
-    factors = tuple(Factor(fd, kernel, tuple(numeric[d] for d in fd)) for fd, kernel in pairs)
+    encodings = {d: CoordEncoding("index", "", None) if d in labelled else encode_coord(da, d)[1] for d in dims}
+    factors = coord_factors([(fd, kernel, None) for fd, kernel in pairs], da, encodings, positions=labelled)
     return likelihood, y, cells, mask, encodings, factors, cell_locator(da, dims)
 
 
-def prepare(
-    da: xr.DataArray,
-    kernels: Mapping,
-    *,
-    likelihood: Likelihood,
-    latent: bool,
-    method: str,
-    collapse: bool | None = None,
-    mask: Any = None,
-    amplitude: Any = None,
-    noise: Any = None,
-    noise_sd: Any = None,
-    mean: Any = "constant",
-    solver: str = "auto",
-    solver_options: Mapping | None = None,
-    sample_kwargs: Mapping[str, Any] | None = None,
-) -> Prepared:
-    """Everything :func:`xkron.fit` checks and derives before it builds a model (arguments as there).
+def prepare(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> Prepared:
+    """Everything :func:`xkron.fit` checks and derives before it builds a model.
 
-    ``likelihood``, ``latent`` and ``method`` come resolved (:func:`xkron.inference.arguments.check_call`).
+    ``options`` come checked and resolved (:func:`xkron.inference.arguments.check_call`). The
+    marginal model's solver is chosen here, once, and travels in ``spec.solver``.
 
     Raises
     ------
     ValueError, TypeError
         For any input the fit could not take; nothing has been computed then.
     """
-    sample_kwargs = sample_kwargs or {}
-    likelihood, y, cells, mask, encodings, factors, where = _observations(
-        da, kernels, likelihood, latent, mask, noise, noise_sd
-    )
+    latent, method, sample_kwargs = options.latent, options.method, options.sample_kwargs
+    likelihood, y, cells, mask, encodings, factors, where = _observations(da, kernels, options)
     seen = np.isfinite(y)
+    solver = Solver()  # a latent model always uses the Kronecker factorisation of its prior
     if not latent:
         factors = hull_factors(seen, factors)
-        chosen = _choose_solver(solver, seen, cells.get("noise_sd"), factors, where)
-        check_solver_choice(solver, chosen, solver_options)
-        solver = chosen
+        chosen = _choose_solver(options.solver, seen, cells.get("noise_sd"), factors, where)
+        check_solver_choice(options.solver, chosen, options.solver_options)
+        solver = Solver.from_options(chosen, options.solver_options)
     _check_known_only(likelihood, cells.get("noise_sd"), seen)
     y_seen, cells_seen = y[seen], {k: v[seen] for k, v in cells.items()}
     check_constant_data(y_seen, likelihood, cells_seen.get("noise_sd"))
     defaults = {**latent_scale_priors(likelihood, y_seen, cells_seen), **likelihood.default_priors(y_seen)}
     zero_ok = ("noise",) if "noise_sd" in cells else ()
-    priors = resolve_priors(factors, mean, amplitude, defaults, likelihood.param_specs(), zero_ok=zero_ok)
+    params = likelihood.param_specs()
+    priors = resolve_priors(factors, options.mean, options.amplitude, defaults, params, zero_ok=zero_ok)
     n_free = sum(is_prior(p) for p in priors.values())
     if y_seen.size <= n_free:
         raise ValueError(
             f"only {y_seen.size} observed cells for {n_free} hyperparameters with priors: fix some "
             "(give numbers) or observe more cells"
         )
-    solver = "kronecker" if latent else solver
-    spec = ModelSpec(factors, priors, likelihood.with_data(**cells), latent, solver, dict(solver_options or {}))
+    spec = ModelSpec(factors, priors, likelihood.with_data(**cells), latent, solver)
     if method != "map" and not spec.free_names() and not latent:
         raise ValueError(f"method={method!r} needs at least one hyperparameter with a prior; all are fixed numbers")
     pymc_nuts = sample_kwargs.get("nuts_sampler", "pymc") == "pymc"
-    collapse = _resolve_collapse(collapse, spec, y, method, pymc_nuts) if latent else False
+    collapse = _resolve_collapse(options.collapse, spec, y, method, pymc_nuts) if latent else False
     y_model = y if latent else restrict(y, factors)
-    check_fit_cost(spec, int(y_seen.size), method, sample_kwargs, stacklevel=6)
+    check_fit_cost(spec, int(y_seen.size), method, sample_kwargs, stacklevel=7)
     return Prepared(spec, y, y_model, cells, encodings, mask, collapse, pymc_nuts)
 
 
@@ -151,7 +131,7 @@ def check_solver_choice(requested: str, chosen: str, options: Mapping | None) ->
             f"solver='auto' chose solver={chosen!r} for these data, which does not read solver_options {unused}; "
             "they are unused (pass solver='iterative' to use them)",
             UserWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
 
 
@@ -166,23 +146,6 @@ def check_constant_data(y_seen: np.ndarray, likelihood: Likelihood, known_sd: np
         f"all {y_seen.size} observed cells equal {float(y_seen[0])!r}: with nothing varying, the fitted noise sd and "
         "amplitude both shrink to 0, where the model is singular. Fix the noise at the known measurement error "
         "(noise=0.1, say) or give the known per-cell noise_sd=, or check that the right variable was loaded"
-    )
-
-
-_PREPARE_OPTIONS = (
-    "collapse", "mask", "amplitude", "noise", "noise_sd", "mean", "solver", "solver_options",
-)  # fmt: skip
-
-
-def prepare_slice(da: xr.DataArray, kernels: Mapping, fit_kwargs: Mapping[str, Any]) -> Prepared:
-    """:func:`prepare` from the keywords :func:`xkron.fit` passes a batch slice (``method`` resolved)."""
-    likelihood = resolve_likelihood(fit_kwargs.get("likelihood", "gaussian"))
-    latent = bool(fit_kwargs.get("latent")) or not isinstance(likelihood, Gaussian)
-    options = {k: fit_kwargs[k] for k in _PREPARE_OPTIONS if k in fit_kwargs}
-    skip = {"likelihood", "latent", "method", "restarts", "random_seed", "progressbar", *_PREPARE_OPTIONS}
-    extra = {k: v for k, v in fit_kwargs.items() if k not in skip}
-    return prepare(
-        da, kernels, likelihood=likelihood, latent=latent, method=fit_kwargs["method"], sample_kwargs=extra, **options
     )
 
 
@@ -219,7 +182,7 @@ def _choose_solver(requested: str, seen: np.ndarray, noise_sd, factors, where) -
     return "dense" if int(inside.sum()) <= DENSE_MAX_CELLS else "iterative"
 
 
-def _with_noise_sd(likelihood: Likelihood, noise_sd, latent: bool) -> Likelihood:
+def _with_noise_sd(likelihood: Likelihood, noise_sd) -> Likelihood:
     """Route ``fit(noise_sd=...)`` to the Gaussian likelihood's known per-cell noise."""
     if noise_sd is None:
         return likelihood

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import replace
+from typing import Any, NamedTuple
 
 import numpy as np
 import pymc as pm
 import scipy.linalg
+import xarray as xr
 
 from xkron.errors import ConvergenceWarning
 from xkron.inference.collapsed import sample_collapsed
 from xkron.inference.optimize import data_scale, fit_map
+from xkron.inference.options import FitOptions
 from xkron.inference.prepare import Prepared
 from xkron.models.build import build_model
 from xkron.posterior.conditional import KronPosterior, LatentPosterior
@@ -25,47 +28,100 @@ from xkron.spec.likelihoods import Gaussian
 from xkron.spec.modelspec import ModelSpec
 from xkron.spec.priors import map_starts, period_steps
 
-__all__ = ["ADVI_DEFAULTS", "run_inference"]
+__all__ = ["ADVI_DEFAULTS", "RUNNERS", "Inference", "run_inference"]
 
 
-def run_inference(
-    prep: Prepared, latent: bool, method: str, restarts: int, random_seed, progressbar: bool, sample_kwargs: dict
-):
-    """``(values, posterior, optimizer report, model)`` of the fit (see :func:`xkron.fit`)."""
-    spec, y, cells, collapse = prep.spec, prep.y, prep.cells, prep.collapse
-    factors, y_model, pymc_nuts = spec.factors, prep.y_model, prep.pymc_nuts
-    model = build_model(y_model, spec)
+class Inference(NamedTuple):
+    """What a fit's inference returns (:func:`run_inference`)."""
 
-    if latent:
-        if method == "nuts" and pymc_nuts and "initvals" not in sample_kwargs and "init" not in sample_kwargs:
-            start = _latent_start(spec, y, cells, restarts, random_seed, progressbar, field=not collapse)
-            sample_kwargs.update(initvals=start, init="adapt_diag")
-        if collapse:
-            sample_kwargs["initvals"] = {k: v for k, v in sample_kwargs.get("initvals", {}).items() if k != "v"}
-            posterior, report = sample_collapsed(y, spec, random_seed, progressbar, sample_kwargs), None
-        else:
-            posterior, report = _fit_latent(model, method, random_seed, progressbar, sample_kwargs)
-        draws = posterior.posterior.to_dataset()
-        # Keep (chain, draw) even when every hyperparameter is fixed: the draws of v remain.
-        values = draws[[n for n in spec.free_names() if n in draws]].assign_coords(chain=draws.chain, draw=draws.draw)
-        return values, posterior, report, model
+    values: Any
+    """Hyperparameter values: a dict (MAP) or a Dataset of draws on ``(chain, draw)``."""
+    posterior: xr.DataTree | None
+    """PyMC's result with the draws (``None`` for a MAP)."""
+    optimizer: dict | None
+    """The MAP's or ADVI's report."""
+    model: pm.Model
 
-    posterior, optimizer = None, None
-    wants_map = method == "map" or ("initvals" not in sample_kwargs and "init" not in sample_kwargs)
-    if wants_map and not spec.free_names():
-        values, optimizer = {}, {"success": True, "message": "no free parameters", "logp": np.nan, "n_starts": 0}
-    elif wants_map:
-        starts = map_starts(factors, spec.priors, y_model, restarts + 1)
-        map_kwargs = sample_kwargs if method == "map" else {}
-        values, optimizer = _fit_map(model, spec, starts, y_model, progressbar, map_kwargs)
-    if method == "nuts":
-        if optimizer is not None:
-            # Every chain starts at the MAP, without jitter: the posterior of a grid is often
-            # multimodal (periodic factors especially), and jittered starts land in minor modes.
-            sample_kwargs.update(initvals=values, init="adapt_diag")
-        posterior = pm.sample(model=model, random_seed=random_seed, progressbar=progressbar, **sample_kwargs)
-        values = posterior.posterior.to_dataset()[spec.free_names()]
-    return values, posterior, optimizer, model
+
+def run_inference(prep: Prepared, options: FitOptions) -> Inference:
+    """The inference ``options`` ask for on the prepared problem (see :func:`xkron.fit`).
+
+    Dispatches on the model's form (``"marginal"``, ``"latent"`` or, for a latent Gaussian
+    model sampled with the field integrated out, ``"collapsed"``) and the method, from
+    :data:`RUNNERS`. The PyMC model is built first (also for the collapsed sampler, which
+    returns the latent model as ``fit.model``).
+    """
+    form = "collapsed" if prep.collapse else options.form
+    runner = RUNNERS[form, options.method]
+    model = build_model(prep.y_model, prep.spec)
+    return runner(prep, options, model, dict(options.sample_kwargs))
+
+
+def _map(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
+    """The marginal model's MAP from ``restarts + 1`` data-driven starts (:func:`_fit_map`)."""
+    spec = prep.spec
+    if not spec.free_names():
+        report = {"success": True, "message": "no free parameters", "logp": np.nan, "n_starts": 0}
+        return Inference({}, None, report, model)
+    starts = map_starts(spec.factors, spec.priors, prep.y_model, options.restarts + 1)
+    values, optimizer = _fit_map(model, spec, starts, prep.y_model, options.progressbar, kwargs)
+    return Inference(values, None, optimizer, model)
+
+
+def _marginal_nuts(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
+    """NUTS on the marginal model; every chain starts at the MAP unless ``initvals``/``init`` are given."""
+    optimizer = None
+    if "initvals" not in kwargs and "init" not in kwargs:
+        start = _map(prep, options, model, {})
+        optimizer = start.optimizer
+        # Every chain starts at the MAP, without jitter: the posterior of a grid is often
+        # multimodal (periodic factors especially), and jittered starts land in minor modes.
+        kwargs.update(initvals=start.values, init="adapt_diag")
+    posterior = pm.sample(model=model, random_seed=options.random_seed, progressbar=options.progressbar, **kwargs)
+    return Inference(posterior.posterior.to_dataset()[prep.spec.free_names()], posterior, optimizer, model)
+
+
+def _latent(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
+    """NUTS on ``(θ, v)`` jointly, or ADVI, for a latent model."""
+    if options.method == "nuts":
+        _start_latent_chains(prep, options, kwargs, field=True)
+    posterior, report = _fit_latent(model, options.method, options.random_seed, options.progressbar, kwargs)
+    return Inference(_draws(posterior, prep.spec), posterior, report, model)
+
+
+def _collapsed(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
+    """NUTS on ``θ`` with the field integrated out, then one exact ``v`` per draw (:mod:`xkron.inference.collapsed`)."""
+    _start_latent_chains(prep, options, kwargs, field=False)
+    kwargs["initvals"] = {k: v for k, v in kwargs.get("initvals", {}).items() if k != "v"}
+    posterior = sample_collapsed(prep.y, prep.spec, options.random_seed, options.progressbar, kwargs)
+    return Inference(_draws(posterior, prep.spec), posterior, None, model)
+
+
+RUNNERS = {
+    ("marginal", "map"): _map,
+    ("marginal", "nuts"): _marginal_nuts,
+    ("latent", "nuts"): _latent,
+    ("latent", "advi"): _latent,
+    ("collapsed", "nuts"): _collapsed,
+}
+"""The inference of each ``(form, method)`` that :func:`xkron.inference.arguments.check_call` and
+:func:`xkron.inference.prepare.prepare` allow: ``runner(prep, options, model, sample_kwargs)``."""
+
+
+def _draws(posterior: xr.DataTree, spec: ModelSpec) -> xr.Dataset:
+    """The free hyperparameters' draws, on ``(chain, draw)`` even when every one is fixed (``v`` is still drawn)."""
+    draws = posterior.posterior.to_dataset()
+    return draws[[n for n in spec.free_names() if n in draws]].assign_coords(chain=draws.chain, draw=draws.draw)
+
+
+def _start_latent_chains(prep: Prepared, options: FitOptions, kwargs: dict, field: bool) -> None:
+    """Start every NUTS chain of a latent model at one point (:func:`_latent_start`), where PyMC's own
+    sampler runs and no start is given."""
+    if prep.pymc_nuts and "initvals" not in kwargs and "init" not in kwargs:
+        start = _latent_start(
+            prep.spec, prep.y, prep.cells, options.restarts, options.random_seed, options.progressbar, field=field
+        )
+        kwargs.update(initvals=start, init="adapt_diag")
 
 
 def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar, field: bool = True) -> dict:
@@ -78,8 +134,7 @@ def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar,
     link-scale field (missing cells filled with its mean), and ``v = 0``. ``field=False``: the
     hyperparameters only (the collapsed sampler draws ``v`` itself).
     """
-    per_cell_noise = np.ndim(getattr(spec.likelihood, "noise_sd", None)) > 0
-    if not isinstance(spec.likelihood, Gaussian) or not np.isfinite(y).all() or per_cell_noise:
+    if not isinstance(spec.likelihood, Gaussian) or not np.isfinite(y).all() or spec.per_cell_noise:
         rough = spec.likelihood.rough_field(y, cells)
         rough = np.where(np.isfinite(rough), rough, np.mean(rough[np.isfinite(rough)]))
         return {**map_starts(spec.factors, spec.priors, rough, 1)[0], "v": np.zeros([f.size for f in spec.factors])}

@@ -23,10 +23,10 @@ import xarray as xr
 from xkron.errors import NotAFitError
 from xkron.io.atomic import atomic_write
 from xkron.spec.coords import CoordEncoding, coord_kind
-from xkron.spec.grid import Factor
 from xkron.spec.kernels import kernel_from_dict, spec_from_json, spec_to_json
 from xkron.spec.likelihoods import likelihood_from_dict
-from xkron.spec.modelspec import ModelSpec
+from xkron.spec.modelspec import ModelSpec, coord_factors
+from xkron.spec.solver import Solver
 
 __all__ = [
     "FORMAT",
@@ -115,8 +115,8 @@ def fit_tree(fit) -> xr.DataTree:
         "priors": {k: spec_to_json(v) for k, v in fit.spec.priors.items()},
         "likelihood": fit.spec.likelihood.to_dict(),
         "latent": fit.spec.latent,
-        "solver": fit.spec.solver,
-        "solver_options": fit.spec.solver_options,
+        "solver": fit.spec.solver.name,
+        "solver_options": fit.spec.solver.options(),
         "encodings": {d: e.to_dict() for d, e in fit.encodings.items()},
         "optimizer": fit.optimizer,
     }
@@ -233,15 +233,9 @@ def fit_parts(tree: xr.DataTree) -> dict:
     for name, encoding in spec.get("coord_encodings", {}).items():
         if name in data.coords:
             data.coords[name].encoding = {k: _encoding_from_json(v) for k, v in encoding.items()}
-    factors = []
-    for item in spec["factors"]:
-        dims = tuple(item["dims"])
-        coords = tuple(
-            encodings[d].encode(data[d].values) if d in data.coords else np.arange(data.sizes[d], dtype=float)
-            for d in dims
-        )
-        subset = None if item.get("subset") is None else np.asarray(item["subset"], dtype=np.intp)
-        factors.append(Factor(dims, kernel_from_dict(item), coords, subset))
+    subsets = [None if item.get("subset") is None else np.asarray(item["subset"], np.intp) for item in spec["factors"]]
+    layout = [(item["dims"], kernel_from_dict(item), s) for item, s in zip(spec["factors"], subsets, strict=True)]
+    factors = coord_factors(layout, data, encodings)
     stored = tree["data"].to_dataset()
     cells = {
         k.removeprefix(_CELL_PREFIX): stored[k].transpose(*(d for f in factors for d in f.dims)).values
@@ -251,12 +245,11 @@ def fit_parts(tree: xr.DataTree) -> dict:
     likelihood = likelihood_from_dict(spec.get("likelihood", {"likelihood": "gaussian"}), cells)
     priors = {k: spec_from_json(v) for k, v in spec["priors"].items()}
     model_spec = ModelSpec(
-        tuple(factors),
+        factors,
         priors,
         likelihood,
         bool(spec.get("latent", False)),
-        solver=spec.get("solver", "kronecker"),
-        solver_options=spec.get("solver_options", {}),
+        Solver.from_options(spec.get("solver", "kronecker"), spec.get("solver_options", {})),
     )
     posterior = tree["inference"].copy() if "inference" in tree.children else None
     params = tree["params"].to_dataset()

@@ -134,7 +134,7 @@ def fit_estimate(spec, n_observed: int, method: str = "map", sample_kwargs: Mapp
     nbytes = BYTES * (6 * sum(s * s for s in sizes) + 8 * n)
     est = Estimate(f"fit(method={method!r})")
     big = max(spec.factors, key=lambda f: f.size)
-    if spec.solver == "dense" and not spec.latent:
+    if spec.solver.name == "dense" and not spec.latent:
         per_eval += 2 * n_observed**3 / FLOP_RATE
         nbytes += BYTES * 4 * n_observed**2
         est.reasons.append(f"the dense solver factorises {n_observed:,} observed cells at each evaluation")
@@ -210,7 +210,7 @@ def predict_estimate(fit, test_sizes: Sequence[int], out_cells: int, n_out: int,
     factors = fit.spec.factors
     est = grid_estimate("predict()", factors, test_sizes, draws, "_posterior_cache" in fit.__dict__)
     est.seconds += draws * 2 * out_cells * sum(f.size for f in factors) / FLOP_RATE
-    if fit.spec.solver == "dense" and not fit.spec.latent:
+    if fit.spec.solver.name == "dense" and not fit.spec.latent:
         n_o = int(np.prod([f.size for f in factors]))
         est.seconds += draws * out_cells * n_o * n_o / FLOP_RATE
         est.reasons.append(f"the exact variance solves against {n_o:,} observed cells for each of {out_cells:,} cells")

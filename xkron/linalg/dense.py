@@ -12,42 +12,14 @@ of the observed cells.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg
 
+from xkron.linalg.loglik import Loglik
 from xkron.settings import DENSE_CHUNK_ELEMENTS
 
-__all__ = ["DENSE_CHUNK_ELEMENTS", "DenseLoglik", "DenseSystem"]
-
-
-@dataclass(frozen=True)
-class DenseLoglik:
-    """Log-likelihood of the observed cells and, optionally, its exact gradient.
-
-    Attributes
-    ----------
-    logp : float
-        ``log N(y_o | mean, A)``.
-    alpha : ndarray
-        ``A⁻¹ (y_o − mean)`` on the full grid, 0 at unobserved cells.
-    d_factors : tuple of ndarray or None
-        ``∂ logp / ∂K_i`` as full ``n_i × n_i`` matrices (every entry treated as free).
-    d_eta2 : float or None
-        ``∂ logp / ∂eta2``.
-    d_noise : ndarray or None
-        ``∂ logp / ∂noise_var`` per cell on the full grid, 0 at unobserved cells.
-    d_mean : float or None
-        ``∂ logp / ∂mean = Σ α``.
-    """
-
-    logp: float
-    alpha: np.ndarray
-    d_factors: tuple[np.ndarray, ...] | None = None
-    d_eta2: float | None = None
-    d_noise: np.ndarray | None = None
-    d_mean: float | None = None
+__all__ = ["DENSE_CHUNK_ELEMENTS", "DenseSystem"]
 
 
 def _first_bad(bad: np.ndarray, what: str) -> str:
@@ -159,7 +131,7 @@ class DenseSystem:
             raise np.linalg.LinAlgError(f"potri failed with info={info}")
         return np.tril(inv) + np.tril(inv, -1).T
 
-    def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> DenseLoglik:
+    def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> Loglik:
         """``log N(y_o | mean, A)`` and, with ``gradient``, its exact gradient.
 
         ``y`` has the grid shape; its unobserved cells are ignored (NaN allowed). With
@@ -182,7 +154,7 @@ class DenseSystem:
         alpha = np.zeros(self.shape)
         alpha[self.observed] = alpha_o
         if not gradient:
-            return DenseLoglik(float(logp), alpha)
+            return Loglik(float(logp), alpha=alpha)
 
         G = self._inverse()
         d_noise = np.zeros(self.shape)
@@ -195,12 +167,13 @@ class DenseSystem:
             P = self._block(skip=i)
             P *= G
             binned.append(E.T @ (P @ E))
-        return DenseLoglik(
+        return Loglik(
             logp=float(logp),
             alpha=alpha,
             d_factors=tuple(0.5 * self.eta2 * B for B in binned),
             # Σ G ∘ (⊗K_i)_oo = Σ_ab B_0[a, b] K_0[a, b]: no extra n_o × n_o product needed.
             d_eta2=0.5 * float(np.sum(binned[0] * self.factors[0])),
+            d_sigma2=float(np.sum(d_noise)),
             d_noise=d_noise,
             d_mean=float(alpha_o.sum()),
         )

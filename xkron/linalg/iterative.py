@@ -34,136 +34,17 @@ terms falls as ``1/√(probes · N)``; accuracy against the exact answer is meas
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import numpy as np
-import scipy.linalg
 
+from xkron.linalg.cg import CGReport, pcg, rademacher, slq_logdet
 from xkron.linalg.gaps import StaticGapPreconditioner
 from xkron.linalg.kronecker import KronEigen, marginal_loglik, outer
+from xkron.linalg.loglik import Loglik
 from xkron.settings import CG_MAX_ITER, CG_PROBES, CG_TOL
 
-__all__ = ["CGReport", "IterativeLoglik", "IterativeSystem", "pcg"]
-
-
-@dataclass(frozen=True)
-class CGReport:
-    """Iterations and final relative residual of the hardest right-hand side of a CG batch."""
-
-    iterations: int
-    residual: float
-    converged: bool
-
-    @classmethod
-    def merge(cls, reports: Sequence[CGReport]) -> CGReport:
-        reports = [r for r in reports if r is not None]
-        if not reports:
-            return cls(0, 0.0, True)
-        return cls(
-            max(r.iterations for r in reports),
-            max(r.residual for r in reports),
-            all(r.converged for r in reports),
-        )
-
-
-def pcg(
-    matvec: Callable[[np.ndarray], np.ndarray],
-    b: np.ndarray,
-    precondition: Callable[[np.ndarray], np.ndarray] | None = None,
-    *,
-    tol: float = CG_TOL,
-    max_iter: int = CG_MAX_ITER,
-    lanczos: bool = False,
-):
-    """Preconditioned conjugate gradients for a batch of right-hand sides ``b`` (rows).
-
-    Each row stops on its own once ``‖r‖ ≤ tol ‖b‖``. With ``lanczos=True`` also returns,
-    per row, the Lanczos tridiagonal ``(diagonal, off-diagonal)`` of ``P⁻¹ᐟ² M P⁻¹ᐟ²``
-    started at ``P⁻¹ᐟ² b / ‖·‖`` (Saad 2003, §6.7.3), from the CG step sizes.
-
-    Examples
-    --------
-    >>> M = np.array([[4.0, 1.0], [1.0, 3.0]])
-    >>> x, report = pcg(lambda v: v @ M, np.array([[1.0, 2.0]]))
-    >>> bool(np.allclose(M @ x[0], [1.0, 2.0])), report.converged
-    (True, True)
-    """
-    precondition = precondition or (lambda v: v.copy())
-    x = np.zeros_like(b)
-    r = b.copy()
-    norms = np.linalg.norm(b, axis=1)
-    norms[norms == 0] = 1.0
-    z = precondition(r)
-    p = z.copy()
-    rz = np.einsum("ij,ij->i", r, z)
-    active = np.ones(len(b), dtype=bool)
-    iterations = np.zeros(len(b), dtype=int)
-    residuals = np.linalg.norm(b, axis=1) / norms
-    steps: list[list[tuple[float, float]]] = [[] for _ in range(len(b))]
-    active &= residuals > tol
-    for _ in range(max_iter):
-        idx = np.flatnonzero(active)
-        if idx.size == 0:
-            break
-        q = matvec(p[idx])
-        alpha = rz[idx] / np.einsum("ij,ij->i", p[idx], q)
-        x[idx] += alpha[:, None] * p[idx]
-        r[idx] -= alpha[:, None] * q
-        residuals[idx] = np.linalg.norm(r[idx], axis=1) / norms[idx]
-        iterations[idx] += 1
-        z_new = precondition(r[idx])
-        rz_new = np.einsum("ij,ij->i", r[idx], z_new)
-        beta = rz_new / rz[idx]
-        p[idx] = z_new + beta[:, None] * p[idx]
-        rz[idx] = rz_new
-        for k, j in enumerate(idx):
-            steps[j].append((alpha[k], beta[k]))
-        active[idx] = residuals[idx] > tol
-    report = CGReport(int(iterations.max(initial=0)), float(residuals.max(initial=0.0)), bool(np.all(residuals <= tol)))
-    if not lanczos:
-        return x, report
-    return x, report, [_tridiagonal(s) for s in steps]
-
-
-def _tridiagonal(steps: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:
-    alphas = np.array([a for a, _ in steps])
-    betas = np.array([b for _, b in steps])
-    diag = 1.0 / alphas
-    diag[1:] += betas[:-1] / alphas[:-1]
-    return diag, np.sqrt(betas[:-1]) / alphas[:-1]
-
-
-def _e1_log_e1(tridiagonal: tuple[np.ndarray, np.ndarray]) -> float:
-    """``e₁ᵀ log(T) e₁``: Gauss quadrature of ``log`` for the probe's spectral measure."""
-    diag, off = tridiagonal
-    if diag.size == 0:
-        return 0.0
-    theta, vectors = scipy.linalg.eigh_tridiagonal(diag, off)
-    return float(np.sum(vectors[0] ** 2 * np.log(theta)))
-
-
-def _slq_logdet(tridiagonals, size: int) -> float:
-    """``tr log M ≈ size · mean_p e₁ᵀ log(T_p) e₁`` for Rademacher probes of length ``size``."""
-    return size * float(np.mean([_e1_log_e1(T) for T in tridiagonals]))
-
-
-def _rademacher(rng: np.random.Generator, shape) -> np.ndarray:
-    return rng.choice(np.array([-1.0, 1.0]), size=shape)
-
-
-@dataclass(frozen=True)
-class IterativeLoglik:
-    """Estimated log-likelihood and gradient, as :class:`xkron.linalg.dense.DenseLoglik` but with ``d_sigma2``
-    (the derivative for a variance added to every observed cell) in place of per-cell ``d_noise``."""
-
-    logp: float
-    alpha: np.ndarray
-    cg: CGReport
-    d_factors: tuple[np.ndarray, ...] | None = None
-    d_eta2: float | None = None
-    d_sigma2: float | None = None
-    d_mean: float | None = None
+__all__ = ["IterativeSystem"]
 
 
 class IterativeSystem:
@@ -310,13 +191,13 @@ class IterativeSystem:
         logdet_f = float(np.sum(np.log(self.f_diag)))
         if self.equal_noise:
             return logdet_f, None, None
-        g = _rademacher(rng, (self.probes, self.missing.size))
+        g = rademacher(rng, (self.probes, self.missing.size))
         precondition = lambda r: self.f_power(r, -1.0)  # noqa: E731
         u, report, tridiagonals = pcg(
             self._g_matvec, self.f_power(g, 0.5), precondition, tol=self.tol, max_iter=self.max_iter, lanczos=True
         )
         self._reports.append(report)
-        return logdet_f + _slq_logdet(tridiagonals, g.shape[1]), g, u
+        return logdet_f + slq_logdet(tridiagonals, g.shape[1]), g, u
 
     def _bilinear(self, x: np.ndarray, y: np.ndarray):
         """``Σ_p x_pᵀ (∂F) y_p`` for ``∂F/∂K_i`` (every entry free), ``∂F/∂η²`` and ``∂F/∂σ²``."""
@@ -327,7 +208,7 @@ class IterativeSystem:
             d_factors.append(0.5 * self.eta2 * (H + H.T))
         return d_factors, float(np.sum(x * self._k_apply(y))), float(np.sum(x * y))
 
-    def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> IterativeLoglik:
+    def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> Loglik:
         """Estimated ``log N(y_o | mean, A)`` and its gradient, as :meth:`xkron.linalg.dense.DenseSystem.loglik`.
 
         ``d_factors[i]`` is ``∂ log p / ∂K_i`` with every entry free; ``d_sigma2`` the
@@ -346,7 +227,7 @@ class IterativeSystem:
         self._reports = []
         rng = np.random.default_rng(self.seed)
         resid = np.where(self.observed, np.asarray(y, dtype=float) - mean, 0.0).reshape(1, -1)
-        slq = _rademacher(rng, (self.probes, int(self.missing.sum()))) if self.missing.any() else None
+        slq = rademacher(rng, (self.probes, int(self.missing.sum()))) if self.missing.any() else None
         # With the gap preconditioner P, the probes are z = P^{1/2} g (E[z zᵀ] = P): CG's Lanczos
         # quadrature then estimates log|P^{-1/2} S P^{-1/2}|, and log|S| adds log|P|.
         z = slq if slq is None or self.gaps is None else self.gaps.power(slq, 0.5)
@@ -354,13 +235,13 @@ class IterativeSystem:
         alpha = solved[0]
         logdet_g, g, u = self._logdet_g(rng)
         if slq is not None:
-            logdet_g += _slq_logdet(tridiagonals, slq.shape[1]) + (0.0 if self.gaps is None else self.gaps.logdet())
+            logdet_g += slq_logdet(tridiagonals, slq.shape[1]) + (0.0 if self.gaps is None else self.gaps.logdet())
         logdet = logdet_g
         n = self.n_observed
         logp = -0.5 * float(resid[0] @ alpha) - 0.5 * logdet - 0.5 * n * np.log(2 * np.pi)
         grid_alpha = alpha.reshape(self.shape)
         if not gradient:
-            return IterativeLoglik(logp, grid_alpha, CGReport.merge(self._reports))
+            return Loglik(logp, alpha=grid_alpha, cg=CGReport.merge(self._reports))
         # −½ ∂ log|F|, exactly: the gradient of log N(0 | 0, F).
         exact = marginal_loglik(np.zeros(self.shape), self.eigen, self.eta2, self.floor, gradient=True)
         d_k, d_eta2, d_sigma2 = self._bilinear(alpha[None], alpha[None])
@@ -380,14 +261,14 @@ class IterativeSystem:
             c_k, c_eta2, c_sigma2 = self._bilinear(x, z)
             d_factors = [d + weight * c for d, c in zip(d_factors, c_k, strict=True)]
             d_eta2, d_sigma2 = d_eta2 + weight * c_eta2, d_sigma2 + weight * c_sigma2
-        return IterativeLoglik(
+        return Loglik(
             logp,
-            grid_alpha,
-            CGReport.merge(self._reports),
             tuple(d_factors),
             d_eta2,
             d_sigma2,
             float(alpha.sum()),
+            alpha=grid_alpha,
+            cg=CGReport.merge(self._reports),
         )
 
 

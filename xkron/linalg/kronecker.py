@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from xkron.linalg.loglik import Loglik
 from xkron.settings import EIGH_SPLIT_MIN
 
 __all__ = [
     "KronEigen",
-    "MarginalLoglik",
     "kron_contract",
     "kron_matvec",
     "marginal_loglik",
@@ -281,34 +281,6 @@ class KronEigen:
         return tensor
 
 
-@dataclass(frozen=True)
-class MarginalLoglik:
-    """Log marginal likelihood of a Kronecker GP and, optionally, its exact gradient.
-
-    Attributes
-    ----------
-    logp : float
-        ``log N(y | mean, eta2 ⊗K_i + sigma2 I)``.
-    alpha_tilde : ndarray
-        ``(K + σ²I)⁻¹ (y − mean)`` in the eigenbasis (apply ``eigen.from_eigenbasis`` for α).
-    inv_diag : ndarray
-        ``W = 1 / (eta2 λ + sigma2)``, the eigenvalues of ``(K + σ²I)⁻¹``.
-    d_factors : tuple of ndarray or None
-        ``∂ logp / ∂K_i`` as full ``n_i × n_i`` matrices (every entry treated as free).
-    d_eta2, d_sigma2, d_mean : float or None
-        Derivatives with respect to ``eta2``, ``sigma2`` and a constant mean.
-    """
-
-    logp: float
-    eigen: KronEigen
-    alpha_tilde: np.ndarray
-    inv_diag: np.ndarray
-    d_factors: tuple[np.ndarray, ...] | None = None
-    d_eta2: float | None = None
-    d_sigma2: float | None = None
-    d_mean: float | None = None
-
-
 def marginal_loglik(
     y: np.ndarray,
     factors: Sequence[np.ndarray] | KronEigen,
@@ -316,7 +288,7 @@ def marginal_loglik(
     sigma2: float,
     mean: float = 0.0,
     gradient: bool = False,
-) -> MarginalLoglik:
+) -> Loglik:
     """Exact log marginal likelihood of ``y`` under ``N(mean, eta2 ⊗K_i + sigma2 I)``.
 
     Saatçi (2011), Algorithm 16: with ``Ỹ = (Y − mean) ×_i Q_iᵀ``, ``S = eta2 λ + sigma2``
@@ -358,7 +330,7 @@ def marginal_loglik(
     alpha_tilde = y_tilde * W
     logp = -0.5 * _dot(y_tilde, alpha_tilde) - 0.5 * np.sum(np.log(S)) - 0.5 * y.size * np.log(2 * np.pi)
     if not gradient:
-        return MarginalLoglik(float(logp), eigen, alpha_tilde, W)
+        return Loglik(float(logp), eigen=eigen, alpha_tilde=alpha_tilde, inv_diag=W)
 
     d_factors = []
     roots = [np.sqrt(v) for v in eigen.values]
@@ -378,7 +350,7 @@ def marginal_loglik(
         # Q H Qᵀ = Q (Q H)ᵀ, H being symmetric.
         d_factors.append(0.5 * eta2 * eigen.rotate(eigen.rotate(H, 0, factor=i).T, 0, factor=i))
     weighted = lam * alpha_tilde
-    return MarginalLoglik(
+    return Loglik(
         logp=float(logp),
         eigen=eigen,
         alpha_tilde=alpha_tilde,

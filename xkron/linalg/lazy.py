@@ -45,6 +45,7 @@ import numpy as np
 from xkron.settings import BLOCK_BYTES, SPILL_BYTES
 
 __all__ = [
+    "is_dask",
     "lazy_grid_moments",
     "lazy_grid_samples",
     "lazy_mode_products",
@@ -53,6 +54,11 @@ __all__ = [
     "plan_groups",
     "spill_rechunk",
 ]
+
+
+def is_dask(array) -> bool:
+    """Whether ``array`` is a dask array (checked by type, without importing dask)."""
+    return type(array).__module__.startswith("dask")
 
 
 def plan_groups(shape: Sequence[int], chunks: Sequence[Sequence[int]], axes: Sequence[int], itemsize: int = 8):

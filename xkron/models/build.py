@@ -16,7 +16,7 @@ import pymc as pm
 import pytensor.tensor as pt
 
 from xkron.models.ops import kron_marginal_logp, kron_observed_logp
-from xkron.spec.modelspec import JITTER, ModelSpec, factor_params, known_noise_var
+from xkron.spec.modelspec import JITTER, ModelSpec, factor_params
 from xkron.spec.prior_types import is_prior
 
 __all__ = ["build_latent_model", "build_marginal_model", "build_model", "kron_mv", "latent_data"]
@@ -65,7 +65,6 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec, jitter: float = 0.0) ->
     """
     shape = [f.size for f in spec.factors]
     y = np.asarray(y, dtype=float).reshape(shape)
-    known = known_noise_var(spec)
     observed = np.isfinite(y)
     with pm.Model() as model:
         values = {name: _variable(name, p) for name, p in spec.priors.items()}
@@ -74,17 +73,16 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec, jitter: float = 0.0) ->
             factors = [K + jitter * pt.eye(f.size) for K, f in zip(factors, spec.factors, strict=True)]
         eta, sigma = values["amplitude"], values["noise"]
 
-        if spec.solver == "kronecker":
-            # Equal known noise (if any) simply adds to σ².
-            def logp(value, eta2, sigma2, mean, *factors):
-                return kron_marginal_logp(value, factors, eta2, sigma2 + float(np.max(known)), mean)
-        else:
-            options = {k: v for k, v in spec.solver_options.items() if k in ("tol", "probes", "seed")}
-            options["solver"] = spec.solver
-            mask, known_grid = observed.astype(float), np.broadcast_to(known, y.shape).astype(float)
+        if spec.solver.name == "kronecker":
+            known = spec.equal_noise_var()  # equal known noise (if any) simply adds to σ²
 
             def logp(value, eta2, sigma2, mean, *factors):
-                return kron_observed_logp(value, mask, known_grid, factors, eta2, sigma2, mean, **options)
+                return kron_marginal_logp(value, factors, eta2, sigma2 + known, mean)
+        else:
+            mask, known_grid = observed.astype(float), np.broadcast_to(spec.known_noise_var(), y.shape).astype(float)
+
+            def logp(value, eta2, sigma2, mean, *factors):
+                return kron_observed_logp(value, mask, known_grid, factors, eta2, sigma2, mean, solver=spec.solver)
 
         n = len(factors)
         signature = "(),(),()," + ",".join(f"(n{i},n{i})" for i in range(n))

@@ -19,10 +19,14 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from xkron.linalg.kronecker import marginal_loglik
-from xkron.settings import CG_PROBES, CG_TOL
+from xkron.linalg.systems import make_system
+from xkron.spec.solver import Solver
 
 __all__ = ["KronMarginalLogp", "KronObservedLogp", "kron_marginal_logp", "kron_observed_logp"]
 
+
+DENSE = Solver("dense")
+"""The default solver of :class:`KronObservedLogp`: exact Cholesky on the observed cells."""
 
 _MEMO: list = [None]
 """The last evaluation: ``(inputs, outputs)``; one slot, replaced on every new point."""
@@ -99,17 +103,15 @@ class KronObservedLogp(KronMarginalLogp):
 
     Inputs: ``y`` (D-way, any value at unobserved cells), ``observed`` (D-way, 1.0 where
     observed), ``known_var`` (D-way known noise variance per cell), then as
-    :class:`KronMarginalLogp`. ``solver`` is ``"dense"`` (exact, :class:`xkron.linalg.dense.DenseSystem`)
-    or ``"iterative"`` (:class:`xkron.linalg.iterative.IterativeSystem` with ``tol``, ``probes``, ``seed``).
+    :class:`KronMarginalLogp`. ``solver`` is the model's :class:`~xkron.spec.solver.Solver`,
+    ``"dense"`` (exact) or ``"iterative"``; :func:`xkron.linalg.systems.make_system` builds its system.
     """
 
-    __props__ = ("n_factors", "solver", "tol", "probes", "seed")
+    __props__ = ("n_factors", "solver")
 
-    def __init__(
-        self, n_factors: int, solver: str = "dense", tol: float = CG_TOL, probes: int = CG_PROBES, seed: int = 0
-    ):
+    def __init__(self, n_factors: int, solver: Solver = DENSE):
         super().__init__(n_factors)
-        self.solver, self.tol, self.probes, self.seed = solver, tol, probes, seed
+        self.solver = solver
 
     def make_node(self, y, observed, known_var, *args):
         node = super().make_node(y, *args)
@@ -117,23 +119,12 @@ class KronObservedLogp(KronMarginalLogp):
         outputs = [o.type() for o in node.outputs]
         return Apply(self, [node.inputs[0], *extra, *node.inputs[1:]], outputs)
 
-    def system(self, observed, known_var, factors, eta2, sigma2):
-        """The numeric linear system at these values (a dense or an iterative one)."""
-        from xkron.linalg.dense import DenseSystem
-        from xkron.linalg.iterative import IterativeSystem
-
-        noise = known_var + sigma2
-        if self.solver == "dense":
-            return DenseSystem(factors, eta2, noise, observed > 0)
-        return IterativeSystem(factors, eta2, noise, observed > 0, tol=self.tol, probes=self.probes, seed=self.seed)
-
     def evaluate(self, inputs) -> list:
         y, observed, known_var, *rest = inputs
         factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
-        system = self.system(observed, known_var, factors, float(eta2), float(sigma2))
+        system = make_system(self.solver, factors, float(eta2), known_var + float(sigma2), observed > 0)
         result = system.loglik(y, float(mean), gradient=True)
-        d_sigma2 = float(np.sum(result.d_noise)) if hasattr(result, "d_noise") else result.d_sigma2
-        return [result.logp, *result.d_factors, result.d_eta2, d_sigma2, result.d_mean]
+        return [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
 
     def pullback(self, inputs, outputs, cotangents):
         grads = super().pullback([inputs[0], *inputs[3:]], outputs, cotangents)
@@ -141,7 +132,7 @@ class KronObservedLogp(KronMarginalLogp):
         return [grads[0], *data, *grads[1:]]
 
 
-def kron_observed_logp(y, observed, known_var, factors, eta2, sigma2, mean=0.0, **options):
+def kron_observed_logp(y, observed, known_var, factors, eta2, sigma2, mean=0.0, solver: Solver = DENSE):
     """Symbolic log-likelihood of the observed cells (see :class:`KronObservedLogp`).
 
     Examples
@@ -152,7 +143,7 @@ def kron_observed_logp(y, observed, known_var, factors, eta2, sigma2, mean=0.0, 
     >>> bool(np.isclose(ll.eval(), -0.5 * 5 * np.log(2 * np.pi * 2.0)))
     True
     """
-    return KronObservedLogp(len(factors), **options)(y, observed, known_var, *factors, eta2, sigma2, mean)[0]
+    return KronObservedLogp(len(factors), solver)(y, observed, known_var, *factors, eta2, sigma2, mean)[0]
 
 
 def kron_marginal_logp(y, factors, eta2, sigma2, mean=0.0):

@@ -34,10 +34,11 @@ import numpy as np
 import scipy.linalg
 
 from xkron.linalg.kronecker import KronEigen, kron_contract, marginal_loglik
+from xkron.linalg.lazy import is_dask
 from xkron.spec.grid import Factor
 from xkron.spec.modelspec import JITTER, factor_params
 
-__all__ = ["KronPosterior", "LatentPosterior", "TestInputs", "latent_cholesky", "place_axes"]
+__all__ = ["KronPosterior", "LatentPosterior", "TestInputs", "jittered_covariance", "latent_cholesky", "place_axes"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class KronPosterior:
         """Condition on ``y`` (one axis per grid dim) at hyperparameter ``values``; dask ``y`` stays lazy."""
         Ks = [f.covariance(factor_params(f, values)) for f in factors]
         eta2, sigma2 = values["amplitude"] ** 2, values["noise"] ** 2
-        if type(y).__module__.startswith("dask"):
+        if is_dask(y):
             y = y.reshape([f.size for f in factors])
             return cls(tuple(factors), dict(values), KronEigen.from_factors(Ks), None, None, lazy_data=y)
         y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
@@ -167,11 +168,16 @@ def prior_variance(factors, values, tests, out_order):
     return prior
 
 
-def latent_cholesky(factor: Factor, params: Mapping[str, float]) -> np.ndarray:
-    """``L = chol(K + JITTER·I)``, the factor's root in the latent model."""
+def jittered_covariance(factor: Factor, params: Mapping[str, float]) -> np.ndarray:
+    """``K + JITTER·I``: the factor's covariance in the latent model (:data:`xkron.spec.modelspec.JITTER`)."""
     K = factor.covariance(params)
     K[np.diag_indices_from(K)] += JITTER
-    return np.linalg.cholesky(K)
+    return K
+
+
+def latent_cholesky(factor: Factor, params: Mapping[str, float]) -> np.ndarray:
+    """``L = chol(K + JITTER·I)``, the factor's root in the latent model."""
+    return np.linalg.cholesky(jittered_covariance(factor, params))
 
 
 @dataclass(frozen=True)

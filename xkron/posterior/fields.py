@@ -29,7 +29,7 @@ import numpy as np
 import scipy.linalg
 
 from xkron.linalg.kronecker import KronEigen, mode_product, outer, symmetric_eigh
-from xkron.posterior.conditional import KronPosterior, TestInputs
+from xkron.posterior.conditional import KronPosterior, TestInputs, jittered_covariance
 from xkron.settings import SAMPLE_BATCH_ELEMENTS
 from xkron.spec.grid import Factor, distinct_inputs
 from xkron.spec.modelspec import JITTER, factor_params
@@ -200,11 +200,7 @@ def whitened_draws(y: np.ndarray, factors: Sequence[Factor], values, noise_var: 
     >>> v.shape
     (3, 4)
     """
-    Ks = []
-    for factor in factors:
-        K = factor.covariance(factor_params(factor, values))
-        K[np.diag_indices_from(K)] += JITTER
-        Ks.append(K)
+    Ks = [jittered_covariance(factor, factor_params(factor, values)) for factor in factors]
     chols = [np.linalg.cholesky(K) for K in Ks]
     eigen = KronEigen.from_factors(Ks)
     eta, mean = values["amplitude"], values["mean"]

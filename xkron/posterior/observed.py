@@ -14,13 +14,18 @@ from typing import ClassVar
 import numpy as np
 
 from xkron.linalg.kronecker import kron_contract
+from xkron.linalg.systems import make_system
 from xkron.posterior.conditional import TestInputs, place_axes, prior_variance
 from xkron.posterior.fields import apply_factors, union_roots
-from xkron.settings import SAMPLE_BATCH_ELEMENTS, VARIANCE_SAMPLES
+from xkron.settings import SAMPLE_BATCH_ELEMENTS
 from xkron.spec.grid import Factor
 from xkron.spec.modelspec import factor_params
+from xkron.spec.solver import Solver
 
 __all__ = ["ObservedPosterior", "sampled_variance"]
+
+DENSE = Solver("dense")
+"""The default solver of :meth:`ObservedPosterior.condition`: exact Cholesky on the observed cells."""
 
 
 @dataclass(frozen=True)
@@ -28,14 +33,14 @@ class ObservedPosterior:
     """A Gaussian-noise Kronecker GP conditioned on any subset of cells, with per-cell noise.
 
     ``A = η² (⊗K_i)_oo + diag(σ² + known_var)_o`` on the observed cells ``o`` (the finite
-    cells of ``y``), handled by :class:`xkron.linalg.dense.DenseSystem` (exact) or
-    :class:`xkron.linalg.iterative.IterativeSystem`.
+    cells of ``y``), handled by the system of ``solver`` (:func:`xkron.linalg.systems.make_system`):
+    :class:`xkron.linalg.dense.DenseSystem` (exact) or :class:`xkron.linalg.iterative.IterativeSystem`.
 
     With the iterative solver the variance ``η² k** − η⁴ k*ᵀA⁻¹k*`` is estimated: the explained
     part ``η⁴ k*ᵀA⁻¹k*`` is ``Var(η² k*ᵀ A⁻¹ ε_o)`` for ``ε ~ N(0, G)`` on the grid, and the same
     draws give ``η² k*ᵀ F⁻¹ ε'`` (``ε'`` sharing ``ε``'s field part), whose variance under the
     complete-grid Kronecker model ``F`` is known exactly; their difference is the control variate
-    (``VARIANCE_SAMPLES`` draws, seeded by ``solver_options["seed"]``).
+    (``solver.variance_samples`` draws, seeded by ``solver.seed``).
 
     Examples
     --------
@@ -58,9 +63,7 @@ class ObservedPosterior:
     system: object
     alpha: np.ndarray
     known_var: np.ndarray | float = 0.0
-    solver: str = "dense"
-    seed: int = 0
-    variance_samples: int = VARIANCE_SAMPLES
+    solver: Solver = DENSE
 
     @classmethod
     def condition(
@@ -69,27 +72,17 @@ class ObservedPosterior:
         factors: Sequence[Factor],
         values: Mapping[str, float],
         known_var=0.0,
-        solver: str = "dense",
-        options: Mapping | None = None,
+        solver: Solver = DENSE,
     ) -> ObservedPosterior:
         """Condition on the finite cells of ``y`` (one axis per factor) at hyperparameter ``values``."""
-        from xkron.linalg.dense import DenseSystem
-        from xkron.linalg.iterative import IterativeSystem
-
-        options = dict(options or {})
-        samples = options.pop("variance_samples", VARIANCE_SAMPLES)
         y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
         Ks = [f.covariance(factor_params(f, values)) for f in factors]
         eta2 = values["amplitude"] ** 2
         noise = np.broadcast_to(known_var, y.shape) + values["noise"] ** 2
         observed = np.isfinite(y)
-        if solver == "dense":
-            system = DenseSystem(Ks, eta2, noise, observed)
-        else:
-            system = IterativeSystem(Ks, eta2, noise, observed, **options)
+        system = make_system(solver, Ks, eta2, noise, observed)
         alpha = system.solve(np.where(observed, y - values["mean"], 0.0))
-        seed = options.get("seed", 0)
-        return cls(tuple(factors), dict(values), system, alpha, known_var, solver, seed, samples)
+        return cls(tuple(factors), dict(values), system, alpha, known_var, solver)
 
     def cross(self, tests: Sequence[TestInputs]) -> list[np.ndarray]:
         """``K*_i`` per factor, shape ``test shape + (n_i,)``."""
@@ -103,12 +96,12 @@ class ObservedPosterior:
         cross = self.cross(tests)
         labels = [t.labels for t in tests]
         mean = self.values["mean"] + eta2 * kron_contract(self.alpha, cross, labels, out_order)
-        if self.solver == "dense":
+        if self.solver.name == "dense":
             explained = self._dense_explained(cross, labels, out_order, mean.shape)
             var = prior_variance(self.factors, self.values, tests, out_order) - explained
         elif len(set("".join(labels))) == len("".join(labels)):  # a grid
-            rng = np.random.default_rng(self.seed)
-            var = sampled_variance(self, tests, out_order, self.variance_samples, rng)
+            rng = np.random.default_rng(self.solver.seed)
+            var = sampled_variance(self, tests, out_order, self.solver.variance_samples, rng)
         else:
             explained = self._sampled_explained(cross, labels, out_order)
             var = prior_variance(self.factors, self.values, tests, out_order) - explained
@@ -131,9 +124,9 @@ class ObservedPosterior:
         eigen = system.eigen
         rotated = [C @ Q for C, Q in zip(cross, eigen.vectors, strict=True)]
         exact_f = eta2**2 * kron_contract(1.0 / system.f_diag, [a * a for a in rotated], labels, out_order)
-        rng = np.random.default_rng(self.seed)
+        rng = np.random.default_rng(self.solver.seed)
         roots = [Q * np.sqrt(lam) for Q, lam in zip(eigen.vectors, eigen.values, strict=True)]
-        z = rng.standard_normal((self.variance_samples, *system.shape))
+        z = rng.standard_normal((self.solver.variance_samples, *system.shape))
         for axis, R in enumerate(roots):
             z = np.moveaxis(np.tensordot(R, z, axes=([1], [axis + 1])), 0, axis + 1)
         field = np.sqrt(eta2) * z
@@ -147,7 +140,7 @@ class ObservedPosterior:
             u = eta2 * kron_contract(a, cross, labels, out_order)
             v = eta2 * kron_contract(b, cross, labels, out_order)
             diff = diff + (u * u - v * v)
-        return exact_f + diff / self.variance_samples
+        return exact_f + diff / self.solver.variance_samples
 
 
 def sampled_variance(posterior: ObservedPosterior, tests: Sequence[TestInputs], out_order: str, n: int, rng):

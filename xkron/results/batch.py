@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from xkron.errors import BatchError
-from xkron.inference.batch import labels_of, prepare_all, run_slices, select
+from xkron.inference.batch import labels_of, prepare_all, run_slices, slice_options
+from xkron.inference.options import FitOptions
 from xkron.io.netcdf import fit_parts, fit_tree, write_tree
 from xkron.results.fit import KronFit
 from xkron.spec.kernels import Independent
@@ -27,20 +28,10 @@ from xkron.spec.validation import check_coords, normalize_kernels
 __all__ = ["BatchFit", "fit_batch"]
 
 
-def fit_batch(
-    da: xr.DataArray,
-    kernels: Mapping,
-    batch_dims: str | Sequence[str],
-    *,
-    shared: bool = False,
-    errors: str = "raise",
-    random_seed: int | None = None,
-    progressbar: bool = True,
-    fit: Callable,
-    **fit_kwargs,
-):
-    """Fit every slice along ``batch_dims`` with ``fit`` (:func:`xkron.fit`, which calls this)."""
-
+def fit_batch(da: xr.DataArray, kernels: Mapping, options: FitOptions, fit: Callable):
+    """Fit every slice along ``options.batch_dims`` with ``fit(data, kernels, options)`` (the pipeline
+    of :func:`xkron.fit`, which calls this): one shared fit, or a :class:`BatchFit` of independent ones."""
+    batch_dims, errors = options.batch_dims, options.errors
     batch_dims = [batch_dims] if isinstance(batch_dims, str) else list(batch_dims)
     missing = [d for d in batch_dims if d not in da.dims]
     if missing:
@@ -54,22 +45,21 @@ def fit_batch(
     with_batch = {**kernels, tuple(batch_dims): Independent()}
     pairs = normalize_kernels(da, with_batch)  # every other dim needs a kernel: checked before any fit
     check_coords(da, [d for dims, k in pairs if not isinstance(k, Independent) for d in dims])
-    if shared:
+    if options.shared:
         if errors != "raise":
             raise ValueError("errors='record' applies to independent slices; shared=True is one fit")
-        return fit(da, with_batch, random_seed=random_seed, progressbar=progressbar, **fit_kwargs)
+        return fit(da, with_batch, options.unbatched())
 
     index = list(itertools.product(*(range(da.sizes[d]) for d in batch_dims)))
     tasks = []
     for k, idx in enumerate(index):
         where = dict(zip(batch_dims, idx, strict=True))
-        kwargs = {name: select(value, where) for name, value in fit_kwargs.items()}
-        kwargs.update(random_seed=None if random_seed is None else random_seed + k, progressbar=False)
-        tasks.append((da.isel(where), kwargs))
+        tasks.append((da.isel(where), slice_options(options, where, k)))
     labels = {d: labels_of(da, d) for d in batch_dims}
     refused = prepare_all(kernels, tasks, index, labels, errors)
     ready = [k for k in range(len(tasks)) if k not in refused]
-    results = dict(zip(ready, run_slices(fit, kernels, [tasks[k] for k in ready], progressbar), strict=True))
+    slices = run_slices(fit, kernels, [tasks[k] for k in ready], options.progressbar)
+    results = dict(zip(ready, slices, strict=True))
     results.update({k: (None, message) for k, message in refused.items()})
     fits = {idx: results[k][0] for k, idx in enumerate(index)}
     failures = {idx: results[k][1] for k, idx in enumerate(index) if results[k][1]}

@@ -8,39 +8,16 @@ from functools import cached_property
 import numpy as np
 import xarray as xr
 
-from xkron.posterior.conditional import KronPosterior, LatentPosterior
-from xkron.posterior.observed import ObservedPosterior
+from xkron.linalg.lazy import is_dask
+from xkron.results.conditioned import DrawPosteriors, conditioned_on, draw_values
+from xkron.results.labels import labelled_params
 from xkron.results.predict import predict_moments
 from xkron.settings import POSTERIOR_CACHE_BYTES
 from xkron.spec.coords import CoordEncoding
 from xkron.spec.grid import restrict
-from xkron.spec.modelspec import ModelSpec, known_noise_var
-from xkron.spec.prior_types import is_prior
+from xkron.spec.modelspec import ModelSpec
 
 __all__ = ["KronFit"]
-
-
-class _LazyPosteriors(Sequence):
-    """Conditions the GP at each draw on access, so large NUTS fits need not hold them all."""
-
-    def __init__(self, y, spec: ModelSpec, draws, latent=None):
-        self._y, self._spec, self._draws, self._latent = y, spec, draws, latent
-
-    def __len__(self) -> int:
-        return len(self._draws)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        spec, draw = self._spec, self._draws[i]
-        if self._latent is not None:
-            return LatentPosterior.condition(self._latent[i], spec.factors, draw)
-        if spec.solver == "kronecker":
-            sigma = np.sqrt(draw["noise"] ** 2 + float(np.max(known_noise_var(spec))))
-            return KronPosterior.condition(self._y, spec.factors, {**draw, "noise": sigma})
-        return ObservedPosterior.condition(
-            self._y, spec.factors, draw, known_noise_var(spec), spec.solver, spec.solver_options
-        )
 
 
 class KronFit:
@@ -92,36 +69,7 @@ class KronFit:
     @classmethod
     def from_parts(cls, data, spec, encodings, values, method, **kwargs) -> KronFit:
         """Assemble the ``params`` Dataset (with units and priors) from fitted ``values``."""
-        params = values.copy() if isinstance(values, xr.Dataset) else xr.Dataset(dict(values))
-        for name, value in spec.fixed().items():
-            params[name] = value
-        units = data.attrs.get("units", "")
-        for factor in spec.factors:
-            for key, names in factor.param_names().items():
-                for i, name in enumerate(names if isinstance(names, list) else [names]):
-                    dim = factor.dims[i]
-                    attrs = {"units": "1"} if key == "alpha" else {"units": encodings[dim].lengthscale_units}
-                    attrs["long_name"] = f"{key} of the {factor.kernel.name} kernel along {'/'.join(factor.dims)}"
-                    params[name].attrs.update(attrs)
-        link = spec.likelihood.link
-        scale_units = units if link == "identity" else "1"
-        on_scale = "" if link == "identity" else f" ({link} scale)"
-        described = {
-            "amplitude": (scale_units, f"GP amplitude (sd){on_scale}"),
-            "mean": (scale_units, f"constant mean{on_scale}"),
-            "noise": (units, "noise sd"),
-            "nu": ("1", "Student-t degrees of freedom"),
-            "dispersion": ("1", "negative binomial dispersion (alpha: var = mu + mu^2/alpha)"),
-            "shape": ("1", "gamma shape (var = mean^2/shape)"),
-        }
-        for name, (unit, long_name) in described.items():
-            if name in params:
-                params[name].attrs.update(units=unit, long_name=long_name)
-        for name, prior in spec.priors.items():
-            params[name].attrs["prior"] = repr(prior) if is_prior(prior) else "fixed"
-        sample_dims = {d: params[d] for d in ("chain", "draw") if d in params.coords}
-        params = params[list(spec.priors)].assign_coords(sample_dims)  # kept even if all are fixed
-        params.attrs["method"] = method
+        params = labelled_params(values, spec, encodings, data.attrs.get("units", ""), method)
         return cls(data, spec, encodings, params, method, **kwargs)
 
     @cached_property
@@ -146,7 +94,7 @@ class KronFit:
     def _data_tensor(self) -> np.ndarray:
         """The data the model sees: over the grid (latent), or over the observed grid (marginal)."""
         data = self.data.transpose(*self.dims)
-        if _is_dask(data.data):
+        if is_dask(data.data):
             # Lazy: a complete grid conditioned without computing (predict and sample stay dask).
             return data.data.astype(float)
         y = np.asarray(data.values, dtype=float)
@@ -154,27 +102,18 @@ class KronFit:
             y = np.where(self.mask.transpose(*self.dims).values, y, np.nan)
         return y if self.spec.latent else restrict(y, self.spec.factors)
 
-    def _draws(self) -> list[dict[str, float]]:
-        """Hyperparameter values of every draw (one for MAP), in (chain, draw) order."""
-        params = self.params
-        if "chain" not in params.dims:
-            return [{k: float(v) for k, v in params.items()}]
-        stacked = params.stack(sample=("chain", "draw")).transpose("sample", ...)
-        n = stacked.sizes["sample"]
-        columns = {k: np.broadcast_to(v.values, (n,)) for k, v in stacked.items()}
-        return [{k: float(c[i]) for k, c in columns.items()} for i in range(n)]
-
     @property
-    def _posteriors(self) -> Sequence[KronPosterior]:
-        """The GP conditioned at each draw; kept in memory while that costs under 512 MB."""
+    def _posteriors(self) -> Sequence:
+        """The GP conditioned at each draw (:class:`xkron.results.conditioned.DrawPosteriors`); kept in
+        memory while that costs under :data:`xkron.settings.POSTERIOR_CACHE_BYTES`."""
         if "_posterior_cache" in self.__dict__:
             return self.__dict__["_posterior_cache"]
-        draws = self._draws()
+        draws = draw_values(self.params)
         latent = None
         if self.spec.latent:
             v = self.posterior["posterior"]["v"].stack(sample=("chain", "draw")).transpose("sample", ...)
             latent = np.asarray(v.values)
-        posteriors = _LazyPosteriors(self._data_tensor, self.spec, draws, latent)
+        posteriors = DrawPosteriors(self._data_tensor, self.spec, draws, latent)
         if 2 * self._data_tensor.size * 8 * len(draws) <= POSTERIOR_CACHE_BYTES:
             posteriors = list(posteriors)
             self.__dict__["_posterior_cache"] = posteriors
@@ -402,27 +341,7 @@ class KronFit:
         >>> smooth["mean"].chunks
         ((10, 10, 10, 10), (10, 10, 10, 10))
         """
-        from dataclasses import replace
-
-        from xkron.spec.grid import Factor
-        from xkron.spec.validation import check_coords
-
-        if self.spec.latent or self.spec.likelihood.name != "gaussian":
-            raise ValueError("condition() applies to Gaussian marginal fits; latent fits keep their own draws of v")
-        if not isinstance(data, xr.DataArray) or set(data.dims) != set(self.dims):
-            raise ValueError(f"data must be a DataArray on the fit's dims {self.dims}")
-        check_coords(data, self.dims)
-        if np.ndim(getattr(self.spec.likelihood, "noise_sd", None)) > 0:
-            raise ValueError("condition() needs equal noise; this fit has per-cell noise_sd")
-        factors = tuple(
-            Factor(f.dims, f.kernel, tuple(self.encodings[d].encode(data[d].values) for d in f.dims))
-            for f in self.spec.factors
-        )
-        if _is_dask(data.data):
-            data = data.copy(data=data.data.map_blocks(_require_finite, dtype=data.dtype))
-        elif not bool(np.isfinite(data.values).all()):
-            raise ValueError("condition() needs a complete grid; fit the gappy field with xkron.fit instead")
-        spec = replace(self.spec, factors=factors, solver="kronecker")
+        data, spec = conditioned_on(self.spec, self.encodings, data)
         return KronFit(data, spec, self.encodings, self.params, self.method, optimizer=self.optimizer)
 
     def to_netcdf(self, path, **kwargs) -> None:
@@ -449,19 +368,6 @@ class KronFit:
         elif report is not None:
             lines.append(f"  MAP:     logp={report['logp']:.6g}, converged={report['success']}")
         return "\n".join(lines)
-
-
-def _require_finite(block: np.ndarray) -> np.ndarray:
-    if not np.all(np.isfinite(block)):
-        raise ValueError(
-            f"{int(np.sum(~np.isfinite(block)))} NaN/inf cells in a chunk of the data given to condition(): "
-            "it needs a complete grid"
-        )
-    return block
-
-
-def _is_dask(array) -> bool:
-    return type(array).__module__.startswith("dask")
 
 
 def _coords_mapping(coords, dims) -> Mapping:

@@ -16,8 +16,10 @@ import numpy as np
 import xarray as xr
 
 from xkron.linalg.cost import check, predict_estimate
+from xkron.linalg.lazy import is_dask
 from xkron.posterior.conditional import TestInputs, place_axes
 from xkron.posterior.mixture import inverse_link, mixture_quantiles, response_moments
+from xkron.results.labels import cf_header, data_name
 from xkron.settings import PREDICT_CHUNK_ELEMENTS
 
 __all__ = ["check_shared_dims", "predict_moments"]
@@ -36,7 +38,7 @@ def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "lat
     dim_labels = {dim: "".join(letter[d] for d in arrays[dim].dims) for dim in fit.dims}
     out_order = "".join(letter[d] for d in out_dims)
     numeric = {dim: _numeric(fit, dim, arrays[dim], request.get(dim) is None) for dim in fit.dims}
-    lazy = any(_is_dask(v) for v in numeric.values())
+    lazy = any(is_dask(v) for v in numeric.values())
     _check_cost(fit, numeric, dim_labels, out_order, 2 + len(quantiles), per_draw, lazy)
 
     posteriors = fit._posteriors
@@ -160,17 +162,13 @@ def _numeric(fit, dim: str, arr: xr.DataArray, training: bool):
         factor = next(f for f in fit.spec.factors if dim in f.dims)
         return factor.coords[factor.dims.index(dim)]
     encoding = fit.encodings[dim]
-    if _is_dask(arr.data):
+    if is_dask(arr.data):
         return arr.data.map_blocks(encoding.encode, dtype=float)
     values = encoding.encode(arr.values)
     if not np.all(np.isfinite(values)):
         bad = int(np.size(values) - np.isfinite(values).sum())
         raise ValueError(f"{bad} of the new coordinates for {dim!r} are not finite (NaN/NaT/inf)")
     return values
-
-
-def _is_dask(array) -> bool:
-    return type(array).__module__.startswith("dask")
 
 
 def _block(posteriors, factors, dims, dim_labels, out_order, noise, summary, *blocks):
@@ -251,8 +249,7 @@ def _output_coords(arrays, fit, per_draw) -> dict:
 
 
 def _set_attrs(result: xr.Dataset, fit, noise: bool, scale: str) -> None:
-    data, link = fit.data, fit.spec.likelihood.link
-    name = data.attrs.get("long_name") or data.attrs.get("standard_name") or data.name or "data"
+    data, link, name = fit.data, fit.spec.likelihood.link, data_name(fit.data)
     if noise:
         what = "new observations of"
     elif link == "identity":
@@ -272,10 +269,4 @@ def _set_attrs(result: xr.Dataset, fit, noise: bool, scale: str) -> None:
     if "standard_name" in data.attrs and link == "identity":
         result["mean"].attrs["standard_name"] = data.attrs["standard_name"]
         result["sd"].attrs["standard_name"] = f"{data.attrs['standard_name']} standard_error"
-    result.attrs = {
-        "Conventions": "CF-1.8",
-        "source": "xkron Kronecker Gaussian process",
-        "includes_noise": int(noise),
-        "scale": scale,
-        "likelihood": fit.spec.likelihood.name,
-    }
+    result.attrs = cf_header("xkron Kronecker Gaussian process", fit.spec, includes_noise=int(noise), scale=scale)

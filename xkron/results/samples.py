@@ -11,8 +11,10 @@ import numpy as np
 import xarray as xr
 
 from xkron.linalg.cost import check, sample_estimate
+from xkron.linalg.lazy import is_dask
 from xkron.posterior.fields import posterior_fields
 from xkron.progress import CountProgress
+from xkron.results.labels import cf_header, data_name
 from xkron.results.predict import _numeric, _output_coords, _request_array
 from xkron.spec.grid import cartesian
 
@@ -73,7 +75,7 @@ def sample_fields(
     if observed:
         data = _cell_data(fit, request)
         draw = fit.spec.likelihood.draw
-        if type(fields).__module__.startswith("dask"):  # lazy: Gaussian noise drawn chunk by chunk
+        if is_dask(fields):  # lazy: Gaussian noise drawn chunk by chunk
             import dask.array as dask_array
 
             noise = dask_array.random.default_rng(int(rng.integers(2**63))).standard_normal(
@@ -110,8 +112,7 @@ def _cell_data(fit, request) -> dict:
 
 
 def _set_attrs(out: xr.Dataset, fit) -> None:
-    data, link = fit.data, fit.spec.likelihood.link
-    name = data.attrs.get("long_name") or data.attrs.get("standard_name") or data.name or "data"
+    data, link, name = fit.data, fit.spec.likelihood.link, data_name(fit.data)
     scale = "" if link == "identity" else f" ({link} scale)"
     units = data.attrs.get("units") if link == "identity" else "1"
     out["f"].attrs = {"long_name": f"posterior sample of the latent field{scale} of {name}"}
@@ -121,8 +122,4 @@ def _set_attrs(out: xr.Dataset, fit) -> None:
         out["y"].attrs = {"long_name": f"posterior predictive sample of {name}"}
         if "units" in data.attrs:
             out["y"].attrs["units"] = data.attrs["units"]
-    out.attrs = {
-        "Conventions": "CF-1.8",
-        "source": "xkron Kronecker Gaussian process (Matheron's rule)",
-        "likelihood": fit.spec.likelihood.name,
-    }
+    out.attrs = cf_header("xkron Kronecker Gaussian process (Matheron's rule)", fit.spec)

@@ -7,23 +7,19 @@ saved one imports neither PyMC nor PyTensor.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from xkron.spec.coords import CoordEncoding
 from xkron.spec.grid import Factor, restrict
 from xkron.spec.likelihoods import Gaussian, Likelihood
 from xkron.spec.prior_types import is_prior
+from xkron.spec.solver import Solver
 
-__all__ = ["JITTER", "SOLVERS", "ModelSpec", "factor_params", "known_noise_var"]
-
-SOLVERS = ("kronecker", "dense", "iterative")
-"""Linear algebra of the Gaussian marginal model: the exact Kronecker eigenbasis (a complete grid
-of observed cells with equal noise), exact Cholesky on the observed cells
-(:class:`xkron.linalg.dense.DenseSystem`), or conjugate gradients with stochastic log-determinants
-(:class:`xkron.linalg.iterative.IterativeSystem`)."""
+__all__ = ["JITTER", "ModelSpec", "coord_factors", "factor_params"]
 
 JITTER = 1e-6
 """Added to the diagonal of each (unit-variance) factor before its Cholesky factor in the
@@ -49,18 +45,22 @@ class ModelSpec:
     latent : bool
         Whiten and sample the latent field (always for non-Gaussian likelihoods); otherwise the
         Gaussian field is integrated out exactly.
-    solver : {"kronecker", "dense", "iterative"}
-        Linear algebra of the marginal model (:data:`SOLVERS`).
-    solver_options : dict
-        ``tol``, ``probes``, ``seed`` of the iterative solver.
+    solver : Solver
+        Linear algebra of the marginal model and its settings (:data:`xkron.spec.solver.SOLVERS`), decided once
+        when the fit is prepared; a latent model always uses the Kronecker one.
     """
 
     factors: tuple[Factor, ...]
     priors: dict[str, Any]
     likelihood: Likelihood = field(default_factory=Gaussian)
     latent: bool = False
-    solver: str = "kronecker"
-    solver_options: dict[str, Any] = field(default_factory=dict)
+    solver: Solver = field(default_factory=Solver)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.solver, Solver):
+            raise TypeError(f"solver must be a Solver (Solver.from_options(name, options)), not {self.solver!r}")
+        if self.latent and self.solver.name != "kronecker":
+            raise ValueError(f"a latent model uses the Kronecker factorisation of its prior, not solver={self.solver}")
 
     @property
     def dims(self) -> tuple[str, ...]:
@@ -72,6 +72,31 @@ class ModelSpec:
     def fixed(self) -> dict[str, float]:
         return {name: float(p) for name, p in self.priors.items() if not is_prior(p)}
 
+    @property
+    def known_noise_sd(self) -> Any:
+        """The known measurement-error sd (``fit(noise_sd=...)``): ``None``, a number, or an array
+        in factor shape; only the Gaussian likelihood has one."""
+        return getattr(self.likelihood, "noise_sd", None)
+
+    @property
+    def per_cell_noise(self) -> bool:
+        """Whether the known noise differs between cells (an array, not one number): the
+        Kronecker eigenbasis then no longer diagonalises the covariance."""
+        return np.ndim(self.known_noise_sd) > 0
+
+    def known_noise_var(self):
+        """Known noise variance ``noise_sd²`` over the model's grid (a number when it is not per cell)."""
+        sd = self.known_noise_sd
+        if sd is None:
+            return 0.0
+        if np.ndim(sd) == 0:
+            return float(sd) ** 2
+        return np.square(restrict(np.asarray(sd, dtype=float), self.factors))
+
+    def equal_noise_var(self) -> float:
+        """The known noise variance added to every cell where it is equal (the Kronecker solver)."""
+        return float(np.max(self.known_noise_var()))
+
 
 def factor_params(factor: Factor, values: Mapping[str, Any]) -> dict[str, Any]:
     """A factor's kernel parameters, picked by model variable name from ``values``."""
@@ -81,11 +106,24 @@ def factor_params(factor: Factor, values: Mapping[str, Any]) -> dict[str, Any]:
     return params
 
 
-def known_noise_var(spec: ModelSpec):
-    """Known noise variance ``noise_sd²`` over the model's grid (a number when it is not per cell)."""
-    sd = getattr(spec.likelihood, "noise_sd", None)
-    if sd is None:
-        return 0.0
-    if np.ndim(sd) == 0:
-        return float(sd) ** 2
-    return np.square(restrict(np.asarray(sd, dtype=float), spec.factors))
+def coord_factors(
+    layout: Iterable[tuple[tuple[str, ...], Any, Any]],
+    data,
+    encodings: Mapping[str, CoordEncoding],
+    positions: Iterable[str] = (),
+) -> tuple[Factor, ...]:
+    """Factors whose inputs are the data's coordinates through their encodings.
+
+    Fitting, conditioning on other data and reading a saved fit all turn labelled coordinates
+    into a factor's numeric inputs this one way. ``layout`` gives ``(dims, kernel, subset)``
+    per factor; a dim in ``positions`` (an :class:`~xkron.spec.kernels.Independent` factor's
+    replicate labels) or without a coordinate takes its positions ``0..n-1``.
+    """
+    positions = set(positions)
+
+    def inputs(dim: str) -> np.ndarray:
+        if dim in positions or dim not in data.coords:
+            return np.arange(data.sizes[dim], dtype=np.float64)
+        return encodings[dim].encode(data[dim].values, dim=dim)
+
+    return tuple(Factor(tuple(dims), kernel, tuple(inputs(d) for d in dims), subset) for dims, kernel, subset in layout)

@@ -1,0 +1,97 @@
+"""Which linear algebra the Gaussian marginal model uses, and with what settings: :class:`Solver`.
+
+The solver is chosen once, when a fit is prepared (:func:`xkron.inference.prepare.prepare`),
+and travels in :attr:`xkron.spec.modelspec.ModelSpec.solver` to every place that conditions
+or evaluates the model: the PyMC Op (:mod:`xkron.models.ops`), the per-draw posteriors of a
+result, and the saved file (as ``solver`` and ``solver_options``, :meth:`Solver.options`).
+:func:`xkron.linalg.systems.make_system` builds the matching linear system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from xkron.settings import CG_MAX_ITER, CG_PROBES, CG_TOL, VARIANCE_SAMPLES
+
+__all__ = ["SOLVERS", "Solver"]
+
+SOLVERS = ("kronecker", "dense", "iterative")
+"""Linear algebra of the Gaussian marginal model: the exact Kronecker eigenbasis (a complete grid
+of observed cells with equal noise), exact Cholesky on the observed cells
+(:class:`xkron.linalg.dense.DenseSystem`), or conjugate gradients with stochastic log-determinants
+(:class:`xkron.linalg.iterative.IterativeSystem`)."""
+
+
+@dataclass(frozen=True, eq=False)
+class Solver:
+    """A solver by name, with the settings the iterative one reads (``fit(solver_options=...)``).
+
+    A ``Solver`` compares equal to another with the same name and settings, and to its name
+    as a string (``spec.solver == "dense"``), so that code and tests may ask which solver a
+    fit uses without caring for its settings. It is hashable (a PyTensor Op keeps it as a prop).
+
+    Parameters
+    ----------
+    name : {"kronecker", "dense", "iterative"}
+        See :data:`SOLVERS`.
+    tol : float
+        Relative residual at which every CG solve stops.
+    probes : int
+        Rademacher probes per stochastic estimate (log-determinant and its gradient).
+    seed : int
+        Seed of the probes and of the Monte Carlo variance draws: fits are reproducible.
+    max_iter : int
+        CG iteration cap.
+    variance_samples : int
+        Monte Carlo draws behind a predicted sd (:func:`xkron.posterior.observed.sampled_variance`).
+
+    Examples
+    --------
+    >>> solver = Solver.from_options("iterative", {"probes": 16})
+    >>> solver.probes, solver == "iterative", solver.options()
+    (16, True, {'probes': 16})
+    """
+
+    name: str = "kronecker"
+    tol: float = CG_TOL
+    probes: int = CG_PROBES
+    seed: int = 0
+    max_iter: int = CG_MAX_ITER
+    variance_samples: int = VARIANCE_SAMPLES
+
+    def __post_init__(self) -> None:
+        if self.name not in SOLVERS:
+            raise ValueError(f"solver={self.name!r} is not one of {SOLVERS}")
+
+    @classmethod
+    def from_options(cls, name: str, options: Mapping[str, Any] | None = None) -> Solver:
+        """The solver ``name`` with ``solver_options`` (as given to ``fit`` or read from a file)."""
+        return cls(name, **dict(options or {}))
+
+    @classmethod
+    def keys(cls) -> tuple[str, ...]:
+        """The ``solver_options`` keys (every setting but the name)."""
+        return tuple(f.name for f in fields(cls) if f.name != "name")
+
+    def options(self) -> dict[str, Any]:
+        """The settings that differ from the defaults: ``solver_options`` as a fit file stores them."""
+        settings = {f.name: (getattr(self, f.name), f.default) for f in fields(self) if f.name != "name"}
+        return {name: value for name, (value, default) in settings.items() if value != default}
+
+    def _key(self) -> tuple:
+        return tuple(getattr(self, f.name) for f in fields(self))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self.name == other
+        if isinstance(other, Solver):
+            return self._key() == other._key()
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.name)  # equal to its name, so hashed as it
+
+    def __str__(self) -> str:
+        return self.name
