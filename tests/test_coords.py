@@ -201,3 +201,56 @@ def test_coord_kind():
     assert coord_kind(np.array([np.timedelta64(1, "D")])) is None
     assert coord_kind(np.array([cftime.datetime(2000, 1, 1, calendar="360_day")])) == "cftime"
     assert coord_kind(np.array(["a", 1], dtype=object)) is None
+
+
+# --------------------------------------------------------------------------- decode (inverse of encode)
+
+_DECODE_CASES = {
+    "numeric": np.array([3.0, 1.0, -2.5]),
+    "index": None,
+    "datetime-ns": np.array(["1999-12-31T23:59:59", "2000-01-01", "2024-02-29T07:13:11"], dtype="datetime64[ns]"),
+    "datetime-s": np.array(["1850-01-01", "2100-06-30T06:00"], dtype="datetime64[s]"),
+    "cftime-360_day": xr.date_range("2000-01-01", periods=5, freq="7h", calendar="360_day", use_cftime=True),
+    "cftime-julian": xr.date_range("1850-01-01", periods=5, freq="MS", calendar="julian", use_cftime=True),
+    "cftime-noleap": xr.date_range("2001-03-01T00:00:01", periods=4, freq="6h", calendar="noleap", use_cftime=True),
+}
+
+
+def _training(case):
+    """Encoded training values, their encoding and the values themselves."""
+    values = _DECODE_CASES[case]
+    if values is None:
+        return (*encode_coord(xr.DataArray(np.zeros(4), dims="t"), "t"), np.arange(4.0))
+    return (*encode_coord(_da("t", values), "t"), np.asarray(values))
+
+
+@pytest.mark.parametrize("case", list(_DECODE_CASES))
+def test_decode_inverts_encode_for_every_kind(case):
+    x, enc, values = _training(case)
+    decoded = enc.decode(x)
+    assert decoded.shape == x.shape
+    if enc.kind == "datetime":
+        assert decoded.dtype == np.dtype("datetime64[ns]")
+        assert (decoded == values.astype("datetime64[ns]")).all()
+    else:
+        assert list(decoded) == list(values)
+    assert enc.encode(decoded).tobytes() == x.tobytes()
+
+
+@pytest.mark.parametrize("case", ["numeric", "datetime-ns", "cftime-360_day", "cftime-julian"])
+def test_encode_inverts_decode_between_training_points(case):
+    x, enc, _ = _training(case)
+    numbers = np.linspace(x.min(), x.max(), 7).reshape(7, 1)
+    decoded = enc.decode(numbers)
+    assert decoded.shape == (7, 1)
+    resolution = {"datetime": 1e-9 / 86_400, "cftime": 1e-6 / 86_400}.get(enc.kind, 0.0)  # days
+    tolerance = resolution / 2 + 4 * np.spacing(np.abs(numbers).max())
+    np.testing.assert_allclose(enc.encode(decoded), numbers, rtol=0, atol=tolerance)
+
+
+def test_decode_of_legacy_units_counts_from_1970():
+    dates = CoordEncoding("datetime", TIME_UNITS, "proleptic_gregorian").decode([10957.5, -0.25, np.nan])
+    expected = np.array(["2000-01-01T12:00", "1969-12-31T18:00", "NaT"], dtype="datetime64[ns]")
+    assert dates.astype(str).tolist() == expected.astype(str).tolist()
+    days = CoordEncoding("cftime", TIME_UNITS, "360_day").decode([10801.0, np.nan])
+    assert days.tolist() == [cftime.datetime(2000, 1, 2, calendar="360_day"), None]

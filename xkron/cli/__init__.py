@@ -1,1 +1,1 @@
-"""The ``xkron`` command: ``demo``, ``info``, ``fit``, ``predict``, ``batch``; thin over the library."""
+"""The ``xkron`` command (:mod:`xkron.cli.app`): demo, info, fit, predict, batch; thin over the library."""

@@ -21,6 +21,9 @@ from pathlib import Path
 
 import click
 
+from xkron.cli.errors import JobInputError
+from xkron.cli.files import is_zarr
+
 __all__ = ["OVERWRITE_OPTION", "check_output", "check_writable_folder"]
 
 OVERWRITE_OPTION = click.option(
@@ -31,9 +34,7 @@ OVERWRITE_OPTION = click.option(
 )
 
 
-def _error(message: str):
-    from xkron.cli.jobs import JobInputError
-
+def _error(message: str) -> JobInputError:
     return JobInputError(message, "--out")
 
 
@@ -86,8 +87,6 @@ def check_output(
     JobInputError
         (option ``--out``) naming the problem and the fix.
     """
-    from xkron.cli.jobs import is_zarr
-
     out = Path(out)
     if not zarr_ok and is_zarr(out):
         raise _error(f"{out}: a fit is written as NetCDF; give a file name such as fit.nc")

@@ -15,15 +15,15 @@ from typing import Any
 
 import click
 
+from xkron.cli.errors import JobInputError, click_callback
+
 __all__ = ["SELECT_OPTIONS", "check_kernel_dim_sizes", "missing_kernel_message", "parse_sel", "select_dims"]
 
 SHOWN_VALUES = 5
 """Coordinate values listed when a --sel value is not found (enough to see their form)."""
 
 
-def _error(message: str, option: str):
-    from xkron.cli.jobs import JobInputError
-
+def _error(message: str, option: str) -> JobInputError:
     return JobInputError(message, option)
 
 
@@ -138,22 +138,13 @@ def check_kernel_dim_sizes(da, dims: Sequence[str], text: str) -> None:
             )
 
 
-def _sel_callback(ctx, param, values):
-    from xkron.cli.jobs import JobInputError
-
-    try:
-        return parse_sel(values)
-    except JobInputError as err:
-        raise click.BadParameter(str(err), ctx=ctx, param=param) from None
-
-
 SELECT_OPTIONS = (
     click.option(
         "--sel",
         "sel",
         multiple=True,
         metavar="DIM=VALUE",
-        callback=_sel_callback,
+        callback=click_callback(parse_sel),
         help="Fit only the point VALUE of DIM (repeatable), e.g. --sel level=850 or --sel member=r1i1p1f1; "
         "dates as ISO strings (time=2000-01-01), a position for a dim without a coordinate. The dim is dropped "
         "(kept as a scalar coordinate) from the data and every variable used with it.",

@@ -31,6 +31,7 @@ from xkron.settings import TIME_STEP_TOLERANCE
 __all__ = [
     "LEGACY_UNITS",
     "TIME_STEP_TOLERANCE",
+    "cftime_dates",
     "cftime_days",
     "cftime_epoch",
     "cftime_ticks",
@@ -38,6 +39,7 @@ __all__ = [
     "datetime_days",
     "datetime_epoch",
     "datetime_ticks",
+    "datetime_values",
     "epoch_units",
     "parse_cftime_epoch",
     "parse_datetime_epoch",
@@ -122,6 +124,18 @@ def datetime_days(values: np.ndarray, epoch: np.datetime64) -> np.ndarray:
     return (days_v - days_e + carry).astype(np.float64) + rem.astype(np.float64) / float(per_day)
 
 
+def datetime_values(days: np.ndarray, epoch: np.datetime64) -> np.ndarray:
+    """Inverse of :func:`datetime_days`: ``datetime64[ns]`` at ``days`` after ``epoch`` (NaN gives NaT).
+
+    The days are rounded to whole nanoseconds, the finest resolution xarray keeps.
+    """
+    days = np.asarray(days, dtype=np.float64)
+    finite = np.isfinite(days)
+    ns = np.round(np.where(finite, days, 0.0) * 86_400e9).astype(np.int64)
+    values = np.datetime64(epoch, "ns") + ns.astype("timedelta64[ns]")
+    return np.where(finite, values, np.datetime64("NaT", "ns"))
+
+
 def datetime_ticks(values: np.ndarray, epoch: np.datetime64) -> tuple[list[int], int]:
     """Exact integer ticks from ``epoch`` in the values' resolution, and ticks per day."""
     unit = _unit(np.asarray(values).dtype)
@@ -161,6 +175,23 @@ def cftime_days(values: np.ndarray, epoch) -> np.ndarray:
     """Days from ``epoch`` to each cftime value: exact microseconds, divided once (float64)."""
     days, rem = np.divmod(np.asarray(cftime_ticks(values, epoch), dtype=np.int64), _US_PER_DAY)
     return days.astype(np.float64) + rem.astype(np.float64) / float(_US_PER_DAY)
+
+
+def cftime_dates(days: np.ndarray, epoch) -> np.ndarray:
+    """Inverse of :func:`cftime_days`: cftime objects (``epoch``'s calendar) at ``days`` after ``epoch``.
+
+    The days are rounded to whole microseconds, the resolution of cftime; NaN gives ``None``.
+    """
+    days = np.asarray(days, dtype=np.float64)
+    out = np.empty(days.shape, dtype=object)
+    for index, value in np.ndenumerate(days):
+        if not np.isfinite(value):
+            out[index] = None
+            continue
+        whole = np.floor(value)  # exact microseconds of whole days; only the fraction is rounded
+        micro = int(whole) * _US_PER_DAY + round(float(value - whole) * _US_PER_DAY)
+        out[index] = epoch + datetime.timedelta(microseconds=micro)
+    return out
 
 
 def _duration(days: float) -> str:

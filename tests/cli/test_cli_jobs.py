@@ -1,4 +1,4 @@
-"""End-to-end tests of ``xkron fit``, ``xkron predict`` and ``xkron batch`` (xkron.cli.jobs).
+"""End-to-end tests of ``xkron fit``, ``xkron predict`` and ``xkron batch`` (xkron.cli.commands, xkron.cli.jobs).
 
 Tiny synthetic grids (6 × 5 × 4, time × latitude × longitude, a few NaN) written to NetCDF in
 a temporary directory, run through click's CliRunner and compared with direct library calls.
@@ -15,7 +15,10 @@ from click.testing import CliRunner
 
 import xkron
 from xkron.cli.app import main
-from xkron.cli.jobs import GridSpec, JobInputError, grid_values, parse_grid, parse_kernel, run_predict
+from xkron.cli.errors import JobInputError
+from xkron.cli.grids import grid_values
+from xkron.cli.jobs import run_predict
+from xkron.cli.parsing import GridSpec, parse_grid, parse_kernel
 from xkron.spec.coords import CoordEncoding
 
 KERNEL_ARGS = ["--kernel", "time=Matern32", "--kernel", "latitude,longitude=ExpQuad"]

@@ -1,4 +1,4 @@
-"""Tests of the command-line interface (xkron.cli.app): ``xkron demo``, ``xkron info``, ``--help``."""
+"""Tests of the command-line interface (xkron.cli.app, .demo, .info): ``xkron demo``, ``xkron info``, ``--help``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ import xarray as xr
 from click.testing import CliRunner
 
 import xkron
-from xkron.cli.app import DEMO_FIT, DEMO_PLOT, DEMO_PREDICTION, main
+from xkron.cli.app import main
+from xkron.cli.demo import DEMO_FIT, DEMO_PLOT, DEMO_PREDICTION
 from xkron.datasets import load_air_temperature
 
 YEARS = 5  # a short record keeps the end-to-end run well under a minute
