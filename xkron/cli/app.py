@@ -5,9 +5,14 @@ This module defines the group and adds the commands, each defined in its own mod
 commands on files in :mod:`xkron.cli.commands`. It is the console script's entry point
 (``xkron = "xkron.cli.app:main"``) and that of ``python -m xkron``.
 
-The modules of :mod:`xkron.cli` import one way, from the commands down: ``app`` →
-``commands``/``demo_command`` → ``options`` → ``jobs``/``demo`` → ``report``, ``grids``,
-``checks`` → ``info``, ``paths``, ``select``, ``parsing``, ``files`` → ``errors``.
+The modules of :mod:`xkron.cli` import one way, from the commands down:
+
+* commands (click): ``app`` → ``commands``, ``demo_command``, ``info``; ``commands`` → ``options``;
+* work (no printing, no exit): ``jobs`` (fit, batch, predict) and ``demo``;
+* helpers: ``grids`` (``--grid``, ``--coords-from``), ``checks`` (data against options),
+  ``report`` (results and summaries), ``info`` (a fit's summary), ``paths`` (outputs),
+  ``select`` (``--sel``, ``--squeeze``), ``parsing`` (option values), ``files`` (NetCDF/zarr, dask);
+* ``errors`` (:class:`~xkron.cli.errors.JobInputError`) at the bottom.
 """
 
 from __future__ import annotations
