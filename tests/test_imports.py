@@ -50,7 +50,7 @@ def test_info_of_a_fit_with_priors_leaves_pymc_out(tmp_path):
     fitted = xkron.fit(da, {"a": xkron.ExpQuad(ls=Prior("Gamma", alpha=2, beta=4)), "b": "Matern32"}, progressbar=False)
     path = tmp_path / "fit.nc"
     fitted.to_netcdf(path)
-    code = f"from xkron.cli.app import describe_fit\nprint(describe_fit({str(path)!r}))"
+    code = f"from xkron.cli.info import describe_fit\nprint(describe_fit({str(path)!r}))"
     assert _loaded_after(code) == []
     assert "Gamma" in _run(code) and "ls_a" in _run(code)
 

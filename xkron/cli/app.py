@@ -21,9 +21,9 @@ import click
 
 from xkron.cli.commands import batch, fit, predict
 from xkron.cli.demo_command import demo
-from xkron.cli.info import describe_fit, info
+from xkron.cli.info import info
 
-__all__ = ["describe_fit", "main"]
+__all__ = ["main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

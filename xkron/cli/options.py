@@ -18,7 +18,7 @@ from xkron.cli.parsing import parse_chunks, parse_grid, parse_kernel, parse_quan
 from xkron.cli.paths import OVERWRITE_OPTION
 from xkron.cli.select import SELECT_OPTIONS
 from xkron.spec.likelihoods import LIKELIHOODS
-from xkron.spec.modelspec import SOLVERS
+from xkron.spec.solver import SOLVERS
 
 __all__ = [
     "CHUNKS_IN",
