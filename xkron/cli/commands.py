@@ -14,7 +14,7 @@ import click
 
 from xkron.cli.errors import to_click
 from xkron.cli.files import dask_client
-from xkron.cli.jobs import BATCH_ERRORS, run_batch, run_fit, run_predict
+from xkron.cli.jobs import run_batch, run_fit, run_predict
 from xkron.cli.options import (
     INPUT,
     SCHEDULER,
@@ -28,6 +28,7 @@ from xkron.cli.options import (
 )
 from xkron.cli.paths import OVERWRITE_OPTION
 from xkron.cli.report import format_batch, format_fit, format_predict
+from xkron.inference.options import BATCH_ERRORS
 
 __all__ = ["batch", "fit", "predict"]
 

@@ -32,10 +32,10 @@ from xkron.cli.parsing import GridSpec, KernelSpec
 from xkron.cli.paths import check_output
 from xkron.cli.report import BatchJobResult, FitJobResult, PredictJobResult, fit_noting_convergence
 from xkron.cli.select import select_dims
+from xkron.inference.options import BATCH_ERRORS
 
-__all__ = ["BATCH_ERRORS", "FitJobOptions", "run_batch", "run_fit", "run_predict"]
+__all__ = ["FitJobOptions", "run_batch", "run_fit", "run_predict"]
 
-BATCH_ERRORS = ("raise", "record")
 """What ``xkron batch --errors`` does with a slice that cannot be fitted (``errors=`` of :func:`xkron.fit`)."""
 
 

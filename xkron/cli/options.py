@@ -17,6 +17,7 @@ from xkron.cli.errors import click_callback
 from xkron.cli.parsing import parse_chunks, parse_grid, parse_kernel, parse_quantiles
 from xkron.cli.paths import OVERWRITE_OPTION
 from xkron.cli.select import SELECT_OPTIONS
+from xkron.inference.options import METHODS
 from xkron.spec.likelihoods import LIKELIHOODS
 from xkron.spec.solver import SOLVERS
 
@@ -24,7 +25,6 @@ __all__ = [
     "CHUNKS_IN",
     "INPUT",
     "LIKELIHOOD_CHOICES",
-    "METHODS",
     "SCHEDULER",
     "SOLVER_CHOICES",
     "WORKERS",
@@ -38,7 +38,6 @@ __all__ = [
 
 LIKELIHOOD_CHOICES = tuple(LIKELIHOODS)
 """``--likelihood``: the names of the library's likelihoods."""
-METHODS = ("map", "nuts", "advi")
 """``--method``: the inference methods of :func:`xkron.fit`."""
 SOLVER_CHOICES = ("auto", *SOLVERS)
 """``--solver``: the library's solvers, or ``auto`` (the first that applies)."""

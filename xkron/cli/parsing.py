@@ -82,7 +82,7 @@ def parse_kernel(text: str) -> KernelSpec:
 
 def _kernel_class(spec: str, text: str) -> tuple[type, ast.Call | None]:
     """The kernel class named by ``NAME`` or ``NAME(...)``, and the call node if any."""
-    from xkron.spec.kernels import KERNELS
+    from xkron.spec.kernels import KERNELS, kernel_class
 
     names = ", ".join(KERNELS)
     try:
@@ -99,7 +99,7 @@ def _kernel_class(spec: str, text: str) -> tuple[type, ast.Call | None]:
             f"Periodic(period=365.25); kernels: {names}",
             "--kernel",
         )
-    cls = {k.lower(): v for k, v in KERNELS.items()}.get(name.lower())
+    cls = kernel_class(name)
     if cls is None:
         raise JobInputError(f"unknown kernel {name!r} in {text!r}; kernels: {names}", "--kernel")
     return cls, call

@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 
 from xkron.inference.optimize import MAP_KWARGS
-from xkron.inference.options import FitOptions
+from xkron.inference.options import BATCH_ERRORS, METHODS, FitOptions
 from xkron.linalg.lazy import is_dask
 from xkron.settings import DEFAULT_RESTARTS
 from xkron.spec.likelihoods import Gaussian, Likelihood, resolve_likelihood
@@ -124,7 +124,7 @@ def _check_sample_kwargs(method: str, kwargs: Mapping[str, Any], own: Collection
         if name in _RESERVED:
             raise TypeError(f"fit() does not take {name}=: {_RESERVED[name]}")
         targets = " and ".join(sorted(set(accepted.values())))
-        others = [m for m in ("map", "nuts", "advi") if m != method and name in accepted_kwargs(m)]
+        others = [m for m in METHODS if m != method and name in accepted_kwargs(m)]
         hint = _did_you_mean(name, [*accepted, *own])
         where = f" It applies to method={' or '.join(map(repr, others))}." if others else ""
         raise TypeError(
@@ -190,8 +190,8 @@ def _resolve_method(likelihood: Likelihood, latent: bool, method: str | None) ->
 
 
 def _check_batch_options(batch_dims, shared: Any, errors: Any) -> None:
-    if errors not in ("raise", "record"):
-        raise ValueError(f"errors={errors!r} is not one of 'raise', 'record'")
+    if errors not in BATCH_ERRORS:
+        raise ValueError(f"errors={errors!r} is not one of {', '.join(map(repr, BATCH_ERRORS))}")
     if not isinstance(shared, bool | np.bool_):
         raise TypeError(f"shared must be True or False, not {shared!r}")
     if batch_dims is None and (shared or errors != "raise"):

@@ -88,7 +88,10 @@ class _Objective:
         """``(log p, ∂ log p/∂u raveled, constrained values)`` at ``z`` (the last one is remembered)."""
         if self.last is not None and np.array_equal(self.last[0], z):
             return self.last[1]
-        out = self.fn(*self.split(self.offset + self.unit * z))
+        # A line search may try points far out (an overflowing covariance): the value is then
+        # not finite and is handled as -inf below, so numpy's overflow warnings would only be noise.
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = self.fn(*self.split(self.offset + self.unit * z))
         k = len(self.names)
         grad = np.concatenate([np.ravel(g) for g in out[1 : 1 + k]]) if k else np.zeros(0)
         result = (float(out[0]), grad, out[1 + k :])

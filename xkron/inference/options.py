@@ -19,7 +19,13 @@ import xarray as xr
 
 from xkron.spec.likelihoods import Likelihood
 
-__all__ = ["FitOptions", "thin_for_subsample"]
+__all__ = ["BATCH_ERRORS", "METHODS", "FitOptions", "thin_for_subsample"]
+
+METHODS = ("map", "nuts", "advi")
+"""Inference methods of ``fit(method=...)``."""
+
+BATCH_ERRORS = ("raise", "record")
+"""What ``fit(batch_dims=..., errors=...)`` does with a failing slice."""
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ import xarray as xr
 
 from xkron.errors import BatchError
 from xkron.inference.batch import labels_of, prepare_all, run_slices, slice_options
-from xkron.inference.options import FitOptions
+from xkron.inference.options import BATCH_ERRORS, FitOptions
 from xkron.io.netcdf import fit_parts, fit_tree, write_tree
 from xkron.results.fit import KronFit
 from xkron.spec.kernels import Independent
@@ -40,8 +40,8 @@ def fit_batch(da: xr.DataArray, kernels: Mapping, options: FitOptions, fit: Call
     clash = sorted(kernel_dims & set(batch_dims))
     if clash:
         raise ValueError(f"{clash} cannot be both a batch dim and a kernel dim: drop them from kernels")
-    if errors not in ("raise", "record"):
-        raise ValueError(f"errors={errors!r} is not one of 'raise', 'record'")
+    if errors not in BATCH_ERRORS:
+        raise ValueError(f"errors={errors!r} is not one of {', '.join(map(repr, BATCH_ERRORS))}")
     with_batch = {**kernels, tuple(batch_dims): Independent()}
     pairs = normalize_kernels(da, with_batch)  # every other dim needs a kernel: checked before any fit
     check_coords(da, [d for dims, k in pairs if not isinstance(k, Independent) for d in dims])

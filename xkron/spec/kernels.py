@@ -56,6 +56,7 @@ __all__ = [
     "Matern52",
     "Periodic",
     "RatQuad",
+    "kernel_class",
     "kernel_from_dict",
 ]
 
@@ -319,3 +320,15 @@ def kernel_from_dict(obj: Mapping[str, Any]) -> Kernel:
     """Inverse of :meth:`Kernel.to_dict`."""
     cls = KERNELS[obj["kernel"]]
     return cls(**{k: spec_from_json(v) for k, v in obj["params"].items()})
+
+
+def kernel_class(name: str) -> type[Kernel] | None:
+    """The kernel class of a name, case-insensitively (``"matern32"`` → :class:`Matern32`), or
+    ``None`` if :data:`KERNELS` has no such kernel.
+
+    Examples
+    --------
+    >>> kernel_class("expquad").__name__, kernel_class("nope")
+    ('ExpQuad', None)
+    """
+    return {k.lower(): v for k, v in KERNELS.items()}.get(name.lower())

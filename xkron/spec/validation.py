@@ -15,12 +15,11 @@ import numpy as np
 import xarray as xr
 
 from xkron.spec.coords import cftime_calendars, coord_kind
-from xkron.spec.kernels import KERNELS, Kernel
+from xkron.spec.kernels import KERNELS, Kernel, kernel_class
 
 __all__ = ["align_cell_values", "cell_locator", "check_coords", "check_data", "normalize_kernels"]
 
 _MAX_LISTED = 5
-_KERNEL_BY_LOWER = {name.lower(): cls for name, cls in KERNELS.items()}
 
 
 # --------------------------------------------------------------------------- labels
@@ -73,11 +72,11 @@ def _check_dim_exists(dim: str, key: Any, data_dims: tuple[Hashable, ...]) -> No
 
 
 def _kernel_from_name(key: Any, name: str) -> Kernel:
-    cls = _KERNEL_BY_LOWER.get(name.lower())
+    cls = kernel_class(name)
     if cls is not None:
         return cls()
-    close = difflib.get_close_matches(name.lower(), list(_KERNEL_BY_LOWER), n=1)
-    hint = f" Did you mean {_KERNEL_BY_LOWER[close[0]].__name__!r}?" if close else ""
+    close = difflib.get_close_matches(name.lower(), [k.lower() for k in KERNELS], n=1)
+    hint = f" Did you mean {kernel_class(close[0]).__name__!r}?" if close else ""
     raise ValueError(f"kernels[{key!r}]: unknown kernel {name!r}.{hint} Available kernels: {_available()}.")
 
 
