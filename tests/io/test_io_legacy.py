@@ -16,7 +16,7 @@ import xarray as xr
 import xkron
 from xkron.spec.coords import TIME_UNITS
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 CFTIME = xr.coders.CFDatetimeCoder(use_cftime=True)
 
 
