@@ -51,6 +51,11 @@ def sample_fields(
     grid_shape = [len(numeric[d]) for d in fit.dims]
     if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1):
         raise ValueError(f"n must be a positive integer, got {n!r}")
+    if observed and "y" in fit.data.dims:
+        raise ValueError(
+            "sample(observed=True) returns the draws of new observations as the variable 'y', which is also a dim "
+            "of the data; rename the dim before fitting (e.g. da.rename(y='northing')), or sample f alone"
+        )
     per_draw = "chain" in fit.params.dims
     flat, lead_coords = _selected_draws(fit, n) if per_draw else (np.zeros(n or 1, dtype=int), {})
     draws = len(flat) if per_draw else 1
