@@ -34,13 +34,20 @@ from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import scipy.special
 
 if TYPE_CHECKING:  # PyMC is imported when a prior is built, not with xkron
     from pymc_extras.prior import Prior
 
 from xkron.spec.prior_types import new_prior
 from xkron.spec.priors import data_priors
+
+
+def _special():
+    """``scipy.special``, imported on first use (the CLI's option parsing needs none of it)."""
+    import scipy.special
+
+    return scipy.special
+
 
 __all__ = [
     "LIKELIHOODS",
@@ -88,7 +95,7 @@ class Likelihood:
             return np.log((y + 0.5) / np.asarray(data.get("exposure", 1.0)))
         if self.link == "logit":
             trials = np.asarray(data.get("trials", 1.0))
-            return scipy.special.logit((y + 0.5) / (trials + 1.0))
+            return _special().logit((y + 0.5) / (trials + 1.0))
         return np.asarray(y, dtype=float)
 
     def observe(self, f, values: Mapping[str, Any], data: Mapping[str, np.ndarray], observed):
@@ -278,7 +285,7 @@ class Bernoulli(Likelihood):
             raise ValueError(f"bernoulli data must be 0 or 1: {_where(bad, where, 'neither 0 nor 1')}.")
 
     def location(self, y, data):
-        return float(scipy.special.logit(np.clip(np.mean(y), 0.01, 0.99)))
+        return float(_special().logit(np.clip(np.mean(y), 0.01, 0.99)))
 
     def observe(self, f, values, data, observed):
         import pymc as pm
@@ -286,7 +293,7 @@ class Bernoulli(Likelihood):
         return pm.Bernoulli("y", logit_p=f, observed=observed)
 
     def draw(self, f, values, data, rng):
-        return (rng.random(f.shape) < scipy.special.expit(f)).astype(float)
+        return (rng.random(f.shape) < _special().expit(f)).astype(float)
 
 
 @dataclass(frozen=True)
@@ -309,7 +316,7 @@ class Binomial(Likelihood):
 
     def location(self, y, data):
         p = np.sum(y) / np.sum(np.broadcast_to(data["trials"], y.shape))
-        return float(scipy.special.logit(np.clip(p, 0.01, 0.99)))
+        return float(_special().logit(np.clip(p, 0.01, 0.99)))
 
     def observe(self, f, values, data, observed):
         import pymc as pm
@@ -317,7 +324,7 @@ class Binomial(Likelihood):
         return pm.Binomial("y", n=data["trials"], logit_p=f, observed=observed)
 
     def draw(self, f, values, data, rng):
-        return rng.binomial(np.asarray(data["trials"], dtype=np.int64), scipy.special.expit(f)).astype(float)
+        return rng.binomial(np.asarray(data["trials"], dtype=np.int64), _special().expit(f)).astype(float)
 
 
 @dataclass(frozen=True)

@@ -20,14 +20,13 @@ The scale-dependent defaults use the data's mean and sd, so they follow the data
 from __future__ import annotations
 
 from collections.abc import Mapping
+from statistics import NormalDist
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:  # PyMC is imported when a prior is built, not with xkron
     from pymc_extras.prior import Prior
-import scipy.signal
-from scipy.stats import norm
 
 from xkron.settings import PERIOD_DISTINCT, PERIODIC_LS_START
 from xkron.spec.prior_types import is_prior, new_prior
@@ -45,7 +44,7 @@ __all__ = [
     "start_ladder",
 ]
 
-_Z98 = float(norm.ppf(0.99))  # 98% central mass lies within ±2.326 sd
+_Z98 = NormalDist().inv_cdf(0.99)  # 98% central mass lies within ±2.326 sd
 
 
 def grid_scales(coord: np.ndarray) -> tuple[float, float]:
@@ -247,6 +246,8 @@ def _periodogram(y: np.ndarray, axis: int, coord: np.ndarray) -> tuple[np.ndarra
         return freqs[keep], power[keep]
     spacing, extent = grid_scales(coord)
     freqs = np.linspace(1.0 / extent, 0.5 / spacing, 4 * len(coord))
+    import scipy.signal  # here, not at import: the CLI and `import xkron` need no signal processing
+
     power = sum(scipy.signal.lombscargle(coord, s, 2 * np.pi * freqs) for s in series[:64])
     return freqs, np.asarray(power)
 
