@@ -59,6 +59,7 @@ class FitJobOptions:
     overwrite: bool = False
     sel: Mapping[str, str] | None = None
     squeeze: bool = False
+    progress: bool = True
 
     @property
     def trials_var(self) -> str | None:
@@ -73,7 +74,7 @@ class FitJobOptions:
             "restarts": self.restarts,
             "random_seed": self.seed,
             "solver": self.solver,
-            "progressbar": False,
+            "progressbar": self.progress,
         }
 
 

@@ -170,6 +170,13 @@ _INFERENCE_OPTIONS = (
         help="Extra MAP starts (the log-likelihood of real fields has several local optima).",
     ),
     click.option(
+        "--progress/--no-progress",
+        default=True,
+        show_default=True,
+        help="Progress on stderr: each MAP start's iterations, log posterior and elapsed time (a batch: "
+        "dask's progress bar); PyMC's bars when sampling.",
+    ),
+    click.option(
         "--seed",
         type=int,
         default=None,
