@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -22,31 +23,34 @@ def fit_file(tmp_path_factory):
     return path
 
 
-def _expect(path, reason):
-    with pytest.raises(ValueError, match=rf"^{path} is not an xkron fit \(.*{reason}"):
+def _refused(path, reason: str) -> bool:
+    """Whether ``open_fit`` refuses ``path`` with ``"PATH is not an xkron fit (... reason ...)"``."""
+    with pytest.raises(xkron.NotAFitError) as info:
         xkron.open_fit(path)
+    assert isinstance(info.value, ValueError)
+    return re.match(rf"^{re.escape(str(path))} is not an xkron fit \(.*{reason}", str(info.value)) is not None
 
 
 def test_text_file(tmp_path):
     (tmp_path / "notes.nc").write_text("hello\n")
-    _expect(tmp_path / "notes.nc", "not a readable NetCDF file")
+    assert _refused(tmp_path / "notes.nc", "not a readable NetCDF file")
 
 
 def test_empty_file(tmp_path):
     (tmp_path / "empty.nc").write_bytes(b"")
-    _expect(tmp_path / "empty.nc", "not a readable NetCDF file")
+    assert _refused(tmp_path / "empty.nc", "not a readable NetCDF file")
 
 
 @pytest.mark.parametrize("keep", [0.5, 0.9])
 def test_truncated_file(fit_file, tmp_path, keep):
     data = fit_file.read_bytes()
     (tmp_path / "cut.nc").write_bytes(data[: int(len(data) * keep)])
-    _expect(tmp_path / "cut.nc", "truncated or damaged")
+    assert _refused(tmp_path / "cut.nc", "truncated or damaged")
 
 
 def test_netcdf_that_is_not_a_fit(tmp_path):
     xr.Dataset({"t": ("x", np.arange(3.0))}).to_netcdf(tmp_path / "data.nc")
-    _expect(tmp_path / "data.nc", "without the 'xkron_spec' attribute")
+    assert _refused(tmp_path / "data.nc", "without the 'xkron_spec' attribute")
 
 
 def test_fit_missing_its_params_group(fit_file, tmp_path):
@@ -55,7 +59,7 @@ def test_fit_missing_its_params_group(fit_file, tmp_path):
         partial = xr.DataTree(tree.to_dataset().load(), children={"data": tree["data"].load().copy()})
     partial.attrs = dict(tree.attrs)
     partial.to_netcdf(tmp_path / "partial.nc")
-    _expect(tmp_path / "partial.nc", r"group\(s\) \['params'\] are missing")
+    assert _refused(tmp_path / "partial.nc", r"group\(s\) \['params'\] are missing")
 
 
 def test_unknown_format(fit_file, tmp_path):
@@ -65,12 +69,12 @@ def test_unknown_format(fit_file, tmp_path):
     spec["format"] = "xkron-fit-99"
     tree.attrs["xkron_spec"] = json.dumps(spec)
     tree.to_netcdf(tmp_path / "future.nc")
-    _expect(tmp_path / "future.nc", "format 'xkron-fit-99'.*upgrade xkron")
+    assert _refused(tmp_path / "future.nc", "format 'xkron-fit-99'.*upgrade xkron")
 
 
 def test_directory(tmp_path):
     (tmp_path / "fit.nc").mkdir()
-    _expect(tmp_path / "fit.nc", "a directory")
+    assert _refused(tmp_path / "fit.nc", "a directory")
 
 
 def test_missing_file_is_file_not_found(tmp_path):
