@@ -136,6 +136,13 @@ class IterativeSystem:
         """``(⊗K_i) v`` (without ``η²``); ``skip`` leaves factor ``skip`` out."""
         return _apply_each(v, [None if i == skip else K for i, K in enumerate(self.factors)], self.shape)
 
+    def matvec_observed(self, v: np.ndarray) -> np.ndarray:
+        """``A v`` for rows ``v`` of shape ``(B, n_observed)`` over the observed cells (row-major order)."""
+        full = np.zeros((len(v), self.missing.size))
+        observed = ~self.missing
+        full[:, observed] = v
+        return self._g_matvec(full)[:, observed]
+
     def _g_matvec(self, v: np.ndarray) -> np.ndarray:
         return self.eta2 * self._k_apply(v) + self.noise_var.ravel() * v
 

@@ -15,13 +15,23 @@ from typing import Any
 
 from xkron.settings import CG_MAX_ITER, CG_PROBES, CG_TOL, VARIANCE_SAMPLES
 
-__all__ = ["SOLVERS", "Solver"]
+__all__ = ["FORMULATIONS", "SOLVERS", "VARIANCES", "Solver"]
 
 SOLVERS = ("kronecker", "dense", "iterative")
 """Linear algebra of the Gaussian marginal model: the exact Kronecker eigenbasis (a complete grid
 of observed cells with equal noise), exact Cholesky on the observed cells
 (:class:`xkron.linalg.dense.DenseSystem`), or conjugate gradients with stochastic log-determinants
 (:class:`xkron.linalg.iterative.IterativeSystem`)."""
+
+
+FORMULATIONS = ("auto", "missing", "observed")
+"""How the iterative solver handles missing cells: the Schur complement on the *missing* cells
+(few missing), conjugate gradients on the *observed* cells (most of the grid missing: land plus
+clouds), or ``"auto"``: the cheaper one for the data (:func:`xkron.linalg.systems.make_system`)."""
+
+VARIANCES = ("sampled", "lanczos")
+"""How the iterative solver's predicted variance is computed: Monte Carlo draws with a Kronecker
+control variate, or Lanczos (LOVE) with a rigorous error bracket."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -46,6 +56,10 @@ class Solver:
         CG iteration cap.
     variance_samples : int
         Monte Carlo draws behind a predicted sd (:func:`xkron.posterior.observed.sampled_variance`).
+    formulation : {"auto", "missing", "observed"}
+        See :data:`FORMULATIONS`.
+    variance : {"sampled", "lanczos"}
+        See :data:`VARIANCES`.
 
     Examples
     --------
@@ -60,10 +74,16 @@ class Solver:
     seed: int = 0
     max_iter: int = CG_MAX_ITER
     variance_samples: int = VARIANCE_SAMPLES
+    formulation: str = "auto"
+    variance: str = "sampled"
 
     def __post_init__(self) -> None:
         if self.name not in SOLVERS:
             raise ValueError(f"solver={self.name!r} is not one of {SOLVERS}")
+        if self.formulation not in FORMULATIONS:
+            raise ValueError(f"solver_options formulation={self.formulation!r} is not one of {FORMULATIONS}")
+        if self.variance not in VARIANCES:
+            raise ValueError(f"solver_options variance={self.variance!r} is not one of {VARIANCES}")
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, Any] | None = None) -> Solver:
