@@ -13,7 +13,19 @@ CG_TOL = 1e-8
 """Default relative residual of every conjugate-gradient solve."""
 
 CG_PROBES = 8
-"""Default number of Rademacher probes for each log-determinant and for the trace terms."""
+"""Default number of Rademacher probes for each log-determinant and for the trace terms of the
+Schur complement on the missing cells (:class:`xkron.linalg.iterative.IterativeSystem`), whose
+exact ``log|G|`` part leaves the probes only the missing cells' correction."""
+
+OBSERVED_PROBES = 32
+"""Default number of probes of CG on the observed cells (:class:`xkron.linalg.observed_cg.ObservedSystem`):
+there the whole trace of the gradient is estimated, and 8 probes left a lengthscale 2.3% from the
+dense optimum on 4,249 observed cells where 32 left it within 0.6% (``tests/benchmarks/README.md``)."""
+
+PROBE_TOL = 1e-4
+"""Relative residual of the probes' CG runs on the observed cells (the data's solve keeps ``tol``):
+their Monte Carlo error is far larger than a 1e-4 solve error, and the Lanczos quadrature of the
+log-determinant converges before the solve does."""
 
 CG_MAX_ITER = 2000
 """Default cap on CG iterations; hitting it is reported in :class:`CGReport`, never silent."""
@@ -127,3 +139,18 @@ PHASE_TOLERANCE = 1e-6
 """Largest rounding error of a coordinate difference, as a fraction of a period, that the
 periodic kernels accept: it is ``eps·|Δ|/period``, so about 4.5e9 periods away the phase
 (and so the correlation) would be rounding noise."""
+
+# --- Spectral preconditioner (CG on the observed cells) ------------------------------------------
+
+SPECTRAL_CUTOFF = 4.0
+"""Keep every complete-grid Kronecker mode with ``η² λ > SPECTRAL_CUTOFF · d₀``: the preconditioned
+system's condition number is then at most ``1 + SPECTRAL_CUTOFF`` (:mod:`xkron.linalg.spectral`).
+Smaller keeps more modes (dearer to build and apply, fewer CG iterations); measured in
+``tests/benchmarks/README.md``."""
+
+SPECTRAL_MAX_RANK = 3000
+"""Most modes the spectral preconditioner keeps (its build costs ``n_observed · rank²`` flops)."""
+
+SPECTRAL_BYTES = 2**30
+"""Memory of the spectral preconditioner's two ``n_observed × rank`` matrices, ``16 · n_observed · rank``
+bytes (1 GiB): 150,000 observed cells keep at most 447 modes."""

@@ -13,6 +13,7 @@ import pytest
 from xkron.linalg.cg import pcg
 from xkron.linalg.dense import DenseSystem
 from xkron.linalg.iterative import IterativeSystem
+from xkron.linalg.observed_cg import ObservedSystem
 
 RNG = np.random.default_rng(11)
 
@@ -79,12 +80,13 @@ def test_logdet_error_falls_with_probes():
     assert errors[1] < errors[0] / 2
 
 
-def test_estimate_is_a_fixed_function_of_the_seed():
+@pytest.mark.parametrize("kind", [IterativeSystem, ObservedSystem])
+def test_estimate_is_a_fixed_function_of_the_seed(kind):
     observed = PATTERNS["block"]
     y = RNG.normal(size=SHAPE)
-    first = IterativeSystem(FACTORS, 1.0, 0.05, observed, seed=3).loglik(y, gradient=True)
-    again = IterativeSystem(FACTORS, 1.0, 0.05, observed, seed=3).loglik(y, gradient=True)
-    other = IterativeSystem(FACTORS, 1.0, 0.05, observed, seed=4).loglik(y)
+    first = kind(FACTORS, 1.0, 0.05, observed, seed=3).loglik(y, gradient=True)
+    again = kind(FACTORS, 1.0, 0.05, observed, seed=3).loglik(y, gradient=True)
+    other = kind(FACTORS, 1.0, 0.05, observed, seed=4).loglik(y)
     assert first.logp == again.logp and np.array_equal(first.d_factors[0], again.d_factors[0])
     assert first.logp != other.logp
 

@@ -18,6 +18,7 @@ import xarray as xr
 
 from xkron.errors import ConvergenceWarning
 from xkron.inference.collapsed import sample_collapsed
+from xkron.inference.diagnose import solver_report
 from xkron.inference.optimize import data_scale, fit_map
 from xkron.inference.options import FitOptions
 from xkron.inference.prepare import Prepared
@@ -65,6 +66,9 @@ def _map(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
         return Inference({}, None, report, model)
     starts = map_starts(spec.factors, spec.priors, prep.y_model, options.restarts + 1)
     values, optimizer = _fit_map(model, spec, starts, prep.y_model, options.progressbar, kwargs)
+    checked = solver_report(spec, prep.y_model, values)
+    if checked is not None:
+        optimizer = {**optimizer, "solver": checked}
     return Inference(values, None, optimizer, model)
 
 

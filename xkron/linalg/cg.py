@@ -16,7 +16,7 @@ import scipy.linalg
 
 from xkron.settings import CG_MAX_ITER, CG_TOL
 
-__all__ = ["CGReport", "pcg", "rademacher", "slq_logdet"]
+__all__ = ["CGReport", "pcg", "rademacher", "slq_logdet", "slq_logdet_se"]
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,14 @@ def pcg(
     b: np.ndarray,
     precondition: Callable[[np.ndarray], np.ndarray] | None = None,
     *,
-    tol: float = CG_TOL,
+    tol=CG_TOL,
     max_iter: int = CG_MAX_ITER,
     lanczos: bool = False,
 ):
     """Preconditioned conjugate gradients for a batch of right-hand sides ``b`` (rows).
 
-    Each row stops on its own once ``‖r‖ ≤ tol ‖b‖``. With ``lanczos=True`` also returns,
-    per row, the Lanczos tridiagonal ``(diagonal, off-diagonal)`` of ``P⁻¹ᐟ² M P⁻¹ᐟ²``
+    Each row stops on its own once ``‖r‖ ≤ tol ‖b‖`` (``tol`` a number, or one per row). With
+    ``lanczos=True`` also returns, per row, the Lanczos tridiagonal ``(diagonal, off-diagonal)`` of ``P⁻¹ᐟ² M P⁻¹ᐟ²``
     started at ``P⁻¹ᐟ² b / ‖·‖`` (Saad 2003, §6.7.3), from the CG step sizes.
 
     Examples
@@ -62,6 +62,7 @@ def pcg(
     (True, True)
     """
     precondition = precondition or (lambda v: v.copy())
+    tol = np.broadcast_to(np.asarray(tol, dtype=float), (len(b),))
     x = np.zeros_like(b)
     r = b.copy()
     norms = np.linalg.norm(b, axis=1)
@@ -91,8 +92,9 @@ def pcg(
         rz[idx] = rz_new
         for k, j in enumerate(idx):
             steps[j].append((alpha[k], beta[k]))
-        active[idx] = residuals[idx] > tol
-    report = CGReport(int(iterations.max(initial=0)), float(residuals.max(initial=0.0)), bool(np.all(residuals <= tol)))
+        active[idx] = residuals[idx] > tol[idx]
+    converged = bool(np.all(residuals <= tol))
+    report = CGReport(int(iterations.max(initial=0)), float(residuals.max(initial=0.0)), converged)
     if not lanczos:
         return x, report
     return x, report, [_tridiagonal(s) for s in steps]
@@ -117,7 +119,20 @@ def _e1_log_e1(tridiagonal: tuple[np.ndarray, np.ndarray]) -> float:
 
 def slq_logdet(tridiagonals, size: int) -> float:
     """``tr log M ≈ size · mean_p e₁ᵀ log(T_p) e₁`` for Rademacher probes of length ``size``."""
-    return size * float(np.mean([_e1_log_e1(T) for T in tridiagonals]))
+    return slq_logdet_se(tridiagonals, size)[0]
+
+
+def slq_logdet_se(tridiagonals, size) -> tuple[float, float]:
+    """:func:`slq_logdet` and its standard error, ``sd_p / √P`` over the ``P`` probes' values.
+
+    ``size`` is the squared norm of each probe's start vector: the probe length for Rademacher
+    probes, or one value per probe. The error of the estimate is mostly Monte Carlo (the probes),
+    so the spread of the per-probe values states it; the quadrature error is small once each CG
+    run has converged.
+    """
+    values = np.asarray(size, dtype=float) * np.array([_e1_log_e1(T) for T in tridiagonals])
+    se = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else float("inf")
+    return float(np.mean(values)), se
 
 
 def rademacher(rng: np.random.Generator, shape) -> np.ndarray:

@@ -34,41 +34,21 @@ terms falls as ``1/√(probes · N)``; accuracy against the exact answer is meas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 
-from xkron.linalg.cg import CGReport, pcg, rademacher, slq_logdet
+from xkron.linalg.cg import pcg, rademacher, slq_logdet_se
 from xkron.linalg.gaps import StaticGapPreconditioner
-from xkron.linalg.kronecker import KronEigen, marginal_loglik, outer
+from xkron.linalg.gridops import GridOperators
+from xkron.linalg.kronecker import marginal_loglik
 from xkron.linalg.loglik import Loglik
-from xkron.settings import CG_MAX_ITER, CG_PROBES, CG_TOL
 
 __all__ = ["IterativeSystem"]
 
 
-class IterativeSystem:
+class IterativeSystem(GridOperators):
     """``A = η² (⊗K_i)_oo + diag(noise_var_o)`` by conjugate gradients, for large grids.
 
-    Parameters
-    ----------
-    factors : sequence of ndarray
-        Symmetric factor matrices ``K_i``.
-    eta2 : float
-        ``η²``.
-    noise_var : array_like
-        Noise variance per cell, broadcastable to the grid; positive at observed cells
-        (ignored elsewhere).
-    observed : ndarray of bool
-        The grid's observed cells.
-    tol : float
-        Relative residual at which every CG solve stops (default :data:`CG_TOL`).
-    probes : int
-        Rademacher probes per stochastic estimate (default :data:`CG_PROBES`).
-    seed : int
-        Seed of the probes.
-    max_iter : int
-        CG iteration cap (default :data:`CG_MAX_ITER`).
+    Parameters are those of :class:`~xkron.linalg.gridops.GridOperators`.
 
     Examples
     --------
@@ -84,72 +64,16 @@ class IterativeSystem:
     True
     """
 
-    def __init__(
-        self,
-        factors: Sequence[np.ndarray],
-        eta2: float,
-        noise_var,
-        observed: np.ndarray,
-        *,
-        tol: float = CG_TOL,
-        probes: int = CG_PROBES,
-        seed: int = 0,
-        max_iter: int = CG_MAX_ITER,
-    ):
-        self.factors = [np.asarray(K, dtype=float) for K in factors]
-        self.shape = tuple(K.shape[0] for K in self.factors)
-        self.observed = np.asarray(observed, dtype=bool)
-        if self.observed.shape != self.shape:
-            raise ValueError(f"observed has shape {self.observed.shape}, the grid {self.shape}")
-        if not self.observed.any():
-            raise ValueError("no cell is observed")
-        noise_var = np.broadcast_to(np.asarray(noise_var, dtype=float), self.shape)
-        bad = self.observed & ~(noise_var > 0)
-        if bad.any():
-            raise ValueError(f"noise variance must be positive at observed cells; {int(bad.sum())} are not")
-        self.eta2 = float(eta2)
-        self.floor = float(noise_var[self.observed].min())
-        # D̃: the noise at observed cells, the floor d₀ at missing ones (any value works: A = G_oo).
-        self.noise_var = np.where(self.observed, noise_var, self.floor)
-        self.equal_noise = bool(np.all(self.noise_var == self.floor))
-        self.missing = ~self.observed.ravel()
-        self.tol, self.probes, self.seed, self.max_iter = tol, probes, seed, max_iter
-        self.eigen = KronEigen.from_factors(self.factors)
-        self.f_diag = self.eta2 * outer(self.eigen.values) + self.floor
+    formulation = "missing"
+
+    def __init__(self, factors, eta2, noise_var, observed, **options):
+        super().__init__(factors, eta2, noise_var, observed, **options)
         self.gaps = StaticGapPreconditioner.build(self.eigen, self.eta2, self.floor, self.observed)
-        self._reports: list[CGReport] = []
-
-    @property
-    def n_observed(self) -> int:
-        return int(self.observed.sum())
-
-    # --- the Kronecker pieces, on batches of flat vectors (B, N) ---------------------------
-    def rotate(self, v: np.ndarray, transpose: bool) -> np.ndarray:
-        mats = [Q.T if transpose else Q for Q in self.eigen.vectors]
-        return _apply_each(v, mats, self.shape)
-
-    def f_power(self, v: np.ndarray, power: float) -> np.ndarray:
-        """``F^power v``, exactly in the Kronecker eigenbasis."""
-        return self.rotate(self.rotate(v, True) * (self.f_diag.ravel() ** power), False)
-
-    def _k_apply(self, v: np.ndarray, skip: int | None = None) -> np.ndarray:
-        """``(⊗K_i) v`` (without ``η²``); ``skip`` leaves factor ``skip`` out."""
-        return _apply_each(v, [None if i == skip else K for i, K in enumerate(self.factors)], self.shape)
-
-    def matvec_observed(self, v: np.ndarray) -> np.ndarray:
-        """``A v`` for rows ``v`` of shape ``(B, n_observed)`` over the observed cells (row-major order)."""
-        full = np.zeros((len(v), self.missing.size))
-        observed = ~self.missing
-        full[:, observed] = v
-        return self._g_matvec(full)[:, observed]
-
-    def _g_matvec(self, v: np.ndarray) -> np.ndarray:
-        return self.eta2 * self._k_apply(v) + self.noise_var.ravel() * v
 
     def _g_solve(self, v: np.ndarray) -> np.ndarray:
         if self.equal_noise:
             return self.f_power(v, -1.0)
-        x, report = pcg(self._g_matvec, v, lambda r: self.f_power(r, -1.0), tol=self.tol, max_iter=self.max_iter)
+        x, report = pcg(self.g_matvec, v, lambda r: self.f_power(r, -1.0), tol=self.tol, max_iter=self.max_iter)
         self._reports.append(report)
         return x
 
@@ -184,6 +108,7 @@ class IterativeSystem:
     # --- public ------------------------------------------------------------------------------
     def solve(self, b: np.ndarray) -> np.ndarray:
         """``A⁻¹ b`` for ``b`` of shape ``(*batch, *grid)``; zero at unobserved cells."""
+        self._reports = []
         b = np.asarray(b, dtype=float)
         batch = b.shape[: b.ndim - len(self.shape)]
         flat = np.where(self.observed, b, 0.0).reshape(-1, self.missing.size)
@@ -197,23 +122,15 @@ class IterativeSystem:
         """
         logdet_f = float(np.sum(np.log(self.f_diag)))
         if self.equal_noise:
-            return logdet_f, None, None
+            return logdet_f, 0.0, None, None
         g = rademacher(rng, (self.probes, self.missing.size))
         precondition = lambda r: self.f_power(r, -1.0)  # noqa: E731
         u, report, tridiagonals = pcg(
-            self._g_matvec, self.f_power(g, 0.5), precondition, tol=self.tol, max_iter=self.max_iter, lanczos=True
+            self.g_matvec, self.f_power(g, 0.5), precondition, tol=self.tol, max_iter=self.max_iter, lanczos=True
         )
         self._reports.append(report)
-        return logdet_f + slq_logdet(tridiagonals, g.shape[1]), g, u
-
-    def _bilinear(self, x: np.ndarray, y: np.ndarray):
-        """``Σ_p x_pᵀ (∂F) y_p`` for ``∂F/∂K_i`` (every entry free), ``∂F/∂η²`` and ``∂F/∂σ²``."""
-        d_factors = []
-        for i in range(len(self.factors)):
-            # ∂/∂K_i of uᵀ(⊗K)v is Σ_rest u[a, rest] (v ×_{k≠i} K_k)[b, rest].
-            H = _unfold_gram(x, self._k_apply(y, skip=i), self.shape, i)
-            d_factors.append(0.5 * self.eta2 * (H + H.T))
-        return d_factors, float(np.sum(x * self._k_apply(y))), float(np.sum(x * y))
+        logdet, se = slq_logdet_se(tridiagonals, g.shape[1])
+        return logdet_f + logdet, se, g, u
 
     def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> Loglik:
         """Estimated ``log N(y_o | mean, A)`` and its gradient, as :meth:`xkron.linalg.dense.DenseSystem.loglik`.
@@ -240,18 +157,20 @@ class IterativeSystem:
         z = slq if slq is None or self.gaps is None else self.gaps.power(slq, 0.5)
         solved, tridiagonals, s_solved = self._a_solve(resid, z)
         alpha = solved[0]
-        logdet_g, g, u = self._logdet_g(rng)
+        logdet, se_g, g, u = self._logdet_g(rng)
+        se_s = 0.0
         if slq is not None:
-            logdet_g += slq_logdet(tridiagonals, slq.shape[1]) + (0.0 if self.gaps is None else self.gaps.logdet())
-        logdet = logdet_g
+            logdet_s, se_s = slq_logdet_se(tridiagonals, slq.shape[1])
+            logdet += logdet_s + (0.0 if self.gaps is None else self.gaps.logdet())
+        se = 0.5 * float(np.hypot(se_g, se_s))
         n = self.n_observed
         logp = -0.5 * float(resid[0] @ alpha) - 0.5 * logdet - 0.5 * n * np.log(2 * np.pi)
         grid_alpha = alpha.reshape(self.shape)
         if not gradient:
-            return Loglik(logp, alpha=grid_alpha, cg=CGReport.merge(self._reports))
+            return Loglik(logp, alpha=grid_alpha, cg=self.report, logp_se=se, formulation=self.formulation)
         # −½ ∂ log|F|, exactly: the gradient of log N(0 | 0, F).
         exact = marginal_loglik(np.zeros(self.shape), self.eigen, self.eta2, self.floor, gradient=True)
-        d_k, d_eta2, d_sigma2 = self._bilinear(alpha[None], alpha[None])
+        d_k, d_eta2, d_sigma2 = self.bilinear(alpha[None], alpha[None])
         d_factors = [0.5 * d + e for d, e in zip(d_k, exact.d_factors, strict=True)]
         d_eta2, d_sigma2 = 0.5 * d_eta2 + exact.d_eta2, 0.5 * d_sigma2 + exact.d_sigma2
         corrections = []
@@ -265,7 +184,7 @@ class IterativeSystem:
             ab = self._g_solve(embedded)
             corrections.append((0.5 / self.probes, ab[: self.probes], ab[self.probes :]))
         for weight, x, z in corrections:
-            c_k, c_eta2, c_sigma2 = self._bilinear(x, z)
+            c_k, c_eta2, c_sigma2 = self.bilinear(x, z)
             d_factors = [d + weight * c for d, c in zip(d_factors, c_k, strict=True)]
             d_eta2, d_sigma2 = d_eta2 + weight * c_eta2, d_sigma2 + weight * c_sigma2
         return Loglik(
@@ -275,36 +194,7 @@ class IterativeSystem:
             d_sigma2,
             float(alpha.sum()),
             alpha=grid_alpha,
-            cg=CGReport.merge(self._reports),
+            cg=self.report,
+            logp_se=se,
+            formulation=self.formulation,
         )
-
-
-def _apply_each(v: np.ndarray, matrices: Sequence[np.ndarray | None], shape: tuple[int, ...]) -> np.ndarray:
-    """``(M_1 ⊗ ... ⊗ M_D) v_p`` for every row ``v_p`` of ``v`` (``None``: identity).
-
-    Each mode product is a batched ``matmul`` on a contiguous view (no transposed copies):
-    axis ``i`` of the row-major tensor sits between ``∏_{k<i} n_k`` and ``∏_{k>i} n_k``.
-    """
-    out = np.ascontiguousarray(v).reshape(len(v), *shape)
-    rows = len(v)
-    for i, M in enumerate(matrices):
-        if M is None:
-            continue
-        before, after = rows * int(np.prod(shape[:i])), int(np.prod(shape[i + 1 :]))
-        if after == 1:
-            out = out.reshape(-1, shape[i]) @ M.T
-        else:
-            out = np.matmul(M, out.reshape(before, shape[i], after))
-    return out.reshape(rows, -1)
-
-
-def _unfold_gram(a: np.ndarray, b: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray:
-    """``Σ_{p, rest} a[p, m, rest] b[p, m', rest]`` over grid axis ``axis`` of flat rows."""
-    n = shape[axis]
-    before, after = len(a) * int(np.prod(shape[:axis])), int(np.prod(shape[axis + 1 :]))
-    a, b = a.reshape(before, n, after), b.reshape(before, n, after)
-    if after == 1:
-        return a.reshape(-1, n).T @ b.reshape(-1, n)
-    if before < 8:
-        return np.einsum("bia,bja->ij", a, b, optimize=True)
-    return sum(x @ y.T for x, y in zip(a, b, strict=True))

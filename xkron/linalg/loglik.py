@@ -38,6 +38,11 @@ class Loglik:
         ``∂ logp / ∂noise_var`` per cell on the full grid, 0 at unobserved cells (dense solver).
     cg : xkron.linalg.cg.CGReport or None
         The conjugate-gradient report (iterative solver).
+    logp_se : float
+        Standard error of ``logp`` (the stochastic log-determinant's Monte Carlo error; 0 when exact).
+    formulation : str
+        Which system ran: ``"kronecker"``, ``"dense"``, or the iterative solver's ``"missing"``
+        (Schur complement on the missing cells) or ``"observed"`` (CG on the observed cells).
     eigen, alpha_tilde, inv_diag : optional
         Kronecker solver: the factors' :class:`~xkron.linalg.kronecker.KronEigen`,
         ``(K + σ²I)⁻¹ (y − mean)`` in the eigenbasis (``eigen.from_eigenbasis`` gives α), and
@@ -55,3 +60,5 @@ class Loglik:
     eigen: Any = None
     alpha_tilde: np.ndarray | None = None
     inv_diag: np.ndarray | None = None
+    logp_se: float = 0.0
+    formulation: str = ""

@@ -1,9 +1,11 @@
 """The linear system of a Gaussian marginal model on its observed cells, for a chosen solver.
 
 :func:`make_system` is the one place that turns a :class:`~xkron.spec.solver.Solver` into a
-system: :class:`~xkron.linalg.dense.DenseSystem` (exact Cholesky) or
-:class:`~xkron.linalg.iterative.IterativeSystem` (conjugate gradients, stochastic
-log-determinants). Both solve ``A x = b``, evaluate the log-likelihood
+system: :class:`~xkron.linalg.dense.DenseSystem` (exact Cholesky) or an iterative one (conjugate
+gradients, stochastic log-determinants) in one of two formulations,
+:class:`~xkron.linalg.iterative.IterativeSystem` (the Schur complement on the missing cells) or
+:class:`~xkron.linalg.observed_cg.ObservedSystem` (CG on the observed cells), picked by
+:func:`choose_formulation`. All solve ``A x = b``, evaluate the log-likelihood
 (:class:`~xkron.linalg.loglik.Loglik`) and share the Kronecker pieces of the posterior
 variance. The PyMC Op (:mod:`xkron.models.ops`) and the conditioned posterior
 (:mod:`xkron.posterior.observed`) both build theirs here. The Kronecker solver needs no system:
@@ -18,20 +20,44 @@ import numpy as np
 
 from xkron.linalg.dense import DenseSystem
 from xkron.linalg.iterative import IterativeSystem
+from xkron.linalg.observed_cg import ObservedSystem
+from xkron.settings import CG_PROBES, OBSERVED_PROBES
 from xkron.spec.solver import Solver
 
-__all__ = ["make_system"]
+__all__ = ["choose_formulation", "make_system"]
+
+
+def choose_formulation(requested: str, observed: np.ndarray) -> str:
+    """The iterative solver's formulation: ``requested``, or for ``"auto"`` the smaller system.
+
+    The Schur complement works on the missing cells and CG on the observed ones; each
+    iteration of either costs a few Kronecker products on the full grid, so the smaller set
+    is the cheaper one to iterate on, and the Schur form's exact ``log|G|`` keeps its
+    Monte Carlo error small when few cells are missing. Measured on the benchmark grids in
+    ``tests/benchmarks/README.md`` (``bench_missing.py``).
+
+    Examples
+    --------
+    >>> [choose_formulation("auto", np.array(seen)) for seen in ([1, 1, 0], [1, 0, 0])]
+    ['missing', 'observed']
+    """
+    if requested != "auto":
+        return requested
+    observed = np.asarray(observed, dtype=bool)
+    n_observed = int(np.count_nonzero(observed))
+    return "observed" if observed.size - n_observed > n_observed else "missing"
 
 
 def make_system(
     solver: Solver, factors: Sequence[np.ndarray], eta2: float, noise_var, observed: np.ndarray
-) -> DenseSystem | IterativeSystem:
+) -> DenseSystem | IterativeSystem | ObservedSystem:
     """``A = eta2 (⊗K_i)_oo + diag(noise_var_o)`` on the ``observed`` cells, by ``solver``.
 
     Parameters
     ----------
     solver : Solver
-        ``"dense"`` or ``"iterative"`` (with its ``tol``, ``probes``, ``seed``, ``max_iter``).
+        ``"dense"`` or ``"iterative"`` (with its ``tol``, ``probes``, ``seed``, ``max_iter`` and
+        ``formulation``: :func:`choose_formulation`).
     factors : sequence of ndarray
         The factor matrices ``K_i``.
     eta2 : float
@@ -51,13 +77,16 @@ def make_system(
     if solver.name == "dense":
         return DenseSystem(factors, eta2, noise_var, observed)
     if solver.name == "iterative":
-        return IterativeSystem(
+        observed_cells = choose_formulation(solver.formulation, observed) == "observed"
+        kind = ObservedSystem if observed_cells else IterativeSystem
+        probes = solver.probes or (OBSERVED_PROBES if observed_cells else CG_PROBES)
+        return kind(
             factors,
             eta2,
             noise_var,
             observed,
             tol=solver.tol,
-            probes=solver.probes,
+            probes=probes,
             seed=solver.seed,
             max_iter=solver.max_iter,
         )

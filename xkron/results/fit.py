@@ -367,6 +367,12 @@ class KronFit:
             lines.append(f"  ADVI:    loss={report['loss']:.6g} {settled}")
         elif report is not None:
             lines.append(f"  MAP:     logp={report['logp']:.6g}, converged={report['success']}")
+        solver = (report or {}).get("solver")
+        if solver:
+            lines.append(
+                f"  solver:  iterative ({solver['formulation']} cells), {solver['cg_iterations']} CG iterations "
+                f"at the optimum, logp ± {solver['logp_se']:.2g} (Monte Carlo se)"
+            )
         return "\n".join(lines)
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from xkron.settings import CG_MAX_ITER, CG_PROBES, CG_TOL, VARIANCE_SAMPLES
+from xkron.settings import CG_MAX_ITER, CG_TOL, VARIANCE_SAMPLES
 
 __all__ = ["FORMULATIONS", "SOLVERS", "VARIANCES", "Solver"]
 
@@ -48,8 +48,10 @@ class Solver:
         See :data:`SOLVERS`.
     tol : float
         Relative residual at which every CG solve stops.
-    probes : int
-        Rademacher probes per stochastic estimate (log-determinant and its gradient).
+    probes : int or None
+        Probes per stochastic estimate (log-determinant and its gradient); ``None``: the
+        formulation's default (:data:`~xkron.settings.CG_PROBES` for the Schur complement on the
+        missing cells, :data:`~xkron.settings.OBSERVED_PROBES` for CG on the observed cells).
     seed : int
         Seed of the probes and of the Monte Carlo variance draws: fits are reproducible.
     max_iter : int
@@ -70,7 +72,7 @@ class Solver:
 
     name: str = "kronecker"
     tol: float = CG_TOL
-    probes: int = CG_PROBES
+    probes: int | None = None
     seed: int = 0
     max_iter: int = CG_MAX_ITER
     variance_samples: int = VARIANCE_SAMPLES

@@ -1,0 +1,47 @@
+"""The iterative solver's formulation and CG work at a MAP optimum are reported, kept and saved."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import xkron
+
+RNG = np.random.default_rng(21)
+
+
+def _mostly_missing():
+    t, x = np.linspace(0, 10, 30), np.linspace(0, 5, 40)
+    truth = np.sin(t)[:, None] * np.cos(1.3 * x)[None, :]
+    da = xr.DataArray(truth + 0.1 * RNG.normal(size=truth.shape), coords={"t": t, "x": x}, dims=("t", "x"))
+    return da.where(RNG.random(truth.shape) > 0.7)
+
+
+KERNELS = {"t": xkron.ExpQuad(), "x": xkron.ExpQuad()}
+KWARGS = {"mean": "zero", "restarts": 0, "progressbar": False}
+
+
+def test_observed_formulation_reaches_the_dense_optimum_and_says_so(tmp_path):
+    da = _mostly_missing()
+    dense = da.kron.fit(KERNELS, solver="dense", **KWARGS)
+    iterative = da.kron.fit(KERNELS, solver="iterative", solver_options={"probes": 32}, **KWARGS)
+    for name in ("ls_t", "ls_x", "amplitude", "noise"):
+        assert float(iterative.params[name]) == pytest.approx(float(dense.params[name]), rel=0.03), name
+    report = iterative.optimizer["solver"]
+    assert report["formulation"] == "observed"  # 70% of the grid is missing: the smaller set
+    assert report["cg_converged"] and report["cg_iterations"] > 0
+    assert report["observed_cells"] == int(da.notnull().sum())
+    assert 0 < report["logp_se"] < 5
+    assert "iterative (observed cells)" in repr(iterative) and "CG iterations" in repr(iterative)
+    assert "solver" not in dense.optimizer
+    path = tmp_path / "fit.nc"
+    iterative.to_netcdf(path)
+    assert xkron.open_fit(path).optimizer["solver"] == report
+
+
+def test_formulation_can_be_forced():
+    da = _mostly_missing()
+    forced = da.kron.fit(KERNELS, solver="iterative", solver_options={"formulation": "missing"}, **KWARGS)
+    assert forced.optimizer["solver"]["formulation"] == "missing"
+    assert forced.spec.solver.formulation == "missing"
