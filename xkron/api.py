@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import xarray as xr
 
 from xkron.inference.arguments import check_call
 from xkron.inference.options import FitOptions, thin_for_subsample
 from xkron.inference.prepare import prepare
 from xkron.inference.run import run_inference
+from xkron.linalg.lazy import is_dask
 from xkron.results.batch import BatchFit, fit_batch
 from xkron.results.fit import KronFit
 from xkron.spec.likelihoods import Likelihood
@@ -242,8 +244,7 @@ def fit_with(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> KronFit
     slices (or one shared fit) through this same function, with the same options object.
     """
     if options.subsample is not None:
-        steps = {d: int(k) for d, k in options.subsample.items()}
-        return fit_with(thin_for_subsample(da, steps), kernels, options.thinned(steps)).condition(da)
+        return _fit_subsample(da, kernels, options)
     if options.batch_dims is not None:
         return fit_batch(da, kernels, options, fit=fit_with)
     prep = prepare(da, kernels, options)
@@ -259,3 +260,20 @@ def fit_with(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> KronFit
         model=result.model,
         mask=prep.mask,
     )
+
+
+def _fit_subsample(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> KronFit:
+    """Fit on every k-th coordinate, then condition on every observed cell of the whole grid.
+
+    A dask-backed subsample is read once here (the fit needs its values); where it has NaN cells
+    the whole grid has them too, and its conditioning reads it when a prediction first needs it
+    (``condition(gaps=True)``), else the whole grid stays lazy.
+    """
+    steps = {d: int(k) for d, k in options.subsample.items()}
+    thinned = thin_for_subsample(da, steps)
+    gaps = None
+    if is_dask(thinned.data):
+        thinned = thinned.compute()
+        gaps = True if bool(np.isnan(np.asarray(thinned.values, dtype=float)).any()) else None
+    thin = fit_with(thinned, kernels, options.thinned(steps))
+    return thin.condition(da, mask=options.mask, noise_sd=options.known_noise_sd, gaps=gaps)
