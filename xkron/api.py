@@ -177,12 +177,18 @@ def fit(
         factorisation); with ``"auto"``, options its choice does not read are warned about.
     subsample : mapping of dim to int, optional
         Fit the hyperparameters on every k-th coordinate along these dims (``{"time": 4}``),
-        then condition on the whole grid (:meth:`KronFit.condition`): for grids too big to fit
-        directly, e.g. dask-backed fields larger than memory, which then stay lazy. Thinning
-        (not averaging) keeps the noise level, and lengthscales are in coordinate units, so
-        both carry over. Gaussian marginal fits of complete grids with equal noise only: a
-        ``mask`` is thinned with the data and may not hide cells, ``noise_sd`` is refused, and
-        NaN cells are refused before fitting (in dask data they are found as chunks compute).
+        then condition on every observed cell of the whole grid (:meth:`KronFit.condition`):
+        for grids too big to fit directly. Thinning (not averaging) keeps the noise level, and
+        lengthscales are in coordinate units, so both carry over. Gappy grids work as in a
+        direct fit: NaN cells and cells ``mask`` hides are unobserved, and a per-cell
+        ``noise_sd`` applies; ``mask`` and ``noise_sd`` are thinned with the data for the fit
+        and taken whole for the conditioning, whose solver is chosen for the whole grid (see
+        :meth:`KronFit.condition`). A dask-backed field has its thinned grid read for the fit;
+        the whole grid stays lazy when it is complete with equal noise (and ``predict`` streams
+        chunk by chunk), else it is read when ``predict`` or ``sample`` first needs the
+        posterior. Gaussian marginal fits only, not with independent ``batch_dims``; a step must
+        keep at least 2 coordinates, and the thinned grid at least one observed cell. The whole
+        grid's ``mask`` and ``noise_sd`` are checked before fitting (numpy-backed inputs).
     batch_dims : str or sequence of str, optional
         Dims along which the data hold separate fields (ensemble members, scenarios,
         variables, regions): no kernel for them. Each slice is fitted as an independent model

@@ -43,7 +43,15 @@ def posterior_at(spec: ModelSpec, y, draw: Mapping[str, float], v: np.ndarray | 
     if spec.solver.name == "kronecker":
         sigma = np.sqrt(draw["noise"] ** 2 + spec.equal_noise_var())
         return KronPosterior.condition(y, spec.factors, {**draw, "noise": sigma})
-    return ObservedPosterior.condition(y, spec.factors, draw, spec.known_noise_var(), spec.solver)
+    try:
+        return ObservedPosterior.condition(y, spec.factors, draw, spec.known_noise_var(), spec.solver)
+    except np.linalg.LinAlgError as err:
+        raise np.linalg.LinAlgError(
+            f"the covariance of the {int(np.isfinite(y).sum())} observed cells is numerically singular at "
+            f"noise={draw['noise']:.3g} ({err}): the noise sd is too small for cells this close (a fit on a "
+            "coarser or complete grid can reach 0). Fix the noise at a floor (fit(noise=...)) or give it a prior "
+            "that keeps it away from 0"
+        ) from err
 
 
 class DrawPosteriors(Sequence):
