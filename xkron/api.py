@@ -14,12 +14,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
+import numpy as np
 import xarray as xr
 
 from xkron.inference.arguments import check_call
 from xkron.inference.options import FitOptions, thin_for_subsample
 from xkron.inference.prepare import prepare
 from xkron.inference.run import run_inference
+from xkron.linalg.lazy import is_dask
 from xkron.results.batch import BatchFit, fit_batch
 from xkron.results.fit import KronFit
 from xkron.spec.likelihoods import Likelihood
@@ -175,12 +177,18 @@ def fit(
         factorisation); with ``"auto"``, options its choice does not read are warned about.
     subsample : mapping of dim to int, optional
         Fit the hyperparameters on every k-th coordinate along these dims (``{"time": 4}``),
-        then condition on the whole grid (:meth:`KronFit.condition`): for grids too big to fit
-        directly, e.g. dask-backed fields larger than memory, which then stay lazy. Thinning
-        (not averaging) keeps the noise level, and lengthscales are in coordinate units, so
-        both carry over. Gaussian marginal fits of complete grids with equal noise only: a
-        ``mask`` is thinned with the data and may not hide cells, ``noise_sd`` is refused, and
-        NaN cells are refused before fitting (in dask data they are found as chunks compute).
+        then condition on every observed cell of the whole grid (:meth:`KronFit.condition`):
+        for grids too big to fit directly. Thinning (not averaging) keeps the noise level, and
+        lengthscales are in coordinate units, so both carry over. Gappy grids work as in a
+        direct fit: NaN cells and cells ``mask`` hides are unobserved, and a per-cell
+        ``noise_sd`` applies; ``mask`` and ``noise_sd`` are thinned with the data for the fit
+        and taken whole for the conditioning, whose solver is chosen for the whole grid (see
+        :meth:`KronFit.condition`). A dask-backed field has its thinned grid read for the fit;
+        the whole grid stays lazy when it is complete with equal noise (and ``predict`` streams
+        chunk by chunk), else it is read when ``predict`` or ``sample`` first needs the
+        posterior. Gaussian marginal fits only, not with independent ``batch_dims``; a step must
+        keep at least 2 coordinates, and the thinned grid at least one observed cell. The whole
+        grid's ``mask`` and ``noise_sd`` are checked before fitting (numpy-backed inputs).
     batch_dims : str or sequence of str, optional
         Dims along which the data hold separate fields (ensemble members, scenarios,
         variables, regions): no kernel for them. Each slice is fitted as an independent model
@@ -242,8 +250,7 @@ def fit_with(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> KronFit
     slices (or one shared fit) through this same function, with the same options object.
     """
     if options.subsample is not None:
-        steps = {d: int(k) for d, k in options.subsample.items()}
-        return fit_with(thin_for_subsample(da, steps), kernels, options.thinned(steps)).condition(da)
+        return _fit_subsample(da, kernels, options)
     if options.batch_dims is not None:
         return fit_batch(da, kernels, options, fit=fit_with)
     prep = prepare(da, kernels, options)
@@ -259,3 +266,20 @@ def fit_with(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> KronFit
         model=result.model,
         mask=prep.mask,
     )
+
+
+def _fit_subsample(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> KronFit:
+    """Fit on every k-th coordinate, then condition on every observed cell of the whole grid.
+
+    A dask-backed subsample is read once here (the fit needs its values); where it has NaN cells
+    the whole grid has them too, and its conditioning reads it when a prediction first needs it
+    (``condition(gaps=True)``), else the whole grid stays lazy.
+    """
+    steps = {d: int(k) for d, k in options.subsample.items()}
+    thinned = thin_for_subsample(da, steps)
+    gaps = None
+    if is_dask(thinned.data):
+        thinned = thinned.compute()
+        gaps = True if bool(np.isnan(np.asarray(thinned.values, dtype=float)).any()) else None
+    thin = fit_with(thinned, kernels, options.thinned(steps))
+    return thin.condition(da, mask=options.mask, noise_sd=options.known_noise_sd, gaps=gaps)

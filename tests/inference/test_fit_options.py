@@ -374,25 +374,51 @@ def test_subsample_thins_an_aligned_mask_with_the_data(grid):
 @pytest.mark.parametrize(
     ("change", "match"),
     [
-        ({"mask": "hide-one"}, r"subsample= with a mask that hides 1 cell.*'a': 0\.2"),
-        ({"noise_sd": 0.1}, r"subsample= cannot take per-cell noise_sd"),
-        ({"nan": True}, r"subsample= with 1 NaN cell.*'a': 0\.2"),
         ({"likelihood": "student_t"}, r"subsample= applies to Gaussian marginal fits"),
         ({"subsample": {"time": 2}}, r"subsample dim 'time' is not in the data"),
         ({"subsample": {"a": 0}}, r"a step must be >= 1"),
+        ({"subsample": {"a": 6}}, r"subsample\['a'\]=6 keeps 1 of the 6 coordinates.*a step of at most 5"),
+        ({"nan": "thinned"}, r"subsample=\{'a': 2\} keeps 15 cells, all NaN or masked"),
+        ({"noise_sd": "negative-off-grid"}, r"noise_sd must be a finite sd >= 0 at every observed cell.*'a': 0\.2"),
+        ({"noise_sd": "misaligned"}, r"noise_sd does not align with the data along 'a'"),
     ],
-    ids=["mask-hides", "noise-sd", "nan-cell", "student-t", "unknown-dim", "zero-step"],
+    ids=["student-t", "unknown-dim", "zero-step", "step-too-large", "thinned-all-missing", "sd-off-grid", "sd-align"],
 )
 def test_subsample_refuses_before_fitting_what_it_cannot_condition_on(grid, no_compute, change, match):
+    """Refused before the thinned fit starts, also where only the whole grid's cells are wrong
+    (a negative noise_sd at a cell the thinning drops: a = 0.2 is the second coordinate)."""
     kwargs = {"subsample": {"a": 2}}
     data = grid
-    if change.pop("nan", False):
-        data = grid.where((grid.a != 0.2) | (grid.b != 0.0))
-    if change.get("mask") == "hide-one":
-        change["mask"] = (grid.a != 0.2) | (grid.b != 0.0)
+    if change.pop("nan", None) == "thinned":
+        data = grid.where(grid.a.isin(grid.a.values[1::2]))
+    sd = change.get("noise_sd")
+    if sd == "negative-off-grid":
+        change["noise_sd"] = xr.full_like(grid, 0.1).where((grid.a != 0.2) | (grid.b != 0.0), -1.0)
+    elif sd == "misaligned":
+        change["noise_sd"] = xr.full_like(grid, 0.1).assign_coords(a=grid.a.values + 1)
     kwargs.update(change)
     with pytest.raises(ValueError, match=match):
         xkron.fit(data, K, progressbar=False, **kwargs)
+
+
+@pytest.mark.parametrize("change", ["mask-hides", "noise-sd-cells", "nan-cell"])
+def test_subsample_takes_gaps_masks_and_per_cell_noise(grid, no_compute, change):
+    """Refused until issue 13: the thinned fit now starts (its spec: the thinned grid, gaps and noise thinned
+    alike; the conditioning on the whole grid is checked in tests/results/test_condition_gappy.py)."""
+    hide = (grid.a != 0.4) | (grid.b != 0.0)  # a = 0.4 is kept by the thinning (a[::2])
+    kwargs = {"subsample": {"a": 2}, "noise": 0.3}
+    data = grid.where(hide) if change == "nan-cell" else grid
+    if change == "mask-hides":
+        kwargs["mask"] = hide
+    if change == "noise-sd-cells":
+        kwargs["noise_sd"] = 0.1 + 0.05 * grid.a
+    reaches_compute(data, **kwargs)
+    spec = no_compute["spec"]
+    assert spec.factors[0].coords[0].tolist() == grid.a.values[::2].tolist()
+    if change == "noise-sd-cells":
+        np.testing.assert_allclose(spec.known_noise_sd, (0.1 + 0.05 * grid.a[::2]).values[:, None] * np.ones((1, 5)))
+    else:
+        assert spec.solver == "dense" and spec.known_noise_sd is None
 
 
 def test_batch_arguments_no_slice_can_take_are_refused_before_any_slice_is_fitted(no_compute):

@@ -288,39 +288,47 @@ def _check_subsample_steps(da: xr.DataArray, subsample: Any, batch_dims) -> None
         _check_int(f"subsample[{dim!r}]", step, allow_none=False)
         if step < 1:
             raise ValueError(f"subsample[{dim!r}]={step}: a step must be >= 1 (every k-th coordinate)")
+        n = da.sizes[dim]
+        if len(range(0, n, int(step))) < 2:
+            raise ValueError(
+                f"subsample[{dim!r}]={step} keeps 1 of the {n} coordinates along {dim!r}, and a kernel dim needs "
+                f"at least 2: use a step of at most {max(n - 1, 1)}"
+            )
 
 
 def _check_subsample(da, given: FitOptions, latent: bool, likelihood: Likelihood) -> None:
-    """``subsample`` fits on a thinned grid then conditions on the whole one (``KronFit.condition``):
-    refuse, before fitting, what that second step cannot take."""
-    from xkron.spec.validation import cell_locator
+    """``subsample`` fits on a thinned grid then conditions on every observed cell of the whole one
+    (``KronFit.condition``): refuse, before fitting, what that second step cannot take."""
+    from xkron.spec.validation import align_cell_values, cell_locator
 
-    subsample, batch_dims, noise_sd, mask = given.subsample, given.batch_dims, given.noise_sd, given.mask
+    subsample, batch_dims, mask = given.subsample, given.batch_dims, given.mask
     if subsample is None:
         return
     _check_subsample_steps(da, subsample, batch_dims)
-    why = "it conditions the fitted hyperparameters on the whole grid with the exact Kronecker solver, which needs"
     if latent or not isinstance(likelihood, Gaussian):
-        raise ValueError(f"subsample= applies to Gaussian marginal fits: {why} the field integrated out")
+        raise ValueError(
+            "subsample= applies to Gaussian marginal fits: it conditions the fitted hyperparameters on the whole "
+            "grid with the field integrated out"
+        )
     if batch_dims is not None and not given.shared:
         raise ValueError("subsample= with independent batch_dims is not supported: fit each slice's subsample instead")
-    if noise_sd is not None or likelihood.noise_sd is not None:
-        raise ValueError(f"subsample= cannot take per-cell noise_sd: {why} equal noise; drop subsample or noise_sd")
-    hidden = None if mask is None else ~aligned_mask(da, mask).values
-    if hidden is not None and hidden.any():
-        where = cell_locator(da, list(da.dims))(hidden)
+    if is_dask(da.data) or any(is_dask(getattr(v, "data", None)) for v in (mask, given.noise_sd, likelihood.noise_sd)):
+        return  # dask-backed inputs are checked when the conditioning reads them (KronFit.condition), not here
+    dims = list(da.dims)
+    y = np.asarray(da.values, dtype=float)
+    if mask is not None:
+        y = np.where(aligned_mask(da, mask).values, y, np.nan)
+    known = given.noise_sd if given.noise_sd is not None else likelihood.noise_sd
+    if known is not None:  # the whole grid's, checked now: the conditioning comes after the fit
+        sd = align_cell_values(da, dims, known, "noise_sd", allow_nan=True)
+        likelihood.check(y, cell_locator(da, dims), {"noise_sd": sd})
+    steps = {d: slice(None, None, int(k)) for d, k in subsample.items()}
+    thinned = y[tuple(steps.get(d, slice(None)) for d in dims)]
+    if not np.isfinite(thinned).any():
         raise ValueError(
-            f"subsample= with a mask that hides {int(hidden.sum())} cell(s) (at {where}): {why} every cell observed; "
-            "drop subsample (fit the gappy grid directly) or the mask"
+            f"subsample={dict(subsample)} keeps {thinned.size} cells, all NaN or masked: there is nothing to fit the "
+            "hyperparameters on; use smaller steps, or fit a window with data (da.sel(...)) and condition() on the rest"
         )
-    if not is_dask(da.data):  # a dask-backed field is checked as its chunks are computed, not here
-        missing = ~np.isfinite(np.asarray(da.values, dtype=float))
-        if missing.any():
-            where = cell_locator(da, list(da.dims))(missing)
-            raise ValueError(
-                f"subsample= with {int(missing.sum())} NaN cell(s) (at {where}): {why} a complete grid; "
-                "drop subsample (fit the gappy grid directly) or fill the cells (da.interpolate_na(dim))"
-            )
 
 
 # --------------------------------------------------------------------------- all together

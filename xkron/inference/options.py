@@ -68,8 +68,23 @@ class FitOptions:
         return "latent" if self.latent else "marginal"
 
     def thinned(self, steps: Mapping[str, int]) -> FitOptions:
-        """The options of the fit on the subsample: no ``subsample``, the mask thinned like the data."""
-        return replace(self, subsample=None, mask=thin_for_subsample(self.mask, steps))
+        """The options of the fit on the subsample: no ``subsample``; the mask and the known noise sd
+        (``noise_sd``, or the likelihood's) thinned like the data."""
+        likelihood = self.likelihood
+        if getattr(likelihood, "noise_sd", None) is not None:
+            likelihood = replace(likelihood, noise_sd=thin_for_subsample(likelihood.noise_sd, steps))
+        return replace(
+            self,
+            subsample=None,
+            likelihood=likelihood,
+            mask=thin_for_subsample(self.mask, steps),
+            noise_sd=thin_for_subsample(self.noise_sd, steps),
+        )
+
+    @property
+    def known_noise_sd(self) -> Any:
+        """The known per-cell noise sd as given: ``fit(noise_sd=...)`` or the likelihood's (``None`` if neither)."""
+        return self.noise_sd if self.noise_sd is not None else getattr(self.likelihood, "noise_sd", None)
 
     def unbatched(self, **changes) -> FitOptions:
         """The options of one fit of a batch (``shared=True``: the whole batch in one fit)."""

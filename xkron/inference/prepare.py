@@ -32,7 +32,7 @@ from xkron.spec.priors import resolve_priors
 from xkron.spec.solver import Solver
 from xkron.spec.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
 
-__all__ = ["DENSE_MAX_CELLS", "Prepared", "check_constant_data", "check_solver_choice", "prepare"]
+__all__ = ["DENSE_MAX_CELLS", "Prepared", "check_constant_data", "check_solver_choice", "choose_solver", "prepare"]
 
 
 @dataclass
@@ -97,7 +97,7 @@ def prepare(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> Prepared
     solver = Solver()  # a latent model always uses the Kronecker factorisation of its prior
     if not latent:
         factors = hull_factors(seen, factors)
-        chosen = _choose_solver(options.solver, seen, cells.get("noise_sd"), factors, where)
+        chosen = choose_solver(options.solver, seen, cells.get("noise_sd"), factors, where)
         check_solver_choice(options.solver, chosen, options.solver_options)
         solver = Solver.from_options(chosen, options.solver_options)
     _check_known_only(likelihood, cells.get("noise_sd"), seen)
@@ -149,10 +149,14 @@ def check_constant_data(y_seen: np.ndarray, likelihood: Likelihood, known_sd: np
     )
 
 
-def _choose_solver(requested: str, seen: np.ndarray, noise_sd, factors, where) -> str:
-    """The marginal model's solver: ``requested``, or by cost for ``"auto"`` (see :func:`fit`).
+def choose_solver(requested: str, seen: np.ndarray, noise_sd, factors, where) -> str:
+    """The marginal model's solver: ``requested``, or by cost for ``"auto"`` (see :func:`xkron.fit`).
 
-    ``factors`` are already cut to the inputs observed somewhere (:func:`xkron.spec.grid.hull_factors`).
+    ``seen`` marks the observed cells over the whole grid, ``noise_sd`` is the known per-cell sd
+    over it (or ``None``), ``factors`` are already cut to the inputs observed somewhere
+    (:func:`xkron.spec.grid.hull_factors`) and ``where`` names cells in errors
+    (:func:`xkron.spec.validation.cell_locator`). A fit chooses here, and so does
+    :meth:`xkron.KronFit.condition` for the grid it conditions on.
     """
     inside = restrict(seen, factors)
     sd = None if noise_sd is None or np.ndim(noise_sd) == 0 else restrict(noise_sd, factors)[inside]

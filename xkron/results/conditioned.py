@@ -3,25 +3,33 @@
 :class:`DrawPosteriors` conditions the GP at one draw when it is asked for (a NUTS fit may have
 thousands); :func:`posterior_at` picks the posterior that matches the model and its solver
 (decided when the fit was prepared, in ``spec.solver``). :func:`conditioned_on` is the check and
-the new spec behind :meth:`xkron.KronFit.condition`.
+the new spec behind :meth:`xkron.KronFit.condition`: on complete grids or on the observed cells of
+gappy ones, with per-cell known noise, without computing dask-backed data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import xarray as xr
 
+from xkron.inference.arguments import aligned_mask
+from xkron.inference.prepare import choose_solver
 from xkron.linalg.lazy import is_dask
 from xkron.posterior.conditional import KronPosterior, LatentPosterior
 from xkron.posterior.observed import ObservedPosterior
+from xkron.settings import DENSE_MAX_CELLS
 from xkron.spec.coords import CoordEncoding
+from xkron.spec.grid import hull_factors
+from xkron.spec.kernels import Independent
 from xkron.spec.modelspec import ModelSpec, coord_factors
-from xkron.spec.validation import check_coords
+from xkron.spec.prior_types import is_prior
+from xkron.spec.validation import align_cell_values, cell_locator, check_coords, check_data
 
-__all__ = ["DrawPosteriors", "conditioned_on", "draw_values", "posterior_at"]
+__all__ = ["Conditioned", "DrawPosteriors", "conditioned_on", "draw_values", "posterior_at"]
 
 
 def posterior_at(spec: ModelSpec, y, draw: Mapping[str, float], v: np.ndarray | None = None):
@@ -35,7 +43,15 @@ def posterior_at(spec: ModelSpec, y, draw: Mapping[str, float], v: np.ndarray | 
     if spec.solver.name == "kronecker":
         sigma = np.sqrt(draw["noise"] ** 2 + spec.equal_noise_var())
         return KronPosterior.condition(y, spec.factors, {**draw, "noise": sigma})
-    return ObservedPosterior.condition(y, spec.factors, draw, spec.known_noise_var(), spec.solver)
+    try:
+        return ObservedPosterior.condition(y, spec.factors, draw, spec.known_noise_var(), spec.solver)
+    except np.linalg.LinAlgError as err:
+        raise np.linalg.LinAlgError(
+            f"the covariance of the {int(np.isfinite(y).sum())} observed cells is numerically singular at "
+            f"noise={draw['noise']:.3g} ({err}): the noise sd is too small for cells this close (a fit on a "
+            "coarser or complete grid can reach 0). Fix the noise at a floor (fit(noise=...)) or give it a prior "
+            "that keeps it away from 0"
+        ) from err
 
 
 class DrawPosteriors(Sequence):
@@ -64,34 +80,186 @@ def draw_values(params: xr.Dataset) -> list[dict[str, float]]:
     return [{k: float(c[i]) for k, c in columns.items()} for i in range(n)]
 
 
-def conditioned_on(
-    spec: ModelSpec, encodings: Mapping[str, CoordEncoding], data: xr.DataArray
-) -> tuple[xr.DataArray, ModelSpec]:
-    """The data (NaN checked, lazily for dask) and the spec of a Gaussian marginal fit conditioned on ``data``.
+@dataclass(frozen=True)
+class Conditioned:
+    """What :meth:`xkron.KronFit.condition` builds its fit from (:func:`conditioned_on`).
 
-    The factors take ``data``'s coordinates through the fit's encodings; the whole grid is
-    complete with equal noise, so the solver is the exact Kronecker one.
+    ``data`` as given (lazy for dask), ``spec`` on its grid and ``mask`` aligned with it.
+    ``pending`` is set where dask-backed data may have gaps: the solver then depends on which
+    cells are observed, which only their values tell, so it reads them (one ``dask.compute``)
+    and returns the final :class:`Conditioned`, called when a prediction first needs the posterior.
     """
+
+    data: xr.DataArray
+    spec: ModelSpec
+    mask: xr.DataArray | None = None
+    pending: Callable[[], Conditioned] | None = None
+
+
+def conditioned_on(
+    spec: ModelSpec,
+    encodings: Mapping[str, CoordEncoding],
+    data: xr.DataArray,
+    mask: xr.DataArray | None = None,
+    noise_sd=None,
+    gaps: bool | None = None,
+) -> Conditioned:
+    """Check ``data`` (and ``mask``, ``noise_sd``) for :meth:`xkron.KronFit.condition`, and the spec on its grid.
+
+    The factors take ``data``'s coordinates through the fit's encodings and are cut to the inputs
+    observed somewhere, as in a fit. The solver: the exact Kronecker one where the observed grid is
+    complete with equal noise, else the fit's iterative solver (with its options) if it had one,
+    else dense up to :data:`xkron.settings.DENSE_MAX_CELLS` observed cells and iterative above
+    (:func:`xkron.inference.prepare.choose_solver`). Nothing of a dask-backed ``data`` is computed
+    here: without ``mask``, per-cell noise or ``gaps=True`` it must be complete (checked chunk by
+    chunk as results compute) and stays lazy; otherwise its values are read when first needed
+    (:attr:`Conditioned.pending`).
+    """
+    _check_gaussian_marginal(spec)
     dims = spec.dims
+    if not isinstance(data, xr.DataArray):
+        raise TypeError(f"data must be an xarray.DataArray on the fit's dims {dims}, not {type(data).__name__}")
+    if set(data.dims) != set(dims):
+        raise ValueError(
+            f"data must be a DataArray on the fit's dims {dims}, but its dims are {tuple(data.dims)}: "
+            "rename or select dims to match (da.rename(...), da.isel(...))"
+        )
+    if gaps not in (None, True, False):
+        raise TypeError(f"gaps must be None, True or False, not {gaps!r}")
+    positions = [d for f in spec.factors if isinstance(f.kernel, Independent) for d in f.dims]
+    check_coords(data, [d for d in dims if d not in positions])
+    known = _known_noise(spec, noise_sd)
+    layout = [(f.dims, f.kernel, None) for f in spec.factors]
+    factors = coord_factors(layout, data, encodings, positions=positions)
+    if not any(is_dask(getattr(v, "data", None)) for v in (data, mask, known)):
+        return _in_memory(spec, data, factors, mask, known, gaps)
+    return _lazy(spec, data, factors, mask, known, gaps)
+
+
+def _lazy(spec: ModelSpec, data: xr.DataArray, factors, mask, known, gaps: bool | None) -> Conditioned:
+    """Dask-backed inputs, computed nowhere here: the lazy Kronecker path on a complete grid, or a pending one."""
+    if data.dtype.kind not in "iuf":
+        raise TypeError(f"data has dtype {data.dtype}; values must be real numbers (int, uint or float)")
+    for name, value in (("mask", mask), ("noise_sd", known)):
+        _check_lazy_alignment(data, value, name)
+    per_cell = mask is not None or isinstance(known, xr.DataArray)
+    if gaps is False and per_cell:
+        raise ValueError("gaps=False says the grid is complete with equal noise, but mask= or a noise_sd array came")
+    if gaps or per_cell:
+        read = partial(_read_then_condition, spec, data, factors, mask, known)
+        name = "iterative" if spec.solver == "iterative" or data.size > DENSE_MAX_CELLS else "dense"
+        return Conditioned(data, replace(spec, factors=factors, solver=replace(spec.solver, name=name)), pending=read)
+    data = data.copy(data=data.data.map_blocks(_require_finite, dtype=data.dtype))
+    likelihood = spec.likelihood if known is None else replace(spec.likelihood, noise_sd=known)
+    solver = replace(spec.solver, name="kronecker")
+    return Conditioned(data, replace(spec, factors=factors, solver=solver, likelihood=likelihood))
+
+
+def _check_gaussian_marginal(spec: ModelSpec) -> None:
     if spec.latent or spec.likelihood.name != "gaussian":
         raise ValueError("condition() applies to Gaussian marginal fits; latent fits keep their own draws of v")
-    if not isinstance(data, xr.DataArray) or set(data.dims) != set(dims):
-        raise ValueError(f"data must be a DataArray on the fit's dims {dims}")
-    check_coords(data, dims)
-    if spec.per_cell_noise:
-        raise ValueError("condition() needs equal noise; this fit has per-cell noise_sd")
-    factors = coord_factors([(f.dims, f.kernel, None) for f in spec.factors], data, encodings)
-    if is_dask(data.data):
-        data = data.copy(data=data.data.map_blocks(_require_finite, dtype=data.dtype))
-    elif not bool(np.isfinite(data.values).all()):
-        raise ValueError("condition() needs a complete grid; fit the gappy field with xkron.fit instead")
-    return data, replace(spec, factors=factors, solver=replace(spec.solver, name="kronecker"))
+
+
+def _known_noise(spec: ModelSpec, noise_sd):
+    """The known noise sd on the new grid: ``noise_sd``, or the fit's where it is one value for every cell."""
+    fitted = spec.known_noise_sd
+    if noise_sd is None:
+        if fitted is None:
+            return None
+        values = np.asarray(fitted, dtype=float)
+        values = values[np.isfinite(values)]
+        if values.size == 0 or np.all(values == values[0]):
+            return float(values[0]) if values.size else 0.0
+        raise ValueError(
+            "this fit has known per-cell noise (fit(noise_sd=...)) that differs between cells: pass the known sd on "
+            "the new grid, condition(data, noise_sd=...)"
+        )
+    if fitted is None:
+        raise ValueError(
+            "noise_sd= applies to fits made with known noise (fit(noise_sd=...)); this fit has none, so the noise of "
+            "every cell is the fitted noise sd alone: drop noise_sd"
+        )
+    if isinstance(noise_sd, xr.DataArray):
+        return noise_sd
+    if np.ndim(noise_sd) > 0:
+        raise TypeError("noise_sd must be a number or an xarray.DataArray labelled with the data's dims")
+    return float(noise_sd)
+
+
+def _check_lazy_alignment(data: xr.DataArray, value, name: str) -> None:
+    """The per-cell input lines up with ``data`` (dims, sizes, labels), checked without computing either."""
+    if not isinstance(value, xr.DataArray):
+        return
+    extra = [d for d in value.dims if d not in data.dims]
+    if extra:
+        raise ValueError(f"{name} has dims {extra} that the data lack (data dims: {list(data.dims)})")
+    try:
+        xr.align(data, value, join="exact", copy=False)
+    except ValueError:
+        raise ValueError(
+            f"{name} does not align with the data: its coordinates must equal the data's "
+            f"(use {name}.reindex_like(data) or data.sel(...) first)"
+        ) from None
+
+
+def _read_then_condition(spec: ModelSpec, data, factors, mask, known) -> Conditioned:
+    """Compute dask-backed inputs together (one pass), then condition as on numpy ones."""
+    import dask
+
+    data, mask, known = dask.compute(data, mask, known)
+    return _in_memory(spec, data, factors, mask, known, gaps=True)
+
+
+def _in_memory(spec: ModelSpec, data: xr.DataArray, factors, mask, known, gaps: bool | None) -> Conditioned:
+    """Condition on the observed cells of numpy-backed data; the solver chosen by :func:`choose_solver`."""
+    dims = spec.dims
+    check_data(data, allow_missing=True)
+    where = cell_locator(data, dims)
+    y = np.asarray(data.transpose(*dims).values, dtype=float)
+    if mask is not None:
+        mask = aligned_mask(data, mask)
+        y = np.where(mask.transpose(*dims).values, y, np.nan)
+    seen = np.isfinite(y)
+    if not seen.any():
+        raise ValueError(f"all {y.size} cells given to condition() are NaN or masked: there is nothing to condition on")
+    if gaps is False and not seen.all():
+        missing = ~seen
+        raise ValueError(
+            f"gaps=False, but {int(missing.sum())} cell(s) are NaN or masked (at {where(missing)}): drop gaps=False"
+        )
+    likelihood, sd = spec.likelihood, None
+    if known is not None:
+        sd = align_cell_values(data, dims, known, "noise_sd", allow_nan=True)
+        likelihood.check(y, where, {"noise_sd": sd})
+        _check_some_noise(spec, sd, seen, where)
+        likelihood = likelihood.with_data(noise_sd=sd)
+    hull = hull_factors(seen, factors)
+    name = choose_solver("auto", seen, sd, hull, where)
+    if name != "kronecker" and spec.solver == "iterative":
+        name = "iterative"
+    spec = replace(spec, factors=hull, solver=replace(spec.solver, name=name), likelihood=likelihood)
+    return Conditioned(data, spec, mask)
+
+
+def _check_some_noise(spec: ModelSpec, sd: np.ndarray, seen: np.ndarray, where) -> None:
+    """A fit with its noise sd fixed at 0 needs known noise > 0 at every observed cell."""
+    noise = spec.priors.get("noise")
+    if noise is None or is_prior(noise) or float(noise) > 0:
+        return
+    zero = seen & ~(sd > 0)
+    if zero.any():
+        raise ValueError(
+            f"the fit's noise is fixed at 0, and noise_sd is 0 at {int(zero.sum())} observed cell(s) (at "
+            f"{where(zero)}), which leaves them with no noise at all: give noise_sd > 0 there, or mask them"
+        )
 
 
 def _require_finite(block: np.ndarray) -> np.ndarray:
     if not np.all(np.isfinite(block)):
         raise ValueError(
-            f"{int(np.sum(~np.isfinite(block)))} NaN/inf cells in a chunk of the data given to condition(): "
-            "it needs a complete grid"
+            f"{int(np.sum(~np.isfinite(block)))} NaN/inf cells in a chunk of the data given to condition(): without "
+            "mask= or per-cell noise_sd a dask-backed grid is conditioned on lazily, which needs it complete. For a "
+            "grid with gaps pass condition(data, gaps=True) (fit(..., subsample=...) does where its thinned grid "
+            "has gaps): its values are then read when predict() or sample() first needs the posterior"
         )
     return block

@@ -43,6 +43,10 @@ class KronFit:
         ``"map"``, ``"nuts"`` or ``"advi"``.
     """
 
+    _pending = None
+    """Set by :meth:`condition` on dask-backed data that may have gaps: reads them and returns the
+    final data, spec and mask (:class:`xkron.results.conditioned.Conditioned`); see :meth:`_resolve`."""
+
     def __init__(
         self,
         data: xr.DataArray,
@@ -77,7 +81,8 @@ class KronFit:
         """The PyMC model (rebuilt from the data and spec after :func:`xkron.open_fit`)."""
         from xkron.models.build import build_model  # PyMC: imported when a model is asked for
 
-        return build_model(self._data_tensor, self.spec)
+        tensor = self._data_tensor  # first: it may settle the spec (see _resolve)
+        return build_model(tensor, self.spec)
 
     def release_caches(self) -> None:
         """Drop the PyMC model and the conditioned posteriors (both rebuilt on demand): a fit that
@@ -90,9 +95,19 @@ class KronFit:
         """Grid dims in factor order."""
         return self.spec.dims
 
+    def _resolve(self) -> None:
+        """Read the dask-backed gappy data that :meth:`condition` left lazy: they decide the solver and
+        the observed grid (``spec``), and the posterior needs their values. Runs once, when
+        ``predict``, ``sample``, ``model`` or ``to_netcdf`` first needs them; ``data`` is then in memory."""
+        if self._pending is None:
+            return
+        done, self._pending = self._pending(), None
+        self.data, self.spec, self.mask = done.data, done.spec, done.mask
+
     @cached_property
     def _data_tensor(self) -> np.ndarray:
         """The data the model sees: over the grid (latent), or over the observed grid (marginal)."""
+        self._resolve()
         data = self.data.transpose(*self.dims)
         if is_dask(data.data):
             # Lazy: a complete grid conditioned without computing (predict and sample stay dask).
@@ -113,8 +128,9 @@ class KronFit:
         if self.spec.latent:
             v = self.posterior["posterior"]["v"].stack(sample=("chain", "draw")).transpose("sample", ...)
             latent = np.asarray(v.values)
-        posteriors = DrawPosteriors(self._data_tensor, self.spec, draws, latent)
-        if 2 * self._data_tensor.size * 8 * len(draws) <= POSTERIOR_CACHE_BYTES:
+        tensor = self._data_tensor  # first: it may settle the spec (see _resolve)
+        posteriors = DrawPosteriors(tensor, self.spec, draws, latent)
+        if 2 * tensor.size * 8 * len(draws) <= POSTERIOR_CACHE_BYTES:
             posteriors = list(posteriors)
             self.__dict__["_posterior_cache"] = posteriors
         return posteriors
@@ -193,6 +209,7 @@ class KronFit:
         >>> result.predict(pts, noise=True)["sd"].dims
         ('point',)
         """
+        self._resolve()
         request = dict(_coords_mapping(coords, self.dims))
         request.update(coords_kwargs)
         unknown = set(request) - set(self.dims)
@@ -308,6 +325,7 @@ class KronFit:
         """
         from xkron.results.samples import sample_fields
 
+        self._resolve()
         request = dict(_coords_mapping(coords, self.dims))
         request.update(coords_kwargs)
         unknown = set(request) - set(self.dims)
@@ -315,21 +333,50 @@ class KronFit:
             raise ValueError(f"cannot sample along {sorted(unknown)}: the fit's dims are {self.dims}")
         return sample_fields(self, request, n, observed, np.random.default_rng(random_seed), progressbar)
 
-    def condition(self, data: xr.DataArray) -> KronFit:
+    def condition(
+        self,
+        data: xr.DataArray,
+        *,
+        mask: xr.DataArray | None = None,
+        noise_sd=None,
+        gaps: bool | None = None,
+    ) -> KronFit:
         """The same hyperparameters, conditioned on other data on the same dims.
 
         The use: fit the hyperparameters on a subsample (``fit(..., subsample={"time": 4})``
-        does both steps) or a window, then condition on the whole field, which may be larger
-        than memory. A dask-backed ``data`` stays lazy: ``predict()`` (smoothing on its own
-        grid, or any other grid) and ``sample()`` build chunked dask graphs that stream with
-        memory bounded by the chunks (:mod:`xkron.linalg.lazy`). Lengthscales are in coordinate
-        units, so they carry over to any resolution.
+        does both steps) or a window, then condition on the whole field. Lengthscales are in
+        coordinate units, so they carry over to any resolution. Gaussian marginal fits only.
+
+        NaN cells (and cells that ``mask`` hides) are unobserved, as in :func:`xkron.fit`: the
+        posterior conditions on every observed cell. The solver: the exact Kronecker one where
+        the grid of observed inputs is complete with equal noise; else the fit's iterative
+        solver, with its ``solver_options``, if it had one; else dense up to
+        :data:`xkron.settings.DENSE_MAX_CELLS` observed cells, iterative above.
+
+        A dask-backed ``data`` is never computed here. Without ``mask``, per-cell ``noise_sd``
+        or ``gaps=True`` it is taken as complete and stays lazy: ``predict()`` and ``sample()``
+        build chunked dask graphs that stream with memory bounded by the chunks
+        (:mod:`xkron.linalg.lazy`), and a NaN cell is an error as its chunk computes. Otherwise
+        the observed cells decide the solver, so the values are read (one ``dask.compute`` of
+        the data, mask and noise) when ``predict()``, ``sample()``, ``model`` or ``to_netcdf()``
+        first needs them; ``spec.solver`` is settled then, and ``data`` is in memory from then on.
 
         Parameters
         ----------
         data : xarray.DataArray
-            A complete grid (no NaN: for dask data this is checked as the chunks are
-            computed) on the fit's dims; Gaussian marginal fits only.
+            The grid to condition on, on the fit's dims (any coordinates).
+        mask : xarray.DataArray of bool, optional
+            True where a cell is observed, as ``fit(mask=...)``, aligned with ``data``; cells it
+            hides count as missing. ``predict(mask=True)`` re-applies it.
+        noise_sd : xarray.DataArray or float, optional
+            The known per-cell noise sd on ``data``'s grid, for fits made with ``noise_sd``
+            (refused otherwise). Default: the fit's, where it is one value for every cell; a
+            fit whose known noise differs between cells needs it.
+        gaps : bool, optional
+            For dask-backed ``data`` without ``mask`` or per-cell noise: ``True`` when it has NaN
+            cells (read into memory when first needed, as above). ``False`` requires a complete
+            grid also of numpy data. Default: gaps are found in numpy data, and not assumed in
+            dask data.
 
         Examples
         --------
@@ -340,9 +387,18 @@ class KronFit:
         >>> smooth = coarse.condition(da.chunk(10)).predict()
         >>> smooth["mean"].chunks
         ((10, 10, 10, 10), (10, 10, 10, 10))
+        >>> noisy = da.isel(a=slice(None, None, 4)).kron.fit({"a": "ExpQuad", "b": "ExpQuad"}, noise=0.01,
+        ...                                                  progressbar=False)
+        >>> gappy = noisy.condition(da.where(da.a + da.b > 0.3))
+        >>> str(gappy.spec.solver), bool(gappy.predict()["mean"].notnull().all())
+        ('dense', True)
         """
-        data, spec = conditioned_on(self.spec, self.encodings, data)
-        return KronFit(data, spec, self.encodings, self.params, self.method, optimizer=self.optimizer)
+        done = conditioned_on(self.spec, self.encodings, data, mask=mask, noise_sd=noise_sd, gaps=gaps)
+        fit = KronFit(
+            done.data, done.spec, self.encodings, self.params, self.method, optimizer=self.optimizer, mask=done.mask
+        )
+        fit._pending = done.pending
+        return fit
 
     def to_netcdf(self, path, **kwargs) -> None:
         """Write the fit (data, coords, kernels, priors, posterior, attrs) to NetCDF.
@@ -351,6 +407,7 @@ class KronFit:
         """
         from xkron.io.netcdf import write_fit
 
+        self._resolve()
         write_fit(self, path, **kwargs)
 
     def __repr__(self) -> str:
