@@ -154,18 +154,25 @@ def fit(
         - ``"dense"``: exact, by Cholesky on the observed cells (:class:`xkron.linalg.dense.DenseSystem`);
           ``O(n³)`` time and ``O(n²)`` memory in the number ``n`` of observed cells.
         - ``"iterative"``: conjugate gradients with Kronecker products for any pattern and
-          per-cell noise, log-determinants by stochastic Lanczos quadrature
-          (:class:`xkron.linalg.iterative.IterativeSystem`): ``O(N Σ n_i)`` per iteration. Missing
-          cells cost one Schur-complement solve on the missing set: few iterations for
-          scattered gaps and for static ones such as a land mask (preconditioned exactly,
-          :mod:`xkron.linalg.gaps`), more for large contiguous gaps that move. Accuracy: ``tol`` and
-          ``probes`` in ``solver_options``, measured in ``tests/test_iterative.py``.
+          per-cell noise, log-determinants by stochastic Lanczos quadrature: ``O(N Σ n_i)`` per
+          iteration. Two formulations (``solver_options={"formulation": ...}``; ``"auto"``
+          picks the smaller set and ``repr(fit)`` says which ran and how many CG iterations it
+          took): the Schur complement on the *missing* cells
+          (:class:`xkron.linalg.iterative.IterativeSystem`; few iterations for scattered gaps
+          and static ones such as a land mask, preconditioned exactly by :mod:`xkron.linalg.gaps`)
+          or CG on the *observed* cells (:class:`xkron.linalg.observed_cg.ObservedSystem`;
+          preconditioned by the leading modes of the complete grid, :mod:`xkron.linalg.spectral`),
+          for grids that are mostly missing (land plus clouds). Accuracy: ``tol`` and ``probes``
+          in ``solver_options``; ``fit.optimizer["solver"]["logp_se"]`` states the Monte Carlo
+          error of the log-likelihood at the optimum.
         - ``"auto"`` (default): ``"kronecker"`` when it applies, else ``"dense"`` up to
           :data:`DENSE_MAX_CELLS` observed cells, else ``"iterative"``.
     solver_options : dict, optional
         For ``"iterative"``: ``tol`` (CG relative residual, default 1e-8), ``probes``
-        (Rademacher probes, default 8), ``seed`` (of the probes, default 0: fits are
-        reproducible), ``variance_samples`` (Monte Carlo draws behind the predicted sd,
+        (probes of the stochastic estimates; default 8 on the missing cells, 32 on the observed
+        ones, whose gradient is wholly estimated), ``formulation`` (``"auto"``, ``"missing"``,
+        ``"observed"``), ``seed`` (of the probes, default 0: fits are reproducible),
+        ``variance_samples`` (Monte Carlo draws behind the predicted sd,
         default 128: sd error about ``1/√(2·draws)`` ≈ 6%, less where few cells are missing).
         Measured accuracy (``tests/test_iterative.py``, ``tests/test_observed.py``): on
         1,000-2,000 observed cells with 8 probes the log-likelihood is within 5e-4 relative of

@@ -25,6 +25,8 @@ hyperparameters and fits are reproducible.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 
 from xkron.linalg.cg import pcg, slq_logdet_se
@@ -55,26 +57,35 @@ class ObservedSystem(GridOperators):
 
     formulation = "observed"
 
-    def __init__(self, factors, eta2, noise_var, observed, **options):
-        super().__init__(factors, eta2, noise_var, observed, **options)
+    @cached_property
+    def preconditioner(self) -> SpectralPreconditioner:
+        """The spectral preconditioner of :meth:`loglik`'s CG runs (the data and the probes together)."""
         noise = self.noise_var.ravel()[~self.missing]
-        self.preconditioner = SpectralPreconditioner(self.eigen, self.eta2, noise, self.observed, rows=1 + self.probes)
+        return SpectralPreconditioner(self.eigen, self.eta2, noise, self.observed, rows=1 + self.probes)
 
-    def _solve_observed(self, b: np.ndarray, lanczos: bool = False, tol=None):
+    def restricted_inverse(self, r: np.ndarray) -> np.ndarray:
+        """``(F⁻¹)_oo r`` for rows ``r`` over the observed cells: the preconditioner of :meth:`solve`."""
+        return self.f_power(self.embed(r), -1.0)[:, ~self.missing]
+
+    def _pcg(self, b: np.ndarray, precondition, lanczos: bool = False, tol=None):
         tol = self.tol if tol is None else tol
-        solved = pcg(
-            self.matvec_observed, b, self.preconditioner.inverse, tol=tol, max_iter=self.max_iter, lanczos=lanczos
-        )
+        solved = pcg(self.matvec_observed, b, precondition, tol=tol, max_iter=self.max_iter, lanczos=lanczos)
         self._reports.append(solved[1])
         return solved if lanczos else solved[0]
 
     def solve(self, b: np.ndarray) -> np.ndarray:
-        """``A⁻¹ b`` for ``b`` of shape ``(*batch, *grid)``; zero at unobserved cells."""
+        """``A⁻¹ b`` for ``b`` of shape ``(*batch, *grid)``; zero at unobserved cells.
+
+        Preconditioned with the full-grid inverse restricted to the observed cells, ``(F⁻¹)_oo``
+        (two Kronecker rotations, compute-bound): for a few right-hand sides on a large grid it
+        beats the spectral preconditioner, whose ``n_o × r`` matrices are read from memory at
+        every iteration (measured in ``tests/benchmarks/README.md``). No log-determinant is needed here.
+        """
         self._reports = []
         b = np.asarray(b, dtype=float)
         batch = b.shape[: b.ndim - len(self.shape)]
         rows = b.reshape(-1, self.missing.size)[:, ~self.missing]
-        return self.embed(self._solve_observed(rows)).reshape(*batch, *self.shape)
+        return self.embed(self._pcg(rows, self.restricted_inverse)).reshape(*batch, *self.shape)
 
     def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> Loglik:
         """Estimated ``log N(y_o | mean, A)`` and its gradient, as :meth:`xkron.linalg.dense.DenseSystem.loglik`.
@@ -89,7 +100,7 @@ class ObservedSystem(GridOperators):
         z = M.probes(rng, self.probes)
         # The data's solve at tol; the probes' at PROBE_TOL at most (their Monte Carlo error dominates).
         tol = np.array([self.tol] + [max(self.tol, PROBE_TOL)] * self.probes)
-        rows, _, tridiagonals = self._solve_observed(np.concatenate([resid[None], z]), lanczos=True, tol=tol)
+        rows, _, tridiagonals = self._pcg(np.concatenate([resid[None], z]), M.inverse, lanczos=True, tol=tol)
         alpha, solved = rows[0], rows[1:]
         z_m = M.inverse(z)
         quadrature, se = slq_logdet_se(tridiagonals[1:], np.einsum("ij,ij->i", z, z_m))
