@@ -78,6 +78,16 @@ class LanczosVariance:
         """Whether the bound met the tolerance."""
         return self.bound <= self.tol
 
+    def report(self) -> dict:
+        """The summary a result can show: ``method``, ``steps``, ``sd_bound`` (achieved), ``tol``, ``converged``."""
+        return {
+            "method": "lanczos",
+            "steps": self.steps,
+            "sd_bound": self.bound,
+            "tol": self.tol,
+            "converged": self.converged,
+        }
+
 
 def lanczos_variance(
     system,
