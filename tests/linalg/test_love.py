@@ -17,11 +17,11 @@ def _matern52(a, b, ls):
     return (1 + r + r * r / 3) * np.exp(-r)
 
 
-def _problem(seed, shape, lengthscales, cloud=0.5, unequal=True, shift=0.37):
-    """Factors, cross matrices to a shifted, differently sized test grid, noise and an observed mask."""
+def _problem(seed, shape, lengthscales, cloud=0.5, unequal=True, pad=True):
+    """Factors, cross matrices to a test grid (shifted and larger with ``pad``), noise and an observed mask."""
     rng = np.random.default_rng(seed)
     grids = [np.arange(n, dtype=float) for n in shape]
-    tests = [np.linspace(-1.5, n + 0.5, n + 3) + shift for n in shape]
+    tests = [np.linspace(-1.5, n + 0.5, n + 3) + 0.37 for n in shape] if pad else grids
     Ks = [_matern52(g, g, ls) for g, ls in zip(grids, lengthscales, strict=True)]
     cross = [_matern52(t, g, ls) for t, g, ls in zip(tests, grids, lengthscales, strict=True)]
     observed = rng.random(shape) > cloud
@@ -91,11 +91,10 @@ def test_enough_steps_give_the_dense_sd():
     np.testing.assert_allclose(np.sqrt(out.variance), np.sqrt(exact), rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("unequal", [False, True])
-def test_default_tolerance_holds_on_a_window_of_thousands_of_cells(unequal):
-    """About 3000 observed cells of a 6 × 30 × 34 grid with clouds and a block gap."""
-    Ks, cross, noise, observed = _problem(6, (6, 30, 34), (2.0, 6.0, 8.0), cloud=0.4, unequal=unequal)
-    assert 2500 < observed.sum() < 4000
+def test_default_tolerance_holds_on_a_window_of_thousands_of_cells():
+    """About 2600 observed cells of a 6 × 24 × 28 grid with clouds, a block gap and unequal noise."""
+    Ks, cross, noise, observed = _problem(6, (6, 24, 28), (3.0, 6.0, 8.0), cloud=0.3, pad=False)
+    assert 2000 < observed.sum() < 4000
     exact = _dense_variance(Ks, cross, 1.0, noise, observed)
     system = IterativeSystem(Ks, 1.0, noise, observed)
     with warnings.catch_warnings():

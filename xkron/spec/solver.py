@@ -33,7 +33,8 @@ clouds), or ``"auto"``: the cheaper one for the data (:func:`xkron.linalg.system
 
 VARIANCES = ("sampled", "lanczos")
 """How the iterative solver's predicted variance is computed: Monte Carlo draws with a Kronecker
-control variate, or Lanczos (LOVE) with a rigorous error bracket."""
+control variate, or (the default) Lanczos (LOVE) with a rigorous error bracket, stopped when the sd
+is within ``variance_tol`` (:func:`xkron.linalg.love.lanczos_variance`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -84,7 +85,7 @@ class Solver:
     max_iter: int = CG_MAX_ITER
     variance_samples: int = VARIANCE_SAMPLES
     formulation: str = "auto"
-    variance: str = "sampled"
+    variance: str = "lanczos"
     variance_tol: float = VARIANCE_TOL
     variance_steps: int | None = None
 
