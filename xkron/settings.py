@@ -154,3 +154,27 @@ SPECTRAL_MAX_RANK = 3000
 SPECTRAL_BYTES = 2**30
 """Memory of the spectral preconditioner's two ``n_observed × rank`` matrices, ``16 · n_observed · rank``
 bytes (1 GiB): 150,000 observed cells keep at most 447 modes."""
+
+# --- Lanczos (LOVE) predicted variance ---------------------------------------------------------
+
+VARIANCE_TOL = 0.01
+"""Default bound on the relative error of the iterative solver's predicted sd at every cell
+(``solver_options variance_tol``, :func:`xkron.linalg.love.lanczos_variance`): the Lanczos bracket is
+rigorous, so 1% is a guarantee, within the 2% that gap filling asks of the sd."""
+
+LANCZOS_MAX_STEPS = 3000
+"""Most Lanczos steps of the predicted variance (``solver_options variance_steps`` overrides):
+reorthogonalisation costs ``n_o k²``, so past a few thousand steps the variance would cost more
+than the Monte Carlo estimate it replaces."""
+
+LANCZOS_MAX_BYTES = 2**30
+"""Most bytes of the Lanczos basis ``Q`` (``k`` float64 vectors over the observed cells): 1 GiB
+keeps a 150,000-observed-cell grid (about 890 steps) inside a 3 GB run."""
+
+LANCZOS_BLOCK = 8
+"""Lanczos vectors per block: the reorthogonalisation reads ``Q`` once per block instead of once per
+vector (it is memory-bound), and the Kronecker products run on ``p`` rows at once."""
+
+LANCZOS_CHECK_STEPS = 32
+"""Lanczos vectors between checks of the variance bracket: a check costs a few passes over the
+test cells, about one block's Kronecker products, so checking every few blocks keeps it minor."""

@@ -48,10 +48,12 @@ def _dense(da, sd):
     return logp, mean.reshape(6, 7), cov
 
 
-@pytest.mark.parametrize("solver", ["dense", "iterative"])
-def test_logp_and_gap_filling_equal_the_dense_gp(solver):
+@pytest.mark.parametrize(("solver", "variance"), [("dense", None), ("iterative", "lanczos"), ("iterative", "sampled")])
+def test_logp_and_gap_filling_equal_the_dense_gp(solver, variance):
     da, sd = _data()
-    options = {"variance_samples": 2000, "probes": 64} if solver == "iterative" else None
+    options = (
+        {"variance_samples": 2000, "probes": 64, "variance": variance, "tol": 1e-10} if solver == "iterative" else None
+    )
     fit = da.kron.fit(KERNELS, **VALUES, noise_sd=sd, solver=solver, solver_options=options, progressbar=False)
     assert fit.spec.solver == solver
     logp, mean, cov = _dense(da, sd)
@@ -62,6 +64,8 @@ def test_logp_and_gap_filling_equal_the_dense_gp(solver):
     var = np.diag(cov).reshape(6, 7)
     if solver == "dense":
         np.testing.assert_allclose(filled["sd"].values ** 2, var, rtol=1e-8, atol=1e-12)
+    elif variance == "lanczos":  # the rigorous Lanczos bracket, stopped at the default 1% on the sd
+        np.testing.assert_allclose(filled["sd"].values, np.sqrt(var), rtol=fit.spec.solver.variance_tol)
     else:  # control-variate Monte Carlo, 2000 draws: sd to ~3% (Monte Carlo error 1/√(2·2000) ≈ 1.6%)
         np.testing.assert_allclose(filled["sd"].values, np.sqrt(var), rtol=0.06)
     assert filled["mean"].attrs["units"] == "K"

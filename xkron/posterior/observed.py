@@ -1,19 +1,21 @@
 """The GP posterior on the observed cells of a grid: missing cells or per-cell noise.
 
 :class:`ObservedPosterior` conditions with the dense (Cholesky) or iterative (conjugate
-gradients) system of :mod:`xkron.linalg`; its variance on a grid is the Monte Carlo estimate
-with a Kronecker control variate of :func:`sampled_variance` (exact with the dense system).
+gradients) system of :mod:`xkron.linalg`; its variance is exact with the dense system; with the
+iterative one, a Lanczos estimate with a rigorous bracket (:func:`xkron.linalg.love.lanczos_variance`)
+or the Monte Carlo estimate with a Kronecker control variate of :func:`sampled_variance`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
 from xkron.linalg.kronecker import kron_contract
+from xkron.linalg.love import lanczos_variance
 from xkron.linalg.systems import make_system
 from xkron.posterior.conditional import TestInputs, place_axes, prior_variance
 from xkron.posterior.fields import apply_factors, union_roots
@@ -36,7 +38,10 @@ class ObservedPosterior:
     cells of ``y``), handled by the system of ``solver`` (:func:`xkron.linalg.systems.make_system`):
     :class:`xkron.linalg.dense.DenseSystem` (exact) or :class:`xkron.linalg.iterative.IterativeSystem`.
 
-    With the iterative solver the variance ``η² k** − η⁴ k*ᵀA⁻¹k*`` is estimated: the explained
+    With the iterative solver and ``solver.variance == "lanczos"`` the variance ``η² k** − η⁴ k*ᵀA⁻¹k*``
+    is the midpoint of a rigorous Lanczos bracket, within ``solver.variance_tol`` in relative sd
+    (:func:`xkron.linalg.love.lanczos_variance`; the bound reached is in :attr:`variance_reports`).
+    With ``"sampled"`` it is estimated: the explained
     part ``η⁴ k*ᵀA⁻¹k*`` is ``Var(η² k*ᵀ A⁻¹ ε_o)`` for ``ε ~ N(0, G)`` on the grid, and the same
     draws give ``η² k*ᵀ F⁻¹ ε'`` (``ε'`` sharing ``ε``'s field part), whose variance under the
     complete-grid Kronecker model ``F`` is known exactly; their difference is the control variate
@@ -64,6 +69,9 @@ class ObservedPosterior:
     alpha: np.ndarray
     known_var: np.ndarray | float = 0.0
     solver: Solver = DENSE
+    variance_reports: list = field(default_factory=list, compare=False, repr=False)
+    """One entry per Lanczos variance computed by :meth:`moments` (:meth:`LanczosVariance.report`):
+    steps, the achieved relative sd bound and the tolerance, for results to surface."""
 
     @classmethod
     def condition(
@@ -99,6 +107,21 @@ class ObservedPosterior:
         if self.solver.name == "dense":
             explained = self._dense_explained(cross, labels, out_order, mean.shape)
             var = prior_variance(self.factors, self.values, tests, out_order) - explained
+        elif self.solver.variance == "lanczos":
+            prior = np.broadcast_to(prior_variance(self.factors, self.values, tests, out_order), mean.shape)
+            s = self.solver
+            result = lanczos_variance(
+                self.system,
+                cross,
+                labels,
+                out_order,
+                prior,
+                tol=s.variance_tol,
+                max_steps=s.variance_steps,
+                seed=s.seed,
+            )
+            self.variance_reports.append(result.report())
+            var = result.variance
         elif len(set("".join(labels))) == len("".join(labels)):  # a grid
             rng = np.random.default_rng(self.solver.seed)
             var = sampled_variance(self, tests, out_order, self.solver.variance_samples, rng)

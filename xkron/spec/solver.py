@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from xkron.settings import CG_MAX_ITER, CG_TOL, VARIANCE_SAMPLES
+import numpy as np
+
+from xkron.settings import CG_MAX_ITER, CG_TOL, VARIANCE_SAMPLES, VARIANCE_TOL
 
 __all__ = ["FORMULATIONS", "SOLVERS", "VARIANCES", "Solver"]
 
@@ -31,7 +33,8 @@ clouds), or ``"auto"``: the cheaper one for the data (:func:`xkron.linalg.system
 
 VARIANCES = ("sampled", "lanczos")
 """How the iterative solver's predicted variance is computed: Monte Carlo draws with a Kronecker
-control variate, or Lanczos (LOVE) with a rigorous error bracket."""
+control variate, or (the default) Lanczos (LOVE) with a rigorous error bracket, stopped when the sd
+is within ``variance_tol`` (:func:`xkron.linalg.love.lanczos_variance`)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +65,13 @@ class Solver:
         See :data:`FORMULATIONS`.
     variance : {"sampled", "lanczos"}
         See :data:`VARIANCES`.
+    variance_tol : float
+        With ``variance="lanczos"``: the bound on the relative error of the predicted sd at every
+        cell at which Lanczos stops (:func:`xkron.linalg.love.lanczos_variance`; its bracket is rigorous).
+    variance_steps : int or None
+        With ``variance="lanczos"``: the most Lanczos steps (None: as many as
+        :data:`xkron.settings.LANCZOS_MAX_BYTES` of basis allow, at most
+        :data:`xkron.settings.LANCZOS_MAX_STEPS`); spending them warns with the bound reached.
 
     Examples
     --------
@@ -77,7 +87,9 @@ class Solver:
     max_iter: int = CG_MAX_ITER
     variance_samples: int = VARIANCE_SAMPLES
     formulation: str = "auto"
-    variance: str = "sampled"
+    variance: str = "lanczos"
+    variance_tol: float = VARIANCE_TOL
+    variance_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.name not in SOLVERS:
@@ -86,6 +98,13 @@ class Solver:
             raise ValueError(f"solver_options formulation={self.formulation!r} is not one of {FORMULATIONS}")
         if self.variance not in VARIANCES:
             raise ValueError(f"solver_options variance={self.variance!r} is not one of {VARIANCES}")
+        if not (isinstance(self.variance_tol, int | float) and self.variance_tol > 0):
+            raise ValueError(f"solver_options variance_tol={self.variance_tol!r} must be a positive number, e.g. 0.01")
+        steps = self.variance_steps
+        if steps is not None and not (
+            isinstance(steps, int | np.integer) and not isinstance(steps, bool) and steps > 0
+        ):
+            raise ValueError(f"solver_options variance_steps={steps!r} must be a positive integer or None")
 
     @classmethod
     def from_options(cls, name: str, options: Mapping[str, Any] | None = None) -> Solver:
