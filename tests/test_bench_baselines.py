@@ -16,7 +16,7 @@ import xarray as xr
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "benchmarks"))
 
-import gappy_grids as gg  # noqa: E402
+import gappy_grids as gg
 
 
 def _grid(values: np.ndarray) -> xr.DataArray:

@@ -46,7 +46,9 @@ Issue 4's tasks, unchanged:
 
 Each measurement runs in a fresh child process (``bench_core.run_child``, single-threaded BLAS) under
 the wall-clock limit ``--limit``; one that runs past it is reported as "did not finish in N s". Peak
-memory is the child's peak RSS (interpreter and imports included, ~300 MB).
+memory is the child's peak RSS (interpreter and imports included, ~300 MB). The xkron measured is the
+one of the repository this script is in (``--xkron PATH`` measures another checkout's, e.g. an older
+commit's ``git worktree``), whatever the environment has installed; the header names it and its commit.
 """
 
 from __future__ import annotations
@@ -60,18 +62,26 @@ import time
 _HERE = os.path.dirname(os.path.abspath(__file__))
 if _HERE not in sys.path:
     sys.path.insert(0, _HERE)
+CHECKOUT = os.path.dirname(os.path.dirname(_HERE))
+"""The repository this script lives in: its xkron is the one measured (unless ``--xkron`` names another)."""
 
 import bench_core as core  # noqa: E402
 import gappy_grids as gg  # noqa: E402
 
 TRUTH = {"amplitude": 1.0, "noise": 0.1}
 
-CONFIGS = {
-    "today": {"solver": "iterative", "solver_options": {"formulation": "missing", "variance": "sampled"}},
-    "new": {},
-    "new+subsample": {"subsample": {"latitude": 2, "longitude": 2}},
+TODAY = {"solver": "iterative", "solver_options": {"formulation": "missing", "variance": "sampled"}}
+"""The solver before issue 13: CG on the Schur complement of the missing cells, Monte Carlo variances."""
+
+CONFIGS = {"today": TODAY, "new": {}, "new+subsample": {"subsample": {"latitude": 2, "longitude": 2}}}
+"""xkron fits compared on each gappy grid (keyword arguments of ``xkron.fit``): ``new`` is the default."""
+
+WINDOW_CONFIGS = {
+    "today": TODAY,
+    "iterative": {"solver": "iterative"},
+    "iterative, lanczos sd": {"solver": "iterative", "solver_options": {"variance": "lanczos"}},
 }
-"""xkron fits compared on each task (keyword arguments of ``xkron.fit``)."""
+"""Iterative fits compared with the dense GP on the windows (``solver="auto"`` would pick the dense one there)."""
 
 SIZES = {
     "full": {
@@ -96,7 +106,7 @@ WINDOW_TIME = {"satellite": None, "coarse": 20}
 
 HYPER_TOL, SD_TOL = 0.01, 0.02
 
-STATED_ERROR = ("logp_sd", "logp_error", "tolerance")
+STATED_ERROR = ("logp_se", "logp_sd", "logp_error", "tolerance")
 """Attributes of a log-likelihood result that may state its error (printed when present)."""
 
 
@@ -157,13 +167,28 @@ def window_of(grid: gg.GappyGrid, target: int, n_time: int | None) -> gg.GappyGr
 # --------------------------------------------------------------------------------------------- jobs (in children)
 
 
-def _solver_report(fit) -> dict | None:
-    """Whatever the fit says about its linear algebra (formulation, CG iterations), or None."""
-    found = {}
-    for source in (fit.optimizer or {}), getattr(fit, "report", None) or {}, getattr(fit, "solver_report", None) or {}:
-        if isinstance(source, dict):
-            found |= {k: v for k, v in source.items() if any(w in k for w in ("cg", "formulation", "solver"))}
-    return {k: (v if isinstance(v, int | float | str | bool) else str(v)) for k, v in found.items()} or None
+def job_where() -> dict:
+    """Which xkron the children import, and its git commit (``git describe --always --dirty``)."""
+    import subprocess
+
+    import xkron
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(xkron.__file__)))
+    git = subprocess.run(["git", "-C", root, "describe", "--always", "--dirty"], capture_output=True, text=True)
+    return {"path": root, "commit": git.stdout.strip() or "unknown"}
+
+
+def _solver_report(fit) -> str | None:
+    """What the fit says about its linear algebra (``fit.optimizer["solver"]``: formulation, CG iterations,
+    the log-likelihood's standard error), on one line; None where the fit has no such report."""
+    report = (fit.optimizer or {}).get("solver")
+    if not isinstance(report, dict):
+        return None
+    names = {"formulation": "", "cg_iterations": "cg ", "logp_se": "logp se ", "cg_converged": "converged "}
+    parts = [f"{label}{_fmt(report[k])}" for k, label in names.items() if k in report]
+    skip = {*names, "cg_residual", "observed_cells"}
+    parts += [f"{k}={_fmt(v)}" for k, v in report.items() if k not in skip]
+    return ", ".join(parts)
 
 
 def job_fill(task: str, size: dict, method: str) -> dict:
@@ -253,7 +278,7 @@ def _loglik_checks(fit, seeds: int = 5) -> dict:
 
 
 def job_window(task: str, size: dict, config: str, dense_params: dict | None) -> dict:
-    """An exactness window: fit with ``config`` (``"dense"`` or one of :data:`CONFIGS`), one start.
+    """An exactness window: fit with ``config`` (``"dense"`` or one of :data:`WINDOW_CONFIGS`), one start.
 
     Returns the fitted values and the predicted field sd; the dense fit adds the log-likelihood
     checks, an iterative one the sd at the dense optimum (its own solver conditioned on the dense
@@ -264,7 +289,7 @@ def job_window(task: str, size: dict, config: str, dense_params: dict | None) ->
     import xkron
 
     grid = window_of(make_grid(task, size["grid"]), size["target"], WINDOW_TIME[task])
-    options = {"solver": "dense"} if config == "dense" else dict(CONFIGS[config])
+    options = {"solver": "dense"} if config == "dense" else dict(WINDOW_CONFIGS[config])
     fit, _, sd, fit_s, predict_s = _fit_and_predict(grid.data, kernels_for(task), options | {"restarts": 0})
     out = {
         "fit_s": fit_s,
@@ -422,6 +447,37 @@ def _score_names(results: list[dict]) -> list[str]:
     return names
 
 
+def _error(res: dict, width: int = 60) -> str:
+    """A failed child's error, first line, cut to ``width``."""
+    return str(res.get("error", "")).splitlines()[0][:width]
+
+
+def _fill_row(task: str, name: str, res: dict, names: list[str]) -> list:
+    """One row of a gappy-grid table: a baseline or an xkron fit."""
+    if not res.get("ok"):
+        return [name, _error(res)]
+    xkron_row = "solver" in res
+    opt = res.get("optimizer", {})
+    if xkron_row:
+        solver = f"{res['solver']} {res['solver_options'] or ''}".strip()
+        report = res["solver_report"] or "n/a"
+        nit = f"{opt.get('nit')}/{opt.get('n_starts')}"
+    else:
+        solver = f"k={res['info']['k']}, {res['info']['iterations']} it" if name == "dineof" else name
+        report, nit = "-", "-"
+    return [
+        name, solver, res.get("fit_s"), res.get("predict_s"), f"{_fmt(res['total_s'])} [{_fmt(res['cpu_s'])}]",
+        res["peak_mb"], nit, report, *[res["scores"].get(n) for n in names],
+        _target_check(task, res) if xkron_row else "-",
+    ]  # fmt: skip
+
+
+def _print_failures(results: dict) -> None:
+    for name, res in results.items():
+        if not res.get("ok"):
+            print(f"  {name}: {_error(res, 400)}")
+
+
 def task_fill(task: str, size: dict, args, raw: dict) -> None:
     """Baselines and every xkron configuration on one gappy grid; one table."""
     grid = make_grid(task, size)
@@ -434,24 +490,10 @@ def task_fill(task: str, size: dict, args, raw: dict) -> None:
     raw[task] = {"grid": grid.summary(), "size": size, "results": results}
     names = _score_names(list(results.values()))
     head = ["method", "solver", "MAP fit", "mean+sd", "total [cpu]", "peak MB", "nit/starts", "solver report"]
-    rows = []
-    for name, res in results.items():
-        if not res.get("ok"):
-            rows.append([name, str(res.get("error", "")).splitlines()[0][:100]] + [""] * (len(head) + len(names) - 1))
-            continue
-        opt = res.get("optimizer", {})
-        nit = f"{opt.get('nit')}/{opt.get('n_starts')}" if opt else "-"
-        report = res.get("solver_report")
-        solver = f"{res['solver']} {res['solver_options'] or ''}".strip() if "solver" in res else name
-        if name == "dineof":
-            solver = f"k={res['info']['k']}, {res['info']['iterations']} it"
-        rows.append(
-            [name, solver, res.get("fit_s"), res.get("predict_s"), f"{_fmt(res['total_s'])} [{_fmt(res['cpu_s'])}]",
-             res["peak_mb"], nit, "n/a" if report is None and "solver" in res else (report or "-")]
-            + [res["scores"].get(n) for n in names]
-            + [_target_check(task, res) if "solver" in res else "-"]
-        )  # fmt: skip
-    print(table([*head, *names, "target"], rows), flush=True)
+    head += [*names, "target"]
+    rows = [_fill_row(task, name, res, names) for name, res in results.items()]
+    print(table(head, [r + [""] * (len(head) - len(r)) for r in rows]), flush=True)
+    _print_failures(results)
     for name, res in results.items():
         if res.get("ok") and "params" in res:
             print(f"  {name} params: " + ", ".join(f"{k}={v:.4g}" for k, v in res["params"].items()))
@@ -497,11 +539,11 @@ def task_windows(size: dict, args, raw: dict) -> None:
                 f"{_fmt(ll[formulation]['stated'])}; {ll[formulation]['seconds']:.3g} s each"
             )
         rows, raw[f"windows_{task}"] = [], {"dense": dense}
-        for config in CONFIGS:
+        for config in WINDOW_CONFIGS:
             res = run(job_window, args.limit, task=task, size=wsize, config=config, dense_params=dense["params"])
             raw[f"windows_{task}"][config] = res
             if not res.get("ok"):
-                rows.append([config, str(res.get("error", "")).splitlines()[0][:100], "", "", "", "", "", ""])
+                rows.append([config, _error(res), "", "", "", "", "", ""])
                 continue
             rel = _param_differences(res["params"], dense["params"])
             worst = max(rel, key=rel.get)
@@ -516,6 +558,7 @@ def task_windows(size: dict, args, raw: dict) -> None:
         head = ["config", "solver", "fit s", "worst param rel diff", "sd rel diff max/median (own optimum)",
                 "sd rel diff max/median (dense optimum)", "solver report", "target"]  # fmt: skip
         print(table(head, rows), flush=True)
+        _print_failures({k: v for k, v in raw[f"windows_{task}"].items() if k != "dense"})
         print("  dense params: " + ", ".join(f"{k}={v:.5g}" for k, v in dense["params"].items()))
 
 
@@ -553,6 +596,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--ostia-months", type=int, help="months of OSTIA from 2007-04 (54: the whole record)")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    parser.add_argument("--xkron", metavar="PATH", help="repository whose xkron is measured (default: this one)")
     args = parser.parse_args(argv)
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if not set(tasks) <= set(TASKS):
@@ -567,6 +611,7 @@ def main(argv=None) -> int:
         sizes["ostia"] |= {"months": args.ostia_months, "first": first}
     for var in core.BLAS_THREAD_VARS:  # single-threaded BLAS: children read it before numpy loads
         os.environ[var] = "1"
+    sys.path.insert(0, os.path.abspath(args.xkron or CHECKOUT))  # spawned children inherit sys.path
 
     start = time.perf_counter()
     info = core.run_child(core.job_env)
@@ -574,6 +619,8 @@ def main(argv=None) -> int:
         print("environment probe failed:", info.get("error"))
         return 1
     core.print_header("bench_missing.py", mode, info)
+    where = core.run_child(job_where)
+    print(f"xkron measured: {where.get('path', where.get('error'))} at {where.get('commit')}")
     print(f"load average (1/5/15 min) at start: {core._load()}; tasks={tasks}; limit per child {args.limit:.0f} s")
     raw = {}
     for task in ("satellite", "coarse", "ostia"):
