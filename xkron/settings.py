@@ -23,7 +23,7 @@ there the whole trace of the gradient is estimated, and 8 probes left a lengthsc
 dense optimum on 4,249 observed cells where 32 left it within 0.6% (``tests/benchmarks/README.md``)."""
 
 PROBE_TOL = 1e-4
-"""Relative residual of the probes' CG runs on the observed cells (the data's solve keeps ``tol``):
+"""Relative residual of the probes' CG runs in both formulations (the data's solve keeps ``tol``):
 their Monte Carlo error is far larger than a 1e-4 solve error, and the Lanczos quadrature of the
 log-determinant converges before the solve does."""
 

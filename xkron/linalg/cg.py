@@ -73,31 +73,43 @@ def pcg(
     active = np.ones(len(b), dtype=bool)
     iterations = np.zeros(len(b), dtype=int)
     residuals = np.linalg.norm(b, axis=1) / norms
-    steps: list[list[tuple[float, float]]] = [[] for _ in range(len(b))]
+    history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     active &= residuals > tol
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0:
             break
-        q = matvec(p[idx])
-        alpha = rz[idx] / np.einsum("ij,ij->i", p[idx], q)
-        x[idx] += alpha[:, None] * p[idx]
-        r[idx] -= alpha[:, None] * q
-        residuals[idx] = np.linalg.norm(r[idx], axis=1) / norms[idx]
-        iterations[idx] += 1
-        z_new = precondition(r[idx])
-        rz_new = np.einsum("ij,ij->i", r[idx], z_new)
-        beta = rz_new / rz[idx]
-        p[idx] = z_new + beta[:, None] * p[idx]
-        rz[idx] = rz_new
-        for k, j in enumerate(idx):
-            steps[j].append((alpha[k], beta[k]))
-        active[idx] = residuals[idx] > tol[idx]
+        # All rows still running (the common case): whole-array views instead of fancy-indexed copies.
+        sel = slice(None) if idx.size == len(b) else idx
+        p_sel = p[sel]
+        q = matvec(p_sel)
+        alpha = rz[sel] / np.einsum("ij,ij->i", p_sel, q)
+        x[sel] += alpha[:, None] * p_sel
+        r_sel = r[sel] - alpha[:, None] * q
+        r[sel] = r_sel
+        residuals[sel] = np.linalg.norm(r_sel, axis=1) / norms[sel]
+        iterations[sel] += 1
+        z_new = precondition(r_sel)
+        rz_new = np.einsum("ij,ij->i", r_sel, z_new)
+        beta = rz_new / rz[sel]
+        p[sel] = z_new + beta[:, None] * p_sel
+        rz[sel] = rz_new
+        history.append((idx, alpha, beta))
+        active[sel] = residuals[sel] > tol[sel]
     converged = bool(np.all(residuals <= tol))
     report = CGReport(int(iterations.max(initial=0)), float(residuals.max(initial=0.0)), converged)
     if not lanczos:
         return x, report
-    return x, report, [_tridiagonal(s) for s in steps]
+    return x, report, _tridiagonals(history, len(b))
+
+
+def _tridiagonals(history, rows: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each row's Lanczos tridiagonal from the CG step sizes ``(α, β)`` of the iterations it ran."""
+    steps: list[list[tuple[float, float]]] = [[] for _ in range(rows)]
+    for idx, alpha, beta in history:
+        for k, j in enumerate(idx.tolist()):
+            steps[j].append((alpha[k], beta[k]))
+    return [_tridiagonal(row) for row in steps]
 
 
 def _tridiagonal(steps: Sequence[tuple[float, float]]) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,7 @@ from xkron.linalg.gaps import StaticGapPreconditioner
 from xkron.linalg.gridops import GridOperators
 from xkron.linalg.kronecker import marginal_loglik
 from xkron.linalg.loglik import Loglik
+from xkron.settings import PROBE_TOL
 
 __all__ = ["IterativeSystem"]
 
@@ -91,13 +92,13 @@ class IterativeSystem(GridOperators):
         t = self._g_solve(b)
         if not self.missing.any():
             return t, [], None
-        rhs = t[:, self.missing]
+        rhs, tol = t[:, self.missing], np.full(len(b), self.tol)
         if lanczos_rows is not None:
+            # The probes' solves at PROBE_TOL at most: their Monte Carlo error dominates.
             rhs = np.concatenate([rhs, lanczos_rows])
+            tol = np.concatenate([tol, np.full(len(lanczos_rows), max(self.tol, PROBE_TOL))])
         precondition = None if self.gaps is None else (lambda v: self.gaps.power(v, -1.0))
-        c, report, tridiagonals = pcg(
-            self._s_matvec, rhs, precondition, tol=self.tol, max_iter=self.max_iter, lanczos=True
-        )
+        c, report, tridiagonals = pcg(self._s_matvec, rhs, precondition, tol=tol, max_iter=self.max_iter, lanczos=True)
         self._reports.append(report)
         full = np.zeros_like(b)
         full[:, self.missing] = c[: len(b)]
