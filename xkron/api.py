@@ -172,13 +172,14 @@ def fit(
         (probes of the stochastic estimates; default 8 on the missing cells, 32 on the observed
         ones, whose gradient is wholly estimated), ``formulation`` (``"auto"``, ``"missing"``,
         ``"observed"``), ``seed`` (of the probes, default 0: fits are reproducible),
-        ``variance_samples`` (Monte Carlo draws behind the predicted sd,
-        default 128: sd error about ``1/√(2·draws)`` ≈ 6%, less where few cells are missing).
-        Measured accuracy (``tests/test_iterative.py``, ``tests/test_observed.py``): on
-        1,000-2,000 observed cells with 8 probes the log-likelihood is within 5e-4 relative of
-        the exact value, gradients within 2.5% (0.2% unless a large gap is missing) and MAP
-        hyperparameters within 0.5% of the dense optimum (16 probes); a complete grid with equal
-        noise is exact. Use ``"dense"`` where it fits in memory for exact numbers. A key no
+        ``variance`` (``"sampled"``, default: a control-variate Monte Carlo estimate of the
+        predicted sd from ``variance_samples`` = 128 draws, about 6% error; ``"lanczos"``: by
+        Lanczos with a rigorous per-cell bracket, within ``variance_tol`` = 1% of the exact sd,
+        or a warning stating the bound reached within ``variance_steps`` steps: fine up to a
+        few thousand observed cells, short of its budget on tens of thousands today). The log-likelihood's
+        Monte Carlo standard error at the optimum is in ``fit.optimizer["solver"]``; measured
+        accuracy against the dense GP is in ``tests/benchmarks/README.md``; a complete grid with
+        equal noise is exact. Use ``"dense"`` where it fits in memory for exact numbers. A key no
         solver reads is an error, as are keys for another solver than an explicit ``solver``,
         and ``solver``/``solver_options`` for latent models (which always use the Kronecker
         factorisation); with ``"auto"``, options its choice does not read are warned about.

@@ -32,7 +32,7 @@ def _posteriors(solver):
 
 
 def test_lanczos_variance_on_a_test_grid_equals_the_dense_one():
-    solver = Solver("iterative", variance_tol=1e-4)
+    solver = Solver("iterative", variance="lanczos", variance_tol=1e-4)
     dense, lanczos = _posteriors(solver)
     tests = [Inputs("a", (np.linspace(-1, 6, 11),)), Inputs("b", (np.linspace(-0.2, 1.3, 9),))]
     mean_d, var_d = dense.moments(tests, "ba", noise=True)
@@ -44,7 +44,7 @@ def test_lanczos_variance_on_a_test_grid_equals_the_dense_one():
 
 
 def test_lanczos_variance_at_scattered_points_equals_the_dense_one():
-    dense, lanczos = _posteriors(Solver("iterative"))
+    dense, lanczos = _posteriors(Solver("iterative", variance="lanczos"))
     rng = np.random.default_rng(3)
     pts = [Inputs("p", (rng.uniform(0, 5, 20),)), Inputs("p", (rng.uniform(0, 1, 20),))]
     _, var_d = dense.moments(pts, "p")
@@ -54,7 +54,7 @@ def test_lanczos_variance_at_scattered_points_equals_the_dense_one():
 
 
 def test_step_budget_warns_and_still_returns_a_bracketed_variance():
-    dense, lanczos = _posteriors(Solver("iterative", variance_tol=1e-6, variance_steps=3))
+    dense, lanczos = _posteriors(Solver("iterative", variance="lanczos", variance_tol=1e-6, variance_steps=3))
     tests = [Inputs("a", (T,)), Inputs("b", (X,))]
     with pytest.warns(RuntimeWarning, match="budget of 3 steps"):
         _, var_l = lanczos.moments(tests, "ab")
@@ -79,9 +79,9 @@ def test_bad_lanczos_options_are_refused(options, message):
         Solver("iterative", **options)
 
 
-def test_lanczos_is_the_default_and_its_options_round_trip():
-    assert Solver("iterative").variance == "lanczos"
-    solver = Solver.from_options("iterative", {"variance_tol": 0.02, "variance_steps": 400})
+def test_sampled_is_the_default_and_lanczos_options_round_trip():
+    assert Solver("iterative").variance == "sampled"
+    solver = Solver.from_options("iterative", {"variance": "lanczos", "variance_tol": 0.02, "variance_steps": 400})
     assert Solver.from_options("iterative", solver.options()) == solver
-    assert solver.options() == {"variance_tol": 0.02, "variance_steps": 400}
-    assert Solver("iterative", variance="sampled").options() == {"variance": "sampled"}
+    assert solver.options() == {"variance": "lanczos", "variance_tol": 0.02, "variance_steps": 400}
+    assert Solver("iterative", variance="lanczos").options() == {"variance": "lanczos"}

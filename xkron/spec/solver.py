@@ -33,8 +33,11 @@ clouds), or ``"auto"``: the cheaper one for the data (:func:`xkron.linalg.system
 
 VARIANCES = ("sampled", "lanczos")
 """How the iterative solver's predicted variance is computed: Monte Carlo draws with a Kronecker
-control variate, or (the default) Lanczos (LOVE) with a rigorous error bracket, stopped when the sd
-is within ``variance_tol`` (:func:`xkron.linalg.love.lanczos_variance`)."""
+control variate (the default), or Lanczos (LOVE) with a rigorous error bracket, stopped when the sd
+is within ``variance_tol`` (:func:`xkron.linalg.love.lanczos_variance`). Lanczos is not the default
+yet: its steps grow with the number of smooth directions the observed field has, and on grids of
+tens of thousands of observed cells (tutorial 4's OSTIA window) it spends its budget before the
+bracket closes (``tests/benchmarks/README.md``)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,7 +90,7 @@ class Solver:
     max_iter: int = CG_MAX_ITER
     variance_samples: int = VARIANCE_SAMPLES
     formulation: str = "auto"
-    variance: str = "lanczos"
+    variance: str = "sampled"
     variance_tol: float = VARIANCE_TOL
     variance_steps: int | None = None
 
