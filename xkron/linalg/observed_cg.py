@@ -8,13 +8,16 @@ products and restricts the result: one Kronecker product, ``2 N Σ n_i`` flops, 
 pattern of the gaps. (Lin et al. 2025, *Scalable Gaussian processes with latent Kronecker
 structure*, solve the same system.)
 
-- Every CG run is preconditioned with the leading modes of the complete grid,
-  ``M = D + η² V Λ_r Vᵀ`` (:class:`xkron.linalg.spectral.SpectralPreconditioner`): the
-  preconditioned system's condition number is at most ``1 + c`` for any pattern of gaps, so a
-  solve takes tens of iterations instead of thousands, and ``log|M|`` is known exactly.
+- :meth:`ObservedSystem.loglik`'s CG runs (the data and the probes together) are preconditioned
+  with the leading modes of the complete grid, ``M = D + η² V Λ_r Vᵀ``
+  (:class:`xkron.linalg.spectral.SpectralPreconditioner`): the preconditioned system's condition
+  number is bounded for any pattern of gaps, and ``log|M|`` is known exactly.
+  :meth:`ObservedSystem.solve` (a few right-hand sides, where no log-determinant is needed) uses the
+  full-grid inverse restricted to the observed cells, ``(F⁻¹)_oo``, which stays compute-bound on
+  large grids.
 - ``log|A| = log|M| + log|M⁻¹ᐟ²AM⁻¹ᐟ²|``, the second term by stochastic Lanczos quadrature
   (Ubaru, Chen & Saad 2017) from the Lanczos tridiagonals of the preconditioned CG runs on
-  probes ``zₚ`` with ``E[z zᵀ] = M`` (Gardner et al. 2018). Its spectrum lies in ``[1, 1 + c]``,
+  probes ``zₚ`` with ``E[z zᵀ] = M`` (Gardner et al. 2018). Its spectrum lies in ``[1, M.bound]``,
   so its Monte Carlo error is small.
 - The gradient ``½ αᵀ∂Aα − ½ tr(A⁻¹∂A)`` with ``tr(A⁻¹∂A) ≈ mean_p (M⁻¹zₚ)ᵀ ∂A (A⁻¹zₚ)``
   (unbiased since ``E[z zᵀ] = M``) from the same probes and solves.
