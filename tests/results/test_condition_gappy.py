@@ -17,6 +17,7 @@ import xarray as xr
 
 import xkron
 import xkron.inference.prepare
+import xkron.spec.solver
 from xkron.linalg.lazy import is_dask
 
 RNG = np.random.default_rng(13)
@@ -119,9 +120,9 @@ def test_condition_solver_follows_the_fit_and_the_number_of_observed_cells(gappy
     np.testing.assert_allclose(iterative.predict()["mean"].values, mean, rtol=0, atol=1e-6)
     complete = iterative.condition(FIELD)
     assert complete.spec.solver == "kronecker"
-    monkeypatch.setattr(xkron.inference.prepare, "DENSE_MAX_CELLS", int(CLOUDS.sum()) - 1)
+    monkeypatch.setattr(xkron.spec.solver, "DENSE_MAX_CELLS", int(CLOUDS.sum()) - 1)
     assert gappy_fit.condition(GAPPY).spec.solver == "iterative"
-    monkeypatch.setattr(xkron.inference.prepare, "DENSE_MAX_CELLS", int(CLOUDS.sum()))
+    monkeypatch.setattr(xkron.spec.solver, "DENSE_MAX_CELLS", int(CLOUDS.sum()))
     assert gappy_fit.condition(GAPPY).spec.solver == "dense"
 
 

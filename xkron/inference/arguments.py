@@ -38,7 +38,6 @@ __all__ = [
     "DEFAULT_RESTARTS",
     "OUTPUT_NAMES",
     "accepted_kwargs",
-    "aligned_mask",
     "check_call",
     "solver_keys",
 ]
@@ -251,29 +250,6 @@ def _restarts_unused(method: str, latent: bool, likelihood: Likelihood, kwargs: 
 # --------------------------------------------------------------------------- mask and subsample
 
 
-def aligned_mask(da: xr.DataArray, mask: Any) -> xr.DataArray:
-    """The user's mask as a bool DataArray over all of the data's dims (checked, not reindexed)."""
-    from xkron.spec.validation import align_cell_values
-
-    if not isinstance(mask, xr.DataArray):
-        raise TypeError(
-            f"mask must be a boolean xarray.DataArray (True = observed) labelled with the data's dims, not "
-            f"{type(mask).__name__}; wrap an array with xr.DataArray(mask, coords=..., dims=...)"
-        )
-    if mask.dtype != bool:
-        nan = (
-            " (NaN counts as True: use mask.fillna(0).astype(bool) to treat it as unobserved)"
-            if mask.dtype.kind == "f"
-            else ""
-        )
-        raise TypeError(
-            f"mask must be boolean (True = observed), but its dtype is {mask.dtype}: convert it with "
-            f"mask.astype(bool), which makes nonzero values True{nan}"
-        )
-    values = align_cell_values(da, da.dims, mask, "mask").astype(bool)
-    return xr.DataArray(values, coords=da.coords, dims=da.dims, name="mask")
-
-
 def _check_subsample_steps(da: xr.DataArray, subsample: Any, batch_dims) -> None:
     if not isinstance(subsample, Mapping):
         raise TypeError(f"subsample must be a dict of dim to step, e.g. {{'time': 4}}, not {type(subsample).__name__}")
@@ -299,6 +275,7 @@ def _check_subsample_steps(da: xr.DataArray, subsample: Any, batch_dims) -> None
 def _check_subsample(da, given: FitOptions, latent: bool, likelihood: Likelihood) -> None:
     """``subsample`` fits on a thinned grid then conditions on every observed cell of the whole one
     (``KronFit.condition``): refuse, before fitting, what that second step cannot take."""
+    from xkron.spec.masks import aligned_mask
     from xkron.spec.validation import align_cell_values, cell_locator
 
     subsample, batch_dims, mask = given.subsample, given.batch_dims, given.mask

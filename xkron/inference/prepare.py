@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import xarray as xr
 
-from xkron.inference.arguments import aligned_mask, solver_keys
+from xkron.inference.arguments import solver_keys
 from xkron.inference.collapsed import collapse_applies
 from xkron.inference.options import FitOptions
 from xkron.linalg.cost import check_fit_cost
@@ -26,13 +26,20 @@ from xkron.spec.coords import CoordEncoding, encode_coord
 from xkron.spec.grid import hull_factors, restrict
 from xkron.spec.kernels import Independent
 from xkron.spec.likelihoods import Gaussian, Likelihood, latent_scale_priors
+from xkron.spec.masks import aligned_mask
 from xkron.spec.modelspec import ModelSpec, coord_factors
 from xkron.spec.prior_types import is_prior
 from xkron.spec.priors import resolve_priors
-from xkron.spec.solver import Solver
-from xkron.spec.validation import align_cell_values, cell_locator, check_coords, check_data, normalize_kernels
+from xkron.spec.solver import Solver, choose_solver
+from xkron.spec.validation import (
+    align_cell_values,
+    cell_locator,
+    check_coords,
+    check_data,
+    normalize_kernels,
+)
 
-__all__ = ["DENSE_MAX_CELLS", "Prepared", "check_constant_data", "check_solver_choice", "choose_solver", "prepare"]
+__all__ = ["DENSE_MAX_CELLS", "Prepared", "check_constant_data", "check_solver_choice", "prepare"]
 
 
 @dataclass
@@ -147,43 +154,6 @@ def check_constant_data(y_seen: np.ndarray, likelihood: Likelihood, known_sd: np
         "amplitude both shrink to 0, where the model is singular. Fix the noise at the known measurement error "
         "(noise=0.1, say) or give the known per-cell noise_sd=, or check that the right variable was loaded"
     )
-
-
-def choose_solver(requested: str, seen: np.ndarray, noise_sd, factors, where) -> str:
-    """The marginal model's solver: ``requested``, or by cost for ``"auto"`` (see :func:`xkron.fit`).
-
-    ``seen`` marks the observed cells over the whole grid, ``noise_sd`` is the known per-cell sd
-    over it (or ``None``), ``factors`` are already cut to the inputs observed somewhere
-    (:func:`xkron.spec.grid.hull_factors`) and ``where`` names cells in errors
-    (:func:`xkron.spec.validation.cell_locator`). A fit chooses here, and so does
-    :meth:`xkron.KronFit.condition` for the grid it conditions on.
-    """
-    inside = restrict(seen, factors)
-    sd = None if noise_sd is None or np.ndim(noise_sd) == 0 else restrict(noise_sd, factors)[inside]
-    equal_noise = sd is None or bool(np.all(sd == sd.flat[0]))
-    kronecker = bool(inside.all()) and equal_noise
-    if requested == "kronecker" and not kronecker:
-        kept = [np.isin(np.arange(f.full_size), f.subset) if f.subset is not None else None for f in factors]
-        hull = np.ones([f.full_size for f in factors], dtype=bool)
-        for axis, k in enumerate(kept):
-            if k is not None:
-                hull &= k.reshape([-1 if a == axis else 1 for a in range(len(kept))])
-        holes = hull.reshape(seen.shape) & ~seen
-        reason = (
-            f"data has {int(holes.sum())} NaN or masked cell(s) inside the grid of observed inputs, at {where(holes)}"
-            if holes.any()
-            else "noise_sd differs between cells"
-        )
-        raise ValueError(
-            f"solver='kronecker' needs a complete grid of observed cells with equal noise, but {reason}. "
-            "Use solver='auto' (dense or iterative, both handle any pattern), or fill the cells "
-            "(da.interpolate_na(dim))."
-        )
-    if requested != "auto":
-        return requested
-    if kronecker:
-        return "kronecker"
-    return "dense" if int(inside.sum()) <= DENSE_MAX_CELLS else "iterative"
 
 
 def _with_noise_sd(likelihood: Likelihood, noise_sd) -> Likelihood:

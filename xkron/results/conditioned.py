@@ -16,8 +16,6 @@ from functools import partial
 import numpy as np
 import xarray as xr
 
-from xkron.inference.arguments import aligned_mask
-from xkron.inference.prepare import choose_solver
 from xkron.linalg.lazy import is_dask
 from xkron.posterior.conditional import KronPosterior, LatentPosterior
 from xkron.posterior.observed import ObservedPosterior
@@ -25,8 +23,10 @@ from xkron.settings import DENSE_MAX_CELLS
 from xkron.spec.coords import CoordEncoding
 from xkron.spec.grid import hull_factors
 from xkron.spec.kernels import Independent
+from xkron.spec.masks import aligned_mask
 from xkron.spec.modelspec import ModelSpec, coord_factors
 from xkron.spec.prior_types import is_prior
+from xkron.spec.solver import choose_solver
 from xkron.spec.validation import align_cell_values, cell_locator, check_coords, check_data
 
 __all__ = ["Conditioned", "DrawPosteriors", "conditioned_on", "draw_values", "posterior_at"]
@@ -110,7 +110,7 @@ def conditioned_on(
     observed somewhere, as in a fit. The solver: the exact Kronecker one where the observed grid is
     complete with equal noise, else the fit's iterative solver (with its options) if it had one,
     else dense up to :data:`xkron.settings.DENSE_MAX_CELLS` observed cells and iterative above
-    (:func:`xkron.inference.prepare.choose_solver`). Nothing of a dask-backed ``data`` is computed
+    (:func:`xkron.spec.solver.choose_solver`). Nothing of a dask-backed ``data`` is computed
     here: without ``mask``, per-cell noise or ``gaps=True`` it must be complete (checked chunk by
     chunk as results compute) and stays lazy; otherwise its values are read when first needed
     (:attr:`Conditioned.pending`).

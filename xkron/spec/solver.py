@@ -15,9 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from xkron.settings import CG_MAX_ITER, CG_TOL, VARIANCE_SAMPLES, VARIANCE_TOL
+from xkron.settings import CG_MAX_ITER, CG_TOL, DENSE_MAX_CELLS, VARIANCE_SAMPLES, VARIANCE_TOL
+from xkron.spec.grid import restrict
 
-__all__ = ["FORMULATIONS", "SOLVERS", "VARIANCES", "Solver"]
+__all__ = ["FORMULATIONS", "SOLVERS", "VARIANCES", "Solver", "choose_solver"]
 
 SOLVERS = ("kronecker", "dense", "iterative")
 """Linear algebra of the Gaussian marginal model: the exact Kronecker eigenbasis (a complete grid
@@ -139,3 +140,40 @@ class Solver:
 
     def __str__(self) -> str:
         return self.name
+
+
+def choose_solver(requested: str, seen: np.ndarray, noise_sd, factors, where) -> str:
+    """The marginal model's solver: ``requested``, or by cost for ``"auto"`` (see :func:`xkron.fit`).
+
+    ``seen`` marks the observed cells over the whole grid, ``noise_sd`` is the known per-cell sd
+    over it (or ``None``), ``factors`` are already cut to the inputs observed somewhere
+    (:func:`xkron.spec.grid.hull_factors`) and ``where`` names cells in errors
+    (:func:`xkron.spec.validation.cell_locator`). A fit chooses here, and so does
+    :meth:`xkron.KronFit.condition` for the grid it conditions on.
+    """
+    inside = restrict(seen, factors)
+    sd = None if noise_sd is None or np.ndim(noise_sd) == 0 else restrict(noise_sd, factors)[inside]
+    equal_noise = sd is None or bool(np.all(sd == sd.flat[0]))
+    kronecker = bool(inside.all()) and equal_noise
+    if requested == "kronecker" and not kronecker:
+        kept = [np.isin(np.arange(f.full_size), f.subset) if f.subset is not None else None for f in factors]
+        hull = np.ones([f.full_size for f in factors], dtype=bool)
+        for axis, k in enumerate(kept):
+            if k is not None:
+                hull &= k.reshape([-1 if a == axis else 1 for a in range(len(kept))])
+        holes = hull.reshape(seen.shape) & ~seen
+        reason = (
+            f"data has {int(holes.sum())} NaN or masked cell(s) inside the grid of observed inputs, at {where(holes)}"
+            if holes.any()
+            else "noise_sd differs between cells"
+        )
+        raise ValueError(
+            f"solver='kronecker' needs a complete grid of observed cells with equal noise, but {reason}. "
+            "Use solver='auto' (dense or iterative, both handle any pattern), or fill the cells "
+            "(da.interpolate_na(dim))."
+        )
+    if requested != "auto":
+        return requested
+    if kronecker:
+        return "kronecker"
+    return "dense" if int(inside.sum()) <= DENSE_MAX_CELLS else "iterative"

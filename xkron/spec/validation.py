@@ -17,7 +17,13 @@ import xarray as xr
 from xkron.spec.coords import cftime_calendars, coord_kind
 from xkron.spec.kernels import KERNELS, Kernel, kernel_class
 
-__all__ = ["align_cell_values", "cell_locator", "check_coords", "check_data", "normalize_kernels"]
+__all__ = [
+    "align_cell_values",
+    "cell_locator",
+    "check_coords",
+    "check_data",
+    "normalize_kernels",
+]
 
 _MAX_LISTED = 5
 
