@@ -2,7 +2,7 @@
 
 :func:`pcg` solves ``M x = b`` for every row of ``b`` (each stopping on its own), and can return
 the Lanczos tridiagonal of each row from the CG step sizes (Saad 2003, §6.7.3), from which
-:func:`slq_logdet` takes stochastic Lanczos quadrature of ``log|M|`` (Ubaru, Chen & Saad 2017)
+:func:`slq_logdet_se` takes stochastic Lanczos quadrature of ``log|M|`` (Ubaru, Chen & Saad 2017)
 with :func:`rademacher` probes. :class:`xkron.linalg.iterative.IterativeSystem` is built on them.
 """
 
@@ -16,7 +16,7 @@ import scipy.linalg
 
 from xkron.settings import CG_MAX_ITER, CG_TOL
 
-__all__ = ["CGReport", "pcg", "rademacher", "slq_logdet", "slq_logdet_se"]
+__all__ = ["CGReport", "pcg", "rademacher", "slq_logdet_se"]
 
 
 @dataclass(frozen=True)
@@ -129,13 +129,8 @@ def _e1_log_e1(tridiagonal: tuple[np.ndarray, np.ndarray]) -> float:
     return float(np.sum(vectors[0] ** 2 * np.log(theta)))
 
 
-def slq_logdet(tridiagonals, size: int) -> float:
-    """``tr log M ≈ size · mean_p e₁ᵀ log(T_p) e₁`` for Rademacher probes of length ``size``."""
-    return slq_logdet_se(tridiagonals, size)[0]
-
-
 def slq_logdet_se(tridiagonals, size) -> tuple[float, float]:
-    """:func:`slq_logdet` and its standard error, ``sd_p / √P`` over the ``P`` probes' values.
+    """``tr log M ≈ mean_p size_p · e₁ᵀ log(T_p) e₁`` and its standard error, ``sd_p / √P`` over the ``P`` probes.
 
     ``size`` is the squared norm of each probe's start vector: the probe length for Rademacher
     probes, or one value per probe. The error of the estimate is mostly Monte Carlo (the probes),

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from xkron.linalg.cg import rademacher
 from xkron.linalg.kronecker import KronEigen, outer
 from xkron.settings import SPECTRAL_BYTES, SPECTRAL_CUTOFF, SPECTRAL_MAX_RANK
 
@@ -117,8 +118,8 @@ class SpectralPreconditioner:
         cells = np.unravel_index(np.flatnonzero(observed), observed.shape)
         modes = np.unravel_index(keep, observed.shape)
         V = np.ones((self.noise.size, rank))
-        for Q, rows, cols in zip(eigen.vectors, cells, modes, strict=True):
-            V *= Q[np.ix_(rows, cols)]
+        for Q, at, mode in zip(eigen.vectors, cells, modes, strict=True):
+            V *= Q[np.ix_(at, mode)]
         self.V = V
         self.scale = np.sqrt(lam[keep])  # η λ_m^{1/2}
         W = V * (self.scale / np.sqrt(self.noise)[:, None])  # D^{-1/2} V η Λ^{1/2}
@@ -143,8 +144,7 @@ class SpectralPreconditioner:
         ``M^{-1/2} z`` then has identity covariance, as a probe of the preconditioned operator
         needs (``[D^{1/2}, η V Λ^{1/2}]`` is a square root of ``M`` with extra columns).
         """
-        g1 = rng.choice(np.array([-1.0, 1.0]), size=(count, self.noise.size))
-        g2 = rng.choice(np.array([-1.0, 1.0]), size=(count, self.rank))
+        g1, g2 = rademacher(rng, (count, self.noise.size)), rademacher(rng, (count, self.rank))
         return g1 * np.sqrt(self.noise) + (g2 * self.scale) @ self.V.T
 
     def dense(self) -> np.ndarray:
