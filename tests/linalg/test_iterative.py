@@ -125,13 +125,20 @@ def test_static_gap_preconditioner_is_an_exact_model_of_the_gap_block():
     F = 1.3 * np.kron(np.kron(FACTORS[0], FACTORS[1]), FACTORS[2]) + 0.05 * np.eye(observed.size)
     m = ~observed.ravel()
     S = np.linalg.inv(F)[m][:, m]
-    P = pre.power(np.eye(m.sum()), 1.0)
+    identity = np.eye(m.sum())
+    C = pre.root(identity).T  # rows are mapped: root(I) holds the columns of C as rows
+    P = C @ C.T
     # With every column kept (cutoff 0, within the rank budget) P is S itself.
     np.testing.assert_allclose(P, S, rtol=0, atol=1e-8 * np.abs(S).max())
-    half = pre.power(pre.power(np.eye(m.sum()), 0.5), 0.5)
-    np.testing.assert_allclose(half, P, rtol=0, atol=1e-8 * np.abs(S).max())
-    np.testing.assert_allclose(pre.power(P, -1.0), np.eye(m.sum()), atol=1e-6)
+    np.testing.assert_allclose(pre.solve(S), identity, atol=1e-6)
+    np.testing.assert_allclose(
+        pre.root_inv_t(identity).T, np.linalg.inv(C).T, atol=1e-6 * np.abs(np.linalg.inv(C)).max()
+    )
     assert pre.logdet() == pytest.approx(np.linalg.slogdet(S)[1], rel=1e-8)
-    default = StaticGapPreconditioner.build(eigen, 1.3, 0.05, observed).power(np.eye(m.sum()), 1.0)
-    np.testing.assert_allclose(default, S, rtol=0, atol=1e-3 * np.abs(S).max())  # small δ left out
+    default = StaticGapPreconditioner.build(eigen, 1.3, 0.05, observed)
+    C = default.root(identity).T
+    np.testing.assert_allclose(C @ C.T, S, rtol=0, atol=1e-3 * np.abs(S).max())  # small δ left out
+    # The model's solve, root and log-determinant stay consistent when columns are left out.
+    np.testing.assert_allclose(default.solve(C @ C.T), identity, atol=1e-6)
+    assert default.logdet() == pytest.approx(np.linalg.slogdet(C @ C.T)[1], rel=1e-8)
     assert StaticGapPreconditioner.build(eigen, 1.3, 0.05, PATTERNS["random"]) is None

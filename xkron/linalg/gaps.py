@@ -11,17 +11,22 @@ structure: rotating axis ``a`` into its eigenbasis (``Q_a``) commutes with the r
 ``S_k = (1/d₀) (I − Q_L diag(δ_k) Q_Lᵀ)``, ``δ_k = η²λ_k μ / (η²λ_k μ + d₀)``,
 
 where ``Q_L`` holds the rows, at the gap's cells, of the eigenvectors of the other factors
-(eigenvalue products ``μ``). Keeping the ``r`` columns with the largest ``μ`` gives a low-rank
-model of every ``S_k`` whose powers and log-determinant are exact through a thin QR of
-``Q_L`` and one ``r × r`` eigendecomposition per ``k``. The preconditioner is that model on
-``L`` and ``I/d₀`` on the other missing cells; it neglects only the coupling between them and
-the discarded small ``μ``.
+(eigenvalue products ``μ``). Keeping the ``r`` columns ``V`` of ``Q_L`` with the largest ``μ`` gives
+a low-rank model of every ``S_k``. With the thin QR ``V = UR``,
+
+``d₀ S_k ≈ I − U R diag(δ_k) Rᵀ Uᵀ = (I − UUᵀ) + U B_k Uᵀ``, ``B_k = (I − RRᵀ) + R diag(1 − δ_k) Rᵀ``,
+
+a sum of positive semi-definite terms (``1 − δ_k = d₀/(η²λ_kμ + d₀)`` has no cancellation), so one
+batched Cholesky ``B_k = L_k L_kᵀ`` gives its root ``C_k = d₀^{-½}(I + U(L_k − I)Uᵀ)``
+(``C_k C_kᵀ`` is the model), its inverse and its log-determinant ``2 Σ log diag L_k − n log d₀``:
+a ``p × p`` Cholesky per ``k`` (``p = min(r, n_gap)``), not an eigendecomposition. The
+preconditioner is that model on ``L`` and ``I/d₀`` on the other missing cells; it neglects only
+the coupling between them and the discarded small ``μ``.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
 from xkron.linalg.kronecker import KronEigen, outer
 from xkron.settings import GAP_COHESION, GAP_CUTOFF, GAP_MAX_RANK
@@ -45,10 +50,12 @@ def _cohesion(gap: np.ndarray) -> float:
 
 
 class StaticGapPreconditioner:
-    """``P ≈ S`` on the missing cells, exact in structure on the cells missing along a whole axis.
+    """``P = CCᵀ ≈ S`` on the missing cells, exact in structure on the cells missing along a whole axis.
 
     Build it with :meth:`build`, which returns ``None`` when no cell is missing along a whole axis.
-    :meth:`power` applies ``P^p`` to rows over the missing cells (in row-major order of the grid).
+    Rows ``r`` of shape ``(B, n_missing)`` (in row-major order of the grid) are mapped by
+    :meth:`solve` (``P⁻¹``), :meth:`root` (``C``: probes ``C g`` have covariance ``P``) and
+    :meth:`root_inv_t` (``C⁻ᵀ``).
     """
 
     def __init__(self, eigen: KronEigen, eta2: float, floor: float, axis: int, positions: np.ndarray,
@@ -67,15 +74,16 @@ class StaticGapPreconditioner:
         for f, rows, cols in zip(others, coords, columns, strict=True):
             V *= eigen.vectors[f][rows][:, cols]
         self.U, R = np.linalg.qr(V)
-        delta = eta2 * np.multiply.outer(eigen.values[axis], mu[keep])
-        delta = delta / (delta + floor)  # (n_axis, r)
+        lam = eta2 * np.multiply.outer(eigen.values[axis], mu[keep])
         # Eigencomponents of the axis whose δ are all below the cutoff leave S_k = I/d₀.
-        self.active = np.flatnonzero(delta.max(axis=1, initial=0.0) > cutoff)
-        self.theta = np.empty((self.active.size, R.shape[0]))
-        self.E = np.empty((self.active.size, R.shape[0], R.shape[0]))
-        for j, k in enumerate(self.active):
-            theta, self.E[j] = scipy.linalg.eigh((R * delta[k]) @ R.T, check_finite=False)
-            self.theta[j] = np.clip(theta, 0.0, 1.0 - 1e-12)
+        self.active = np.flatnonzero(lam.max(axis=1, initial=0.0) / (lam.max(axis=1, initial=0.0) + floor) > cutoff)
+        rest = floor / (lam[self.active] + floor)  # 1 − δ_k, (n_active, r)
+        B = np.matmul(R[None] * rest[:, None, :], R.T) + (np.eye(R.shape[0]) - R @ R.T)
+        self.L = np.linalg.cholesky(B)
+        L_inv = np.linalg.inv(self.L)
+        self.L_inv_t = np.swapaxes(L_inv, 1, 2)
+        self.B_inv = np.matmul(self.L_inv_t, L_inv)
+        self._logdet = 2.0 * float(np.sum(np.log(np.abs(np.diagonal(self.L, axis1=1, axis2=2)))))
 
     @classmethod
     def build(cls, eigen: KronEigen, eta2: float, floor: float, observed: np.ndarray, **options):
@@ -96,18 +104,30 @@ class StaticGapPreconditioner:
         positions = position[index[:, gap.ravel()]]  # (n_axis, n_gap) places among the missing cells
         return cls(eigen, eta2, floor, axis, positions, gap, missing.size, **options)
 
-    def power(self, r: np.ndarray, p: float) -> np.ndarray:
-        """``P^p r`` for rows ``r`` of shape ``(B, n_missing)``."""
-        out = self.floor**-p * r
+    def _apply(self, r: np.ndarray, scale: float, middle: np.ndarray) -> np.ndarray:
+        """``d₀^scale (I + U(Mₖ − I)Uᵀ)`` on the gap (per axis eigencomponent ``k``, ``Mₖ = middle[k]``
+        acting on columns), ``d₀^scale I`` elsewhere, for rows ``r``."""
+        out = self.floor**scale * r
         rotated = np.matmul(self.Q_axis.T, r[:, self.positions])  # (B, n_axis, n_gap)
         if self.active.size:
-            # S_k^p = d₀^{-p} (I + U E_k (diag((1 − θ_k)^p) − 1) E_kᵀ Uᵀ) on the active k.
-            low = np.einsum("bkr,krj->bkj", rotated[:, self.active] @ self.U, self.E, optimize=True)
-            low *= (1.0 - self.theta) ** p - 1.0
-            rotated[:, self.active] += np.einsum("bkj,krj->bkr", low, self.E, optimize=True) @ self.U.T
-        out[:, self.positions] = self.floor**-p * np.matmul(self.Q_axis, rotated)
+            low = rotated[:, self.active] @ self.U  # (B, n_active, p)
+            changed = np.einsum("bkr,kjr->bkj", low, middle, optimize=True) - low
+            rotated[:, self.active] += changed @ self.U.T
+        out[:, self.positions] = self.floor**scale * np.matmul(self.Q_axis, rotated)
         return out
+
+    def solve(self, r: np.ndarray) -> np.ndarray:
+        """``P⁻¹ r`` (``P⁻¹ = C⁻ᵀC⁻¹``) for rows ``r`` of shape ``(B, n_missing)``."""
+        return self._apply(r, 1.0, self.B_inv)
+
+    def root(self, g: np.ndarray) -> np.ndarray:
+        """``C g`` for rows ``g``: with ``E[ggᵀ] = I`` the rows have covariance ``P``."""
+        return self._apply(g, -0.5, self.L)
+
+    def root_inv_t(self, g: np.ndarray) -> np.ndarray:
+        """``C⁻ᵀ g`` for rows ``g`` (so ``P⁻¹ C g = C⁻ᵀ g``)."""
+        return self._apply(g, 0.5, self.L_inv_t)
 
     def logdet(self) -> float:
         """``log|P|``."""
-        return -self.n_missing * np.log(self.floor) + float(np.sum(np.log1p(-self.theta)))
+        return -self.n_missing * np.log(self.floor) + self._logdet

@@ -97,7 +97,7 @@ class IterativeSystem(GridOperators):
             # The probes' solves at PROBE_TOL at most: their Monte Carlo error dominates.
             rhs = np.concatenate([rhs, lanczos_rows])
             tol = np.concatenate([tol, np.full(len(lanczos_rows), max(self.tol, PROBE_TOL))])
-        precondition = None if self.gaps is None else (lambda v: self.gaps.power(v, -1.0))
+        precondition = None if self.gaps is None else self.gaps.solve
         c, report, tridiagonals = pcg(self._s_matvec, rhs, precondition, tol=tol, max_iter=self.max_iter, lanczos=True)
         self._reports.append(report)
         full = np.zeros_like(b)
@@ -146,16 +146,17 @@ class IterativeSystem(GridOperators):
         - ``∂ log|G| − ∂ log|F| ≈ mean_p (uₚ − vₚ)ᵀ ∂F vₚ``, ``uₚ = G⁻¹zₚ``, ``vₚ = F⁻¹zₚ``,
           ``zₚ = F^{1/2} gₚ`` (both unbiased, since ``E[z zᵀ] = F``; ``∂G = ∂F``);
         - ``∂ log|S| = tr(S⁻¹ ∂S) ≈ −mean_p aₚᵀ ∂F bₚ``, ``aₚ = G⁻¹ E_m S⁻¹ zₚ``,
-          ``bₚ = G⁻¹ E_m P⁻¹ zₚ`` (``∂S = −(G⁻¹ ∂G G⁻¹)_mm``), with ``zₚ = P^{1/2} gₚ`` for the
-          static-gap preconditioner ``P`` of :mod:`xkron.linalg.gaps` (``P = I`` without static gaps).
+          ``bₚ = G⁻¹ E_m P⁻¹ zₚ`` (``∂S = −(G⁻¹ ∂G G⁻¹)_mm``), with ``zₚ = C gₚ`` for the
+          static-gap preconditioner ``P = CCᵀ`` of :mod:`xkron.linalg.gaps` (``P = I`` without
+          static gaps), so that ``P⁻¹ zₚ = C⁻ᵀ gₚ``.
         """
         self._reports = []
         rng = np.random.default_rng(self.seed)
         resid = np.where(self.observed, np.asarray(y, dtype=float) - mean, 0.0).reshape(1, -1)
         slq = rademacher(rng, (self.probes, int(self.missing.sum()))) if self.missing.any() else None
-        # With the gap preconditioner P, the probes are z = P^{1/2} g (E[z zᵀ] = P): CG's Lanczos
-        # quadrature then estimates log|P^{-1/2} S P^{-1/2}|, and log|S| adds log|P|.
-        z = slq if slq is None or self.gaps is None else self.gaps.power(slq, 0.5)
+        # With the gap preconditioner P = CCᵀ, the probes are z = C g (E[z zᵀ] = P): CG's Lanczos
+        # quadrature, started at C⁻¹z = g, then estimates log|C⁻¹ S C⁻ᵀ|, and log|S| adds log|P|.
+        z = slq if slq is None or self.gaps is None else self.gaps.root(slq)
         solved, tridiagonals, s_solved = self._a_solve(resid, z)
         alpha = solved[0]
         logdet, se_g, g, u = self._logdet_g(rng)
@@ -181,7 +182,7 @@ class IterativeSystem(GridOperators):
         if slq is not None:
             embedded = np.zeros((2 * self.probes, self.missing.size))
             embedded[: self.probes, self.missing] = s_solved
-            embedded[self.probes :, self.missing] = slq if self.gaps is None else self.gaps.power(slq, -0.5)
+            embedded[self.probes :, self.missing] = slq if self.gaps is None else self.gaps.root_inv_t(slq)
             ab = self._g_solve(embedded)
             corrections.append((0.5 / self.probes, ab[: self.probes], ab[self.probes :]))
         for weight, x, z in corrections:
