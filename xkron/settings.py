@@ -34,6 +34,11 @@ VARIANCE_SAMPLES = 128
 """Monte Carlo draws behind the iterative solver's predictive variance
 (:class:`xkron.posterior.observed.ObservedPosterior`)."""
 
+VARIANCE_SOLVE_TOL = 1e-4
+"""Relative CG residual of the solves behind the Monte Carlo variance draws: with 128 draws the
+estimate's own error is a few percent, so solving each draw to the data solve's ``tol`` (1e-8)
+would only cost iterations (about half of them on the coarse benchmark grid)."""
+
 DENSE_MAX_CELLS = 3000
 """With ``solver="auto"``, the most observed cells for the exact dense (Cholesky) solver when
 missing cells or per-cell noise rule out the Kronecker eigenbasis; above it the iterative one."""

@@ -71,49 +71,57 @@ class IterativeSystem(GridOperators):
         super().__init__(factors, eta2, noise_var, observed, **options)
         self.gaps = StaticGapPreconditioner.build(self.eigen, self.eta2, self.floor, self.observed)
 
-    def _g_solve(self, v: np.ndarray) -> np.ndarray:
+    def _g_solve(self, v: np.ndarray, tol: float | None = None) -> np.ndarray:
         if self.equal_noise:
             return self.f_power(v, -1.0)
-        x, report = pcg(self.g_matvec, v, lambda r: self.f_power(r, -1.0), tol=self.tol, max_iter=self.max_iter)
+        tol = self.tol if tol is None else tol
+        x, report = pcg(self.g_matvec, v, lambda r: self.f_power(r, -1.0), tol=tol, max_iter=self.max_iter)
         self._reports.append(report)
         return x
 
-    def _s_matvec(self, c: np.ndarray) -> np.ndarray:
+    def _s_matvec(self, c: np.ndarray, tol: float | None = None) -> np.ndarray:
         """``S c = (G⁻¹)_mm c``."""
         full = np.zeros((len(c), self.missing.size))
         full[:, self.missing] = c
-        return self._g_solve(full)[:, self.missing]
+        return self._g_solve(full, tol)[:, self.missing]
 
-    def _a_solve(self, b: np.ndarray, lanczos_rows: np.ndarray | None = None):
+    def _a_solve(self, b: np.ndarray, lanczos_rows: np.ndarray | None = None, tol: float | None = None):
         """``A⁻¹ b`` for full-grid rows ``b`` (zero at missing cells); optionally SLQ rows for ``S``.
 
-        ``α = G⁻¹(b − E_m c)`` with ``c`` chosen so that ``α_m = 0``: ``S c = (G⁻¹ b)_m``.
+        ``α = G⁻¹(b − E_m c)`` with ``c`` chosen so that ``α_m = 0``: ``S c = (G⁻¹ b)_m``. ``tol``
+        (default the system's) is the relative residual of every solve for ``b``.
         """
-        t = self._g_solve(b)
+        inner = self.tol if tol is None else tol
+        t = self._g_solve(b, inner)
         if not self.missing.any():
             return t, [], None
-        rhs, tol = t[:, self.missing], np.full(len(b), self.tol)
+        rhs, tol = t[:, self.missing], np.full(len(b), inner)
         if lanczos_rows is not None:
             # The probes' solves at PROBE_TOL at most: their Monte Carlo error dominates.
             rhs = np.concatenate([rhs, lanczos_rows])
             tol = np.concatenate([tol, np.full(len(lanczos_rows), max(self.tol, PROBE_TOL))])
         precondition = None if self.gaps is None else self.gaps.solve
-        c, report, tridiagonals = pcg(self._s_matvec, rhs, precondition, tol=tol, max_iter=self.max_iter, lanczos=True)
+        c, report, tridiagonals = pcg(
+            lambda v: self._s_matvec(v, inner), rhs, precondition, tol=tol, max_iter=self.max_iter, lanczos=True
+        )
         self._reports.append(report)
         full = np.zeros_like(b)
         full[:, self.missing] = c[: len(b)]
-        alpha = self._g_solve(b - full)
+        alpha = self._g_solve(b - full, inner)
         alpha[:, self.missing] = 0.0
         return alpha, tridiagonals[len(b) :], c[len(b) :]
 
     # --- public ------------------------------------------------------------------------------
-    def solve(self, b: np.ndarray) -> np.ndarray:
-        """``A⁻¹ b`` for ``b`` of shape ``(*batch, *grid)``; zero at unobserved cells."""
+    def solve(self, b: np.ndarray, tol: float | None = None) -> np.ndarray:
+        """``A⁻¹ b`` for ``b`` of shape ``(*batch, *grid)``; zero at unobserved cells.
+
+        ``tol``: relative CG residual of this call (default the system's ``tol``).
+        """
         self._reports = []
         b = np.asarray(b, dtype=float)
         batch = b.shape[: b.ndim - len(self.shape)]
         flat = np.where(self.observed, b, 0.0).reshape(-1, self.missing.size)
-        x = self._a_solve(flat)[0]
+        x = self._a_solve(flat, tol=tol)[0]
         return x.reshape(*batch, *self.shape)
 
     def _logdet_g(self, rng: np.random.Generator):

@@ -76,8 +76,8 @@ class ObservedSystem(GridOperators):
         self._reports.append(solved[1])
         return solved if lanczos else solved[0]
 
-    def solve(self, b: np.ndarray) -> np.ndarray:
-        """``A⁻¹ b`` for ``b`` of shape ``(*batch, *grid)``; zero at unobserved cells.
+    def solve(self, b: np.ndarray, tol: float | None = None) -> np.ndarray:
+        """``A⁻¹ b`` for ``b`` of shape ``(*batch, *grid)``; zero at unobserved cells (``tol``: this call's residual).
 
         Preconditioned with the full-grid inverse restricted to the observed cells, ``(F⁻¹)_oo``
         (two Kronecker rotations, compute-bound): for a few right-hand sides on a large grid it
@@ -88,7 +88,7 @@ class ObservedSystem(GridOperators):
         b = np.asarray(b, dtype=float)
         batch = b.shape[: b.ndim - len(self.shape)]
         rows = b.reshape(-1, self.missing.size)[:, ~self.missing]
-        return self.embed(self._pcg(rows, self.restricted_inverse)).reshape(*batch, *self.shape)
+        return self.embed(self._pcg(rows, self.restricted_inverse, tol=tol)).reshape(*batch, *self.shape)
 
     def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> Loglik:
         """Estimated ``log N(y_o | mean, A)`` and its gradient, as :meth:`xkron.linalg.dense.DenseSystem.loglik`.
