@@ -35,7 +35,7 @@ from pymc.pytensorf import compile as pm_compile
 
 from xkron.errors import ConvergenceWarning
 from xkron.progress import MapProgress
-from xkron.settings import MAP_AT_BEST_NATS, MAP_MAXEVAL
+from xkron.settings import MAP_AGREE_RTOL, MAP_AT_BEST_NATS, MAP_MAXEVAL
 
 __all__ = ["COMPILE_MODE", "MAP_AT_BEST_NATS", "MAP_KWARGS", "MAP_MAXEVAL", "data_scale", "fit_map"]
 
@@ -130,19 +130,20 @@ def _compile(model, scales, rel_scales):
             p if t is None else t.forward(p, *rv.owner.inputs) for p, rv, t in zip(points, rvs, transforms, strict=True)
         ]
         to_u = pm_compile(points, forward, mode=COMPILE_MODE, on_unused_input="ignore")
-    unit = []
+    unit, natural = [], []
     for rv, transform in zip(rvs, transforms, strict=True):
         size = int(np.prod(rv.type.shape)) if all(s is not None for s in rv.type.shape) else 1
         table = scales if transform is None else rel_scales
         step = float(table.get(rv.name, 1.0)) if transform is None or _is_log(transform) else 1.0
         unit.extend([step] * size)
+        natural.extend([float(scales.get(rv.name, 1.0)) if transform is None else 1.0] * size)
     names = [rv.name for rv in rvs]
 
     def to_unconstrained(start: dict) -> np.ndarray:
         args = [np.asarray(start[n], dtype=rv.dtype).reshape(rv.type.shape) for n, rv in zip(names, rvs, strict=True)]
         return np.concatenate([np.ravel(v) for v in to_u(*args)])
 
-    return fn, names, np.asarray(unit, dtype=float), to_unconstrained
+    return fn, names, np.asarray(unit, dtype=float), np.asarray(natural, dtype=float), to_unconstrained
 
 
 def _check_kwargs(kwargs: dict) -> None:
@@ -176,6 +177,15 @@ def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwa
     return {"x": x, "logp": logp, "values": values, "success": success, "message": message, "nit": nit_done}
 
 
+def _agree(a: dict, b: dict, natural: np.ndarray) -> bool:
+    """Two starts reached one optimum: log posteriors within :data:`MAP_AT_BEST_NATS`, every unconstrained
+    value within :data:`MAP_AGREE_RTOL` of its natural unit (1 for a log: a relative difference; the data's sd
+    for the mean)."""
+    if not (np.isfinite(a["logp"]) and np.isfinite(b["logp"])) or abs(a["logp"] - b["logp"]) > MAP_AT_BEST_NATS:
+        return False
+    return bool(np.all(np.abs(a["u"] - b["u"]) <= MAP_AGREE_RTOL * natural))
+
+
 def fit_map(
     model,
     starts: list[dict],
@@ -186,7 +196,12 @@ def fit_map(
     stacklevel: int = 2,
     **kwargs,
 ):
-    """Maximise the log posterior of ``model`` from every start; keep the best optimum.
+    """Maximise the log posterior of ``model`` from each start in turn, until two agree; keep the best optimum.
+
+    Starts run in order. Once two have reached the same optimum (:func:`_agree`: within
+    :data:`MAP_AT_BEST_NATS` and :data:`MAP_AGREE_RTOL`), the remaining ones are skipped: the
+    first start is fitted to the data (:func:`xkron.spec.priors.map_starts`) and the restarts are
+    spread around it, so another start would most likely reach that optimum a third time.
 
     Parameters
     ----------
@@ -215,12 +230,13 @@ def fit_map(
         The best optimum's constrained values, by variable name.
     report : dict
         ``success``, ``message``, ``logp`` (log posterior without Jacobian, as ``find_MAP``),
-        ``nit`` (of the best start), ``n_starts``, ``n_starts_at_best`` (starts within
-        :data:`MAP_AT_BEST_NATS` of the best) and ``logp_starts`` (the optimum reached from each
-        start, NaN where the start's log posterior was not finite).
+        ``nit`` (of the best start), ``n_starts`` (the starts given), ``n_starts_run`` (those tried
+        before two agreed, or all), ``stopped_early`` (True when two agreed before the last start),
+        ``n_starts_at_best`` (starts within :data:`MAP_AT_BEST_NATS` of the best) and ``logp_starts``
+        (the optimum reached from each start tried, NaN where the start's log posterior was not finite).
     """
     _check_kwargs(kwargs)
-    fn, names, unit, to_unconstrained = _compile(model, scales or {}, rel_scales or {})
+    fn, names, unit, natural, to_unconstrained = _compile(model, scales or {}, rel_scales or {})
     us = [to_unconstrained(s) for s in starts]
     objective = _Objective(fn, names, [tuple(rv.type.shape) for rv in model.free_RVs], us[0], unit)
     objective.maxeval = int(kwargs.get("maxeval", MAP_MAXEVAL))
@@ -231,8 +247,44 @@ def fit_map(
         raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density at every start)")
     objective.logp_ref = start_logp[finite[0]]
     progress = MapProgress(len(starts), enabled=progressbar)
-    runs, logp_starts = [], [float("nan")] * len(starts)
-    for k in finite:
+    runs, n_tried = _run_starts(objective, zs, start_logp, natural, progress, kwargs)
+    logp_starts = [float("nan")] * n_tried
+    for k, run in runs.items():
+        logp_starts[k] = run["logp"]
+    found = [r for r in runs.values() if np.isfinite(r["logp"])]
+    if not found:
+        raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density)")
+    best = max(found, key=lambda r: r["logp"])
+    report = {
+        "success": best["success"],
+        "message": best["message"],
+        "logp": best["logp"],
+        "nit": best["nit"],
+        "n_starts": len(starts),
+        "n_starts_run": n_tried,
+        "stopped_early": n_tried < len(starts),
+        "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= MAP_AT_BEST_NATS for r in found)),
+        "logp_starts": logp_starts,
+    }
+    if not best["success"]:
+        warnings.warn(
+            f"MAP optimiser did not converge ({best['message']}); the best of {n_tried} starts is returned. "
+            "Try more restarts, fixed or tighter priors, or method='nuts'.",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
+    values = {name: np.asarray(v) for name, v in zip(names, best["values"], strict=True)}
+    return values, report
+
+
+def _run_starts(objective: _Objective, zs, start_logp: list[float], natural, progress: MapProgress, kwargs):
+    """Optimise from each start with a finite log posterior in turn until one agrees with an earlier one
+    (:func:`_agree`).
+
+    Returns the runs by start index and the number of starts tried (those up to the stop).
+    """
+    runs: dict[int, dict] = {}
+    for k in [k for k, lp in enumerate(start_logp) if np.isfinite(lp)]:
         progress.start(k, start_logp[k])
         try:
             run = _run_start(objective, zs[k], progress, kwargs)
@@ -240,27 +292,9 @@ def fit_map(
             progress.interrupted()
             raise
         progress.done(run["nit"], run["logp"], run["success"], run["message"])
-        runs.append(run)
-        logp_starts[k] = run["logp"]
-    runs = [r for r in runs if np.isfinite(r["logp"])]
-    if not runs:
-        raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density)")
-    best = max(runs, key=lambda r: r["logp"])
-    report = {
-        "success": best["success"],
-        "message": best["message"],
-        "logp": best["logp"],
-        "nit": best["nit"],
-        "n_starts": len(starts),
-        "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= MAP_AT_BEST_NATS for r in runs)),
-        "logp_starts": logp_starts,
-    }
-    if not best["success"]:
-        warnings.warn(
-            f"MAP optimiser did not converge ({best['message']}); the best of {len(starts)} starts is returned. "
-            "Try more restarts, fixed or tighter priors, or method='nuts'.",
-            ConvergenceWarning,
-            stacklevel=stacklevel + 1,
-        )
-    values = {name: np.asarray(v) for name, v in zip(names, best["values"], strict=True)}
-    return values, report
+        run["u"] = objective.offset + objective.unit * run["x"]
+        agreed = any(_agree(run, earlier, natural) for earlier in runs.values())
+        runs[k] = run
+        if agreed:
+            return runs, k + 1
+    return runs, len(zs)

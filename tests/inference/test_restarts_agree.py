@@ -1,0 +1,133 @@
+"""Issue 13, item 3: MAP restarts stop once two starts agree, and the report says so.
+
+``restarts=k`` is at most ``k`` extra starts: after each start from the second on, if two starts
+reached optima within ``MAP_AT_BEST_NATS`` whose hyperparameters agree to ``MAP_AGREE_RTOL``, the
+rest are skipped (``n_starts_run``, ``stopped_early``). Starts that disagree never stop the loop,
+and the optimum on the seed example is the one the old starts (the lengthscale ladder) reach.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.optimize
+import xarray as xr
+from pymc_extras.prior import Prior
+
+import xkron
+import xkron.datasets
+import xkron.inference.optimize as optimize
+import xkron.inference.run as run
+from xkron.settings import MAP_AT_BEST_NATS
+from xkron.spec.priors import grid_scales, period_candidates, start_ladder
+
+KERNELS = {"a": xkron.Matern52(), "b": xkron.ExpQuad()}
+
+
+def grid(seed: int = 0) -> xr.DataArray:
+    rng = np.random.default_rng(seed)
+    a, b = np.linspace(0, 5, 14), np.linspace(0, 3, 10)
+    y = np.sin(a)[:, None] * np.cos(2 * b)[None, :] + 0.1 * rng.normal(size=(14, 10))
+    return xr.DataArray(y, coords={"a": a, "b": b}, dims=("a", "b"))
+
+
+def counting_minimize(monkeypatch) -> list[int]:
+    """Record the evaluations of each start's ``scipy.optimize.minimize``."""
+    calls: list[int] = []
+    real = scipy.optimize.minimize
+
+    def counted(fun, x0, *args, **kwargs):
+        calls.append(0)
+
+        def f(x, *a):
+            calls[-1] += 1
+            return fun(x, *a)
+
+        return real(f, x0, *args, **kwargs)
+
+    monkeypatch.setattr(scipy.optimize, "minimize", counted)
+    return calls
+
+
+def test_restarts_stop_once_two_agree(monkeypatch):
+    calls = counting_minimize(monkeypatch)
+    fit = xkron.fit(grid(), KERNELS, restarts=4, progressbar=False)
+    report = fit.optimizer
+    assert (report["n_starts"], report["n_starts_run"], report["stopped_early"]) == (5, 2, True)
+    assert len(calls) == 2 and len(report["logp_starts"]) == 2
+    assert abs(report["logp_starts"][0] - report["logp_starts"][1]) <= MAP_AT_BEST_NATS
+    assert report["n_starts_at_best"] == 2 and report["logp"] == max(report["logp_starts"])
+
+    monkeypatch.setattr(optimize, "MAP_AGREE_RTOL", -1.0)  # no two starts can agree: all five run
+    calls.clear()
+    every = xkron.fit(grid(), KERNELS, restarts=4, progressbar=False).optimizer
+    assert (every["n_starts_run"], every["stopped_early"], len(calls)) == (5, False, 5)
+    assert every["logp"] == pytest.approx(report["logp"], abs=MAP_AT_BEST_NATS)
+    assert sum(calls[:2]) < sum(calls)
+
+
+def fake_runs(monkeypatch, results):
+    """Replace each start's optimisation by the next of ``results``: ``(logp, shift of the unconstrained point)``."""
+    queue = list(results)
+
+    def fake(objective, z0, progress, kwargs):
+        logp, shift = queue.pop(0)
+        x = np.full_like(z0, shift)
+        _, _, values = objective.evaluate(x)
+        return {"x": x, "logp": logp, "values": values, "success": True, "message": "fake", "nit": 1}
+
+    monkeypatch.setattr(optimize, "_run_start", fake)
+
+
+@pytest.mark.parametrize(
+    ("results", "n_run"),
+    [
+        ([(-10.0, 0.0), (-12.0, 0.0), (-11.0, 0.0)], 3),  # same point, log posteriors apart: no stop
+        ([(-10.0, 0.0), (-10.0, 0.5), (-10.0, 1.0)], 3),  # same log posterior, points apart: no stop
+        ([(-10.0, 0.0), (-12.0, 0.5), (-10.0, 1e-6)], 3),  # the third agrees with the first: stop there
+        ([(-10.0, 0.0), (-10.0 + 1e-4, 1e-5), (-9.0, 2.0)], 2),  # the second agrees with the first
+    ],
+    ids=["logp-apart", "points-apart", "third-agrees", "second-agrees"],
+)
+def test_starts_that_disagree_never_stop_the_loop(monkeypatch, results, n_run):
+    fake_runs(monkeypatch, results)
+    report = xkron.fit(grid(), KERNELS, restarts=2, progressbar=False).optimizer
+    assert report["n_starts_run"] == n_run == len(report["logp_starts"])
+    assert report["logp_starts"] == [lp for lp, _ in results[:n_run]]
+    assert report["stopped_early"] == (n_run < 3)
+    assert report["logp"] == max(lp for lp, _ in results[:n_run])
+
+
+def seed_fit(**kwargs):
+    ds = xkron.datasets.seed_example()
+    gamma = Prior("Gamma", alpha=2, beta=2)
+    return xkron.fit(
+        ds["y"],
+        {"x1": xkron.Matern52(ls=gamma), "x2": xkron.Cosine(ls=gamma)},
+        amplitude=Prior("HalfNormal", sigma=2), noise=Prior("HalfNormal", sigma=2), mean="zero",
+        progressbar=False, tol=1e-12, **kwargs,
+    )  # fmt: skip
+
+
+def test_the_seed_optimum_is_the_one_the_old_ladder_reaches(monkeypatch):
+    """The data-driven starts reach the optimum that the old starts (lengthscales on the ladder, amplitude
+    ``sd(y)``, noise ``sd(y)/10``, the same periods) reach, both run to a tight tolerance (tol=1e-12: the
+    two optima then agree to about 2e-6 relative, the optimiser's resolution)."""
+    new = seed_fit(restarts=2)
+    y = xkron.datasets.seed_example()["y"].values
+
+    def old_starts(factors, priors, data, n):
+        x1, x2 = factors[0].coords[0], factors[1].coords[0]
+        ladder, periods = start_ladder(*grid_scales(x1), n), period_candidates(data, 1, x2, n)
+        return [
+            {"ls_x1": ls, "ls_x2": p, "amplitude": np.std(y), "noise": 0.1 * np.std(y)}
+            for ls, p in zip(ladder, periods, strict=True)
+        ]
+
+    monkeypatch.setattr(run, "map_starts", old_starts)
+    monkeypatch.setattr(optimize, "MAP_AGREE_RTOL", -1.0)
+    old = seed_fit(restarts=2)
+    assert old.optimizer["n_starts_run"] == 3
+    assert new.optimizer["logp"] >= old.optimizer["logp"] - 1e-9
+    for name in ("ls_x1", "ls_x2", "amplitude", "noise"):
+        assert float(new.params[name]) == pytest.approx(float(old.params[name]), rel=1e-5), name
