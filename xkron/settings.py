@@ -208,6 +208,25 @@ RESTART_LS_FACTORS = (2.0, 0.5, 4.0, 0.25)
 (cycling): a second and third start on either side of the first, then further out."""
 
 MAP_AGREE_RTOL = 1e-3
-"""Two MAP starts agree when their optima are within :data:`MAP_AT_BEST_NATS` and every
-hyperparameter within this relative difference (the mean within this many data sd): the
-remaining restarts are then skipped, since a third start would find the same optimum again."""
+"""Two MAP starts agree when their optima are within :data:`MAP_AT_BEST_NATS` (or
+:data:`MAP_AGREE_SE` standard errors) and every hyperparameter within this relative difference
+(the mean within this many data sd): the remaining restarts are then skipped, since a third
+start would find the same optimum again."""
+
+MAP_AGREE_SE = 2.0
+"""With the iterative solver every log posterior is a Monte Carlo estimate with a stated standard
+error (``logp_se``, 1-15 nats on the benchmark grids): two optima whose log posteriors differ by
+less than this many combined standard errors ``√(se_a² + se_b²)`` cannot be told apart, so
+they count as one (when this exceeds :data:`MAP_AT_BEST_NATS`), and so do starts "at the best"."""
+
+MAP_STOP_SE = 0.1
+"""An optimisation on an iterative objective stops, successfully, once each of the last
+:data:`MAP_STOP_ITERATIONS` iterations improved the log posterior by less than this fraction of
+its standard error: further steps move it by less than its own Monte Carlo error, and near the
+optimum the stochastic log-determinant and its Hutchinson gradient are not consistent enough for
+L-BFGS-B's line search, which then fails after many evaluations. A user's ``tol`` or ``options``
+turn this rule off."""
+
+MAP_STOP_ITERATIONS = 2
+"""Consecutive small improvements that stop an iterative objective's optimisation
+(:data:`MAP_STOP_SE`): one short step alone is often followed by a long one."""

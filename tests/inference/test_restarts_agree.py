@@ -8,6 +8,8 @@ and the optimum on the seed example is the one the old starts (the lengthscale l
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.optimize
@@ -18,7 +20,8 @@ import xkron
 import xkron.datasets
 import xkron.inference.optimize as optimize
 import xkron.inference.run as run
-from xkron.settings import MAP_AT_BEST_NATS
+from xkron.errors import ConvergenceWarning
+from xkron.settings import MAP_AGREE_SE, MAP_AT_BEST_NATS, MAP_STOP_ITERATIONS, MAP_STOP_SE
 from xkron.spec.priors import grid_scales, period_candidates, start_ladder
 
 KERNELS = {"a": xkron.Matern52(), "b": xkron.ExpQuad()}
@@ -67,14 +70,16 @@ def test_restarts_stop_once_two_agree(monkeypatch):
 
 
 def fake_runs(monkeypatch, results):
-    """Replace each start's optimisation by the next of ``results``: ``(logp, shift of the unconstrained point)``."""
+    """Replace each start's optimisation by the next of ``results``: ``(logp, shift of the unconstrained point)``,
+    or ``(logp, shift, logp_se)`` for a Monte Carlo log posterior."""
     queue = list(results)
 
     def fake(objective, z0, progress, kwargs):
-        logp, shift = queue.pop(0)
+        logp, shift, *se = queue.pop(0)
         x = np.full_like(z0, shift)
-        _, _, values = objective.evaluate(x)
-        return {"x": x, "logp": logp, "values": values, "success": True, "message": "fake", "nit": 1}
+        _, _, values, _ = objective.evaluate(x)
+        return {"x": x, "logp": logp, "logp_se": se[0] if se else 0.0, "values": values, "success": True,
+                "message": "fake", "nit": 1, "n_eval": 1}  # fmt: skip
 
     monkeypatch.setattr(optimize, "_run_start", fake)
 
@@ -131,3 +136,79 @@ def test_the_seed_optimum_is_the_one_the_old_ladder_reaches(monkeypatch):
     assert new.optimizer["logp"] >= old.optimizer["logp"] - 1e-9
     for name in ("ls_x1", "ls_x2", "amplitude", "noise"):
         assert float(new.params[name]) == pytest.approx(float(old.params[name]), rel=1e-5), name
+
+
+@pytest.mark.parametrize(
+    ("results", "n_run", "at_best"),
+    [
+        # se 1 each: combined √2, tolerance 2√2 ≈ 2.83 nats
+        ([(-10.0, 0.0, 1.0), (-12.7, 1e-6, 1.0), (-9.0, 2.0, 1.0)], 2, 2),  # 2.7 apart: one optimum
+        ([(-10.0, 0.0, 1.0), (-13.0, 1e-6, 1.0), (-20.0, 2.0, 1.0)], 3, 1),  # 3.0 apart: two optima
+        ([(-10.0, 0.0, 1.0), (-10.5, 0.5, 1.0), (-30.0, 2.0, 1.0)], 3, 2),  # within 2 se, points apart: no stop
+        ([(-10.0, 0.0, 0.1), (-10.2, 1e-6, 0.0), (-9.0, 2.0, 0.0)], 2, 2),  # tolerance 2·0.1: 0.2 apart agree
+        ([(-10.0, 0.0, 0.0), (-10.01, 1e-6, 0.0), (-20.0, 2.0, 0.0)], 3, 1),  # exact: MAP_AT_BEST_NATS
+    ],
+    ids=["within-2se", "beyond-2se", "points-apart", "one-se-given", "exact"],
+)
+def test_monte_carlo_optima_agree_within_two_standard_errors(monkeypatch, results, n_run, at_best):
+    """With the iterative solver's stated error, two optima count as one when their log posteriors differ by at
+    most ``MAP_AGREE_SE`` combined standard errors (and their points agree to ``MAP_AGREE_RTOL``)."""
+    assert MAP_AGREE_SE == 2.0
+    fake_runs(monkeypatch, results)
+    report = xkron.fit(grid(), KERNELS, restarts=2, progressbar=False).optimizer
+    assert report["n_starts_run"] == n_run
+    assert report["n_starts_at_best"] == at_best
+
+
+def test_stop_within_error_counts_consecutive_small_improvements():
+    stop = optimize._StopWithinError()
+    se = 2.0  # small: improvement below MAP_STOP_SE · se = 0.2 nats
+    assert MAP_STOP_SE * se == pytest.approx(0.2) and MAP_STOP_ITERATIONS == 2
+    funs = [0.0, -50.0, -50.1, -60.0, -60.1, -60.15]  # small, large, small, small
+    reached = [stop.reached(f, se) for f in funs]
+    assert reached == [False, False, False, False, False, True]
+    assert "0.1 × its standard error (2 nats)" in stop.message
+    exact = optimize._StopWithinError()
+    assert not any(exact.reached(f, 0.0) for f in [0.0, -1e-12, -2e-12, -3e-12])
+    assert exact.message is None
+
+
+def gappy(seed: int = 1) -> xr.DataArray:
+    rng = np.random.default_rng(seed)
+    a, b = np.linspace(0, 6, 30), np.linspace(0, 4, 24)
+    y = np.sin(a)[:, None] * np.cos(1.5 * b)[None, :] + 0.1 * rng.normal(size=(30, 24))
+    y[rng.random(y.shape) < 0.3] = np.nan
+    return xr.DataArray(y, coords={"a": a, "b": b}, dims=("a", "b"))
+
+
+def test_an_iterative_fit_stops_within_its_error_and_succeeds():
+    """The iterative solver's log posterior carries a Monte Carlo error (``logp_se``): the optimiser stops, with
+    success, once it improves by less than a tenth of it, in fewer evaluations than to a user's tight ``tol``
+    (which wins: the rule is off, and the line search may then fail on the estimate's inconsistent gradient);
+    the optimum it reports is within that tenth of the one reached at the tight ``tol``."""
+    kernels = {"a": xkron.Matern52(), "b": xkron.Matern52()}
+    quick = xkron.fit(gappy(), kernels, solver="iterative", restarts=0, progressbar=False).optimizer
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        tight = xkron.fit(gappy(), kernels, solver="iterative", restarts=0, progressbar=False, tol=1e-10).optimizer
+    se = quick["solver"]["logp_se"]
+    assert se > 0
+    assert quick["success"] and "Monte Carlo error" in quick["message"]
+    assert "Monte Carlo" not in tight["message"]
+    assert quick["n_eval"] < tight["n_eval"]
+    assert 0 <= tight["logp"] - quick["logp"] <= MAP_STOP_SE * se
+
+
+@pytest.mark.parametrize("solver", ["kronecker", "dense"])
+def test_exact_solvers_never_stop_on_the_error_rule(monkeypatch, solver):
+    """An exact log posterior has no Monte Carlo error: the fit is the one without the rule, evaluation for
+    evaluation."""
+    data, kernels = (
+        (grid(), KERNELS) if solver == "kronecker" else (gappy(), {"a": xkron.Matern52(), "b": xkron.Matern52()})
+    )
+    fit = xkron.fit(data, kernels, solver=solver, restarts=1, progressbar=False)
+    monkeypatch.setattr(optimize, "_stops_within_error", lambda kwargs: False)
+    without = xkron.fit(data, kernels, solver=solver, restarts=1, progressbar=False)
+    assert "Monte Carlo" not in fit.optimizer["message"]
+    assert fit.optimizer == without.optimizer
+    assert {k: float(v) for k, v in fit.params.items()} == {k: float(v) for k, v in without.params.items()}

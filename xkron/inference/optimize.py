@@ -34,8 +34,16 @@ import scipy.optimize
 from pymc.pytensorf import compile as pm_compile
 
 from xkron.errors import ConvergenceWarning
+from xkron.models.ops import track_logp_error
 from xkron.progress import MapProgress
-from xkron.settings import MAP_AGREE_RTOL, MAP_AT_BEST_NATS, MAP_MAXEVAL
+from xkron.settings import (
+    MAP_AGREE_RTOL,
+    MAP_AGREE_SE,
+    MAP_AT_BEST_NATS,
+    MAP_MAXEVAL,
+    MAP_STOP_ITERATIONS,
+    MAP_STOP_SE,
+)
 
 __all__ = ["COMPILE_MODE", "MAP_AT_BEST_NATS", "MAP_KWARGS", "MAP_MAXEVAL", "data_scale", "fit_map"]
 
@@ -84,26 +92,35 @@ class _Objective:
         parts = np.split(u, np.cumsum(sizes)[:-1])
         return [p.reshape(s) for p, s in zip(parts, self.shapes, strict=True)]
 
-    def evaluate(self, z: np.ndarray) -> tuple[float, np.ndarray, list]:
-        """``(log p, ∂ log p/∂u raveled, constrained values)`` at ``z`` (the last one is remembered)."""
+    def evaluate(self, z: np.ndarray) -> tuple[float, np.ndarray, list, float]:
+        """``(log p, ∂ log p/∂u raveled, constrained values, logp_se)`` at ``z`` (the last one is remembered).
+
+        ``logp_se`` is the Monte Carlo standard error of ``log p`` that the iterative solver states
+        (:func:`xkron.models.ops.track_logp_error`; 0 for the exact solvers).
+        """
         if self.last is not None and np.array_equal(self.last[0], z):
             return self.last[1]
         # A line search may try points far out (an overflowing covariance): the value is then
         # not finite and is handled as -inf below, so numpy's overflow warnings would only be noise.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), track_logp_error() as error:
             out = self.fn(*self.split(self.offset + self.unit * z))
         k = len(self.names)
         grad = np.concatenate([np.ravel(g) for g in out[1 : 1 + k]]) if k else np.zeros(0)
-        result = (float(out[0]), grad, out[1 + k :])
+        result = (float(out[0]), grad, out[1 + k :], error.se)
         self.last = (np.array(z, copy=True), result)
         return result
+
+    @property
+    def last_se(self) -> float:
+        """Standard error of the last evaluation's log posterior (0 before any, and for exact solvers)."""
+        return 0.0 if self.last is None else self.last[1][3]
 
     def __call__(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         self.n_eval += 1
         if self.n_eval > self.maxeval:
             raise _MaxEval
         try:
-            logp, grad, _ = self.evaluate(z)
+            logp, grad, *_ = self.evaluate(z)
         except np.linalg.LinAlgError:  # a covariance that is not positive definite: outside the model
             logp = -np.inf
         if not np.isfinite(logp):
@@ -154,13 +171,54 @@ def _check_kwargs(kwargs: dict) -> None:
         raise TypeError(f"method='map' does not accept {', '.join(hints)}; it accepts {list(MAP_KWARGS)}")
 
 
+class _StopWithinError:
+    """Stops an optimisation whose objective is a Monte Carlo estimate once it no longer improves beyond its error.
+
+    After each iteration :meth:`reached` is given the objective's value and its standard error;
+    it is True once :data:`MAP_STOP_ITERATIONS` iterations in a row improved the value by less than
+    :data:`MAP_STOP_SE` standard errors. An exact objective (``se == 0``) never stops here: its
+    optimiser's own rule applies, as without this class.
+    """
+
+    def __init__(self) -> None:
+        self.previous: float | None = None
+        self.small = 0
+        self.message: str | None = None
+
+    def reached(self, fun: float, se: float) -> bool:
+        previous, self.previous = self.previous, fun
+        if se <= 0 or previous is None:
+            return False
+        self.small = self.small + 1 if previous - fun < MAP_STOP_SE * se else 0
+        if self.small < MAP_STOP_ITERATIONS:
+            return False
+        self.message = (
+            f"converged within the log posterior's Monte Carlo error: the last {self.small} iterations "
+            f"improved it by less than {MAP_STOP_SE:g} × its standard error ({se:.3g} nats)"
+        )
+        return True
+
+
+def _stops_within_error(kwargs: dict) -> bool:
+    """Whether a start may stop on :class:`_StopWithinError`: L-BFGS-B (which honours a callback's
+    ``StopIteration``) without a user's ``tol`` or ``options``, which win."""
+    return kwargs.get("method", "L-BFGS-B") == "L-BFGS-B" and kwargs.get("tol") is None and not kwargs.get("options")
+
+
 def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwargs: dict) -> dict:
-    """Optimise from one start; the result's ``x`` is the best point reached."""
+    """Optimise from one start; the result's ``x`` is the best point reached.
+
+    On an iterative objective the start also stops, successfully, once further iterations improve
+    the log posterior by less than its Monte Carlo error (:class:`_StopWithinError`).
+    """
     nit = [0]
+    stop = _StopWithinError() if _stops_within_error(kwargs) else None
 
     def callback(intermediate_result):
         nit[0] += 1
         progress.update(nit[0], objective.logp_ref - float(intermediate_result.fun))
+        if stop is not None and stop.reached(float(intermediate_result.fun), objective.last_se):
+            raise StopIteration
 
     objective.n_eval = 0
     method = kwargs.get("method", "L-BFGS-B")
@@ -170,18 +228,29 @@ def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwa
             callback=callback,
         )  # fmt: skip
         x, success, message, nit_done = res.x, bool(res.success), str(res.message), int(getattr(res, "nit", nit[0]))
+        if stop is not None and stop.message is not None:
+            success, message = True, stop.message
     except _MaxEval:
         x, success = objective.last[0], False
         message, nit_done = f"stopped after maxeval={objective.maxeval} evaluations", nit[0]
-    logp, _, values = objective.evaluate(x)
-    return {"x": x, "logp": logp, "values": values, "success": success, "message": message, "nit": nit_done}
+    n_eval = min(objective.n_eval, objective.maxeval)
+    logp, _, values, logp_se = objective.evaluate(x)
+    return {"x": x, "logp": logp, "logp_se": logp_se, "values": values, "success": success, "message": message,
+            "nit": nit_done, "n_eval": n_eval}  # fmt: skip
+
+
+def _logp_tolerance(a: dict, b: dict) -> float:
+    """Largest difference between two optima's log posteriors that tells them apart from none:
+    :data:`MAP_AT_BEST_NATS`, or :data:`MAP_AGREE_SE` combined standard errors when the log posteriors are
+    Monte Carlo estimates (the iterative solver's ``logp_se``), whichever is larger."""
+    return max(MAP_AT_BEST_NATS, MAP_AGREE_SE * float(np.hypot(a.get("logp_se", 0.0), b.get("logp_se", 0.0))))
 
 
 def _agree(a: dict, b: dict, natural: np.ndarray) -> bool:
-    """Two starts reached one optimum: log posteriors within :data:`MAP_AT_BEST_NATS`, every unconstrained
+    """Two starts reached one optimum: log posteriors within :func:`_logp_tolerance`, every unconstrained
     value within :data:`MAP_AGREE_RTOL` of its natural unit (1 for a log: a relative difference; the data's sd
     for the mean)."""
-    if not (np.isfinite(a["logp"]) and np.isfinite(b["logp"])) or abs(a["logp"] - b["logp"]) > MAP_AT_BEST_NATS:
+    if not (np.isfinite(a["logp"]) and np.isfinite(b["logp"])) or abs(a["logp"] - b["logp"]) > _logp_tolerance(a, b):
         return False
     return bool(np.all(np.abs(a["u"] - b["u"]) <= MAP_AGREE_RTOL * natural))
 
@@ -199,7 +268,8 @@ def fit_map(
     """Maximise the log posterior of ``model`` from each start in turn, until two agree; keep the best optimum.
 
     Starts run in order. Once two have reached the same optimum (:func:`_agree`: within
-    :data:`MAP_AT_BEST_NATS` and :data:`MAP_AGREE_RTOL`), the remaining ones are skipped: the
+    :data:`MAP_AT_BEST_NATS` or, for the iterative solver's Monte Carlo log posterior,
+    :data:`MAP_AGREE_SE` combined standard errors, and :data:`MAP_AGREE_RTOL`), the remaining ones are skipped: the
     first start is fitted to the data (:func:`xkron.spec.priors.map_starts`) and the restarts are
     spread around it, so another start would most likely reach that optimum a third time.
 
@@ -232,8 +302,9 @@ def fit_map(
         ``success``, ``message``, ``logp`` (log posterior without Jacobian, as ``find_MAP``),
         ``nit`` (of the best start), ``n_starts`` (the starts given), ``n_starts_run`` (those tried
         before two agreed, or all), ``stopped_early`` (True when two agreed before the last start),
-        ``n_starts_at_best`` (starts within :data:`MAP_AT_BEST_NATS` of the best) and ``logp_starts``
-        (the optimum reached from each start tried, NaN where the start's log posterior was not finite).
+        ``n_starts_at_best`` (starts within :func:`_logp_tolerance` of the best), ``logp_starts``
+        (the optimum reached from each start tried, NaN where the start's log posterior was not finite)
+        and ``n_eval`` (log-posterior evaluations of the optimiser, all starts together).
     """
     _check_kwargs(kwargs)
     fn, names, unit, natural, to_unconstrained = _compile(model, scales or {}, rel_scales or {})
@@ -263,8 +334,9 @@ def fit_map(
         "n_starts": len(starts),
         "n_starts_run": n_tried,
         "stopped_early": n_tried < len(starts),
-        "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= MAP_AT_BEST_NATS for r in found)),
+        "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= _logp_tolerance(best, r) for r in found)),
         "logp_starts": logp_starts,
+        "n_eval": int(sum(r["n_eval"] for r in runs.values())),
     }
     if not best["success"]:
         warnings.warn(
