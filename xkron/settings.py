@@ -220,13 +220,14 @@ less than this many combined standard errors ``√(se_a² + se_b²)`` cannot be 
 they count as one (when this exceeds :data:`MAP_AT_BEST_NATS`), and so do starts "at the best"."""
 
 MAP_STOP_SE = 0.1
-"""An optimisation on an iterative objective stops, successfully, once each of the last
-:data:`MAP_STOP_ITERATIONS` iterations improved the log posterior by less than this fraction of
-its standard error: further steps move it by less than its own Monte Carlo error, and near the
-optimum the stochastic log-determinant and its Hutchinson gradient are not consistent enough for
-L-BFGS-B's line search, which then fails after many evaluations. A user's ``tol`` or ``options``
+"""An optimisation on an iterative objective ends, successfully, at its best point once
+:data:`MAP_STOP_EVALUATIONS` evaluations in a row neither improved the log posterior by this
+fraction of its standard error nor made it worse by more than one standard error: the optimiser
+is then resolving differences below the estimate's Monte Carlo error, where the stochastic
+log-determinant and its Hutchinson gradient are not consistent enough for L-BFGS-B's line search,
+which shrinks its step for many evaluations before it fails. A user's ``tol`` or ``options``
 turn this rule off."""
 
-MAP_STOP_ITERATIONS = 2
-"""Consecutive small improvements that stop an iterative objective's optimisation
-(:data:`MAP_STOP_SE`): one short step alone is often followed by a long one."""
+MAP_STOP_EVALUATIONS = 3
+"""Consecutive evaluations within the error that end an iterative objective's optimisation
+(:data:`MAP_STOP_SE`): a line search's first trial may fall short once or twice and still lead on."""

@@ -16,6 +16,11 @@ loop around :func:`scipy.optimize.minimize` (L-BFGS-B) for four reasons:
   (:data:`COMPILE_MODE`), never set process-wide, so fits in other threads keep their own.
 - **Honest progress.** :class:`xkron.progress.MapProgress` shows start k of n, iterations, the
   log posterior and the elapsed time; no invented ETA.
+- **Stochastic objectives.** The iterative solver's log posterior is a Monte Carlo estimate with a
+  stated standard error (:func:`xkron.models.ops.track_logp_error`). A start ends, successfully,
+  once its evaluations stop improving it beyond that error (:class:`_StallWatch`), and two
+  starts' optima count as one within :data:`MAP_AGREE_SE` combined errors (:func:`_agree`);
+  exact solvers state no error, and these rules then change nothing.
 
 One function is compiled per fit (log posterior, its gradient and the constrained values
 together), not three per start.
@@ -41,7 +46,7 @@ from xkron.settings import (
     MAP_AGREE_SE,
     MAP_AT_BEST_NATS,
     MAP_MAXEVAL,
-    MAP_STOP_ITERATIONS,
+    MAP_STOP_EVALUATIONS,
     MAP_STOP_SE,
 )
 
@@ -60,6 +65,46 @@ MAP_KWARGS = ("method", "tol", "options", "maxeval")
 
 class _MaxEval(Exception):
     """Raised inside the objective when a start has used its ``maxeval`` evaluations."""
+
+
+class _WithinError(Exception):
+    """Raised inside the objective when its evaluations no longer improve beyond their Monte Carlo error."""
+
+
+class _StallWatch:
+    """Ends an optimisation whose objective is a Monte Carlo estimate once its evaluations cannot tell points apart.
+
+    Each evaluation's value ``f`` (to minimise, with standard error ``se``) is compared with the
+    anchor, the last value that improved on its own anchor by at least :data:`MAP_STOP_SE` ``· se``
+    (the first value is the first anchor). An evaluation neither that much better nor more than
+    ``se`` worse is a stall: the optimiser is resolving differences below the estimate's error,
+    where the stochastic log-determinant and its Hutchinson gradient disagree and L-BFGS-B's line
+    search shrinks its step for many evaluations before it fails. :meth:`see` is True after
+    :data:`MAP_STOP_EVALUATIONS` stalls in a row. Evaluations far worse (a line search's first
+    trial overshooting) are informative and neither count nor reset; an exact objective
+    (``se == 0``) never stalls here, and its optimiser's own rule applies.
+    """
+
+    def __init__(self) -> None:
+        self.anchor = np.inf
+        self.stalled = 0
+        self.message: str | None = None
+
+    def see(self, f: float, se: float) -> bool:
+        if se <= 0:
+            return False
+        gain = self.anchor - f
+        if gain >= MAP_STOP_SE * se:
+            self.anchor, self.stalled = f, 0
+        elif gain >= -se:
+            self.stalled += 1
+        if self.stalled < MAP_STOP_EVALUATIONS:
+            return False
+        self.message = (
+            f"converged within the log posterior's Monte Carlo error (se {se:.3g} nats): "
+            f"{self.stalled} evaluations in a row improved it by less than {MAP_STOP_SE:g} se"
+        )
+        return True
 
 
 def data_scale(y) -> float:
@@ -86,6 +131,8 @@ class _Objective:
     maxeval: int = MAP_MAXEVAL
     n_eval: int = 0
     last: tuple | None = None
+    best: tuple | None = None
+    watch: _StallWatch | None = None
 
     def split(self, u: np.ndarray) -> list[np.ndarray]:
         sizes = [int(np.prod(s)) for s in self.shapes]
@@ -98,8 +145,9 @@ class _Objective:
         ``logp_se`` is the Monte Carlo standard error of ``log p`` that the iterative solver states
         (:func:`xkron.models.ops.track_logp_error`; 0 for the exact solvers).
         """
-        if self.last is not None and np.array_equal(self.last[0], z):
-            return self.last[1]
+        for seen in (self.last, self.best):
+            if seen is not None and np.array_equal(seen[0], z):
+                return seen[1]
         # A line search may try points far out (an overflowing covariance): the value is then
         # not finite and is handled as -inf below, so numpy's overflow warnings would only be noise.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), track_logp_error() as error:
@@ -110,23 +158,27 @@ class _Objective:
         self.last = (np.array(z, copy=True), result)
         return result
 
-    @property
-    def last_se(self) -> float:
-        """Standard error of the last evaluation's log posterior (0 before any, and for exact solvers)."""
-        return 0.0 if self.last is None else self.last[1][3]
+    def start(self, watch: _StallWatch | None) -> None:
+        """Count evaluations, and track the best point, of a new start; ``watch`` may end it (:class:`_StallWatch`)."""
+        self.n_eval, self.best, self.watch = 0, None, watch
 
     def __call__(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         self.n_eval += 1
         if self.n_eval > self.maxeval:
             raise _MaxEval
         try:
-            logp, grad, *_ = self.evaluate(z)
+            logp, grad, _, se = self.evaluate(z)
         except np.linalg.LinAlgError:  # a covariance that is not positive definite: outside the model
             logp = -np.inf
         if not np.isfinite(logp):
             # The line search steps back from an infinite value; a gradient of 0 keeps it finite.
             return np.inf, np.zeros_like(z)
-        return -(logp - self.logp_ref), -self.unit * grad
+        if self.best is None or logp > self.best[1][0]:
+            self.best = self.last
+        f = -(logp - self.logp_ref)
+        if self.watch is not None and self.watch.see(f, se):
+            raise _WithinError
+        return f, -self.unit * grad
 
 
 def _is_log(transform) -> bool:
@@ -171,56 +223,25 @@ def _check_kwargs(kwargs: dict) -> None:
         raise TypeError(f"method='map' does not accept {', '.join(hints)}; it accepts {list(MAP_KWARGS)}")
 
 
-class _StopWithinError:
-    """Stops an optimisation whose objective is a Monte Carlo estimate once it no longer improves beyond its error.
-
-    After each iteration :meth:`reached` is given the objective's value and its standard error;
-    it is True once :data:`MAP_STOP_ITERATIONS` iterations in a row improved the value by less than
-    :data:`MAP_STOP_SE` standard errors. An exact objective (``se == 0``) never stops here: its
-    optimiser's own rule applies, as without this class.
-    """
-
-    def __init__(self) -> None:
-        self.previous: float | None = None
-        self.small = 0
-        self.message: str | None = None
-
-    def reached(self, fun: float, se: float) -> bool:
-        previous, self.previous = self.previous, fun
-        if se <= 0 or previous is None:
-            return False
-        self.small = self.small + 1 if previous - fun < MAP_STOP_SE * se else 0
-        if self.small < MAP_STOP_ITERATIONS:
-            return False
-        self.message = (
-            f"converged within the log posterior's Monte Carlo error: the last {self.small} iterations "
-            f"improved it by less than {MAP_STOP_SE:g} × its standard error ({se:.3g} nats)"
-        )
-        return True
-
-
 def _stops_within_error(kwargs: dict) -> bool:
-    """Whether a start may stop on :class:`_StopWithinError`: L-BFGS-B (which honours a callback's
-    ``StopIteration``) without a user's ``tol`` or ``options``, which win."""
-    return kwargs.get("method", "L-BFGS-B") == "L-BFGS-B" and kwargs.get("tol") is None and not kwargs.get("options")
+    """Whether a start may end on :class:`_StallWatch`: not when the user gives ``tol`` or ``options``, which win."""
+    return kwargs.get("tol") is None and not kwargs.get("options")
 
 
 def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwargs: dict) -> dict:
     """Optimise from one start; the result's ``x`` is the best point reached.
 
-    On an iterative objective the start also stops, successfully, once further iterations improve
-    the log posterior by less than its Monte Carlo error (:class:`_StopWithinError`).
+    On an iterative objective the start also ends, successfully, at the best point reached once its
+    evaluations no longer improve the log posterior beyond its Monte Carlo error (:class:`_StallWatch`).
     """
     nit = [0]
-    stop = _StopWithinError() if _stops_within_error(kwargs) else None
 
     def callback(intermediate_result):
         nit[0] += 1
         progress.update(nit[0], objective.logp_ref - float(intermediate_result.fun))
-        if stop is not None and stop.reached(float(intermediate_result.fun), objective.last_se):
-            raise StopIteration
 
-    objective.n_eval = 0
+    watch = _StallWatch() if _stops_within_error(kwargs) else None
+    objective.start(watch)
     method = kwargs.get("method", "L-BFGS-B")
     try:
         res = scipy.optimize.minimize(
@@ -228,8 +249,8 @@ def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwa
             callback=callback,
         )  # fmt: skip
         x, success, message, nit_done = res.x, bool(res.success), str(res.message), int(getattr(res, "nit", nit[0]))
-        if stop is not None and stop.message is not None:
-            success, message = True, stop.message
+    except _WithinError:
+        x, success, message, nit_done = objective.best[0], True, watch.message, nit[0]
     except _MaxEval:
         x, success = objective.last[0], False
         message, nit_done = f"stopped after maxeval={objective.maxeval} evaluations", nit[0]
