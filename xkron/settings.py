@@ -183,3 +183,56 @@ vector (it is memory-bound), and the Kronecker products run on ``p`` rows at onc
 LANCZOS_CHECK_STEPS = 32
 """Lanczos vectors between checks of the variance bracket: a check costs a few passes over the
 test cells, about one block's Kronecker products, so checking every few blocks keeps it minor."""
+
+# --- MAP starting values and restarts ------------------------------------------------------------
+
+VARIOGRAM_MAX_LAGS = 64
+"""Most lags of the empirical semivariogram along a dim (at most a third of its steps): the
+lengthscale fit needs the lags where the correlation is above :data:`VARIOGRAM_MIN_CORRELATION`,
+and each lag costs one pass over the data."""
+
+VARIOGRAM_MIN_PAIRS = 20
+"""Lags with fewer pairs of observed cells are left out of the variogram fit: their value is noise."""
+
+VARIOGRAM_MIN_CORRELATION = 0.1
+"""The lengthscale is fitted on the lags up to where the correlation falls below this: beyond,
+the variogram is the sill plus sampling noise and only blurs the fit."""
+
+VARIOGRAM_FLAT = 0.05
+"""A variogram that varies by less than this fraction of the data's variance is flat (constant
+along the dim, or no correlation at one step): it cannot tell a lengthscale, and the start falls
+back to :func:`xkron.spec.priors.start_ladder`."""
+
+NUGGET_FRACTION = (1e-4, 0.5)
+"""Bounds of the starting noise variance, as fractions of the data's variance: at least a little
+noise keeps the first evaluations well conditioned (the iterative solver's CG slows as the noise
+shrinks), and at most half keeps the signal in the start."""
+
+RESTART_LS_FACTORS = (2.0, 0.5, 4.0, 0.25)
+"""Restart ``k`` (``k ≥ 1``) multiplies the data-driven lengthscales by the ``k``-th of these
+(cycling): a second and third start on either side of the first, then further out."""
+
+MAP_AGREE_RTOL = 1e-3
+"""Two MAP starts agree when their optima are within :data:`MAP_AT_BEST_NATS` (or
+:data:`MAP_AGREE_SE` standard errors) and every hyperparameter within this relative difference
+(the mean within this many data sd): the remaining restarts are then skipped, since a third
+start would find the same optimum again."""
+
+MAP_AGREE_SE = 2.0
+"""With the iterative solver every log posterior is a Monte Carlo estimate with a stated standard
+error (``logp_se``, 1-15 nats on the benchmark grids): two optima whose log posteriors differ by
+less than this many combined standard errors ``√(se_a² + se_b²)`` cannot be told apart, so
+they count as one (when this exceeds :data:`MAP_AT_BEST_NATS`), and so do starts "at the best"."""
+
+MAP_STOP_SE = 0.1
+"""An optimisation on an iterative objective ends, successfully, at its best point once
+:data:`MAP_STOP_EVALUATIONS` evaluations in a row neither improved the log posterior by this
+fraction of its standard error nor made it worse by more than one standard error: the optimiser
+is then resolving differences below the estimate's Monte Carlo error, where the stochastic
+log-determinant and its Hutchinson gradient are not consistent enough for L-BFGS-B's line search,
+which shrinks its step for many evaluations before it fails. A user's ``tol`` or ``options``
+turn this rule off."""
+
+MAP_STOP_EVALUATIONS = 3
+"""Consecutive evaluations within the error that end an iterative objective's optimisation
+(:data:`MAP_STOP_SE`): a line search's first trial may fall short once or twice and still lead on."""

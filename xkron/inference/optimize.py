@@ -16,6 +16,11 @@ loop around :func:`scipy.optimize.minimize` (L-BFGS-B) for four reasons:
   (:data:`COMPILE_MODE`), never set process-wide, so fits in other threads keep their own.
 - **Honest progress.** :class:`xkron.progress.MapProgress` shows start k of n, iterations, the
   log posterior and the elapsed time; no invented ETA.
+- **Stochastic objectives.** The iterative solver's log posterior is a Monte Carlo estimate with a
+  stated standard error (:func:`xkron.models.ops.track_logp_error`). A start ends, successfully,
+  once its evaluations stop improving it beyond that error (:class:`_StallWatch`), and two
+  starts' optima count as one within :data:`MAP_AGREE_SE` combined errors (:func:`_agree`);
+  exact solvers state no error, and these rules then change nothing.
 
 One function is compiled per fit (log posterior, its gradient and the constrained values
 together), not three per start.
@@ -34,8 +39,16 @@ import scipy.optimize
 from pymc.pytensorf import compile as pm_compile
 
 from xkron.errors import ConvergenceWarning
+from xkron.models.ops import track_logp_error
 from xkron.progress import MapProgress
-from xkron.settings import MAP_AT_BEST_NATS, MAP_MAXEVAL
+from xkron.settings import (
+    MAP_AGREE_RTOL,
+    MAP_AGREE_SE,
+    MAP_AT_BEST_NATS,
+    MAP_MAXEVAL,
+    MAP_STOP_EVALUATIONS,
+    MAP_STOP_SE,
+)
 
 __all__ = ["COMPILE_MODE", "MAP_AT_BEST_NATS", "MAP_KWARGS", "MAP_MAXEVAL", "data_scale", "fit_map"]
 
@@ -52,6 +65,46 @@ MAP_KWARGS = ("method", "tol", "options", "maxeval")
 
 class _MaxEval(Exception):
     """Raised inside the objective when a start has used its ``maxeval`` evaluations."""
+
+
+class _WithinError(Exception):
+    """Raised inside the objective when its evaluations no longer improve beyond their Monte Carlo error."""
+
+
+class _StallWatch:
+    """Ends an optimisation whose objective is a Monte Carlo estimate once its evaluations cannot tell points apart.
+
+    Each evaluation's value ``f`` (to minimise, with standard error ``se``) is compared with the
+    anchor, the last value that improved on its own anchor by at least :data:`MAP_STOP_SE` ``· se``
+    (the first value is the first anchor). An evaluation neither that much better nor more than
+    ``se`` worse is a stall: the optimiser is resolving differences below the estimate's error,
+    where the stochastic log-determinant and its Hutchinson gradient disagree and L-BFGS-B's line
+    search shrinks its step for many evaluations before it fails. :meth:`see` is True after
+    :data:`MAP_STOP_EVALUATIONS` stalls in a row. Evaluations far worse (a line search's first
+    trial overshooting) are informative and neither count nor reset; an exact objective
+    (``se == 0``) never stalls here, and its optimiser's own rule applies.
+    """
+
+    def __init__(self) -> None:
+        self.anchor = np.inf
+        self.stalled = 0
+        self.message: str | None = None
+
+    def see(self, f: float, se: float) -> bool:
+        if se <= 0:
+            return False
+        gain = self.anchor - f
+        if gain >= MAP_STOP_SE * se:
+            self.anchor, self.stalled = f, 0
+        elif gain >= -se:
+            self.stalled += 1
+        if self.stalled < MAP_STOP_EVALUATIONS:
+            return False
+        self.message = (
+            f"converged within the log posterior's Monte Carlo error (se {se:.3g} nats): "
+            f"{self.stalled} evaluations in a row improved it by less than {MAP_STOP_SE:g} se"
+        )
+        return True
 
 
 def data_scale(y) -> float:
@@ -78,38 +131,54 @@ class _Objective:
     maxeval: int = MAP_MAXEVAL
     n_eval: int = 0
     last: tuple | None = None
+    best: tuple | None = None
+    watch: _StallWatch | None = None
 
     def split(self, u: np.ndarray) -> list[np.ndarray]:
         sizes = [int(np.prod(s)) for s in self.shapes]
         parts = np.split(u, np.cumsum(sizes)[:-1])
         return [p.reshape(s) for p, s in zip(parts, self.shapes, strict=True)]
 
-    def evaluate(self, z: np.ndarray) -> tuple[float, np.ndarray, list]:
-        """``(log p, ∂ log p/∂u raveled, constrained values)`` at ``z`` (the last one is remembered)."""
-        if self.last is not None and np.array_equal(self.last[0], z):
-            return self.last[1]
+    def evaluate(self, z: np.ndarray) -> tuple[float, np.ndarray, list, float]:
+        """``(log p, ∂ log p/∂u raveled, constrained values, logp_se)`` at ``z`` (the last one is remembered).
+
+        ``logp_se`` is the Monte Carlo standard error of ``log p`` that the iterative solver states
+        (:func:`xkron.models.ops.track_logp_error`; 0 for the exact solvers).
+        """
+        for seen in (self.last, self.best):
+            if seen is not None and np.array_equal(seen[0], z):
+                return seen[1]
         # A line search may try points far out (an overflowing covariance): the value is then
         # not finite and is handled as -inf below, so numpy's overflow warnings would only be noise.
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"), track_logp_error() as error:
             out = self.fn(*self.split(self.offset + self.unit * z))
         k = len(self.names)
         grad = np.concatenate([np.ravel(g) for g in out[1 : 1 + k]]) if k else np.zeros(0)
-        result = (float(out[0]), grad, out[1 + k :])
+        result = (float(out[0]), grad, out[1 + k :], error.se)
         self.last = (np.array(z, copy=True), result)
         return result
+
+    def start(self, watch: _StallWatch | None) -> None:
+        """Count evaluations, and track the best point, of a new start; ``watch`` may end it (:class:`_StallWatch`)."""
+        self.n_eval, self.best, self.watch = 0, None, watch
 
     def __call__(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         self.n_eval += 1
         if self.n_eval > self.maxeval:
             raise _MaxEval
         try:
-            logp, grad, _ = self.evaluate(z)
+            logp, grad, _, se = self.evaluate(z)
         except np.linalg.LinAlgError:  # a covariance that is not positive definite: outside the model
             logp = -np.inf
         if not np.isfinite(logp):
             # The line search steps back from an infinite value; a gradient of 0 keeps it finite.
             return np.inf, np.zeros_like(z)
-        return -(logp - self.logp_ref), -self.unit * grad
+        if self.best is None or logp > self.best[1][0]:
+            self.best = self.last
+        f = -(logp - self.logp_ref)
+        if self.watch is not None and self.watch.see(f, se):
+            raise _WithinError
+        return f, -self.unit * grad
 
 
 def _is_log(transform) -> bool:
@@ -130,19 +199,20 @@ def _compile(model, scales, rel_scales):
             p if t is None else t.forward(p, *rv.owner.inputs) for p, rv, t in zip(points, rvs, transforms, strict=True)
         ]
         to_u = pm_compile(points, forward, mode=COMPILE_MODE, on_unused_input="ignore")
-    unit = []
+    unit, natural = [], []
     for rv, transform in zip(rvs, transforms, strict=True):
         size = int(np.prod(rv.type.shape)) if all(s is not None for s in rv.type.shape) else 1
         table = scales if transform is None else rel_scales
         step = float(table.get(rv.name, 1.0)) if transform is None or _is_log(transform) else 1.0
         unit.extend([step] * size)
+        natural.extend([float(scales.get(rv.name, 1.0)) if transform is None else 1.0] * size)
     names = [rv.name for rv in rvs]
 
     def to_unconstrained(start: dict) -> np.ndarray:
         args = [np.asarray(start[n], dtype=rv.dtype).reshape(rv.type.shape) for n, rv in zip(names, rvs, strict=True)]
         return np.concatenate([np.ravel(v) for v in to_u(*args)])
 
-    return fn, names, np.asarray(unit, dtype=float), to_unconstrained
+    return fn, names, np.asarray(unit, dtype=float), np.asarray(natural, dtype=float), to_unconstrained
 
 
 def _check_kwargs(kwargs: dict) -> None:
@@ -153,15 +223,25 @@ def _check_kwargs(kwargs: dict) -> None:
         raise TypeError(f"method='map' does not accept {', '.join(hints)}; it accepts {list(MAP_KWARGS)}")
 
 
+def _stops_within_error(kwargs: dict) -> bool:
+    """Whether a start may end on :class:`_StallWatch`: not when the user gives ``tol`` or ``options``, which win."""
+    return kwargs.get("tol") is None and not kwargs.get("options")
+
+
 def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwargs: dict) -> dict:
-    """Optimise from one start; the result's ``x`` is the best point reached."""
+    """Optimise from one start; the result's ``x`` is the best point reached.
+
+    On an iterative objective the start also ends, successfully, at the best point reached once its
+    evaluations no longer improve the log posterior beyond its Monte Carlo error (:class:`_StallWatch`).
+    """
     nit = [0]
 
     def callback(intermediate_result):
         nit[0] += 1
         progress.update(nit[0], objective.logp_ref - float(intermediate_result.fun))
 
-    objective.n_eval = 0
+    watch = _StallWatch() if _stops_within_error(kwargs) else None
+    objective.start(watch)
     method = kwargs.get("method", "L-BFGS-B")
     try:
         res = scipy.optimize.minimize(
@@ -169,11 +249,31 @@ def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwa
             callback=callback,
         )  # fmt: skip
         x, success, message, nit_done = res.x, bool(res.success), str(res.message), int(getattr(res, "nit", nit[0]))
+    except _WithinError:
+        x, success, message, nit_done = objective.best[0], True, watch.message, nit[0]
     except _MaxEval:
         x, success = objective.last[0], False
         message, nit_done = f"stopped after maxeval={objective.maxeval} evaluations", nit[0]
-    logp, _, values = objective.evaluate(x)
-    return {"x": x, "logp": logp, "values": values, "success": success, "message": message, "nit": nit_done}
+    n_eval = min(objective.n_eval, objective.maxeval)
+    logp, _, values, logp_se = objective.evaluate(x)
+    return {"x": x, "logp": logp, "logp_se": logp_se, "values": values, "success": success, "message": message,
+            "nit": nit_done, "n_eval": n_eval}  # fmt: skip
+
+
+def _logp_tolerance(a: dict, b: dict) -> float:
+    """Largest difference between two optima's log posteriors that tells them apart from none:
+    :data:`MAP_AT_BEST_NATS`, or :data:`MAP_AGREE_SE` combined standard errors when the log posteriors are
+    Monte Carlo estimates (the iterative solver's ``logp_se``), whichever is larger."""
+    return max(MAP_AT_BEST_NATS, MAP_AGREE_SE * float(np.hypot(a.get("logp_se", 0.0), b.get("logp_se", 0.0))))
+
+
+def _agree(a: dict, b: dict, natural: np.ndarray) -> bool:
+    """Two starts reached one optimum: log posteriors within :func:`_logp_tolerance`, every unconstrained
+    value within :data:`MAP_AGREE_RTOL` of its natural unit (1 for a log: a relative difference; the data's sd
+    for the mean)."""
+    if not (np.isfinite(a["logp"]) and np.isfinite(b["logp"])) or abs(a["logp"] - b["logp"]) > _logp_tolerance(a, b):
+        return False
+    return bool(np.all(np.abs(a["u"] - b["u"]) <= MAP_AGREE_RTOL * natural))
 
 
 def fit_map(
@@ -186,7 +286,13 @@ def fit_map(
     stacklevel: int = 2,
     **kwargs,
 ):
-    """Maximise the log posterior of ``model`` from every start; keep the best optimum.
+    """Maximise the log posterior of ``model`` from each start in turn, until two agree; keep the best optimum.
+
+    Starts run in order. Once two have reached the same optimum (:func:`_agree`: within
+    :data:`MAP_AT_BEST_NATS` or, for the iterative solver's Monte Carlo log posterior,
+    :data:`MAP_AGREE_SE` combined standard errors, and :data:`MAP_AGREE_RTOL`), the remaining ones are skipped: the
+    first start is fitted to the data (:func:`xkron.spec.priors.map_starts`) and the restarts are
+    spread around it, so another start would most likely reach that optimum a third time.
 
     Parameters
     ----------
@@ -215,12 +321,14 @@ def fit_map(
         The best optimum's constrained values, by variable name.
     report : dict
         ``success``, ``message``, ``logp`` (log posterior without Jacobian, as ``find_MAP``),
-        ``nit`` (of the best start), ``n_starts``, ``n_starts_at_best`` (starts within
-        :data:`MAP_AT_BEST_NATS` of the best) and ``logp_starts`` (the optimum reached from each
-        start, NaN where the start's log posterior was not finite).
+        ``nit`` (of the best start), ``n_starts`` (the starts given), ``n_starts_run`` (those tried
+        before two agreed, or all), ``stopped_early`` (True when two agreed before the last start),
+        ``n_starts_at_best`` (starts within :func:`_logp_tolerance` of the best), ``logp_starts``
+        (the optimum reached from each start tried, NaN where the start's log posterior was not finite)
+        and ``n_eval`` (log-posterior evaluations of the optimiser, all starts together).
     """
     _check_kwargs(kwargs)
-    fn, names, unit, to_unconstrained = _compile(model, scales or {}, rel_scales or {})
+    fn, names, unit, natural, to_unconstrained = _compile(model, scales or {}, rel_scales or {})
     us = [to_unconstrained(s) for s in starts]
     objective = _Objective(fn, names, [tuple(rv.type.shape) for rv in model.free_RVs], us[0], unit)
     objective.maxeval = int(kwargs.get("maxeval", MAP_MAXEVAL))
@@ -231,8 +339,45 @@ def fit_map(
         raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density at every start)")
     objective.logp_ref = start_logp[finite[0]]
     progress = MapProgress(len(starts), enabled=progressbar)
-    runs, logp_starts = [], [float("nan")] * len(starts)
-    for k in finite:
+    runs, n_tried = _run_starts(objective, zs, start_logp, natural, progress, kwargs)
+    logp_starts = [float("nan")] * n_tried
+    for k, run in runs.items():
+        logp_starts[k] = run["logp"]
+    found = [r for r in runs.values() if np.isfinite(r["logp"])]
+    if not found:
+        raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density)")
+    best = max(found, key=lambda r: r["logp"])
+    report = {
+        "success": best["success"],
+        "message": best["message"],
+        "logp": best["logp"],
+        "nit": best["nit"],
+        "n_starts": len(starts),
+        "n_starts_run": n_tried,
+        "stopped_early": n_tried < len(starts),
+        "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= _logp_tolerance(best, r) for r in found)),
+        "logp_starts": logp_starts,
+        "n_eval": int(sum(r["n_eval"] for r in runs.values())),
+    }
+    if not best["success"]:
+        warnings.warn(
+            f"MAP optimiser did not converge ({best['message']}); the best of {n_tried} starts is returned. "
+            "Try more restarts, fixed or tighter priors, or method='nuts'.",
+            ConvergenceWarning,
+            stacklevel=stacklevel + 1,
+        )
+    values = {name: np.asarray(v) for name, v in zip(names, best["values"], strict=True)}
+    return values, report
+
+
+def _run_starts(objective: _Objective, zs, start_logp: list[float], natural, progress: MapProgress, kwargs):
+    """Optimise from each start with a finite log posterior in turn until one agrees with an earlier one
+    (:func:`_agree`).
+
+    Returns the runs by start index and the number of starts tried (those up to the stop).
+    """
+    runs: dict[int, dict] = {}
+    for k in [k for k, lp in enumerate(start_logp) if np.isfinite(lp)]:
         progress.start(k, start_logp[k])
         try:
             run = _run_start(objective, zs[k], progress, kwargs)
@@ -240,27 +385,9 @@ def fit_map(
             progress.interrupted()
             raise
         progress.done(run["nit"], run["logp"], run["success"], run["message"])
-        runs.append(run)
-        logp_starts[k] = run["logp"]
-    runs = [r for r in runs if np.isfinite(r["logp"])]
-    if not runs:
-        raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density)")
-    best = max(runs, key=lambda r: r["logp"])
-    report = {
-        "success": best["success"],
-        "message": best["message"],
-        "logp": best["logp"],
-        "nit": best["nit"],
-        "n_starts": len(starts),
-        "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= MAP_AT_BEST_NATS for r in runs)),
-        "logp_starts": logp_starts,
-    }
-    if not best["success"]:
-        warnings.warn(
-            f"MAP optimiser did not converge ({best['message']}); the best of {len(starts)} starts is returned. "
-            "Try more restarts, fixed or tighter priors, or method='nuts'.",
-            ConvergenceWarning,
-            stacklevel=stacklevel + 1,
-        )
-    values = {name: np.asarray(v) for name, v in zip(names, best["values"], strict=True)}
-    return values, report
+        run["u"] = objective.offset + objective.unit * run["x"]
+        agreed = any(_agree(run, earlier, natural) for earlier in runs.values())
+        runs[k] = run
+        if agreed:
+            return runs, k + 1
+    return runs, len(zs)

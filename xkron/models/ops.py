@@ -10,7 +10,10 @@ factor's ``K_i(θ)``. One ``perform`` returns the value and every gradient, so a
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import pytensor.tensor as pt
@@ -19,17 +22,76 @@ from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
 from xkron.linalg.kronecker import marginal_loglik
+from xkron.linalg.loglik import Loglik
 from xkron.linalg.systems import make_system
 from xkron.spec.solver import Solver
 
-__all__ = ["KronMarginalLogp", "KronObservedLogp", "kron_marginal_logp", "kron_observed_logp"]
+__all__ = [
+    "KronMarginalLogp",
+    "KronObservedLogp",
+    "LogpError",
+    "kron_marginal_logp",
+    "kron_observed_logp",
+    "track_logp_error",
+]
 
 
 DENSE = Solver("dense")
 """The default solver of :class:`KronObservedLogp`: exact Cholesky on the observed cells."""
 
 _MEMO: list = [None]
-"""The last evaluation: ``(inputs, outputs)``; one slot, replaced on every new point."""
+"""The last evaluation: ``(inputs, outputs, logp_se)``; one slot, replaced on every new point."""
+
+_TRACKING = threading.local()
+"""This thread's open :func:`track_logp_error` tally (``None`` when none): the Ops run in the thread
+that calls the compiled function, so fits in other threads keep their own."""
+
+
+class LogpError:
+    """Monte Carlo error of the log-likelihoods computed inside one :func:`track_logp_error` block.
+
+    ``variance`` sums ``logp_se²`` over every evaluation of these Ops (0 for exact solvers), and
+    ``evaluations`` counts them.
+    """
+
+    def __init__(self) -> None:
+        self.variance, self.evaluations = 0.0, 0
+
+    @property
+    def se(self) -> float:
+        """Standard error of the summed log-likelihoods (their estimates are independent)."""
+        return float(np.sqrt(self.variance))
+
+
+@contextlib.contextmanager
+def track_logp_error() -> Iterator[LogpError]:
+    """Collect the stated error of every Kronecker log-likelihood this thread computes inside the block.
+
+    The iterative solver's log-likelihood is a stochastic estimate (its
+    :attr:`xkron.linalg.loglik.Loglik.logp_se`); a compiled log posterior returns only numbers,
+    so an optimiser that must know how precise its objective is evaluates it inside this block.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> with track_logp_error() as error:
+    ...     _ = kron_marginal_logp(np.zeros((2, 3)), [np.eye(2), np.eye(3)], 1.0, 1.0).eval()
+    >>> error.evaluations, error.se
+    (1, 0.0)
+    """
+    outer = getattr(_TRACKING, "tally", None)
+    _TRACKING.tally = tally = LogpError()
+    try:
+        yield tally
+    finally:
+        _TRACKING.tally = outer
+
+
+def _record(logp_se: float) -> None:
+    tally = getattr(_TRACKING, "tally", None)
+    if tally is not None:
+        tally.variance += float(logp_se) ** 2
+        tally.evaluations += 1
 
 
 class KronMarginalLogp(Op):
@@ -57,18 +119,26 @@ class KronMarginalLogp(Op):
         outputs = [pt.dscalar()] + [pt.dmatrix() for _ in factors] + [pt.dscalar() for _ in scalars]
         return Apply(self, [y, *factors, *scalars], outputs)
 
-    def evaluate(self, inputs) -> list:
-        """``[logp, ∂/∂K_1, ..., ∂/∂K_D, ∂/∂eta2, ∂/∂sigma2, ∂/∂mean]`` at numeric ``inputs``."""
+    def loglik(self, inputs) -> Loglik:
+        """The log-likelihood and its gradients at numeric ``inputs``."""
         y, *rest = inputs
         factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
-        result = marginal_loglik(y, factors, float(eta2), float(sigma2), float(mean), gradient=True)
+        return marginal_loglik(y, factors, float(eta2), float(sigma2), float(mean), gradient=True)
+
+    def evaluate(self, inputs) -> list:
+        """``[logp, ∂/∂K_1, ..., ∂/∂K_D, ∂/∂eta2, ∂/∂sigma2, ∂/∂mean]`` at numeric ``inputs``."""
+        result = self.loglik(inputs)
         return [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
 
     def perform(self, node, inputs, output_storage):
-        values = self._memo_lookup(inputs)
-        if values is None:
-            values = [np.asarray(v, dtype="float64") for v in self.evaluate(inputs)]
-            _MEMO[0] = ([np.array(x, copy=True) for x in inputs], values)
+        memo = self._memo_lookup(inputs)
+        if memo is None:
+            result = self.loglik(inputs)
+            outputs = [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
+            memo = ([np.asarray(v, dtype="float64") for v in outputs], float(result.logp_se))
+            _MEMO[0] = ([np.array(x, copy=True) for x in inputs], *memo)
+        values, logp_se = memo
+        _record(logp_se)
         for storage, value in zip(output_storage, values, strict=True):
             storage[0] = value.copy()
 
@@ -83,11 +153,11 @@ class KronMarginalLogp(Op):
         memo = _MEMO[0]
         if memo is None:
             return None
-        previous, values = memo
+        previous, values, logp_se = memo
         if len(previous) != len(inputs):
             return None
         same = all(a.shape == np.shape(b) and np.array_equal(a, b) for a, b in zip(previous, inputs, strict=True))
-        return values if same else None
+        return (values, logp_se) if same else None
 
     def pullback(self, inputs, outputs, cotangents):
         for extra in cotangents[1:]:
@@ -119,12 +189,11 @@ class KronObservedLogp(KronMarginalLogp):
         outputs = [o.type() for o in node.outputs]
         return Apply(self, [node.inputs[0], *extra, *node.inputs[1:]], outputs)
 
-    def evaluate(self, inputs) -> list:
+    def loglik(self, inputs) -> Loglik:
         y, observed, known_var, *rest = inputs
         factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
         system = make_system(self.solver, factors, float(eta2), known_var + float(sigma2), observed > 0)
-        result = system.loglik(y, float(mean), gradient=True)
-        return [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
+        return system.loglik(y, float(mean), gradient=True)
 
     def pullback(self, inputs, outputs, cotangents):
         grads = super().pullback([inputs[0], *inputs[3:]], outputs, cotangents)

@@ -28,9 +28,10 @@ import numpy as np
 if TYPE_CHECKING:  # PyMC is imported when a prior is built, not with xkron
     from pymc_extras.prior import Prior
 
-from xkron.settings import PERIOD_DISTINCT, PERIODIC_LS_START
+from xkron.settings import NUGGET_FRACTION, PERIODIC_LS_START, RESTART_LS_FACTORS
 from xkron.spec.prior_types import is_prior, new_prior
 from xkron.spec.support import check_positive_prior, prior_support
+from xkron.spec.variogram import data_lengthscales, dominant_period, grid_scales, period_candidates
 
 __all__ = [
     "data_priors",
@@ -45,13 +46,6 @@ __all__ = [
 ]
 
 _Z98 = NormalDist().inv_cdf(0.99)  # 98% central mass lies within ±2.326 sd
-
-
-def grid_scales(coord: np.ndarray) -> tuple[float, float]:
-    """Smallest spacing and extent of a sorted numeric coordinate."""
-    coord = np.asarray(coord, dtype=float)
-    steps = np.abs(np.diff(coord))
-    return float(steps.min()), float(np.ptp(coord))
 
 
 def lognormal_between(lower: float, upper: float) -> Prior:
@@ -231,82 +225,6 @@ def _inside_support(prior: Prior, value: float | None) -> float:
     return float(prior.preliz.median())
 
 
-def _periodogram(y: np.ndarray, axis: int, coord: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(frequencies, power)`` of ``y`` along ``axis``, power averaged over every other axis."""
-    coord = np.asarray(coord, dtype=float)
-    series = np.moveaxis(np.asarray(y, dtype=float), axis, -1).reshape(-1, len(coord))
-    series = series - series.mean(axis=1, keepdims=True)
-    steps = np.diff(coord)
-    if np.allclose(steps, steps[0], rtol=1e-6):
-        # Even spacing: FFT periodogram, zero-padded 4x for a finer frequency grid.
-        n_fft = 4 * len(coord)
-        power = (np.abs(np.fft.rfft(series, n=n_fft, axis=-1)) ** 2).sum(axis=0)
-        freqs = np.fft.rfftfreq(n_fft, d=abs(steps[0]))
-        keep = freqs >= 1.0 / np.ptp(coord)
-        return freqs[keep], power[keep]
-    spacing, extent = grid_scales(coord)
-    freqs = np.linspace(1.0 / extent, 0.5 / spacing, 4 * len(coord))
-    import scipy.signal  # here, not at import: the CLI and `import xkron` need no signal processing
-
-    power = sum(scipy.signal.lombscargle(coord, s, 2 * np.pi * freqs) for s in series[:64])
-    return freqs, np.asarray(power)
-
-
-def dominant_period(y: np.ndarray, axis: int, coord: np.ndarray) -> float:
-    """Period of the strongest oscillation of ``y`` along ``axis`` (Lomb–Scargle periodogram).
-
-    The power is averaged over every other axis. Frequencies run from one cycle per extent
-    to the Nyquist limit; uneven spacing is fine.
-
-    Examples
-    --------
-    >>> x = np.linspace(0, 3, 30)
-    >>> y = np.cos(2 * np.pi * x)[None, :] * np.ones((4, 1))
-    >>> round(dominant_period(y, 1, x), 1)
-    1.0
-    """
-    freqs, power = _periodogram(y, axis, coord)
-    return float(1.0 / freqs[int(np.argmax(power))])
-
-
-def period_candidates(y: np.ndarray, axis: int, coord: np.ndarray, n: int) -> list[float]:
-    """``n`` distinct starting periods along ``axis``, the most likely first.
-
-    The log posterior of a periodic factor has a local optimum near every period that fits
-    some of the data's oscillation, so restarts must try several. The order: the dominant
-    period ``P`` (:func:`dominant_period`); ``2P`` (when the strongest peak is a harmonic, the
-    fundamental is twice as long); the periodogram's other peaks by power; then ``3P, 4P, ...``
-    and, last, a log-spaced ladder from ``2Δ`` to the extent, so that ``n`` distinct values
-    always exist. Periods beyond the extent are skipped (the data cannot tell them apart), and
-    values within :data:`PERIOD_DISTINCT` of an earlier one count as the same.
-
-    Examples
-    --------
-    >>> x = np.arange(40.0)
-    >>> y = np.cos(2 * np.pi * x / 5)[None, :] + 0.5 * np.cos(2 * np.pi * x / 13)[None, :]
-    >>> [round(p, 1) for p in period_candidates(y, 1, x, 3)]
-    [5.0, 10.0, 13.3]
-    """
-    coord = np.asarray(coord, dtype=float)
-    spacing, extent = grid_scales(coord)
-    freqs, power = _periodogram(y, axis, coord)
-    inner = (power[1:-1] >= power[:-2]) & (power[1:-1] >= power[2:])
-    peaks = np.flatnonzero(np.r_[power[0] >= power[1], inner, power[-1] >= power[-2]])
-    by_power = [float(1.0 / freqs[i]) for i in peaks[np.argsort(-power[peaks], kind="stable")]]
-    first = float(1.0 / freqs[int(np.argmax(power))])
-    multiples = [k * first for k in range(3, 9)]
-    ladder = np.exp(np.linspace(np.log(2 * spacing), np.log(extent), max(n, 2))).tolist()
-    chosen: list[float] = []
-    for period in [first, 2 * first, *by_power, *multiples, *ladder]:
-        if len(chosen) == n:
-            break
-        if period <= extent * (1 + 1e-9) and all(abs(period - c) > PERIOD_DISTINCT * c for c in chosen):
-            chosen.append(period)
-    while len(chosen) < n:  # fewer distinct values than starts (a tiny grid): repeat the best
-        chosen.append(chosen[len(chosen) % max(1, len(chosen))])
-    return chosen
-
-
 def period_steps(factors, y: np.ndarray) -> dict[str, float]:
     """Relative step of each period (``Periodic``'s ``period``, ``Cosine``'s ``ls``) for the MAP optimiser.
 
@@ -317,6 +235,8 @@ def period_steps(factors, y: np.ndarray) -> dict[str, float]:
     keep a subset only (no periodogram) get 1.
     """
     y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
+    seen = np.isfinite(y)
+    y = np.where(seen, y, np.mean(y[seen]) if seen.any() else 0.0)  # the periodogram needs every cell
     steps: dict[str, float] = {}
     for axis, factor in enumerate(factors):
         if factor.kernel.name not in ("Cosine", "Periodic") or factor.subset is not None:
@@ -335,26 +255,39 @@ def period_steps(factors, y: np.ndarray) -> dict[str, float]:
 def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, float]]:
     """``n`` data-driven starting points for the MAP optimiser (free variables only).
 
-    ``y`` holds the data over the factors' training inputs (any shape of that size).
+    ``y`` holds the data over the factors' training inputs (any shape of that size; NaN where
+    unobserved).
 
-    Lengthscales climb :func:`start_ladder` together (a ``Periodic`` one, relative to its
-    period, starts at :data:`PERIODIC_LS_START`); the period of a ``Cosine`` (its
-    ``ls``) or ``Periodic`` factor takes a different value per start (:func:`period_candidates`:
-    the data's dominant period first), because each period that fits part of the data's
-    oscillation has its own local optimum; the amplitude starts at ``sd(y)``, the noise at ``sd(y)/10``,
-    the mean at ``mean(y)``, other parameters at their prior median. Values outside a
+    Start 0 is fitted to the data without a solve (:func:`xkron.spec.variogram.data_lengthscales`):
+    each lengthscale of a decaying kernel from its dim's empirical semivariogram, the noise
+    variance from the variogram's limit at lag 0 (the smallest over dims, within
+    :data:`NUGGET_FRACTION` of ``var(y)``) and the amplitude² from the rest of ``var(y)``. Restart
+    ``k`` multiplies those lengthscales by the ``k``-th of :data:`RESTART_LS_FACTORS`.
+
+    Where the variogram cannot tell (a factor that keeps a subset of its grid, too few pairs, a flat
+    variogram), the lengthscales climb :func:`start_ladder` together, the amplitude starts at
+    ``sd(y)`` and the noise at ``sd(y)/10``. A ``Periodic`` lengthscale (relative to its period)
+    starts at :data:`PERIODIC_LS_START`; the period of a ``Cosine`` (its ``ls``) or ``Periodic``
+    factor takes a different value per start (:func:`period_candidates`: the data's dominant period
+    first), because each period that fits part of the data's oscillation has its own local optimum.
+    The mean starts at ``mean(y)``, other parameters at their prior median. Values outside a
     prior's support are replaced by its median.
     """
     y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
-    y_mean, y_sd = float(np.mean(y)), float(np.std(y))
+    seen = y[np.isfinite(y)]
+    y_mean = float(np.mean(seen)) if seen.size else 0.0
+    y_sd = float(np.std(seen)) if seen.size else 0.0
     scale = y_sd if np.isfinite(y_sd) and y_sd > 0 else 1.0
+    filled = np.where(np.isfinite(y), y, y_mean)  # the periodogram needs every cell: missing ones at the mean
+    extras = {f.name: _kernel_extras(f, priors) for f in factors}
+    fitted, nugget = data_lengthscales(factors, y, extras)
     starts = [{} for _ in range(n)]
     for axis, factor in enumerate(factors):
         names = factor.param_names()
         # The periodogram needs the factor's own grid: not there when it keeps a subset only.
         periodic = factor.kernel.name in ("Cosine", "Periodic") and factor.subset is None
         if periodic:
-            view = np.moveaxis(y, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
+            view = np.moveaxis(filled, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
             periods = [period_candidates(view, k, c, n) for k, c in enumerate(factor.coords)]
         else:
             periods = [[float(np.ptp(c)) / 4 or 1.0] * n for c in factor.coords]
@@ -363,6 +296,8 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
                 ladder = periods[k]
             elif factor.kernel.name == "Periodic":
                 ladder = [PERIODIC_LS_START] * n
+            elif name in fitted:
+                ladder = [fitted[name] * _restart_factor(i) for i in range(n)]
             else:
                 ladder = start_ladder(*grid_scales(coord), n)
             for start, ls in zip(starts, ladder, strict=True):
@@ -370,7 +305,30 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
         if "period" in names:
             for i, start in enumerate(starts):
                 start[names["period"]] = float(np.median([p[i] for p in periods]))
+    amplitude, noise = (scale, 0.1 * scale) if nugget is None else _amplitude_noise(y_sd**2, nugget)
     for start in starts:
-        start.update(amplitude=scale, noise=0.1 * scale, mean=y_mean)
+        start.update(amplitude=amplitude, noise=noise, mean=y_mean)
     free = {name: p for name, p in priors.items() if is_prior(p)}
     return [{name: _inside_support(p, start.get(name)) for name, p in free.items()} for start in starts]
+
+
+def _restart_factor(i: int) -> float:
+    """The factor on the data-driven lengthscales of start ``i`` (1 for start 0, :data:`RESTART_LS_FACTORS` after)."""
+    return 1.0 if i == 0 else RESTART_LS_FACTORS[(i - 1) % len(RESTART_LS_FACTORS)]
+
+
+def _amplitude_noise(variance: float, nugget: float) -> tuple[float, float]:
+    """Amplitude and noise sd that split ``variance`` at the nugget, kept within :data:`NUGGET_FRACTION`."""
+    lo, hi = NUGGET_FRACTION
+    nugget = float(np.clip(nugget, lo * variance, hi * variance))
+    return float(np.sqrt(variance - nugget)), float(np.sqrt(nugget))
+
+
+def _kernel_extras(factor, priors: dict) -> dict[str, float]:
+    """A kernel's per-factor parameters (``alpha``) at their fixed value or prior median, for the variogram fit."""
+    extras = {}
+    for key, name in factor.param_names().items():
+        if key not in factor.kernel.per_dim:
+            value = priors.get(name)
+            extras[key] = float(value) if value is not None and not is_prior(value) else _inside_support(value, None)
+    return extras
