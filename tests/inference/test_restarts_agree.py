@@ -147,12 +147,15 @@ def test_the_seed_optimum_is_the_one_the_old_ladder_reaches(monkeypatch):
         ([(-10.0, 0.0, 1.0), (-10.5, 0.5, 1.0), (-30.0, 2.0, 1.0)], 3, 2),  # within 2 se, points apart: no stop
         ([(-10.0, 0.0, 0.1), (-10.2, 1e-6, 0.0), (-9.0, 2.0, 0.0)], 2, 2),  # tolerance 2·0.1: 0.2 apart agree
         ([(-10.0, 0.0, 0.0), (-10.01, 1e-6, 0.0), (-20.0, 2.0, 0.0)], 3, 1),  # exact: MAP_AT_BEST_NATS
+        ([(-10.0, 0.0, 1.0), (-10.1, 0.015, 1.0), (-30.0, 2.0, 1.0)], 2, 2),  # Monte Carlo: points 1.5% apart agree
+        ([(-10.0, 0.0, 0.0), (-10.0, 0.015, 0.0), (-30.0, 2.0, 0.0)], 3, 2),  # exact: 1.5% apart do not
     ],
-    ids=["within-2se", "beyond-2se", "points-apart", "one-se-given", "exact"],
+    ids=["within-2se", "beyond-2se", "points-apart", "one-se-given", "exact", "noisy-rtol", "exact-rtol"],
 )
 def test_monte_carlo_optima_agree_within_two_standard_errors(monkeypatch, results, n_run, at_best):
     """With the iterative solver's stated error, two optima count as one when their log posteriors differ by at
-    most ``MAP_AGREE_SE`` combined standard errors (and their points agree to ``MAP_AGREE_RTOL``)."""
+    most ``MAP_AGREE_SE`` combined standard errors and their points agree to ``MAP_AGREE_RTOL_NOISY`` (exact
+    log posteriors: ``MAP_AT_BEST_NATS`` and ``MAP_AGREE_RTOL``)."""
     assert MAP_AGREE_SE == 2.0
     fake_runs(monkeypatch, results)
     report = xkron.fit(grid(), KERNELS, restarts=2, progressbar=False).optimizer

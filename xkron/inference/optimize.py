@@ -43,6 +43,7 @@ from xkron.models.ops import track_logp_error
 from xkron.progress import MapProgress
 from xkron.settings import (
     MAP_AGREE_RTOL,
+    MAP_AGREE_RTOL_NOISY,
     MAP_AGREE_SE,
     MAP_AT_BEST_NATS,
     MAP_MAXEVAL,
@@ -270,10 +271,11 @@ def _logp_tolerance(a: dict, b: dict) -> float:
 def _agree(a: dict, b: dict, natural: np.ndarray) -> bool:
     """Two starts reached one optimum: log posteriors within :func:`_logp_tolerance`, every unconstrained
     value within :data:`MAP_AGREE_RTOL` of its natural unit (1 for a log: a relative difference; the data's sd
-    for the mean)."""
+    for the mean), or :data:`MAP_AGREE_RTOL_NOISY` when the log posteriors are Monte Carlo estimates."""
     if not (np.isfinite(a["logp"]) and np.isfinite(b["logp"])) or abs(a["logp"] - b["logp"]) > _logp_tolerance(a, b):
         return False
-    return bool(np.all(np.abs(a["u"] - b["u"]) <= MAP_AGREE_RTOL * natural))
+    noisy = a.get("logp_se", 0.0) > 0 or b.get("logp_se", 0.0) > 0
+    return bool(np.all(np.abs(a["u"] - b["u"]) <= (MAP_AGREE_RTOL_NOISY if noisy else MAP_AGREE_RTOL) * natural))
 
 
 def fit_map(
