@@ -11,6 +11,7 @@ derivatives that the gradients need. They live here once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 import numpy as np
 
@@ -91,9 +92,21 @@ class GridOperators:
         mats = [Q.T if transpose else Q for Q in self.eigen.vectors]
         return apply_each(v, mats, self.shape)
 
-    def f_power(self, v: np.ndarray, power: float) -> np.ndarray:
-        """``F^power v``, exactly in the Kronecker eigenbasis."""
-        return self.rotate(self.rotate(v, True) * (self.f_diag.ravel() ** power), False)
+    def f_power(self, v: np.ndarray, power: float, single: bool = False) -> np.ndarray:
+        """``F^power v``, exactly in the Kronecker eigenbasis.
+
+        ``single``: the two rotations in float32 (about three times faster, relative rounding about
+        1e-6), for solves whose tolerance is far above it (:data:`~xkron.settings.SINGLE_PRECISION_TOL`).
+        """
+        if not single:
+            return self.rotate(self.rotate(v, True) * (self.f_diag.ravel() ** power), False)
+        scale = (self.f_diag.ravel() ** power).astype(np.float32)
+        rotated = apply_each(np.asarray(v, dtype=np.float32), [Q.T for Q in self._vectors32], self.shape) * scale
+        return apply_each(rotated, self._vectors32, self.shape).astype(np.float64)
+
+    @cached_property
+    def _vectors32(self) -> list[np.ndarray]:
+        return [np.asarray(Q, dtype=np.float32) for Q in self.eigen.vectors]
 
     def k_apply(self, v: np.ndarray, skip: int | None = None) -> np.ndarray:
         """``(⊗K_i) v`` (without ``η²``); ``skip`` leaves factor ``skip`` out."""

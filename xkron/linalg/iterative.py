@@ -41,7 +41,7 @@ from xkron.linalg.gaps import StaticGapPreconditioner
 from xkron.linalg.gridops import GridOperators
 from xkron.linalg.kronecker import marginal_loglik
 from xkron.linalg.loglik import Loglik
-from xkron.settings import PROBE_TOL
+from xkron.settings import PROBE_TOL, SINGLE_PRECISION_TOL
 
 __all__ = ["IterativeSystem"]
 
@@ -71,45 +71,51 @@ class IterativeSystem(GridOperators):
         super().__init__(factors, eta2, noise_var, observed, **options)
         self.gaps = StaticGapPreconditioner.build(self.eigen, self.eta2, self.floor, self.observed)
 
-    def _g_solve(self, v: np.ndarray, tol: float | None = None) -> np.ndarray:
+    def _g_solve(self, v: np.ndarray, tol: float | None = None, single: bool = False) -> np.ndarray:
         if self.equal_noise:
-            return self.f_power(v, -1.0)
+            return self.f_power(v, -1.0, single)
         tol = self.tol if tol is None else tol
         x, report = pcg(self.g_matvec, v, lambda r: self.f_power(r, -1.0), tol=tol, max_iter=self.max_iter)
         self._reports.append(report)
         return x
 
-    def _s_matvec(self, c: np.ndarray, tol: float | None = None) -> np.ndarray:
+    def _s_matvec(self, c: np.ndarray, tol: float, single: bool) -> np.ndarray:
         """``S c = (G⁻¹)_mm c``."""
         full = np.zeros((len(c), self.missing.size))
         full[:, self.missing] = c
-        return self._g_solve(full, tol)[:, self.missing]
+        return self._g_solve(full, tol, single)[:, self.missing]
+
+    def _s_solve(self, rhs: np.ndarray, tol: float):
+        """``S⁻¹ rhs`` by CG (preconditioned by the static gaps), with each row's Lanczos tridiagonal;
+        solves to :data:`~xkron.settings.SINGLE_PRECISION_TOL` or looser take float32 products."""
+        single = tol >= SINGLE_PRECISION_TOL
+        precondition = None if self.gaps is None else self.gaps.solve
+        solved = pcg(lambda v: self._s_matvec(v, tol, single), rhs, precondition, tol=tol, max_iter=self.max_iter,
+                     lanczos=True)  # fmt: skip
+        self._reports.append(solved[1])
+        return solved[0], solved[2]
 
     def _a_solve(self, b: np.ndarray, lanczos_rows: np.ndarray | None = None, tol: float | None = None):
         """``A⁻¹ b`` for full-grid rows ``b`` (zero at missing cells); optionally SLQ rows for ``S``.
 
         ``α = G⁻¹(b − E_m c)`` with ``c`` chosen so that ``α_m = 0``: ``S c = (G⁻¹ b)_m``. ``tol``
-        (default the system's) is the relative residual of every solve for ``b``.
+        (default the system's) is the relative residual of every solve for ``b``; the probes'
+        solves stop at :data:`~xkron.settings.PROBE_TOL` at most (their Monte Carlo error dominates).
         """
         inner = self.tol if tol is None else tol
-        t = self._g_solve(b, inner)
+        single = inner >= SINGLE_PRECISION_TOL
+        t = self._g_solve(b, inner, single)
         if not self.missing.any():
             return t, [], None
-        rhs, tol = t[:, self.missing], np.full(len(b), inner)
+        c, _ = self._s_solve(t[:, self.missing], inner)
+        s_solved, tridiagonals = None, []
         if lanczos_rows is not None:
-            # The probes' solves at PROBE_TOL at most: their Monte Carlo error dominates.
-            rhs = np.concatenate([rhs, lanczos_rows])
-            tol = np.concatenate([tol, np.full(len(lanczos_rows), max(self.tol, PROBE_TOL))])
-        precondition = None if self.gaps is None else self.gaps.solve
-        c, report, tridiagonals = pcg(
-            lambda v: self._s_matvec(v, inner), rhs, precondition, tol=tol, max_iter=self.max_iter, lanczos=True
-        )
-        self._reports.append(report)
+            s_solved, tridiagonals = self._s_solve(lanczos_rows, max(self.tol, PROBE_TOL))
         full = np.zeros_like(b)
-        full[:, self.missing] = c[: len(b)]
-        alpha = self._g_solve(b - full, inner)
+        full[:, self.missing] = c
+        alpha = self._g_solve(b - full, inner, single)
         alpha[:, self.missing] = 0.0
-        return alpha, tridiagonals[len(b) :], c[len(b) :]
+        return alpha, tridiagonals, s_solved
 
     # --- public ------------------------------------------------------------------------------
     def solve(self, b: np.ndarray, tol: float | None = None) -> np.ndarray:
@@ -191,7 +197,7 @@ class IterativeSystem(GridOperators):
             embedded = np.zeros((2 * self.probes, self.missing.size))
             embedded[: self.probes, self.missing] = s_solved
             embedded[self.probes :, self.missing] = slq if self.gaps is None else self.gaps.root_inv_t(slq)
-            ab = self._g_solve(embedded)
+            ab = self._g_solve(embedded, single=max(self.tol, PROBE_TOL) >= SINGLE_PRECISION_TOL)
             corrections.append((0.5 / self.probes, ab[: self.probes], ab[self.probes :]))
         for weight, x, z in corrections:
             c_k, c_eta2, c_sigma2 = self.bilinear(x, z)
