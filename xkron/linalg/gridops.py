@@ -108,13 +108,20 @@ class GridOperators:
     def _vectors32(self) -> list[np.ndarray]:
         return [np.asarray(Q, dtype=np.float32) for Q in self.eigen.vectors]
 
-    def k_apply(self, v: np.ndarray, skip: int | None = None) -> np.ndarray:
-        """``(⊗K_i) v`` (without ``η²``); ``skip`` leaves factor ``skip`` out."""
-        return apply_each(v, [None if i == skip else K for i, K in enumerate(self.factors)], self.shape)
+    def k_apply(self, v: np.ndarray, skip: int | None = None, single: bool = False) -> np.ndarray:
+        """``(⊗K_i) v`` (no ``η²``); ``skip`` leaves factor ``skip`` out; ``single``: float32, as :meth:`f_power`."""
+        if not single:
+            return apply_each(v, [None if i == skip else K for i, K in enumerate(self.factors)], self.shape)
+        mats = [None if i == skip else K for i, K in enumerate(self._factors32)]
+        return apply_each(np.asarray(v, dtype=np.float32), mats, self.shape).astype(np.float64)
 
-    def g_matvec(self, v: np.ndarray) -> np.ndarray:
+    @cached_property
+    def _factors32(self) -> list[np.ndarray]:
+        return [np.asarray(K, dtype=np.float32) for K in self.factors]
+
+    def g_matvec(self, v: np.ndarray, single: bool = False) -> np.ndarray:
         """``G v = η² (⊗K_i) v + D̃ v`` on the full grid."""
-        return self.eta2 * self.k_apply(v) + self.noise_var.ravel() * v
+        return self.eta2 * self.k_apply(v, single=single) + self.noise_var.ravel() * v
 
     def embed(self, v: np.ndarray) -> np.ndarray:
         """Rows over the observed cells as full-grid rows, zero at missing cells."""
@@ -122,9 +129,9 @@ class GridOperators:
         full[:, ~self.missing] = v
         return full
 
-    def matvec_observed(self, v: np.ndarray) -> np.ndarray:
+    def matvec_observed(self, v: np.ndarray, single: bool = False) -> np.ndarray:
         """``A v`` for rows ``v`` of shape ``(B, n_observed)`` over the observed cells (row-major order)."""
-        return self.g_matvec(self.embed(v))[:, ~self.missing]
+        return self.g_matvec(self.embed(v), single)[:, ~self.missing]
 
     def bilinear(self, x: np.ndarray, y: np.ndarray):
         """``Σ_p x_pᵀ (∂G) y_p`` for ``∂G/∂K_i`` (every entry free), ``∂G/∂η²`` and ``∂G/∂σ²``."""

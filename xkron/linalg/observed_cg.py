@@ -36,7 +36,7 @@ from xkron.linalg.cg import pcg, slq_logdet_se
 from xkron.linalg.gridops import GridOperators
 from xkron.linalg.loglik import Loglik
 from xkron.linalg.spectral import SpectralPreconditioner
-from xkron.settings import PROBE_TOL
+from xkron.settings import PROBE_TOL, SINGLE_PRECISION_TOL
 
 __all__ = ["ObservedSystem"]
 
@@ -70,9 +70,12 @@ class ObservedSystem(GridOperators):
         """``(F⁻¹)_oo r`` for rows ``r`` over the observed cells: the preconditioner of :meth:`solve`."""
         return self.f_power(self.embed(r), -1.0)[:, ~self.missing]
 
-    def _pcg(self, b: np.ndarray, precondition, lanczos: bool = False, tol=None):
+    def _pcg(self, b: np.ndarray, precondition, lanczos: bool = False, tol: float | None = None):
+        """CG on ``A``; solves to :data:`~xkron.settings.SINGLE_PRECISION_TOL` or looser take float32 products."""
         tol = self.tol if tol is None else tol
-        solved = pcg(self.matvec_observed, b, precondition, tol=tol, max_iter=self.max_iter, lanczos=lanczos)
+        single = tol >= SINGLE_PRECISION_TOL
+        matvec = lambda v: self.matvec_observed(v, single)  # noqa: E731
+        solved = pcg(matvec, b, precondition, tol=tol, max_iter=self.max_iter, lanczos=lanczos)
         self._reports.append(solved[1])
         return solved if lanczos else solved[0]
 
@@ -102,11 +105,10 @@ class ObservedSystem(GridOperators):
         resid = (np.asarray(y, dtype=float) - mean).reshape(-1)[~self.missing]
         z = M.probes(rng, self.probes)
         # The data's solve at tol; the probes' at PROBE_TOL at most (their Monte Carlo error dominates).
-        tol = np.array([self.tol] + [max(self.tol, PROBE_TOL)] * self.probes)
-        rows, _, tridiagonals = self._pcg(np.concatenate([resid[None], z]), M.inverse, lanczos=True, tol=tol)
-        alpha, solved = rows[0], rows[1:]
+        alpha = self._pcg(resid[None], M.inverse)[0]
+        solved, _, tridiagonals = self._pcg(z, M.inverse, lanczos=True, tol=max(self.tol, PROBE_TOL))
         z_m = M.inverse(z)
-        quadrature, se = slq_logdet_se(tridiagonals[1:], np.einsum("ij,ij->i", z, z_m))
+        quadrature, se = slq_logdet_se(tridiagonals, np.einsum("ij,ij->i", z, z_m))
         logdet = M.logdet() + quadrature
         logp = -0.5 * float(resid @ alpha) - 0.5 * logdet - 0.5 * self.n_observed * np.log(2 * np.pi)
         grid_alpha = self.embed(alpha[None])[0].reshape(self.shape)
