@@ -165,10 +165,10 @@ def test_monte_carlo_optima_agree_within_two_standard_errors(monkeypatch, result
 
 def test_the_stall_watch_counts_evaluations_within_the_error():
     watch = optimize._StallWatch()
-    se = 2.0  # a stall: better by less than MAP_STOP_SE · se = 0.2 nats, or worse by at most se = 2
-    assert MAP_STOP_SE * se == pytest.approx(0.2) and MAP_STOP_EVALUATIONS == 3
-    funs = [0.0, -50.0, 1000.0, -50.1, -49.0, -60.0, -60.1, -60.15, -59.5]
-    # anchor, better, far worse (neither), stall, stall, better (reset), stall, stall, stall: ends
+    se = 2.0  # a stall: no better than the anchor (MAP_STOP_SE · se = 0), and worse by at most se = 2
+    assert MAP_STOP_SE == 0.0 and MAP_STOP_EVALUATIONS == 3
+    funs = [0.0, -50.0, 1000.0, -49.9, -49.0, -50.001, -49.5, -50.001, -49.8]
+    # anchor, better, far worse (neither), stall, stall, a tiny gain (reset), stall, as good (stall), stall: ends
     assert [watch.see(f, se) for f in funs] == [False] * 8 + [True]
     assert watch.stalled == 3 and "(se 2 nats): 3 evaluations in a row" in watch.message
     exact = optimize._StallWatch()
@@ -186,9 +186,9 @@ def gappy(seed: int = 1) -> xr.DataArray:
 
 def test_an_iterative_fit_stops_within_its_error_and_succeeds():
     """The iterative solver's log posterior carries a Monte Carlo error (``logp_se``): the optimiser stops, with
-    success, once it improves by less than a tenth of it, in fewer evaluations than to a user's tight ``tol``
-    (which wins: the rule is off, and the line search may then fail on the estimate's inconsistent gradient);
-    the optimum it reports is within that tenth of the one reached at the tight ``tol``."""
+    success, once its evaluations stop improving, in fewer evaluations than to a user's tight ``tol`` (which
+    wins: the rule is off, and the line search may then fail on the estimate's inconsistent gradient); the
+    optimum it reports is within a tenth of that error of the one reached at the tight ``tol``."""
     kernels = {"a": xkron.Matern52(), "b": xkron.Matern52()}
     quick = xkron.fit(gappy(), kernels, solver="iterative", restarts=0, progressbar=False).optimizer
     with warnings.catch_warnings():
@@ -199,7 +199,7 @@ def test_an_iterative_fit_stops_within_its_error_and_succeeds():
     assert quick["success"] and "Monte Carlo error" in quick["message"]
     assert "Monte Carlo" not in tight["message"]
     assert quick["n_eval"] < tight["n_eval"]
-    assert 0 <= tight["logp"] - quick["logp"] <= MAP_STOP_SE * se
+    assert 0 <= tight["logp"] - quick["logp"] <= 0.1 * se
 
 
 def holey() -> xr.DataArray:

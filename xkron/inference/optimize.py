@@ -18,7 +18,7 @@ loop around :func:`scipy.optimize.minimize` (L-BFGS-B) for four reasons:
   log posterior and the elapsed time; no invented ETA.
 - **Stochastic objectives.** The iterative solver's log posterior is a Monte Carlo estimate with a
   stated standard error (:func:`xkron.models.ops.track_logp_error`). A start ends, successfully,
-  once its evaluations stop improving it beyond that error (:class:`_StallWatch`), and two
+  once several evaluations in a row stop improving it (:class:`_StallWatch`), and two
   starts' optima count as one within :data:`MAP_AGREE_SE` combined errors (:func:`_agree`);
   exact solvers state no error, and these rules then change nothing.
 
@@ -76,8 +76,8 @@ class _StallWatch:
     """Ends an optimisation whose objective is a Monte Carlo estimate once its evaluations cannot tell points apart.
 
     Each evaluation's value ``f`` (to minimise, with standard error ``se``) is compared with the
-    anchor, the last value that improved on its own anchor by at least :data:`MAP_STOP_SE` ``· se``
-    (the first value is the first anchor). An evaluation neither that much better nor more than
+    anchor, the last value that improved on its own anchor by more than :data:`MAP_STOP_SE` ``· se``
+    (the first value is the first anchor). An evaluation neither better than that nor more than
     ``se`` worse is a stall: the optimiser is resolving differences below the estimate's error,
     where the stochastic log-determinant and its Hutchinson gradient disagree and L-BFGS-B's line
     search shrinks its step for many evaluations before it fails. :meth:`see` is True after
@@ -95,7 +95,7 @@ class _StallWatch:
         if se <= 0:
             return False
         gain = self.anchor - f
-        if gain >= MAP_STOP_SE * se:
+        if gain > MAP_STOP_SE * se:
             self.anchor, self.stalled = f, 0
         elif gain >= -se:
             self.stalled += 1
@@ -103,7 +103,7 @@ class _StallWatch:
             return False
         self.message = (
             f"converged within the log posterior's Monte Carlo error (se {se:.3g} nats): "
-            f"{self.stalled} evaluations in a row improved it by less than {MAP_STOP_SE:g} se"
+            f"{self.stalled} evaluations in a row did not improve it by more than {MAP_STOP_SE:g} se"
         )
         return True
 
