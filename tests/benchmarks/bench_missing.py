@@ -228,8 +228,9 @@ def _fit_and_predict(data, kernels, options: dict) -> tuple:
 def job_xkron(task: str, size: dict, config: str, restarts: int | None) -> dict:
     """One xkron configuration on the task's grid: MAP fit, mean and sd on the whole grid, scores."""
     import numpy as np
+    import pymc_extras.prior  # noqa: F401  (imports outside the timers: xkron imports PyMC's priors on first use)
 
-    import xkron  # noqa: F401  (imports outside the timers)
+    import xkron  # noqa: F401
 
     grid = make_grid(task, size)
     options = dict(CONFIGS[config]) | ({} if restarts is None else {"restarts": restarts})
