@@ -172,11 +172,12 @@ def fit(
         (probes of the stochastic estimates; default 8 on the missing cells, 32 on the observed
         ones, whose gradient is wholly estimated), ``formulation`` (``"auto"``, ``"missing"``,
         ``"observed"``), ``seed`` (of the probes, default 0: fits are reproducible),
-        ``variance`` (``"sampled"``, default: a control-variate Monte Carlo estimate of the
-        predicted sd from ``variance_samples`` = 128 draws, about 6% error; ``"lanczos"``: by
-        Lanczos with a rigorous per-cell bracket, within ``variance_tol`` = 1% of the exact sd,
-        or a warning stating the bound reached within ``variance_steps`` steps: fine up to a
-        few thousand observed cells, short of its budget on tens of thousands today). The log-likelihood's
+        ``variance`` (``"auto"``, default: ``"lanczos"`` up to 10,000 observed cells, ``"sampled"``
+        above; ``"sampled"``: a control-variate Monte Carlo estimate of the predicted sd from
+        ``variance_samples`` = 128 draws, about 6% error; ``"lanczos"``: by Lanczos with a
+        rigorous per-cell bracket, within ``variance_tol`` = 1% of the exact sd, or a warning
+        stating the bound reached within ``variance_steps`` steps: fine up to ten thousand or so
+        observed cells, short of its budget on tens of thousands today). The log-likelihood's
         Monte Carlo standard error at the optimum is in ``fit.optimizer["solver"]``; measured
         accuracy against the dense GP is in ``tests/benchmarks/README.md``; a complete grid with
         equal noise is exact. Use ``"dense"`` where it fits in memory for exact numbers. A key no

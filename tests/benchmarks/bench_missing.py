@@ -248,7 +248,10 @@ def job_xkron(task: str, size: dict, config: str, restarts: int | None) -> dict:
         "cpu_s": cpu,
         "rss_before_mb": rss_before,
         "params": params,
-        "optimizer": {k: (fit.optimizer or {}).get(k) for k in ("success", "nit", "n_starts", "n_starts_at_best")},
+        "optimizer": {
+            k: (fit.optimizer or {}).get(k)
+            for k in ("success", "nit", "n_eval", "n_starts", "n_starts_run", "n_starts_at_best")
+        },
         "solver": str(fit.spec.solver),
         "solver_options": fit.spec.solver.options(),
         "solver_report": _solver_report(fit),
@@ -474,7 +477,7 @@ def _fill_row(task: str, name: str, res: dict, names: list[str], quick: bool) ->
     if xkron_row:
         solver = f"{res['solver']} {res['solver_options'] or ''}".strip()
         report = res["solver_report"] or "n/a"
-        nit = f"{opt.get('nit')}/{opt.get('n_starts')}"
+        nit = f"{opt.get('nit')}/{opt.get('n_eval')}/{opt.get('n_starts_run', opt.get('n_starts'))}"
     else:
         solver = f"k={res['info']['k']}, {res['info']['iterations']} it" if name == "dineof" else name
         report, nit = "-", "-"
@@ -502,7 +505,7 @@ def task_fill(task: str, size: dict, args, raw: dict) -> None:
         results[config] = run(job_xkron, args.limit, task=task, size=size, config=config, restarts=args.restarts)
     raw[task] = {"grid": grid.summary(), "size": size, "results": results}
     names = _score_names(list(results.values()))
-    head = ["method", "solver", "MAP fit", "mean+sd", "total [cpu]", "peak MB", "nit/starts", "solver report"]
+    head = ["method", "solver", "MAP fit", "mean+sd", "total [cpu]", "peak MB", "nit/evals/starts run", "solver report"]
     head += [*names, "target"]
     rows = [_fill_row(task, name, res, names, args.quick) for name, res in results.items()]
     print(table(head, [r + [""] * (len(head) - len(r)) for r in rows]), flush=True)

@@ -79,8 +79,26 @@ def test_bad_lanczos_options_are_refused(options, message):
         Solver("iterative", **options)
 
 
-def test_sampled_is_the_default_and_lanczos_options_round_trip():
-    assert Solver("iterative").variance == "sampled"
+def test_auto_picks_lanczos_on_small_grids_and_monte_carlo_above(monkeypatch):
+    """``variance="auto"`` (the default) runs Lanczos up to ``LANCZOS_AUTO_CELLS`` observed cells: its sd is then
+    the rigorous one (equal to the dense sd within the bracket); above, the Monte Carlo one (no Lanczos report)."""
+    import xkron.spec.solver as solver_module
+
+    assert Solver("iterative").variance == "auto"
+    tests = [Inputs("a", (T,)), Inputs("b", (X,))]
+    dense, auto = _posteriors(Solver("iterative"))
+    var_d = dense.moments(tests, "ab")[1]
+    var_a = auto.moments(tests, "ab")[1]
+    assert [r["method"] for r in auto.variance_reports] == ["lanczos"] and auto.variance_reports[0]["converged"]
+    np.testing.assert_allclose(np.sqrt(var_a), np.sqrt(var_d), rtol=0.01)
+    monkeypatch.setattr(solver_module, "LANCZOS_AUTO_CELLS", 10)
+    sampled = _posteriors(Solver("iterative"))[1]
+    var_s = sampled.moments(tests, "ab")[1]
+    assert sampled.variance_reports == []
+    assert not np.allclose(var_s, var_a, rtol=1e-3)  # the Monte Carlo estimate, not the Lanczos one
+
+
+def test_lanczos_options_round_trip():
     solver = Solver.from_options("iterative", {"variance": "lanczos", "variance_tol": 0.02, "variance_steps": 400})
     assert Solver.from_options("iterative", solver.options()) == solver
     assert solver.options() == {"variance": "lanczos", "variance_tol": 0.02, "variance_steps": 400}

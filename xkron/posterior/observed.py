@@ -22,7 +22,7 @@ from xkron.posterior.fields import apply_factors, union_roots
 from xkron.settings import SAMPLE_BATCH_ELEMENTS, VARIANCE_SOLVE_TOL
 from xkron.spec.grid import Factor
 from xkron.spec.modelspec import factor_params
-from xkron.spec.solver import Solver
+from xkron.spec.solver import Solver, variance_method
 
 __all__ = ["ObservedPosterior", "sampled_variance"]
 
@@ -38,8 +38,9 @@ class ObservedPosterior:
     cells of ``y``), handled by the system of ``solver`` (:func:`xkron.linalg.systems.make_system`):
     :class:`xkron.linalg.dense.DenseSystem` (exact) or :class:`xkron.linalg.iterative.IterativeSystem`.
 
-    With the iterative solver and ``solver.variance == "lanczos"`` the variance ``η² k** − η⁴ k*ᵀA⁻¹k*``
-    is the midpoint of a rigorous Lanczos bracket, within ``solver.variance_tol`` in relative sd
+    With the iterative solver and Lanczos (``solver.variance``; ``"auto"`` picks it on small grids,
+    :func:`~xkron.spec.solver.variance_method`) the variance ``η² k** − η⁴ k*ᵀA⁻¹k*`` is the
+    midpoint of a rigorous Lanczos bracket, within ``solver.variance_tol`` in relative sd
     (:func:`xkron.linalg.love.lanczos_variance`; the bound reached is in :attr:`variance_reports`).
     With ``"sampled"`` it is estimated: the explained
     part ``η⁴ k*ᵀA⁻¹k*`` is ``Var(η² k*ᵀ A⁻¹ ε_o)`` for ``ε ~ N(0, G)`` on the grid, and the same
@@ -107,7 +108,7 @@ class ObservedPosterior:
         if self.solver.name == "dense":
             explained = self._dense_explained(cross, labels, out_order, mean.shape)
             var = prior_variance(self.factors, self.values, tests, out_order) - explained
-        elif self.solver.variance == "lanczos":
+        elif variance_method(self.solver.variance, int(np.count_nonzero(self.system.observed))) == "lanczos":
             prior = np.broadcast_to(prior_variance(self.factors, self.values, tests, out_order), mean.shape)
             s = self.solver
             result = lanczos_variance(

@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from xkron.settings import CG_MAX_ITER, CG_TOL, DENSE_MAX_CELLS, VARIANCE_SAMPLES, VARIANCE_TOL
+from xkron.settings import CG_MAX_ITER, CG_TOL, DENSE_MAX_CELLS, LANCZOS_AUTO_CELLS, VARIANCE_SAMPLES, VARIANCE_TOL
 from xkron.spec.grid import restrict
 
-__all__ = ["FORMULATIONS", "SOLVERS", "VARIANCES", "Solver", "choose_solver"]
+__all__ = ["FORMULATIONS", "SOLVERS", "VARIANCES", "Solver", "choose_solver", "variance_method"]
 
 SOLVERS = ("kronecker", "dense", "iterative")
 """Linear algebra of the Gaussian marginal model: the exact Kronecker eigenbasis (a complete grid
@@ -32,13 +32,27 @@ FORMULATIONS = ("auto", "missing", "observed")
 (few missing), conjugate gradients on the *observed* cells (most of the grid missing: land plus
 clouds), or ``"auto"``: the cheaper one for the data (:func:`xkron.linalg.systems.make_system`)."""
 
-VARIANCES = ("sampled", "lanczos")
+VARIANCES = ("auto", "sampled", "lanczos")
 """How the iterative solver's predicted variance is computed: Monte Carlo draws with a Kronecker
-control variate (the default), or Lanczos (LOVE) with a rigorous error bracket, stopped when the sd
-is within ``variance_tol`` (:func:`xkron.linalg.love.lanczos_variance`). Lanczos is not the default
-yet: its steps grow with the number of smooth directions the observed field has, and on grids of
-tens of thousands of observed cells (tutorial 4's OSTIA window) it spends its budget before the
-bracket closes (``tests/benchmarks/README.md``)."""
+control variate, Lanczos (LOVE) with a rigorous error bracket, stopped when the sd is within
+``variance_tol`` (:func:`xkron.linalg.love.lanczos_variance`), or ``"auto"`` (the default): Lanczos
+up to :data:`~xkron.settings.LANCZOS_AUTO_CELLS` observed cells, Monte Carlo above. Its steps grow
+with the number of smooth directions the observed field has: it closes within a few hundred steps
+on a few thousand observed cells, and spends its budget before the bracket closes on tens of
+thousands (tutorial 4's OSTIA window; ``tests/benchmarks/README.md``)."""
+
+
+def variance_method(requested: str, n_observed: int) -> str:
+    """The predicted-variance method that runs: ``requested``, or for ``"auto"`` Lanczos on small grids.
+
+    Examples
+    --------
+    >>> variance_method("auto", 3_000), variance_method("auto", 30_000), variance_method("sampled", 10)
+    ('lanczos', 'sampled', 'sampled')
+    """
+    if requested != "auto":
+        return requested
+    return "lanczos" if n_observed <= LANCZOS_AUTO_CELLS else "sampled"
 
 
 @dataclass(frozen=True, eq=False)
@@ -67,8 +81,8 @@ class Solver:
         Monte Carlo draws behind a predicted sd (:func:`xkron.posterior.observed.sampled_variance`).
     formulation : {"auto", "missing", "observed"}
         See :data:`FORMULATIONS`.
-    variance : {"sampled", "lanczos"}
-        See :data:`VARIANCES`.
+    variance : {"auto", "sampled", "lanczos"}
+        See :data:`VARIANCES` and :func:`variance_method`.
     variance_tol : float
         With ``variance="lanczos"``: the bound on the relative error of the predicted sd at every
         cell at which Lanczos stops (:func:`xkron.linalg.love.lanczos_variance`; its bracket is rigorous).
@@ -91,7 +105,7 @@ class Solver:
     max_iter: int = CG_MAX_ITER
     variance_samples: int = VARIANCE_SAMPLES
     formulation: str = "auto"
-    variance: str = "sampled"
+    variance: str = "auto"
     variance_tol: float = VARIANCE_TOL
     variance_steps: int | None = None
 
