@@ -55,7 +55,7 @@ class StaticGapPreconditioner:
     Build it with :meth:`build`, which returns ``None`` when no cell is missing along a whole axis.
     Rows ``r`` of shape ``(B, n_missing)`` (in row-major order of the grid) are mapped by
     :meth:`solve` (``P⁻¹``), :meth:`root` (``C``: probes ``C g`` have covariance ``P``) and
-    :meth:`root_inv` (``C⁻¹``) and :meth:`root_inv_t` (``C⁻ᵀ``).
+    :meth:`root_inv_t` (``C⁻ᵀ``).
     """
 
     def __init__(self, eigen: KronEigen, eta2: float, floor: float, axis: int, positions: np.ndarray,
@@ -80,9 +80,9 @@ class StaticGapPreconditioner:
         rest = floor / (lam[self.active] + floor)  # 1 − δ_k, (n_active, r)
         B = np.matmul(R[None] * rest[:, None, :], R.T) + (np.eye(R.shape[0]) - R @ R.T)
         self.L = np.linalg.cholesky(B)
-        self.L_inv = np.linalg.inv(self.L)
-        self.L_inv_t = np.swapaxes(self.L_inv, 1, 2)
-        self.B_inv = np.matmul(self.L_inv_t, self.L_inv)
+        L_inv = np.linalg.inv(self.L)
+        self.L_inv_t = np.swapaxes(L_inv, 1, 2)
+        self.B_inv = np.matmul(self.L_inv_t, L_inv)
         self._logdet = 2.0 * float(np.sum(np.log(np.abs(np.diagonal(self.L, axis1=1, axis2=2)))))
 
     @classmethod
@@ -123,10 +123,6 @@ class StaticGapPreconditioner:
     def root(self, g: np.ndarray) -> np.ndarray:
         """``C g`` for rows ``g``: with ``E[ggᵀ] = I`` the rows have covariance ``P``."""
         return self._apply(g, -0.5, self.L)
-
-    def root_inv(self, r: np.ndarray) -> np.ndarray:
-        """``C⁻¹ r`` for rows ``r``."""
-        return self._apply(r, 0.5, self.L_inv)
 
     def root_inv_t(self, g: np.ndarray) -> np.ndarray:
         """``C⁻ᵀ g`` for rows ``g`` (so ``P⁻¹ C g = C⁻ᵀ g``)."""
