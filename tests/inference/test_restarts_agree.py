@@ -21,7 +21,7 @@ import xkron.datasets
 import xkron.inference.optimize as optimize
 import xkron.inference.run as run
 from xkron.errors import ConvergenceWarning
-from xkron.settings import MAP_AGREE_SE, MAP_AT_BEST_NATS, MAP_STOP_EVALUATIONS, MAP_STOP_SE
+from xkron.settings import MAP_AGREE_SE, MAP_AT_BEST_NATS, MAP_STOP_EVALUATIONS, MAP_STOP_SE, MAP_STOP_STEP
 from xkron.spec.priors import grid_scales, period_candidates, start_ladder
 
 KERNELS = {"a": xkron.Matern52(), "b": xkron.ExpQuad()}
@@ -165,14 +165,23 @@ def test_monte_carlo_optima_agree_within_two_standard_errors(monkeypatch, result
 
 def test_the_stall_watch_counts_evaluations_within_the_error():
     watch = optimize._StallWatch()
-    se = 2.0  # a stall: no better than the anchor (MAP_STOP_SE · se = 0), and worse by at most se = 2
-    assert MAP_STOP_SE == 0.0 and MAP_STOP_EVALUATIONS == 3
-    funs = [0.0, -50.0, 1000.0, -49.9, -49.0, -50.001, -49.5, -50.001, -49.8]
-    # anchor, better, far worse (neither), stall, stall, a tiny gain (reset), stall, as good (stall), stall: ends
-    assert [watch.see(f, se) for f in funs] == [False] * 8 + [True]
-    assert watch.stalled == 3 and "(se 2 nats): 3 evaluations in a row" in watch.message
+    se = 2.0  # a stall: no better than the anchor, worse by at most se = 2, within MAP_STOP_STEP of its point
+    assert MAP_STOP_SE == 0.0 and MAP_STOP_EVALUATIONS == 6 and MAP_STOP_STEP == 1e-3
+    here, near, far = np.zeros(2), np.full(2, 5e-4), np.full(2, 0.5)
+    seen = [
+        (0.0, here, False),  # the first anchor
+        (-50.0, here, False),  # better: the anchor
+        (1000.0, near, False),  # far worse: neither counts nor resets
+        (-49.9, far, False),  # worse, but the line search is still moving: no stall
+        *[(-49.9, near, False)] * 3,  # stalls 1-3
+        (-50.001, near, False),  # a tiny gain: the anchor, the count resets
+        *[(-49.5, near, False)] * 5,  # stalls 1-5
+        (-50.001, near, True),  # as good as the anchor, close: stall 6 ends the start
+    ]
+    assert [watch.see(f, se, z) for f, z, _ in seen] == [end for *_, end in seen]
+    assert watch.stalled == 6 and "(se 2 nats): 6 evaluations in a row" in watch.message
     exact = optimize._StallWatch()
-    assert not any(exact.see(f, 0.0) for f in [0.0, -1e-12, -2e-12, -3e-12, -3e-12])
+    assert not any(exact.see(f, 0.0, here) for f in [0.0, -1e-12, -2e-12, -3e-12, -3e-12, 0.0, 0.0, 0.0])
     assert exact.message is None
 
 

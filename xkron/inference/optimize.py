@@ -49,6 +49,7 @@ from xkron.settings import (
     MAP_MAXEVAL,
     MAP_STOP_EVALUATIONS,
     MAP_STOP_SE,
+    MAP_STOP_STEP,
 )
 
 __all__ = ["COMPILE_MODE", "MAP_AT_BEST_NATS", "MAP_KWARGS", "MAP_MAXEVAL", "data_scale", "fit_map"]
@@ -73,37 +74,39 @@ class _WithinError(Exception):
 
 
 class _StallWatch:
-    """Ends an optimisation whose objective is a Monte Carlo estimate once its evaluations cannot tell points apart.
+    """Ends an optimisation whose objective is a Monte Carlo estimate once its line search thrashes in place.
 
-    Each evaluation's value ``f`` (to minimise, with standard error ``se``) is compared with the
-    anchor, the last value that improved on its own anchor by more than :data:`MAP_STOP_SE` ``· se``
-    (the first value is the first anchor). An evaluation neither better than that nor more than
-    ``se`` worse is a stall: the optimiser is resolving differences below the estimate's error,
-    where the stochastic log-determinant and its Hutchinson gradient disagree and L-BFGS-B's line
-    search shrinks its step for many evaluations before it fails. :meth:`see` is True after
-    :data:`MAP_STOP_EVALUATIONS` stalls in a row. Evaluations far worse (a line search's first
-    trial overshooting) are informative and neither count nor reset; an exact objective
+    Each evaluation's value ``f`` (to minimise, with standard error ``se``) at the scaled point
+    ``z`` is compared with the anchor, the last value that improved on its own anchor by more than
+    :data:`MAP_STOP_SE` ``· se`` (the first value is the first anchor). An evaluation within
+    :data:`MAP_STOP_STEP` of the anchor's point (every coordinate: a relative change of the
+    log-transformed hyperparameters, data sds for the mean) that is neither better than that nor
+    more than ``se`` worse is a stall: the line search is shrinking its step on differences that
+    the stochastic log-determinant and its Hutchinson gradient do not resolve consistently, and
+    L-BFGS-B would spend many evaluations before it fails. :meth:`see` is True after
+    :data:`MAP_STOP_EVALUATIONS` stalls in a row. Evaluations farther away (a line search still
+    moving) or far worse (a first trial overshooting) neither count nor reset; an exact objective
     (``se == 0``) never stalls here, and its optimiser's own rule applies.
     """
 
     def __init__(self) -> None:
-        self.anchor = np.inf
+        self.anchor, self.point = np.inf, None
         self.stalled = 0
         self.message: str | None = None
 
-    def see(self, f: float, se: float) -> bool:
+    def see(self, f: float, se: float, z: np.ndarray) -> bool:
         if se <= 0:
             return False
         gain = self.anchor - f
         if gain > MAP_STOP_SE * se:
-            self.anchor, self.stalled = f, 0
-        elif gain >= -se:
+            self.anchor, self.point, self.stalled = f, np.array(z, copy=True), 0
+        elif gain >= -se and np.max(np.abs(np.asarray(z) - self.point), initial=0.0) <= MAP_STOP_STEP:
             self.stalled += 1
         if self.stalled < MAP_STOP_EVALUATIONS:
             return False
         self.message = (
-            f"converged within the log posterior's Monte Carlo error (se {se:.3g} nats): "
-            f"{self.stalled} evaluations in a row did not improve it by more than {MAP_STOP_SE:g} se"
+            f"converged within the log posterior's Monte Carlo error (se {se:.3g} nats): {self.stalled} evaluations "
+            f"in a row within {MAP_STOP_STEP:g} of the best point did not improve it"
         )
         return True
 
@@ -177,7 +180,7 @@ class _Objective:
         if self.best is None or logp > self.best[1][0]:
             self.best = self.last
         f = -(logp - self.logp_ref)
-        if self.watch is not None and self.watch.see(f, se):
+        if self.watch is not None and self.watch.see(f, se, z):
             raise _WithinError
         return f, -self.unit * grad
 

@@ -83,7 +83,7 @@ def semivariogram(y: np.ndarray, axis: int, coord: np.ndarray, max_lags: int = V
     >>> y = np.array([[0.0, 1.0, 0.0, 1.0, 0.0, 1.0, np.nan, 1.0, 0.0]])
     >>> v = semivariogram(y, 1, np.arange(9.0))
     >>> v.lags.tolist(), v.gamma.tolist(), v.pairs.tolist()
-    ([1.0, 2.0, 3.0], [0.5, 0.0, 0.5], [6, 6, 5])
+    ([1.0, 2.0, 3.0], [0.5, 0.0, 0.5], [6, 5, 5])
     """
     coord = np.asarray(coord, dtype=float)
     n = len(coord)
