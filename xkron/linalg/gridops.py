@@ -87,9 +87,11 @@ class GridOperators:
         """CG iterations and residual of the hardest solve of the last :meth:`loglik` or :meth:`solve`."""
         return CGReport.merge(self._reports)
 
-    def rotate(self, v: np.ndarray, transpose: bool) -> np.ndarray:
-        """``(⊗Q_i) v`` (``transpose``: ``(⊗Q_iᵀ) v``) for rows ``v`` over the grid."""
-        mats = [Q.T if transpose else Q for Q in self.eigen.vectors]
+    def rotate(self, v: np.ndarray, transpose: bool, single: bool = False) -> np.ndarray:
+        """``(⊗Q_i) v`` (``transpose``: ``(⊗Q_iᵀ) v``) for rows ``v`` over the grid (``single``: in float32)."""
+        if single:
+            v = np.asarray(v, dtype=np.float32)
+        mats = [Q.T if transpose else Q for Q in (self._vectors32 if single else self.eigen.vectors)]
         return apply_each(v, mats, self.shape)
 
     def f_power(self, v: np.ndarray, power: float, single: bool = False) -> np.ndarray:
@@ -98,11 +100,9 @@ class GridOperators:
         ``single``: the two rotations in float32 (about three times faster, relative rounding about
         1e-6), for solves whose tolerance is far above it (:data:`~xkron.settings.SINGLE_PRECISION_TOL`).
         """
-        if not single:
-            return self.rotate(self.rotate(v, True) * (self.f_diag.ravel() ** power), False)
-        scale = (self.f_diag.ravel() ** power).astype(np.float32)
-        rotated = apply_each(np.asarray(v, dtype=np.float32), [Q.T for Q in self._vectors32], self.shape) * scale
-        return apply_each(rotated, self._vectors32, self.shape).astype(np.float64)
+        scale = self.f_diag.ravel() ** power
+        scale = scale.astype(np.float32) if single else scale
+        return self.rotate(self.rotate(v, True, single) * scale, False, single).astype(np.float64, copy=False)
 
     @cached_property
     def _vectors32(self) -> list[np.ndarray]:

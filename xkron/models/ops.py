@@ -94,6 +94,11 @@ def _record(logp_se: float) -> None:
         tally.evaluations += 1
 
 
+def _outputs(result: Loglik) -> list:
+    """The Ops' outputs from a :class:`~xkron.linalg.loglik.Loglik`: the value, then every gradient."""
+    return [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
+
+
 class KronMarginalLogp(Op):
     """``log N(y | mean, eta2 ⊗K_i + sigma2 I)`` for a D-way data tensor ``y``.
 
@@ -127,15 +132,13 @@ class KronMarginalLogp(Op):
 
     def evaluate(self, inputs) -> list:
         """``[logp, ∂/∂K_1, ..., ∂/∂K_D, ∂/∂eta2, ∂/∂sigma2, ∂/∂mean]`` at numeric ``inputs``."""
-        result = self.loglik(inputs)
-        return [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
+        return _outputs(self.loglik(inputs))
 
     def perform(self, node, inputs, output_storage):
         memo = self._memo_lookup(inputs)
         if memo is None:
             result = self.loglik(inputs)
-            outputs = [result.logp, *result.d_factors, result.d_eta2, result.d_sigma2, result.d_mean]
-            memo = ([np.asarray(v, dtype="float64") for v in outputs], float(result.logp_se))
+            memo = ([np.asarray(v, dtype="float64") for v in _outputs(result)], float(result.logp_se))
             _MEMO[0] = ([np.array(x, copy=True) for x in inputs], *memo)
         values, logp_se = memo
         _record(logp_se)
