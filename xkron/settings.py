@@ -162,6 +162,13 @@ SPECTRAL_BYTES = 2**30
 """Memory of the spectral preconditioner's two ``n_observed × rank`` matrices, ``16 · n_observed · rank``
 bytes (1 GiB): 150,000 observed cells keep at most 447 modes."""
 
+SLICE_COST_RATIO = 4.0
+"""CG on the observed cells takes the slice (block-Jacobi) preconditioner of :mod:`xkron.linalg.slices`
+only where one iteration with it costs at most this many times one with the spectral preconditioner
+(:func:`xkron.linalg.slices.slice_axis`). Measured (``tests/benchmarks/README.md``): 0.6× on twelve
+cloudy months of OSTIA's Pacific (slices 5× faster per log-likelihood), 6× on the whole band
+(slices 2× slower)."""
+
 # --- Lanczos (LOVE) predicted variance ---------------------------------------------------------
 
 VARIANCE_TOL = 0.01

@@ -1,22 +1,30 @@
-"""CG on the observed cells (:class:`xkron.linalg.observed_cg.ObservedSystem`) against the exact dense system.
+"""CG on the observed cells (:class:`xkron.linalg.observed_cg.ObservedSystem`) and its preconditioners.
 
 Solves are exact to the CG tolerance; the log-likelihood and its gradient carry a Monte Carlo
-error that the system states (``Loglik.logp_se``), checked here against the dense answer.
+error that the system states (``Loglik.logp_se``), checked here against the dense answer. The
+spectral (:mod:`xkron.linalg.spectral`) and slice (:mod:`xkron.linalg.slices`) preconditioners
+are checked against their dense definitions, with the condition-number bounds they state.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import scipy.linalg
 
 from xkron.linalg.dense import DenseSystem
 from xkron.linalg.iterative import IterativeSystem
+from xkron.linalg.kronecker import KronEigen
 from xkron.linalg.observed_cg import ObservedSystem
+from xkron.linalg.slices import SlicePreconditioner, slice_axis, slice_bound
+from xkron.linalg.spectral import SpectralPreconditioner, cheapest_rank
 from xkron.linalg.systems import choose_formulation, make_system
 from xkron.spec.solver import Solver
 
 RNG = np.random.default_rng(5)
 SHAPE = (8, 14, 16)
+SPECTRAL_SHAPE = (6, 9, 11)
+SLICE_SHAPE = (7, 9, 10)
 
 
 def _matern52(n, ls):
@@ -40,6 +48,19 @@ PATTERNS = {"mostly missing": RNG.random(SHAPE) > 0.75, "coast and clouds": _coa
 NOISE = {"equal": 0.05, "per-cell": 0.03 + 0.05 * RNG.random(SHAPE)}
 
 
+def _assert_agrees(approx, exact, factors):
+    """``alpha`` to the CG tolerance; ``logp`` and the gradient within their Monte Carlo error."""
+    np.testing.assert_allclose(approx.alpha, exact.alpha, rtol=0, atol=1e-6 * np.abs(exact.alpha).max())
+    assert approx.d_mean == pytest.approx(exact.d_mean, rel=1e-6)
+    # The stated standard error covers the log-likelihood's actual error.
+    assert 0 < approx.logp_se < 0.01 * abs(exact.logp)
+    assert abs(approx.logp - exact.logp) < 4 * approx.logp_se
+    for d_a, d_e, K in zip(approx.d_factors, exact.d_factors, factors, strict=True):
+        direction = K * np.subtract.outer(np.arange(len(K)), np.arange(len(K))) ** 2  # ∝ ∂K/∂log ls
+        assert np.sum(d_a * direction) == pytest.approx(np.sum(d_e * direction), rel=0.05, abs=1.0)
+    assert approx.d_eta2 == pytest.approx(exact.d_eta2, rel=0.05, abs=1.0)
+
+
 @pytest.mark.parametrize("noise", list(NOISE))
 @pytest.mark.parametrize("pattern", list(PATTERNS))
 def test_solve_logp_and_gradient_agree_with_the_dense_path(pattern, noise):
@@ -48,15 +69,7 @@ def test_solve_logp_and_gradient_agree_with_the_dense_path(pattern, noise):
     exact = DenseSystem(FACTORS, 1.3, noise_var, observed).loglik(y, 0.2, gradient=True)
     approx = ObservedSystem(FACTORS, 1.3, noise_var, observed, probes=64).loglik(y, 0.2, gradient=True)
     assert approx.cg.converged and approx.formulation == "observed"
-    np.testing.assert_allclose(approx.alpha, exact.alpha, rtol=0, atol=1e-6 * np.abs(exact.alpha).max())
-    assert approx.d_mean == pytest.approx(exact.d_mean, rel=1e-6)
-    # The stated standard error covers the log-likelihood's actual error.
-    assert 0 < approx.logp_se < 0.01 * abs(exact.logp)
-    assert abs(approx.logp - exact.logp) < 4 * approx.logp_se
-    for d_a, d_e, K in zip(approx.d_factors, exact.d_factors, FACTORS, strict=True):
-        direction = K * np.subtract.outer(np.arange(len(K)), np.arange(len(K))) ** 2  # ∝ ∂K/∂log ls
-        assert np.sum(d_a * direction) == pytest.approx(np.sum(d_e * direction), rel=0.05, abs=1.0)
-    assert approx.d_eta2 == pytest.approx(exact.d_eta2, rel=0.05, abs=1.0)
+    _assert_agrees(approx, exact, FACTORS)
     assert approx.d_sigma2 == pytest.approx(float(np.sum(exact.d_noise)), rel=0.05, abs=5.0)
 
 
@@ -90,3 +103,138 @@ def test_batched_solve_keeps_rows_apart_and_zeroes_missing_cells():
     assert x.shape == b.shape and np.all(x[:, ~observed] == 0)
     for row, got in zip(b, x, strict=True):
         np.testing.assert_allclose(got.ravel()[o], dense.solve(row).ravel()[o], rtol=0, atol=1e-6)
+
+
+def _dense_a(factors, eta2, noise, observed):
+    o = observed.ravel()
+    K = factors[0]
+    for F in factors[1:]:
+        K = np.kron(K, F)
+    return eta2 * K[np.ix_(o, o)] + np.diag(noise)
+
+
+# --------------------------------------------------------------------- the spectral preconditioner
+
+
+def _spectral_factors():
+    out = []
+    for n, ls in zip(SPECTRAL_SHAPE, (2.0, 3.0, 2.5), strict=True):
+        x = np.arange(n, dtype=float)
+        out.append(np.exp(-0.5 * np.subtract.outer(x, x) ** 2 / ls**2))
+    return out
+
+
+@pytest.mark.parametrize("cutoff", [0.5, 4.0, 100.0])
+@pytest.mark.parametrize("equal", [True, False])
+def test_spectral_preconditioned_spectrum_lies_in_the_stated_bound(cutoff, equal):
+    factors, observed = _spectral_factors(), RNG.random(SPECTRAL_SHAPE) > 0.6
+    n = int(observed.sum())
+    noise = np.full(n, 0.02) if equal else 0.02 + 0.05 * RNG.random(n)
+    M = SpectralPreconditioner(KronEigen.from_factors(factors), 1.5, noise, observed, cutoff=cutoff, rows=50)
+    assert M.rank > 0
+    A, dense_m = _dense_a(factors, 1.5, noise, observed), M.dense()
+    L = np.linalg.cholesky(dense_m)
+    w = np.linalg.eigvalsh(np.linalg.solve(L, np.linalg.solve(L, A).T))
+    assert w.min() > 1 - 1e-9 and w.max() < M.bound * (1 + 1e-9)
+    r = RNG.normal(size=(3, n))
+    np.testing.assert_allclose(M.inverse(r), np.linalg.solve(dense_m, r.T).T, rtol=1e-9, atol=1e-9)
+    assert M.logdet() == pytest.approx(np.linalg.slogdet(dense_m)[1], rel=1e-10)
+
+
+def test_cheapest_rank_keeps_modes_only_where_they_pay():
+    flat = np.full(100, 0.5)  # no mode is far above the noise: CG converges at once
+    assert cheapest_rank(flat, 5000, 20000, 100, 33) == 0
+    steep = 1e5 * 0.7 ** np.arange(100.0)  # a few dominant modes make CG slow
+    assert 0 < cheapest_rank(steep, 5000, 20000, 100, 33) < 99
+    # The build cost n_o r² grows against the per-iteration cost: fewer rows, fewer modes.
+    assert cheapest_rank(steep, 5000, 20000, 100, 1) <= cheapest_rank(steep, 5000, 20000, 100, 33)
+
+
+# --------------------------------------------------------------------- the slice preconditioner
+
+# A time factor with a lengthscale of about one step (monthly means), smooth space: the case slices are for.
+SLICE_FACTORS = [_matern52(7, 1.0), _matern52(9, 3.0), _matern52(10, 4.0)]
+
+
+def _moving_clouds(shape=SLICE_SHAPE):
+    """A fixed coast and a cloud box that moves with each step, on top of scattered gaps."""
+    seen = np.ones(shape, dtype=bool)
+    seen[:, :, 8:] = False
+    for t in range(shape[0]):
+        seen[t, t : t + 4, 1 + t : 4 + t] = False
+    return seen & (RNG.random(shape) > 0.2)
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("equal", [True, False])
+def test_slice_preconditioned_spectrum_lies_in_the_stated_bound(axis, equal):
+    observed = _moving_clouds()
+    n = int(observed.sum())
+    noise = np.full(n, 1e-3) if equal else 1e-3 + 0.01 * RNG.random(n)
+    M = SlicePreconditioner(SLICE_FACTORS, 1.7, noise, observed, axis)
+    A, dense_m = _dense_a(SLICE_FACTORS, 1.7, noise, observed), M.dense()
+    w = scipy.linalg.eigh(A, dense_m, eigvals_only=True)  # the spectrum of M⁻¹A
+    d = np.sqrt(np.diag(SLICE_FACTORS[axis]))
+    lam = np.linalg.eigvalsh(SLICE_FACTORS[axis] / np.outer(d, d))
+    assert w.min() > min(lam[0], 1.0) * (1 - 1e-9) and w.max() < max(lam[-1], 1.0) * (1 + 1e-9)
+    assert w.max() / w.min() <= M.bound * (1 + 1e-9)
+    assert w.max() / w.min() > 1.5  # the slices do drop couplings: M is not A
+    r = RNG.normal(size=(3, n))
+    np.testing.assert_allclose(M.inverse(r), np.linalg.solve(dense_m, r.T).T, rtol=1e-9, atol=1e-9)
+    assert M.logdet() == pytest.approx(np.linalg.slogdet(dense_m)[1], rel=1e-10)
+
+
+@pytest.mark.parametrize("kind", ["spectral", "slices"])
+def test_probes_have_the_preconditioner_as_covariance(kind):
+    observed = _moving_clouds()
+    n = int(observed.sum())
+    if kind == "spectral":
+        M = SpectralPreconditioner(KronEigen.from_factors(SLICE_FACTORS), 1.0, np.full(n, 0.05), observed, rows=50)
+        assert M.rank > 0
+    else:
+        M = SlicePreconditioner(SLICE_FACTORS, 1.0, np.full(n, 0.05), observed, 0)
+    z = M.probes(np.random.default_rng(0), 40_000)
+    empirical = z.T @ z / len(z)
+    scale = np.sqrt(np.outer(np.diag(M.dense()), np.diag(M.dense())))
+    assert np.max(np.abs(empirical - M.dense()) / scale) < 0.05
+
+
+def test_bound_is_one_for_independent_slices_and_grows_with_the_lengthscale():
+    assert slice_bound(np.eye(5)) == 1.0
+    bounds = [slice_bound(_matern52(12, ls)) for ls in (0.5, 1.0, 2.0)]
+    assert bounds == sorted(bounds) and bounds[0] < 3
+
+
+def test_slices_are_taken_only_where_they_are_the_better_bound():
+    observed = _moving_clouds()
+    values = [np.linalg.eigvalsh(K) for K in SLICE_FACTORS]
+    # Small noise: the spectral bound is huge, the slices along time bound it by about 12.
+    assert slice_axis(SLICE_FACTORS, values, 1.0, 1e-4, observed, rows=33) == 0
+    # Noise as large as the signal: the spectral preconditioner's bound is already small.
+    assert slice_axis(SLICE_FACTORS, values, 1.0, 10.0, observed, rows=33) is None
+
+
+def test_loglik_and_solve_with_slices_agree_with_the_dense_path():
+    observed = _moving_clouds()
+    y = RNG.normal(size=SLICE_SHAPE)
+    exact = DenseSystem(SLICE_FACTORS, 1.3, 1e-3, observed).loglik(y, 0.2, gradient=True)
+    system = ObservedSystem(SLICE_FACTORS, 1.3, 1e-3, observed, probes=64)
+    approx = system.loglik(y, 0.2, gradient=True)
+    assert approx.preconditioner == "slices" and approx.cg.converged
+    _assert_agrees(approx, exact, SLICE_FACTORS)
+    b = RNG.normal(size=(2, *SLICE_SHAPE))
+    x = system.solve(b)
+    dense = DenseSystem(SLICE_FACTORS, 1.3, 1e-3, observed)
+    for row, got in zip(b, x, strict=True):
+        np.testing.assert_allclose(got[observed], dense.solve(row)[observed], atol=1e-6)
+
+
+def test_stated_standard_error_matches_the_spread_over_seeds_with_slices():
+    observed = _moving_clouds()
+    y = RNG.normal(size=SLICE_SHAPE)
+    exact = DenseSystem(SLICE_FACTORS, 1.0, 1e-3, observed).loglik(y).logp
+    runs = [ObservedSystem(SLICE_FACTORS, 1.0, 1e-3, observed, probes=8, seed=s).loglik(y) for s in range(12)]
+    assert {r.preconditioner for r in runs} == {"slices"}
+    rms = np.sqrt(np.mean([(r.logp - exact) ** 2 for r in runs]))
+    stated = np.sqrt(np.mean([r.logp_se**2 for r in runs]))
+    assert stated / 3 < rms < 3 * stated

@@ -30,10 +30,12 @@ def test_observed_formulation_reaches_the_dense_optimum_and_says_so(tmp_path):
         assert float(iterative.params[name]) == pytest.approx(float(dense.params[name]), rel=0.03), name
     report = iterative.optimizer["solver"]
     assert report["formulation"] == "observed"  # 70% of the grid is missing: the smaller set
+    assert report["preconditioner"] == "spectral"  # smooth in t: no dim's slices are nearly independent
     assert report["cg_converged"] and report["cg_iterations"] > 0
     assert report["observed_cells"] == int(da.notnull().sum())
     assert 0 < report["logp_se"] < 5
-    assert "iterative (observed cells)" in repr(iterative) and "CG iterations" in repr(iterative)
+    assert "iterative (observed cells, spectral preconditioner)" in repr(iterative)
+    assert "CG iterations" in repr(iterative)
     assert "solver" not in dense.optimizer
     path = tmp_path / "fit.nc"
     iterative.to_netcdf(path)
@@ -45,3 +47,24 @@ def test_formulation_can_be_forced():
     forced = da.kron.fit(KERNELS, solver="iterative", solver_options={"formulation": "missing"}, **KWARGS)
     assert forced.optimizer["solver"]["formulation"] == "missing"
     assert forced.spec.solver.formulation == "missing"
+
+
+def test_cloudy_steps_are_preconditioned_by_slices_and_reach_the_dense_optimum():
+    """Monthly-like steps (correlation about 0.4 from one step to the next), each with its own clouds."""
+    t, x = np.arange(12.0), np.linspace(0, 8, 50)
+    rng = np.random.default_rng(3)
+    coefficients = rng.normal(size=(12, 3))
+    for i in range(1, 12):  # AR(1) in time
+        coefficients[i] = 0.5 * coefficients[i - 1] + 0.87 * coefficients[i]
+    field = coefficients @ np.vstack([np.sin(x), np.cos(0.7 * x), np.sin(1.3 * x + 1)])
+    da = xr.DataArray(field + 0.05 * rng.normal(size=field.shape), coords={"t": t, "x": x}, dims=("t", "x"))
+    clouds = np.abs(x[None, :] - (1 + 0.5 * t[:, None])) < 1.5  # a cloud that moves along x
+    da = da.where(~clouds & (rng.random(field.shape) > 0.6))
+    kernels = {"t": xkron.Matern52(), "x": xkron.ExpQuad()}
+    dense = da.kron.fit(kernels, solver="dense", **KWARGS)
+    iterative = da.kron.fit(kernels, solver="iterative", solver_options={"probes": 32}, **KWARGS)
+    report = iterative.optimizer["solver"]
+    assert report["formulation"] == "observed" and report["preconditioner"] == "slices"
+    assert "slices preconditioner" in repr(iterative)
+    for name in ("ls_t", "ls_x", "amplitude", "noise"):
+        assert float(iterative.params[name]) == pytest.approx(float(dense.params[name]), rel=0.03), name

@@ -35,6 +35,7 @@ def solver_report(spec: ModelSpec, y_model: np.ndarray, values: Mapping[str, flo
     result = make_system(spec.solver, Ks, values["amplitude"] ** 2, noise, observed).loglik(y, values["mean"])
     return {
         "formulation": result.formulation,
+        "preconditioner": result.preconditioner,
         "cg_iterations": int(result.cg.iterations),
         "cg_residual": float(result.cg.residual),
         "cg_converged": bool(result.cg.converged),

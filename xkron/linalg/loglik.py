@@ -43,6 +43,9 @@ class Loglik:
     formulation : str
         Which system ran: ``"kronecker"``, ``"dense"``, or the iterative solver's ``"missing"``
         (Schur complement on the missing cells) or ``"observed"`` (CG on the observed cells).
+    preconditioner : str
+        CG on the observed cells: ``"slices"`` (:mod:`xkron.linalg.slices`) or ``"spectral"``
+        (:mod:`xkron.linalg.spectral`); empty otherwise.
     eigen, alpha_tilde, inv_diag : optional
         Kronecker solver: the factors' :class:`~xkron.linalg.kronecker.KronEigen`,
         ``(K + σ²I)⁻¹ (y − mean)`` in the eigenbasis (``eigen.from_eigenbasis`` gives α), and
@@ -62,3 +65,4 @@ class Loglik:
     inv_diag: np.ndarray | None = None
     logp_se: float = 0.0
     formulation: str = ""
+    preconditioner: str = ""

@@ -8,13 +8,16 @@ products and restricts the result: one Kronecker product, ``2 N Σ n_i`` flops, 
 pattern of the gaps. (Lin et al. 2025, *Scalable Gaussian processes with latent Kronecker
 structure*, solve the same system.)
 
-- :meth:`ObservedSystem.loglik`'s CG runs (the data and the probes together) are preconditioned
-  with the leading modes of the complete grid, ``M = D + η² V Λ_r Vᵀ``
-  (:class:`xkron.linalg.spectral.SpectralPreconditioner`): the preconditioned system's condition
-  number is bounded for any pattern of gaps, and ``log|M|`` is known exactly.
+- :meth:`ObservedSystem.loglik`'s CG runs (the data and the probes) are preconditioned either by
+  slices along one dim (block-Jacobi, :class:`xkron.linalg.slices.SlicePreconditioner`: exact
+  within each time step, whatever its clouds) or with the leading modes of the complete grid,
+  ``M = D + η² V Λ_r Vᵀ`` (:class:`xkron.linalg.spectral.SpectralPreconditioner`). Both bound the
+  preconditioned system's condition number for any pattern of gaps and know ``log|M|`` exactly;
+  :func:`xkron.linalg.slices.slice_axis` picks. On twelve cloudy months of OSTIA's Pacific the
+  slices cut one log-likelihood and gradient from 18 s to 3.4 s (26 CG iterations instead of 102).
   :meth:`ObservedSystem.solve` (a few right-hand sides, where no log-determinant is needed) uses the
-  full-grid inverse restricted to the observed cells, ``(F⁻¹)_oo``, which stays compute-bound on
-  large grids.
+  slices where they were picked, else the full-grid inverse restricted to the observed cells,
+  ``(F⁻¹)_oo``, which stays compute-bound on large grids.
 - ``log|A| = log|M| + log|M⁻¹ᐟ²AM⁻¹ᐟ²|``, the second term by stochastic Lanczos quadrature
   (Ubaru, Chen & Saad 2017) from the Lanczos tridiagonals of the preconditioned CG runs on
   probes ``zₚ`` with ``E[z zᵀ] = M`` (Gardner et al. 2018). Its spectrum lies in ``[1, M.bound]``,
@@ -35,6 +38,7 @@ import numpy as np
 from xkron.linalg.cg import pcg, slq_logdet_se
 from xkron.linalg.gridops import GridOperators
 from xkron.linalg.loglik import Loglik
+from xkron.linalg.slices import SlicePreconditioner, slice_axis
 from xkron.linalg.spectral import SpectralPreconditioner
 from xkron.settings import PROBE_TOL, SINGLE_PRECISION_TOL
 
@@ -61,9 +65,16 @@ class ObservedSystem(GridOperators):
     formulation = "observed"
 
     @cached_property
-    def preconditioner(self) -> SpectralPreconditioner:
-        """The spectral preconditioner of :meth:`loglik`'s CG runs (the data and the probes together)."""
+    def slice_axis(self) -> int | None:
+        """The dim whose slices precondition the CG runs (:func:`xkron.linalg.slices.slice_axis`), or ``None``."""
+        return slice_axis(self.factors, self.eigen.values, self.eta2, self.floor, self.observed, 1 + self.probes)
+
+    @cached_property
+    def preconditioner(self) -> SlicePreconditioner | SpectralPreconditioner:
+        """The preconditioner of :meth:`loglik`'s CG runs: slices along :attr:`slice_axis`, else spectral."""
         noise = self.noise_var.ravel()[~self.missing]
+        if self.slice_axis is not None:
+            return SlicePreconditioner(self.factors, self.eta2, noise, self.observed, self.slice_axis)
         return SpectralPreconditioner(self.eigen, self.eta2, noise, self.observed, rows=1 + self.probes)
 
     def restricted_inverse(self, r: np.ndarray) -> np.ndarray:
@@ -82,16 +93,18 @@ class ObservedSystem(GridOperators):
     def solve(self, b: np.ndarray, tol: float | None = None) -> np.ndarray:
         """``A⁻¹ b`` for ``b`` of shape ``(*batch, *grid)``; zero at unobserved cells (``tol``: this call's residual).
 
-        Preconditioned with the full-grid inverse restricted to the observed cells, ``(F⁻¹)_oo``
-        (two Kronecker rotations, compute-bound): for a few right-hand sides on a large grid it
-        beats the spectral preconditioner, whose ``n_o × r`` matrices are read from memory at
-        every iteration (measured in ``tests/benchmarks/README.md``). No log-determinant is needed here.
+        Preconditioned by slices where :attr:`slice_axis` takes them, else with the full-grid
+        inverse restricted to the observed cells, ``(F⁻¹)_oo`` (two Kronecker rotations,
+        compute-bound): for a few right-hand sides on a large grid it beats the spectral
+        preconditioner, whose ``n_o × r`` matrices are read from memory at every iteration
+        (measured in ``tests/benchmarks/README.md``). No log-determinant is needed here.
         """
         self._reports = []
         b = np.asarray(b, dtype=float)
         batch = b.shape[: b.ndim - len(self.shape)]
         rows = b.reshape(-1, self.missing.size)[:, ~self.missing]
-        return self.embed(self._pcg(rows, self.restricted_inverse, tol=tol)).reshape(*batch, *self.shape)
+        precondition = self.restricted_inverse if self.slice_axis is None else self.preconditioner.inverse
+        return self.embed(self._pcg(rows, precondition, tol=tol)).reshape(*batch, *self.shape)
 
     def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> Loglik:
         """Estimated ``log N(y_o | mean, A)`` and its gradient, as :meth:`xkron.linalg.dense.DenseSystem.loglik`.
@@ -113,6 +126,7 @@ class ObservedSystem(GridOperators):
         logp = -0.5 * float(resid @ alpha) - 0.5 * logdet - 0.5 * self.n_observed * np.log(2 * np.pi)
         grid_alpha = self.embed(alpha[None])[0].reshape(self.shape)
         done = {"alpha": grid_alpha, "cg": self.report, "logp_se": 0.5 * se, "formulation": self.formulation}
+        done["preconditioner"] = M.name
         if not gradient:
             return Loglik(logp, **done)
         full_alpha = grid_alpha.reshape(1, -1)

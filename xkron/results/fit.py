@@ -427,10 +427,16 @@ class KronFit:
         solver = (report or {}).get("solver")
         if solver:
             lines.append(
-                f"  solver:  iterative ({solver['formulation']} cells), {solver['cg_iterations']} CG iterations "
+                f"  solver:  iterative ({solver['formulation']} cells{_preconditioned(solver)}), "
+                f"{solver['cg_iterations']} CG iterations "
                 f"at the optimum, logp ± {solver['logp_se']:.2g} (Monte Carlo se)"
             )
         return "\n".join(lines)
+
+
+def _preconditioned(solver: Mapping) -> str:
+    name = solver.get("preconditioner")
+    return f", {name} preconditioner" if name else ""
 
 
 def _coords_mapping(coords, dims) -> Mapping:
