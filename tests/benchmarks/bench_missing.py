@@ -611,6 +611,9 @@ def main(argv=None) -> int:
         "--restarts", type=int, help="MAP restarts of the xkron fits (default: the library's; 0 with --quick)"
     )
     parser.add_argument("--ostia-months", type=int, help="months of OSTIA from 2007-04 (54: the whole record)")
+    parser.add_argument(
+        "--ostia-longitude", metavar="WEST,EAST", help="a window of OSTIA's band (tutorial 4's Pacific: 150,272)"
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     parser.add_argument("--xkron", metavar="PATH", help="repository whose xkron is measured (default: this one)")
     args = parser.parse_args(argv)
@@ -625,6 +628,8 @@ def main(argv=None) -> int:
     if args.ostia_months:
         first = "2006-04" if args.ostia_months > 42 else "2007-04"
         sizes["ostia"] |= {"months": args.ostia_months, "first": first}
+    if args.ostia_longitude:
+        sizes["ostia"]["longitude"] = tuple(float(v) for v in args.ostia_longitude.split(","))
     for var in core.BLAS_THREAD_VARS:  # single-threaded BLAS: children read it before numpy loads
         os.environ[var] = "1"
     sys.path.insert(0, os.path.abspath(args.xkron or CHECKOUT))  # spawned children inherit sys.path

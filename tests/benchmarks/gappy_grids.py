@@ -18,8 +18,9 @@ Scoring follows what oceanographers do with clouds: cloud-transplant cross-valid
 pixels it newly covers are held out.
 
 Gap fillers (baselines): :func:`linear_fill` (linear interpolation in space, step by step) and
-:func:`dineof` (Beckers & Rixen 2003). Both are numpy/scipy only, as is everything here: the
-GP draw does not use xkron, so the generating hyperparameters are an independent reference.
+:func:`dineof` (Beckers & Rixen 2003), thin wrappers of :mod:`xkron.baselines` (which tutorial 4
+shows too). Everything else here is numpy/scipy only: the GP draw does not use xkron, so the
+generating hyperparameters are an independent reference.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import heapq
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.interpolate
 import xarray as xr
 from scipy import ndimage
+
+from xkron import baselines
 
 __all__ = [
     "SATELLITE_TRUTH",
@@ -360,103 +362,20 @@ def scores(grid: GappyGrid, mean: np.ndarray, sd=None, sd_signal=None, z90: floa
 # --------------------------------------------------------------------------------------------- baselines
 
 
+def _sea(data: xr.DataArray, sea: np.ndarray) -> xr.DataArray:
+    return xr.DataArray(sea, coords={d: data[d] for d in DIMS[1:]}, dims=DIMS[1:])
+
+
 def linear_fill(data: xr.DataArray, sea: np.ndarray) -> np.ndarray:
-    """Fill each time step by linear interpolation in (latitude, longitude), nearest outside the hull.
-
-    ``scipy.interpolate.griddata`` on the Delaunay triangulation of the step's observed cells
-    (coordinates in degrees); land stays NaN. A step with fewer than 3 observed cells is filled
-    with the nearest one (or NaN without any).
-    """
-    lat, lon = np.meshgrid(data["latitude"].values, data["longitude"].values, indexing="ij")
-    points = np.column_stack([lat[sea], lon[sea]])
-    out = np.full(data.shape, np.nan)
-    for t in range(data.shape[0]):
-        values = data.values[t][sea]
-        seen = np.isfinite(values)
-        if not seen.any():
-            continue
-        nearest = scipy.interpolate.griddata(points[seen], values[seen], points, method="nearest")
-        filled = nearest
-        if seen.sum() >= 3:
-            linear = scipy.interpolate.griddata(points[seen], values[seen], points, method="linear")
-            filled = np.where(np.isfinite(linear), linear, nearest)
-        out[t][sea] = filled
-    return out
+    """:func:`xkron.baselines.linear_fill` of the sea cells, step by step: linear in (latitude, longitude)."""
+    return baselines.linear_fill(data, mask=_sea(data, sea)).values
 
 
-def _rank_k(x: np.ndarray, k: int) -> np.ndarray:
-    """Best rank-``k`` approximation of ``x`` (truncated SVD through the Gram matrix of the shorter side)."""
-    if x.shape[0] > x.shape[1]:
-        return _rank_k(x.T, k).T
-    _, u = np.linalg.eigh(x @ x.T)
-    u = u[:, ::-1][:, :k]
-    return u @ (u.T @ x)
-
-
-def _dineof_iterate(a, seen, k, start, tol, max_iter):
-    """EM-like fixed point at ``k`` modes: replace the unseen entries by the rank-``k`` reconstruction."""
-    x = np.where(seen, a, start)
-    scale = max(float(np.sqrt(np.mean(a[seen] ** 2))), 1e-300)
-    for it in range(1, max_iter + 1):
-        r = _rank_k(x, k)
-        change = float(np.sqrt(np.mean((r[~seen] - x[~seen]) ** 2))) if (~seen).any() else 0.0
-        x = np.where(seen, a, r)
-        if change <= tol * scale:
-            return x, it
-    return x, max_iter
-
-
-def dineof(data: xr.DataArray, sea: np.ndarray, *, k_max=None, cv_fraction=0.03, tol=1e-3, max_iter=300, seed=0):
-    """DINEOF gap filling (Beckers & Rixen 2003): iterative truncated SVD of the time × sea-cell matrix.
-
-    Beckers, J.-M. and Rixen, M. (2003), EOF calculations and data filling from incomplete
-    oceanographic datasets, J. Atmos. Oceanic Technol. 20, 1839-1856.
-
-    The data on the sea cells form a matrix ``X`` (time × space). Its mean over the observed entries is
-    removed and the missing entries start at 0 (the mean). At ``k`` modes, the missing entries are
-    replaced by the rank-``k`` truncated-SVD reconstruction of the current matrix until they change by
-    less than ``tol`` (relative to the data's rms). The number of modes is chosen by internal
-    cross-validation: a random ``cv_fraction`` of the observed entries is held out as well, and modes
-    are added one at a time (each ``k`` starting from the previous fill) while the error on the
-    held-out entries falls. The fill is then redone with every observed entry at the chosen ``k``
-    (again adding modes one at a time from 1).
-
-    Parameters
-    ----------
-    data : xarray.DataArray
-        ``(time, latitude, longitude)``, NaN at missing cells.
-    sea : ndarray of bool
-        Sea cells on ``(latitude, longitude)``; land stays NaN in the output.
-    k_max : int, optional
-        Most modes tried (default ``min(shape) - 1``, at most 50).
-
-    Returns
-    -------
-    filled : ndarray
-        The data with every sea cell filled.
-    info : dict
-        ``k`` (the modes chosen), ``cv_rmse`` (held-out rms error per ``k`` tried), ``iterations``.
-    """
-    x = data.values[:, sea]
-    seen = np.isfinite(x)
-    offset = float(x[seen].mean())
-    a = np.where(seen, x - offset, 0.0)
-    k_max = int(k_max or min(min(x.shape) - 1, 50))
-    rng = np.random.default_rng(seed)
-    cv = seen & (rng.random(x.shape) < cv_fraction)
-    train = seen & ~cv
-    fill, cv_rmse, iterations = np.zeros_like(a), [], 0
-    for k in range(1, k_max + 1):
-        fill, it = _dineof_iterate(a, train, k, fill, tol, max_iter)
-        iterations += it
-        cv_rmse.append(float(np.sqrt(np.mean((fill[cv] - a[cv]) ** 2))))
-        if len(cv_rmse) > 1 and cv_rmse[-1] >= cv_rmse[-2]:
-            break
-    k_best = int(np.argmin(cv_rmse)) + 1
-    fill = np.zeros_like(a)
-    for k in range(1, k_best + 1):
-        fill, it = _dineof_iterate(a, seen, k, fill, tol, max_iter)
-        iterations += it
-    out = np.full(data.shape, np.nan)
-    out[:, sea] = np.where(seen, x, fill + offset)
-    return out, {"k": k_best, "cv_rmse": cv_rmse, "iterations": iterations}
+def dineof(data: xr.DataArray, sea: np.ndarray, **options) -> tuple[np.ndarray, dict]:
+    """:func:`xkron.baselines.dineof` of the sea cells: the filled values and ``k``, ``cv_rmse``, ``iterations``."""
+    filled = baselines.dineof(data, mask=_sea(data, sea), **options)
+    info = {
+        k: filled.attrs[f"dineof_{v}"]
+        for k, v in (("k", "modes"), ("cv_rmse", "cv_rmse"), ("iterations", "iterations"))
+    }
+    return filled.values, info
