@@ -238,3 +238,16 @@ def test_stated_standard_error_matches_the_spread_over_seeds_with_slices():
     rms = np.sqrt(np.mean([(r.logp - exact) ** 2 for r in runs]))
     stated = np.sqrt(np.mean([r.logp_se**2 for r in runs]))
     assert stated / 3 < rms < 3 * stated
+
+
+def test_auto_takes_the_observed_cells_where_slices_precondition_them():
+    clouds = RNG.random(SLICE_SHAPE) > 0.45  # 45% missing: Schur on the smaller set, unless slices pay
+    assert choose_formulation("auto", clouds) == "missing"
+    system = make_system(Solver("iterative"), SLICE_FACTORS, 1.0, 1e-3, clouds)
+    assert type(system) is ObservedSystem and system.preconditioner.name == "slices"
+    noisy = make_system(Solver("iterative"), SLICE_FACTORS, 1.0, 10.0, clouds)  # no slices: the smaller set
+    assert type(noisy) is IterativeSystem
+    forced = make_system(Solver("iterative", formulation="missing"), SLICE_FACTORS, 1.0, 1e-3, clouds)
+    assert type(forced) is IterativeSystem
+    few = RNG.random(SLICE_SHAPE) > 0.1  # scattered cells: the Schur complement, slices or not
+    assert type(make_system(Solver("iterative"), SLICE_FACTORS, 1.0, 1e-3, few)) is IterativeSystem

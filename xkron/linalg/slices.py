@@ -35,7 +35,7 @@ import scipy.linalg
 from xkron.linalg.cg import rademacher
 from xkron.linalg.kronecker import outer
 from xkron.linalg.spectral import spectral_rank
-from xkron.settings import SLICE_COST_RATIO, SPECTRAL_BYTES
+from xkron.settings import SLICE_COST_RATIO, SLICE_MAX_BOUND, SPECTRAL_BYTES
 
 __all__ = ["SlicePreconditioner", "slice_axis", "slice_bound"]
 
@@ -150,7 +150,7 @@ def slice_axis(
     """The dim whose slices precondition CG on the observed cells, or ``None`` for the spectral preconditioner.
 
     Slices are taken where they are the better bet: their condition-number bound
-    (:func:`slice_bound`) is below the spectral preconditioner's
+    (:func:`slice_bound`) is below :data:`~xkron.settings.SLICE_MAX_BOUND` and the spectral preconditioner's
     (:func:`xkron.linalg.spectral.spectral_rank`), one CG iteration with them (the application
     plus the Kronecker product) costs at most :data:`~xkron.settings.SLICE_COST_RATIO` times one
     with the spectral preconditioner, and their factors fit in
@@ -186,6 +186,6 @@ def slice_axis(
             continue
         b = slice_bound(K)
         cost = np.sqrt(b) * (apply + matvec)
-        if b < bound and cost < best_cost:
+        if b < min(bound, SLICE_MAX_BOUND) and cost < best_cost:
             best, best_cost = axis, cost
     return best
