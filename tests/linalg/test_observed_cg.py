@@ -251,3 +251,19 @@ def test_auto_takes_the_observed_cells_where_slices_precondition_them():
     assert type(forced) is IterativeSystem
     few = RNG.random(SLICE_SHAPE) > 0.1  # scattered cells: the Schur complement, slices or not
     assert type(make_system(Solver("iterative"), SLICE_FACTORS, 1.0, 1e-3, few)) is IterativeSystem
+
+
+def test_posterior_solves_take_slices_from_a_fifth_missing_and_stay_exact():
+    """Solves without a log-determinant (posterior means, sd draws) take slices wherever their bound is small."""
+    quarter = RNG.random(SLICE_SHAPE) > 0.25
+    loglik = make_system(Solver("iterative"), SLICE_FACTORS, 1.0, 0.5, quarter)
+    posterior = make_system(Solver("iterative"), SLICE_FACTORS, 1.0, 0.5, quarter, solves_only=True)
+    assert type(loglik) is IterativeSystem and type(posterior) is ObservedSystem
+    assert posterior.slice_axis is None and posterior.solve_slices.axis == 0  # noisy: no slices for a likelihood
+    b = RNG.normal(size=(2, *SLICE_SHAPE))
+    dense = DenseSystem(SLICE_FACTORS, 1.0, 0.5, quarter)
+    for row, got in zip(b, posterior.solve(b), strict=True):
+        np.testing.assert_allclose(got[quarter], dense.solve(row)[quarter], atol=1e-7)
+    assert posterior.report.iterations < 30
+    few = RNG.random(SLICE_SHAPE) > 0.1
+    assert type(make_system(Solver("iterative"), SLICE_FACTORS, 1.0, 0.5, few, solves_only=True)) is IterativeSystem

@@ -38,7 +38,7 @@ import numpy as np
 from xkron.linalg.cg import pcg, slq_logdet_se
 from xkron.linalg.gridops import GridOperators
 from xkron.linalg.loglik import Loglik
-from xkron.linalg.slices import SlicePreconditioner, slice_axis
+from xkron.linalg.slices import SlicePreconditioner, slice_axis, solve_axis
 from xkron.linalg.spectral import SpectralPreconditioner
 from xkron.settings import PROBE_TOL, SINGLE_PRECISION_TOL
 
@@ -77,6 +77,15 @@ class ObservedSystem(GridOperators):
             return SlicePreconditioner(self.factors, self.eta2, noise, self.observed, self.slice_axis)
         return SpectralPreconditioner(self.eigen, self.eta2, noise, self.observed, rows=1 + self.probes)
 
+    @cached_property
+    def solve_slices(self) -> SlicePreconditioner | None:
+        """The slices that precondition :meth:`solve` (:func:`~xkron.linalg.slices.solve_axis`), or ``None``."""
+        if self.slice_axis is not None:
+            return self.preconditioner
+        axis = solve_axis(self.factors, self.observed)
+        noise = self.noise_var.ravel()[~self.missing]
+        return None if axis is None else SlicePreconditioner(self.factors, self.eta2, noise, self.observed, axis)
+
     def restricted_inverse(self, r: np.ndarray) -> np.ndarray:
         """``(F⁻¹)_oo r`` for rows ``r`` over the observed cells: the preconditioner of :meth:`solve`."""
         return self.f_power(self.embed(r), -1.0)[:, ~self.missing]
@@ -93,7 +102,7 @@ class ObservedSystem(GridOperators):
     def solve(self, b: np.ndarray, tol: float | None = None) -> np.ndarray:
         """``A⁻¹ b`` for ``b`` of shape ``(*batch, *grid)``; zero at unobserved cells (``tol``: this call's residual).
 
-        Preconditioned by slices where :attr:`slice_axis` takes them, else with the full-grid
+        Preconditioned by slices where :attr:`solve_slices` has them, else with the full-grid
         inverse restricted to the observed cells, ``(F⁻¹)_oo`` (two Kronecker rotations,
         compute-bound): for a few right-hand sides on a large grid it beats the spectral
         preconditioner, whose ``n_o × r`` matrices are read from memory at every iteration
@@ -103,7 +112,7 @@ class ObservedSystem(GridOperators):
         b = np.asarray(b, dtype=float)
         batch = b.shape[: b.ndim - len(self.shape)]
         rows = b.reshape(-1, self.missing.size)[:, ~self.missing]
-        precondition = self.restricted_inverse if self.slice_axis is None else self.preconditioner.inverse
+        precondition = self.restricted_inverse if self.solve_slices is None else self.solve_slices.inverse
         return self.embed(self._pcg(rows, precondition, tol=tol)).reshape(*batch, *self.shape)
 
     def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> Loglik:

@@ -21,14 +21,16 @@ import numpy as np
 from xkron.linalg.dense import DenseSystem
 from xkron.linalg.iterative import IterativeSystem
 from xkron.linalg.observed_cg import ObservedSystem
-from xkron.linalg.slices import slice_axis
-from xkron.settings import CG_PROBES, OBSERVED_PROBES, SLICE_MIN_MISSING
+from xkron.linalg.slices import slice_axis, solve_axis
+from xkron.settings import CG_PROBES, OBSERVED_PROBES, SLICE_MIN_MISSING, SLICE_MIN_MISSING_SOLVES
 from xkron.spec.solver import Solver
 
 __all__ = ["choose_formulation", "make_system"]
 
 
-def choose_formulation(requested: str, observed: np.ndarray, slices: bool = False) -> str:
+def choose_formulation(
+    requested: str, observed: np.ndarray, slices: bool = False, min_missing: float = SLICE_MIN_MISSING
+) -> str:
     """The iterative solver's formulation: ``requested``, or for ``"auto"`` the smaller system.
 
     The Schur complement works on the missing cells and CG on the observed ones; each
@@ -37,7 +39,8 @@ def choose_formulation(requested: str, observed: np.ndarray, slices: bool = Fals
     Monte Carlo error small when few cells are missing. But where the observed cells can be
     preconditioned by slices (``slices``: :func:`xkron.linalg.slices.slice_axis` takes them),
     CG on them needs a few dozen iterations whatever the clouds, and it is taken once
-    :data:`~xkron.settings.SLICE_MIN_MISSING` of the grid is missing: on twelve
+    ``min_missing`` of the grid is missing (:data:`~xkron.settings.SLICE_MIN_MISSING` for a
+    likelihood, :data:`~xkron.settings.SLICE_MIN_MISSING_SOLVES` for a posterior): on twelve
     cloudy months of OSTIA's Pacific (49% of the cells missing) one log-likelihood and gradient
     took 4.7 s and 26 CG iterations there against 14 s and 1,754 iterations for the Schur
     complement, whose Monte Carlo error was 5 times larger. Measured on the benchmark grids in
@@ -56,13 +59,18 @@ def choose_formulation(requested: str, observed: np.ndarray, slices: bool = Fals
         return requested
     observed = np.asarray(observed, dtype=bool)
     n_observed = int(np.count_nonzero(observed))
-    if slices and observed.size - n_observed >= SLICE_MIN_MISSING * observed.size:
+    if slices and observed.size - n_observed >= min_missing * observed.size:
         return "observed"
     return "observed" if observed.size - n_observed > n_observed else "missing"
 
 
 def make_system(
-    solver: Solver, factors: Sequence[np.ndarray], eta2: float, noise_var, observed: np.ndarray
+    solver: Solver,
+    factors: Sequence[np.ndarray],
+    eta2: float,
+    noise_var,
+    observed: np.ndarray,
+    solves_only: bool = False,
 ) -> DenseSystem | IterativeSystem | ObservedSystem:
     """``A = eta2 (⊗K_i)_oo + diag(noise_var_o)`` on the ``observed`` cells, by ``solver``.
 
@@ -79,6 +87,11 @@ def make_system(
         Noise variance per cell, broadcastable to the grid.
     observed : ndarray of bool
         The grid's observed cells.
+    solves_only : bool
+        For a posterior, which solves but needs no log-determinant: ``formulation="auto"`` then
+        takes the observed cells wherever slices precondition their solves
+        (:func:`xkron.linalg.slices.solve_axis`) and :data:`~xkron.settings.SLICE_MIN_MISSING_SOLVES`
+        of the grid is missing.
 
     Examples
     --------
@@ -91,8 +104,13 @@ def make_system(
         return DenseSystem(factors, eta2, noise_var, observed)
     if solver.name == "iterative":
         probes = solver.probes or OBSERVED_PROBES
-        slices = solver.formulation == "auto" and _slices_pay(factors, eta2, noise_var, observed, probes)
-        observed_cells = choose_formulation(solver.formulation, observed, slices) == "observed"
+        if solver.formulation != "auto":
+            slices, least = False, SLICE_MIN_MISSING
+        elif solves_only:
+            slices, least = solve_axis(factors, observed) is not None, SLICE_MIN_MISSING_SOLVES
+        else:
+            slices, least = _slices_pay(factors, eta2, noise_var, observed, probes), SLICE_MIN_MISSING
+        observed_cells = choose_formulation(solver.formulation, observed, slices, least) == "observed"
         kind = ObservedSystem if observed_cells else IterativeSystem
         probes = solver.probes or (OBSERVED_PROBES if observed_cells else CG_PROBES)
         return kind(

@@ -89,7 +89,7 @@ class ObservedPosterior:
         eta2 = values["amplitude"] ** 2
         noise = np.broadcast_to(known_var, y.shape) + values["noise"] ** 2
         observed = np.isfinite(y)
-        system = make_system(solver, Ks, eta2, noise, observed)
+        system = make_system(solver, Ks, eta2, noise, observed, solves_only=True)
         alpha = system.solve(np.where(observed, y - values["mean"], 0.0))
         return cls(tuple(factors), dict(values), system, alpha, known_var, solver)
 
