@@ -190,8 +190,8 @@ def solve_axis(factors: Sequence[np.ndarray], observed: np.ndarray) -> int | Non
     :func:`slice_axis`: no log-determinant is needed, so nothing is weighed against the
     spectral preconditioner. The alternatives, the full-grid inverse restricted to the observed
     cells and the Schur complement, need hundreds of iterations where slices need a few dozen
-    (measured in ``tests/benchmarks/README.md``: 8 draws on OSTIA's whole band 33 s → 12 s, 64
-    on the coarse field 9.0 s → 3.2 s).
+    (measured in ``tests/benchmarks/README.md``: 64 draws on the coarse field 9.0 s → 3.2 s; 8 on
+    OSTIA's whole band 33 s → 12 s, forced: its factors, 1.1 GB, are just above the memory cap).
 
     Examples
     --------
