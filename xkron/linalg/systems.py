@@ -37,7 +37,8 @@ def choose_formulation(
     iteration of either costs a few Kronecker products on the full grid, so the smaller set
     is the cheaper one to iterate on, and the Schur form's exact ``log|G|`` keeps its
     Monte Carlo error small when few cells are missing. But where the observed cells can be
-    preconditioned by slices (``slices``: :func:`xkron.linalg.slices.slice_axis` takes them),
+    preconditioned by slices (``slices``: :func:`xkron.linalg.slices.slice_axis` takes them, or
+    for a posterior :func:`xkron.linalg.slices.solve_axis`),
     CG on them needs a few dozen iterations whatever the clouds, and it is taken once
     ``min_missing`` of the grid is missing (:data:`~xkron.settings.SLICE_MIN_MISSING` for a
     likelihood, :data:`~xkron.settings.SLICE_MIN_MISSING_SOLVES` for a posterior): on twelve
