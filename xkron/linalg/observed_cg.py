@@ -70,21 +70,27 @@ class ObservedSystem(GridOperators):
         return slice_axis(self.factors, self.eigen.values, self.eta2, self.floor, self.observed, 1 + self.probes)
 
     @cached_property
+    def solve_axis(self) -> int | None:
+        """The dim whose slices precondition :meth:`solve` (:func:`xkron.linalg.slices.solve_axis`), or ``None``."""
+        return solve_axis(self.factors, self.observed)
+
+    @cached_property
     def preconditioner(self) -> SlicePreconditioner | SpectralPreconditioner:
         """The preconditioner of :meth:`loglik`'s CG runs: slices along :attr:`slice_axis`, else spectral."""
-        noise = self.noise_var.ravel()[~self.missing]
         if self.slice_axis is not None:
-            return SlicePreconditioner(self.factors, self.eta2, noise, self.observed, self.slice_axis)
+            return self._slices(self.slice_axis)
+        noise = self.noise_var.ravel()[~self.missing]
         return SpectralPreconditioner(self.eigen, self.eta2, noise, self.observed, rows=1 + self.probes)
 
     @cached_property
     def solve_slices(self) -> SlicePreconditioner | None:
-        """The slices that precondition :meth:`solve` (:func:`~xkron.linalg.slices.solve_axis`), or ``None``."""
+        """The slices of :meth:`solve`: :attr:`preconditioner`'s, else along :attr:`solve_axis`, or ``None``."""
         if self.slice_axis is not None:
             return self.preconditioner
-        axis = solve_axis(self.factors, self.observed)
-        noise = self.noise_var.ravel()[~self.missing]
-        return None if axis is None else SlicePreconditioner(self.factors, self.eta2, noise, self.observed, axis)
+        return None if self.solve_axis is None else self._slices(self.solve_axis)
+
+    def _slices(self, axis: int) -> SlicePreconditioner:
+        return SlicePreconditioner(self.factors, self.eta2, self.noise_var.ravel()[~self.missing], self.observed, axis)
 
     def restricted_inverse(self, r: np.ndarray) -> np.ndarray:
         """``(F⁻¹)_oo r`` for rows ``r`` over the observed cells: the preconditioner of :meth:`solve`."""

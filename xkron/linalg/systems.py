@@ -21,7 +21,6 @@ import numpy as np
 from xkron.linalg.dense import DenseSystem
 from xkron.linalg.iterative import IterativeSystem
 from xkron.linalg.observed_cg import ObservedSystem
-from xkron.linalg.slices import slice_axis, solve_axis
 from xkron.settings import CG_PROBES, OBSERVED_PROBES, SLICE_MIN_MISSING, SLICE_MIN_MISSING_SOLVES
 from xkron.spec.solver import Solver
 
@@ -104,32 +103,15 @@ def make_system(
     if solver.name == "dense":
         return DenseSystem(factors, eta2, noise_var, observed)
     if solver.name == "iterative":
-        probes = solver.probes or OBSERVED_PROBES
-        if solver.formulation != "auto":
-            slices, least = False, SLICE_MIN_MISSING
-        elif solves_only:
-            slices, least = solve_axis(factors, observed) is not None, SLICE_MIN_MISSING_SOLVES
-        else:
-            slices, least = _slices_pay(factors, eta2, noise_var, observed, probes), SLICE_MIN_MISSING
-        observed_cells = choose_formulation(solver.formulation, observed, slices, least) == "observed"
-        kind = ObservedSystem if observed_cells else IterativeSystem
-        probes = solver.probes or (OBSERVED_PROBES if observed_cells else CG_PROBES)
-        return kind(
-            factors,
-            eta2,
-            noise_var,
-            observed,
-            tol=solver.tol,
-            probes=probes,
-            seed=solver.seed,
-            max_iter=solver.max_iter,
-        )
+        options = {"tol": solver.tol, "seed": solver.seed, "max_iter": solver.max_iter}
+        if solver.formulation != "missing":
+            # Built first: with "auto" its own choice of slices decides the formulation (no work done twice).
+            cells = ObservedSystem(
+                factors, eta2, noise_var, observed, probes=solver.probes or OBSERVED_PROBES, **options
+            )
+            axis = cells.solve_axis if solves_only else cells.slice_axis
+            least = SLICE_MIN_MISSING_SOLVES if solves_only else SLICE_MIN_MISSING
+            if choose_formulation(solver.formulation, observed, axis is not None, least) == "observed":
+                return cells
+        return IterativeSystem(factors, eta2, noise_var, observed, probes=solver.probes or CG_PROBES, **options)
     raise ValueError(f"solver={solver.name!r} builds no system on the observed cells: it needs 'dense' or 'iterative'")
-
-
-def _slices_pay(factors, eta2: float, noise_var, observed: np.ndarray, probes: int) -> bool:
-    """Whether CG on the observed cells would be preconditioned by slices (:func:`~xkron.linalg.slices.slice_axis`)."""
-    observed = np.asarray(observed, dtype=bool)
-    floor = float(np.min(np.broadcast_to(noise_var, observed.shape)[observed]))
-    values = [np.linalg.eigvalsh(K) for K in factors]
-    return slice_axis(factors, values, eta2, floor, observed, 1 + probes) is not None
