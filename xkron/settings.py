@@ -284,6 +284,12 @@ close, while one still moving along a flat direction does not (counting those st
 gappy fit with its amplitude 8.6% from the dense optimum). At most 0.1% in any hyperparameter,
 well inside the 1% that iterative fits are held to."""
 
+MAP_STOP_STILL = 1e-6
+"""Distance from the best point (as :data:`MAP_STOP_STEP`) within which an evaluation counts
+towards :data:`MAP_STOP_EVALUATIONS` even when it is better by up to one standard error: a change
+of a millionth in every hyperparameter is no progress, and the estimate's differences there are
+the CG tolerance's jitter (the probes' solves stop at :data:`PROBE_TOL`)."""
+
 MAP_STOP_EVALUATIONS = 6
 """Consecutive evaluations without improvement, close to the best point (:data:`MAP_STOP_STEP`),
 that end an iterative objective's optimisation (:data:`MAP_STOP_SE`). With 3, a small gappy fit

@@ -20,8 +20,16 @@ import xkron
 import xkron.datasets
 import xkron.inference.optimize as optimize
 import xkron.inference.run as run
+import xkron.inference.stopping as stopping
 from xkron.errors import ConvergenceWarning
-from xkron.settings import MAP_AGREE_SE, MAP_AT_BEST_NATS, MAP_STOP_EVALUATIONS, MAP_STOP_SE, MAP_STOP_STEP
+from xkron.settings import (
+    MAP_AGREE_SE,
+    MAP_AT_BEST_NATS,
+    MAP_STOP_EVALUATIONS,
+    MAP_STOP_SE,
+    MAP_STOP_STEP,
+    MAP_STOP_STILL,
+)
 from xkron.spec.priors import grid_scales, period_candidates, start_ladder
 
 KERNELS = {"a": xkron.Matern52(), "b": xkron.ExpQuad()}
@@ -61,7 +69,7 @@ def test_restarts_stop_once_two_agree(monkeypatch):
     assert abs(report["logp_starts"][0] - report["logp_starts"][1]) <= MAP_AT_BEST_NATS
     assert report["n_starts_at_best"] == 2 and report["logp"] == max(report["logp_starts"])
 
-    monkeypatch.setattr(optimize, "MAP_AGREE_RTOL", -1.0)  # no two starts can agree: all five run
+    monkeypatch.setattr(stopping, "MAP_AGREE_RTOL", -1.0)  # no two starts can agree: all five run
     calls.clear()
     every = xkron.fit(grid(), KERNELS, restarts=4, progressbar=False).optimizer
     assert (every["n_starts_run"], every["stopped_early"], len(calls)) == (5, False, 5)
@@ -74,7 +82,7 @@ def fake_runs(monkeypatch, results):
     or ``(logp, shift, logp_se)`` for a Monte Carlo log posterior."""
     queue = list(results)
 
-    def fake(objective, z0, progress, kwargs):
+    def fake(objective, z0, progress, kwargs, *earlier):
         logp, shift, *se = queue.pop(0)
         x = np.full_like(z0, shift)
         _, _, values, _ = objective.evaluate(x)
@@ -130,7 +138,7 @@ def test_the_seed_optimum_is_the_one_the_old_ladder_reaches(monkeypatch):
         ]
 
     monkeypatch.setattr(run, "map_starts", old_starts)
-    monkeypatch.setattr(optimize, "MAP_AGREE_RTOL", -1.0)
+    monkeypatch.setattr(stopping, "MAP_AGREE_RTOL", -1.0)
     old = seed_fit(restarts=2)
     assert old.optimizer["n_starts_run"] == 3
     assert new.optimizer["logp"] >= old.optimizer["logp"] - 1e-9
@@ -164,7 +172,7 @@ def test_monte_carlo_optima_agree_within_two_standard_errors(monkeypatch, result
 
 
 def test_the_stall_watch_counts_evaluations_within_the_error():
-    watch = optimize._StallWatch()
+    watch = stopping.StallWatch()
     se = 2.0  # a stall: no better than the anchor, worse by at most se = 2, within MAP_STOP_STEP of its point
     assert MAP_STOP_SE == 0.0 and MAP_STOP_EVALUATIONS == 6 and MAP_STOP_STEP == 1e-3
     here, near, far = np.zeros(2), np.full(2, 5e-4), np.full(2, 0.5)
@@ -180,7 +188,14 @@ def test_the_stall_watch_counts_evaluations_within_the_error():
     ]
     assert [watch.see(f, se, z) for f, z, _ in seen] == [end for *_, end in seen]
     assert watch.stalled == 6 and "(se 2 nats): 6 evaluations in a row" in watch.message
-    exact = optimize._StallWatch()
+    still = stopping.StallWatch()  # better by less than se at a point that has not moved: a stall
+    assert MAP_STOP_STILL == 1e-6
+    jitter = [(-50.0, here), *[(-50.1, here + 1e-9 * k) for k in range(1, 6)], (-50.2, here + 1e-7)]
+    assert [still.see(f, se, z) for f, z in jitter] == [False] * 6 + [True]
+    moved = stopping.StallWatch()  # the same gains a little farther away (1e-5) are progress: the count resets
+    assert not any(moved.see(f, se, here + 1e-5 * k) for k, (f, _) in enumerate(jitter))
+    assert moved.stalled == 0
+    exact = stopping.StallWatch()
     assert not any(exact.see(f, 0.0, here) for f in [0.0, -1e-12, -2e-12, -3e-12, -3e-12, 0.0, 0.0, 0.0])
     assert exact.message is None
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
+from xkron.linalg import slices
 from xkron.linalg.dense import DenseSystem
 from xkron.linalg.iterative import IterativeSystem
 from xkron.linalg.kronecker import KronEigen
@@ -139,6 +140,24 @@ def test_spectral_preconditioned_spectrum_lies_in_the_stated_bound(cutoff, equal
     r = RNG.normal(size=(3, n))
     np.testing.assert_allclose(M.inverse(r), np.linalg.solve(dense_m, r.T).T, rtol=1e-9, atol=1e-9)
     assert M.logdet() == pytest.approx(np.linalg.slogdet(dense_m)[1], rel=1e-10)
+
+
+@pytest.mark.parametrize("axis", [0, 2])
+def test_slice_inverse_from_the_factors_where_explicit_inverses_do_not_fit(monkeypatch, axis):
+    """Explicit block inverses are kept only where they fit in ``SPECTRAL_BYTES``; otherwise the Cholesky
+    factors apply ``M⁻¹``: both paths give the dense answer (slices along the first dim are contiguous runs,
+    along the last they are not)."""
+    observed = _moving_clouds()
+    n = int(observed.sum())
+    noise = 1e-3 + 0.01 * RNG.random(n)
+    explicit = SlicePreconditioner(SLICE_FACTORS, 1.7, noise, observed, axis)
+    monkeypatch.setattr(slices, "SPECTRAL_BYTES", 0)
+    factored = SlicePreconditioner(SLICE_FACTORS, 1.7, noise, observed, axis)
+    assert explicit.explicit and not factored.explicit
+    r = RNG.normal(size=(4, n))
+    exact = np.linalg.solve(explicit.dense(), r.T).T
+    for M in (explicit, factored):
+        np.testing.assert_allclose(M.inverse(r), exact, rtol=1e-9, atol=1e-9)
 
 
 def test_cheapest_rank_keeps_modes_only_where_they_pay():

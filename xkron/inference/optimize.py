@@ -18,9 +18,10 @@ loop around :func:`scipy.optimize.minimize` (L-BFGS-B) for four reasons:
   log posterior and the elapsed time; no invented ETA.
 - **Stochastic objectives.** The iterative solver's log posterior is a Monte Carlo estimate with a
   stated standard error (:func:`xkron.models.ops.track_logp_error`). A start ends, successfully,
-  once several evaluations in a row stop improving it (:class:`_StallWatch`), and two
-  starts' optima count as one within :data:`MAP_AGREE_SE` combined errors (:func:`_agree`);
-  exact solvers state no error, and these rules then change nothing.
+  once several evaluations in a row stop improving it, two starts' optima count as one within
+  its combined errors, and a restart ends once it reaches an earlier start's optimum
+  (:mod:`xkron.inference.stopping`); exact solvers state no error, and the first rule then
+  changes nothing.
 
 One function is compiled per fit (log posterior, its gradient and the constrained values
 together), not three per start.
@@ -39,18 +40,10 @@ import scipy.optimize
 from pymc.pytensorf import compile as pm_compile
 
 from xkron.errors import ConvergenceWarning
+from xkron.inference.stopping import AgreeWatch, StallWatch, agree, logp_tolerance
 from xkron.models.ops import track_logp_error
 from xkron.progress import MapProgress
-from xkron.settings import (
-    MAP_AGREE_RTOL,
-    MAP_AGREE_RTOL_NOISY,
-    MAP_AGREE_SE,
-    MAP_AT_BEST_NATS,
-    MAP_MAXEVAL,
-    MAP_STOP_EVALUATIONS,
-    MAP_STOP_SE,
-    MAP_STOP_STEP,
-)
+from xkron.settings import MAP_AT_BEST_NATS, MAP_MAXEVAL
 
 __all__ = ["COMPILE_MODE", "MAP_AT_BEST_NATS", "MAP_KWARGS", "MAP_MAXEVAL", "data_scale", "fit_map"]
 
@@ -69,46 +62,8 @@ class _MaxEval(Exception):
     """Raised inside the objective when a start has used its ``maxeval`` evaluations."""
 
 
-class _WithinError(Exception):
-    """Raised inside the objective when its evaluations no longer improve beyond their Monte Carlo error."""
-
-
-class _StallWatch:
-    """Ends an optimisation whose objective is a Monte Carlo estimate once its line search thrashes in place.
-
-    Each evaluation's value ``f`` (to minimise, with standard error ``se``) at the scaled point
-    ``z`` is compared with the anchor, the last value that improved on its own anchor by more than
-    :data:`MAP_STOP_SE` ``· se`` (the first value is the first anchor). An evaluation within
-    :data:`MAP_STOP_STEP` of the anchor's point (every coordinate: a relative change of the
-    log-transformed hyperparameters, data sds for the mean) that is neither better than that nor
-    more than ``se`` worse is a stall: the line search is shrinking its step on differences that
-    the stochastic log-determinant and its Hutchinson gradient do not resolve consistently, and
-    L-BFGS-B would spend many evaluations before it fails. :meth:`see` is True after
-    :data:`MAP_STOP_EVALUATIONS` stalls in a row. Evaluations farther away (a line search still
-    moving) or far worse (a first trial overshooting) neither count nor reset; an exact objective
-    (``se == 0``) never stalls here, and its optimiser's own rule applies.
-    """
-
-    def __init__(self) -> None:
-        self.anchor, self.point = np.inf, None
-        self.stalled = 0
-        self.message: str | None = None
-
-    def see(self, f: float, se: float, z: np.ndarray) -> bool:
-        if se <= 0:
-            return False
-        gain = self.anchor - f
-        if gain > MAP_STOP_SE * se:
-            self.anchor, self.point, self.stalled = f, np.array(z, copy=True), 0
-        elif gain >= -se and np.max(np.abs(np.asarray(z) - self.point), initial=0.0) <= MAP_STOP_STEP:
-            self.stalled += 1
-        if self.stalled < MAP_STOP_EVALUATIONS:
-            return False
-        self.message = (
-            f"converged within the log posterior's Monte Carlo error (se {se:.3g} nats): {self.stalled} evaluations "
-            f"in a row within {MAP_STOP_STEP:g} of the best point did not improve it"
-        )
-        return True
+class _EndStart(Exception):
+    """Raised inside the objective when a watch (:mod:`xkron.inference.stopping`) ends the start; says why."""
 
 
 def data_scale(y) -> float:
@@ -136,7 +91,9 @@ class _Objective:
     n_eval: int = 0
     last: tuple | None = None
     best: tuple | None = None
-    watch: _StallWatch | None = None
+    stall: StallWatch | None = None
+    agree: AgreeWatch | None = None
+    memo: dict | None = None
 
     def split(self, u: np.ndarray) -> list[np.ndarray]:
         sizes = [int(np.prod(s)) for s in self.shapes]
@@ -152,6 +109,9 @@ class _Objective:
         for seen in (self.last, self.best):
             if seen is not None and np.array_equal(seen[0], z):
                 return seen[1]
+        if self.memo is not None and (key := np.asarray(z, dtype=float).tobytes()) in self.memo:
+            self.last = (np.array(z, copy=True), self.memo[key])
+            return self.memo[key]
         # A line search may try points far out (an overflowing covariance): the value is then
         # not finite and is handled as -inf below, so numpy's overflow warnings would only be noise.
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"), track_logp_error() as error:
@@ -162,9 +122,20 @@ class _Objective:
         self.last = (np.array(z, copy=True), result)
         return result
 
-    def start(self, watch: _StallWatch | None) -> None:
-        """Count evaluations, and track the best point, of a new start; ``watch`` may end it (:class:`_StallWatch`)."""
-        self.n_eval, self.best, self.watch = 0, None, watch
+    def start(self, stall: StallWatch | None, agree: AgreeWatch | None = None) -> None:
+        """Count evaluations, and track the best point, of a new start; ``stall`` and ``agree`` may end it."""
+        self.n_eval, self.best, self.stall, self.agree = 0, None, stall, agree
+
+    def start_value(self, z: np.ndarray) -> float:
+        """``log p`` at a start point (``-inf`` outside the model), kept for the start's first evaluation."""
+        if self.memo is None:
+            self.memo = {}
+        try:
+            result = self.evaluate(z)
+        except np.linalg.LinAlgError:
+            return -np.inf
+        self.memo[np.asarray(z, dtype=float).tobytes()] = result
+        return result[0] if np.isfinite(result[0]) else -np.inf
 
     def __call__(self, z: np.ndarray) -> tuple[float, np.ndarray]:
         self.n_eval += 1
@@ -180,8 +151,10 @@ class _Objective:
         if self.best is None or logp > self.best[1][0]:
             self.best = self.last
         f = -(logp - self.logp_ref)
-        if self.watch is not None and self.watch.see(f, se, z):
-            raise _WithinError
+        if self.stall is not None and self.stall.see(f, se, z):
+            raise _EndStart(self.stall.message)
+        if self.agree is not None and self.agree.see(logp, se, self.offset + self.unit * z):
+            raise _EndStart(self.agree.message)
         return f, -self.unit * grad
 
 
@@ -228,15 +201,18 @@ def _check_kwargs(kwargs: dict) -> None:
 
 
 def _stops_within_error(kwargs: dict) -> bool:
-    """Whether a start may end on :class:`_StallWatch`: not when the user gives ``tol`` or ``options``, which win."""
+    """Whether a start may end on a watch (:mod:`xkron.inference.stopping`): not when the user gives ``tol`` or
+    ``options``, which win."""
     return kwargs.get("tol") is None and not kwargs.get("options")
 
 
-def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwargs: dict) -> dict:
+def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwargs: dict, earlier=(), natural=None):
     """Optimise from one start; the result's ``x`` is the best point reached.
 
-    On an iterative objective the start also ends, successfully, at the best point reached once its
-    evaluations no longer improve the log posterior beyond its Monte Carlo error (:class:`_StallWatch`).
+    The start also ends, successfully, at the best point reached once its evaluations no longer
+    improve the log posterior beyond its Monte Carlo error (:class:`~xkron.inference.stopping.StallWatch`),
+    or once a point it evaluates agrees with one of the ``earlier`` starts' optima
+    (:class:`~xkron.inference.stopping.AgreeWatch`, ``natural``: the unit of each coordinate).
     """
     nit = [0]
 
@@ -244,8 +220,8 @@ def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwa
         nit[0] += 1
         progress.update(nit[0], objective.logp_ref - float(intermediate_result.fun))
 
-    watch = _StallWatch() if _stops_within_error(kwargs) else None
-    objective.start(watch)
+    watches = _stops_within_error(kwargs)
+    objective.start(StallWatch() if watches else None, AgreeWatch(earlier, natural) if watches and earlier else None)
     method = kwargs.get("method", "L-BFGS-B")
     try:
         res = scipy.optimize.minimize(
@@ -253,8 +229,8 @@ def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwa
             callback=callback,
         )  # fmt: skip
         x, success, message, nit_done = res.x, bool(res.success), str(res.message), int(getattr(res, "nit", nit[0]))
-    except _WithinError:
-        x, success, message, nit_done = objective.best[0], True, watch.message, nit[0]
+    except _EndStart as end:
+        x, success, message, nit_done = objective.best[0], True, str(end), nit[0]
     except _MaxEval:
         x, success = objective.last[0], False
         message, nit_done = f"stopped after maxeval={objective.maxeval} evaluations", nit[0]
@@ -262,23 +238,6 @@ def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwa
     logp, _, values, logp_se = objective.evaluate(x)
     return {"x": x, "logp": logp, "logp_se": logp_se, "values": values, "success": success, "message": message,
             "nit": nit_done, "n_eval": n_eval}  # fmt: skip
-
-
-def _logp_tolerance(a: dict, b: dict) -> float:
-    """Largest difference between two optima's log posteriors that tells them apart from none:
-    :data:`MAP_AT_BEST_NATS`, or :data:`MAP_AGREE_SE` combined standard errors when the log posteriors are
-    Monte Carlo estimates (the iterative solver's ``logp_se``), whichever is larger."""
-    return max(MAP_AT_BEST_NATS, MAP_AGREE_SE * float(np.hypot(a.get("logp_se", 0.0), b.get("logp_se", 0.0))))
-
-
-def _agree(a: dict, b: dict, natural: np.ndarray) -> bool:
-    """Two starts reached one optimum: log posteriors within :func:`_logp_tolerance`, every unconstrained
-    value within :data:`MAP_AGREE_RTOL` of its natural unit (1 for a log: a relative difference; the data's sd
-    for the mean), or :data:`MAP_AGREE_RTOL_NOISY` when the log posteriors are Monte Carlo estimates."""
-    if not (np.isfinite(a["logp"]) and np.isfinite(b["logp"])) or abs(a["logp"] - b["logp"]) > _logp_tolerance(a, b):
-        return False
-    noisy = a.get("logp_se", 0.0) > 0 or b.get("logp_se", 0.0) > 0
-    return bool(np.all(np.abs(a["u"] - b["u"]) <= (MAP_AGREE_RTOL_NOISY if noisy else MAP_AGREE_RTOL) * natural))
 
 
 def fit_map(
@@ -293,9 +252,10 @@ def fit_map(
 ):
     """Maximise the log posterior of ``model`` from each start in turn, until two agree; keep the best optimum.
 
-    Starts run in order. Once two have reached the same optimum (:func:`_agree`: within
+    Starts run in order. Once two have reached the same optimum (:func:`xkron.inference.stopping.agree`: within
     :data:`MAP_AT_BEST_NATS` or, for the iterative solver's Monte Carlo log posterior,
-    :data:`MAP_AGREE_SE` combined standard errors, and :data:`MAP_AGREE_RTOL`), the remaining ones are skipped: the
+    :data:`~xkron.settings.MAP_AGREE_SE` combined standard errors, and :data:`~xkron.settings.MAP_AGREE_RTOL`), the
+    remaining ones are skipped (a restart ends as soon as it reaches an earlier optimum): the
     first start is fitted to the data (:func:`xkron.spec.priors.map_starts`) and the restarts are
     spread around it, so another start would most likely reach that optimum a third time.
 
@@ -328,8 +288,8 @@ def fit_map(
         ``success``, ``message``, ``logp`` (log posterior without Jacobian, as ``find_MAP``),
         ``nit`` (of the best start), ``n_starts`` (the starts given), ``n_starts_run`` (those tried
         before two agreed, or all), ``stopped_early`` (True when two agreed before the last start),
-        ``n_starts_at_best`` (starts within :func:`_logp_tolerance` of the best), ``logp_starts``
-        (the optimum reached from each start tried, NaN where the start's log posterior was not finite)
+        ``n_starts_at_best`` (starts within :func:`~xkron.inference.stopping.logp_tolerance` of the best),
+        ``logp_starts`` (the optimum reached from each start tried, NaN where the start's log posterior was not finite)
         and ``n_eval`` (log-posterior evaluations of the optimiser, all starts together).
     """
     _check_kwargs(kwargs)
@@ -338,13 +298,10 @@ def fit_map(
     objective = _Objective(fn, names, [tuple(rv.type.shape) for rv in model.free_RVs], us[0], unit)
     objective.maxeval = int(kwargs.get("maxeval", MAP_MAXEVAL))
     zs = [(u - objective.offset) / unit for u in us]
-    start_logp = [-objective(z)[0] + objective.logp_ref for z in zs]
-    finite = [k for k, lp in enumerate(start_logp) if np.isfinite(lp)]
-    if not finite:
-        raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density at every start)")
-    objective.logp_ref = start_logp[finite[0]]
     progress = MapProgress(len(starts), enabled=progressbar)
-    runs, n_tried = _run_starts(objective, zs, start_logp, natural, progress, kwargs)
+    runs, n_tried = _run_starts(objective, zs, natural, progress, kwargs)
+    if not runs:
+        raise RuntimeError("the MAP optimisation failed from every start (non-finite log-density at every start)")
     logp_starts = [float("nan")] * n_tried
     for k, run in runs.items():
         logp_starts[k] = run["logp"]
@@ -360,7 +317,7 @@ def fit_map(
         "n_starts": len(starts),
         "n_starts_run": n_tried,
         "stopped_early": n_tried < len(starts),
-        "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= _logp_tolerance(best, r) for r in found)),
+        "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= logp_tolerance(best, r) for r in found)),
         "logp_starts": logp_starts,
         "n_eval": int(sum(r["n_eval"] for r in runs.values())),
     }
@@ -375,23 +332,30 @@ def fit_map(
     return values, report
 
 
-def _run_starts(objective: _Objective, zs, start_logp: list[float], natural, progress: MapProgress, kwargs):
+def _run_starts(objective: _Objective, zs, natural, progress: MapProgress, kwargs):
     """Optimise from each start with a finite log posterior in turn until one agrees with an earlier one
-    (:func:`_agree`).
+    (:func:`~xkron.inference.stopping.agree`).
 
-    Returns the runs by start index and the number of starts tried (those up to the stop).
+    A start's log posterior is evaluated just before its run (and kept for the run's first
+    evaluation), so starts after the stop cost nothing; the first finite one is the objective's
+    reference. Returns the runs by start index and the number of starts tried (those up to the stop).
     """
     runs: dict[int, dict] = {}
-    for k in [k for k, lp in enumerate(start_logp) if np.isfinite(lp)]:
-        progress.start(k, start_logp[k])
+    for k, z in enumerate(zs):
+        start_logp = objective.start_value(z)
+        if not np.isfinite(start_logp):
+            continue
+        if not runs:
+            objective.logp_ref = start_logp
+        progress.start(k, start_logp)
         try:
-            run = _run_start(objective, zs[k], progress, kwargs)
+            run = _run_start(objective, z, progress, kwargs, list(runs.values()), natural)
         except BaseException:
             progress.interrupted()
             raise
         progress.done(run["nit"], run["logp"], run["success"], run["message"])
         run["u"] = objective.offset + objective.unit * run["x"]
-        agreed = any(_agree(run, earlier, natural) for earlier in runs.values())
+        agreed = any(agree(run, earlier, natural) for earlier in runs.values())
         runs[k] = run
         if agreed:
             return runs, k + 1

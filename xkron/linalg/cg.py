@@ -80,19 +80,29 @@ def pcg(
         if idx.size == 0:
             break
         # All rows still running (the common case): whole-array views instead of fancy-indexed copies.
-        sel = slice(None) if idx.size == len(b) else idx
+        whole = idx.size == len(b)
+        sel = slice(None) if whole else idx
         p_sel = p[sel]
         q = matvec(p_sel)
         alpha = rz[sel] / np.einsum("ij,ij->i", p_sel, q)
-        x[sel] += alpha[:, None] * p_sel
-        r_sel = r[sel] - alpha[:, None] * q
-        r[sel] = r_sel
-        residuals[sel] = np.linalg.norm(r_sel, axis=1) / norms[sel]
+        q = q * alpha[:, None] if np.may_share_memory(q, p) else np.multiply(q, alpha[:, None], out=q)
+        if whole:  # in place: no grid-sized temporaries
+            x += alpha[:, None] * p_sel
+            r -= q
+            r_sel = r
+        else:
+            x[sel] += alpha[:, None] * p_sel
+            r_sel = r[sel] - q
+            r[sel] = r_sel
+        residuals[sel] = np.sqrt(np.einsum("ij,ij->i", r_sel, r_sel)) / norms[sel]
         iterations[sel] += 1
         z_new = precondition(r_sel)
         rz_new = np.einsum("ij,ij->i", r_sel, z_new)
         beta = rz_new / rz[sel]
-        p[sel] = z_new + beta[:, None] * p_sel
+        p_sel *= beta[:, None]
+        p_sel += z_new
+        if not whole:
+            p[sel] = p_sel
         rz[sel] = rz_new
         history.append((idx, alpha, beta))
         active[sel] = residuals[sel] > tol[sel]
