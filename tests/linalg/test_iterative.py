@@ -193,3 +193,41 @@ def test_float32_products_of_the_loose_solves_change_the_estimates_far_below_the
     for a, b in zip(fast.d_factors, slow.d_factors, strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-3 * np.abs(b).max())
     np.testing.assert_allclose(fast.alpha, slow.alpha, rtol=0, atol=1e-7 * np.abs(slow.alpha).max())
+
+
+def test_pcg_from_a_guess_reaches_the_same_solution_in_fewer_iterations():
+    """``x0`` starts CG at a guess: the answer is the same to the tolerance (relative to ``‖b‖``), an exact
+    guess takes no iteration, and a guess cannot be combined with the Lanczos quadrature."""
+    A = np.cov(RNG.normal(size=(40, 200))) + 0.1 * np.eye(40)
+    b = RNG.normal(size=(2, 40))
+    cold, cold_report = pcg(lambda v: v @ A, b, tol=1e-10)
+    guess = cold + 1e-4 * RNG.normal(size=cold.shape)
+    warm, warm_report = pcg(lambda v: v @ A, b, tol=1e-10, x0=guess)
+    exact = np.linalg.solve(A, b.T).T
+    np.testing.assert_allclose(warm, exact, rtol=0, atol=1e-8 * np.abs(exact).max())
+    assert warm_report.converged and warm_report.iterations < cold_report.iterations
+    _, exact_report = pcg(lambda v: v @ A, b, tol=1e-6, x0=np.linalg.solve(A, b.T).T)
+    assert exact_report.iterations == 0
+    with pytest.raises(ValueError, match="exclude each other"):
+        pcg(lambda v: v @ A, b, x0=guess, lanczos=True)
+
+
+@pytest.mark.parametrize("kind", [IterativeSystem, ObservedSystem])
+def test_loglik_started_from_a_nearby_evaluation_is_the_same_estimate(kind):
+    """``loglik(start=warm)`` with the previous evaluation's ``warm`` (as the Op passes it between an optimiser's
+    steps) gives the same estimate to the data solve's tolerance (the probes are the same) in fewer iterations."""
+    observed, noise_var = PATTERNS["static+random"], NOISE["per-cell"]
+    y = RNG.normal(size=SHAPE)
+    before = kind(FACTORS, 1.3, noise_var, observed).loglik(y, 0.1, gradient=True)
+    assert before.warm is not None
+    nearby = [K * 1.01 for K in FACTORS]
+    cold = kind(nearby, 1.3, noise_var, observed).loglik(y, 0.1, gradient=True)
+    system = kind(nearby, 1.3, noise_var, observed)
+    warm = system.loglik(y, 0.1, gradient=True, start=before.warm)
+    assert warm.logp == pytest.approx(cold.logp, rel=1e-9, abs=1e-7)
+    assert warm.logp_se == pytest.approx(cold.logp_se, rel=1e-6)
+    np.testing.assert_allclose(warm.alpha, cold.alpha, rtol=0, atol=1e-6 * np.abs(cold.alpha).max())
+    for a, b in zip(warm.d_factors, cold.d_factors, strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6 * np.abs(b).max())
+    unused = kind(nearby, 1.3, noise_var, observed).loglik(y, 0.1, start=np.zeros((1, 3)))  # wrong size: ignored
+    assert unused.logp == pytest.approx(cold.logp, rel=1e-9, abs=1e-7)
