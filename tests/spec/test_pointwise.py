@@ -10,7 +10,7 @@ import pytest
 import scipy.stats as st
 
 from xkron.spec.likelihoods import LIKELIHOODS
-from xkron.spec.pointwise import pointwise
+from xkron.spec.pointwise import pointwise, pointwise_params
 
 RNG = np.random.default_rng(3)
 F = np.linspace(-2.0, 2.0, 9)
@@ -88,3 +88,18 @@ def test_binomial_is_stable_for_large_latent_values():
 def test_unknown_likelihood_is_refused():
     with pytest.raises(ValueError, match="no pointwise terms for likelihood 'weibull'"):
         pointwise("weibull", F, F, {}, {})
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_parameter_derivatives_are_central_differences(name):
+    """``∂/∂φ`` of the log-density and of its first two ``f``-derivatives, for each extra hyperparameter."""
+    y, values, data = CASES[name]
+    derivatives = pointwise_params(name, F, y, values, data)
+    assert set(derivatives) == set(LIKELIHOODS[name].params)
+    for param, analytic in derivatives.items():
+        h = 1e-6 * values[param]
+        up = pointwise(name, F, y, {**values, param: values[param] + h}, data)
+        down = pointwise(name, F, y, {**values, param: values[param] - h}, data)
+        for got, a, b in zip(analytic, (up.logp, up.d1, up.d2), (down.logp, down.d1, down.d2), strict=True):
+            fd = (a - b) / (2 * h)
+            np.testing.assert_allclose(got, fd, rtol=1e-6, atol=1e-7 * max(1.0, np.abs(fd).max()), err_msg=param)

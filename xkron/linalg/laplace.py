@@ -95,6 +95,8 @@ class LaplaceMode:
         ``W = −∂² log p/∂f²`` at the mode (0 at unobserved cells; may be negative for Student-t).
     d1, d3 : ndarray
         ``∂ log p/∂f`` (at the mode ``f̂ − μ = η² (⊗K_i) d1``) and ``∂³ log p/∂f³``, 0 at unobserved cells.
+    observed : ndarray of bool
+        The cells in the likelihood.
     psi : float
         ``ψ(v̂) = Σ_c log p(y_c | f_c) − ½ v̂ᵀv̂``.
     newton_steps : int
@@ -110,6 +112,7 @@ class LaplaceMode:
     w: np.ndarray
     d1: np.ndarray
     d3: np.ndarray
+    observed: np.ndarray
     psi: float
     newton_steps: int
     converged: bool
@@ -209,7 +212,7 @@ def newton_mode(
                 raise RuntimeError("the Laplace mode search stalled: no ascent along the Newton direction")
         v, psi, f, t = trial, psi_new, f_new, t_new
     masked = [np.where(observed, d, 0.0) for d in (-t.d2, t.d1, t.d3)]
-    return LaplaceMode(v, f, *masked, psi, steps, converged, CGReport.merge(reports))
+    return LaplaceMode(v, f, *masked, observed, psi, steps, converged, CGReport.merge(reports))
 
 
 def _logdet_dense(whitened: Whitened, eta2: float, w: np.ndarray) -> float:

@@ -10,7 +10,10 @@ rank-deficient factors) and ``C = ∂K`` for any change of ``K``. Then
   derivative of ``−½ log|B|`` in ``f̂``, as ``∂W/∂f = −∂³ log p/∂f³``; R&W's ``s₂`` carries the
   opposite sign in the book's eq. 5.23, their code ``infLaplace.m`` this one) and
   ``∂f̂ = (I + KW)⁻¹ C â``, i.e. ``uᵀ C â`` with ``u = (I + WK)⁻¹ s₂ = s₂ − W Σ s₂``;
-- for the mean, ``Σ â + Σ u`` (``∂f̂/∂μ = (I + KW)⁻¹ 1``).
+- for the mean, ``Σ â + Σ u`` (``∂f̂/∂μ = (I + KW)⁻¹ 1``);
+- for a likelihood parameter ``φ`` (noise, dispersion, ...), ``Σ_c ∂ log p_c/∂φ + ½ Σ_c Σ_cc
+  ∂(∂² log p_c)/∂φ + (Σ s₂)ᵀ ∂(∂ log p)/∂φ`` (``∂f̂/∂φ = Σ ∂(∂ log p)/∂φ``), from
+  :func:`xkron.spec.pointwise.pointwise_params` at the mode.
 
 ``tr(WΣW C)`` and ``diag(Σ)`` come from one solve with ``B`` per probe row ``z``:
 ``tr(WΣWC) = Σ_z (W Σ z)ᵀ C (W z)`` and ``diag(Σ) = Σ_z (Σ z) ∘ z`` (weighted). With
@@ -37,11 +40,13 @@ __all__ = ["LaplaceGradient", "laplace_gradient"]
 
 @dataclass
 class LaplaceGradient:
-    """``∂ log q/∂K_i`` (every entry free, symmetrised), ``∂/∂η²`` and ``∂/∂μ`` of the Laplace log marginal."""
+    """``∂ log q/∂K_i`` (every entry free, symmetrised), ``∂/∂η²``, ``∂/∂μ`` and ``∂/∂φ`` (by name) of the Laplace
+    log marginal."""
 
     d_factors: tuple[np.ndarray, ...]
     d_eta2: float
     d_mean: float
+    d_params: dict
 
 
 class _Bilinear:
@@ -88,6 +93,7 @@ def laplace_gradient(
     factors: Sequence[np.ndarray],
     eigen: KronEigen,
     eta2: float,
+    params=None,
     *,
     probes="exact",
     seed: int = 0,
@@ -95,8 +101,9 @@ def laplace_gradient(
 ) -> LaplaceGradient:
     """The gradient of :func:`xkron.linalg.laplace.laplace_loglik` at ``mode`` (module docstring).
 
-    ``factors`` are the ``K_i`` whose eigendecompositions ``eigen`` are; ``probes`` is ``"exact"``
-    (unit vectors) or a number of Rademacher rows.
+    ``factors`` are the ``K_i`` whose eigendecompositions ``eigen`` are; ``params`` maps each
+    likelihood parameter to ``∂/∂φ`` of ``(log p, ∂ log p/∂f, ∂² log p/∂f²)`` at the mode (any value
+    at unobserved cells); ``probes`` is ``"exact"`` (unit vectors) or a number of Rademacher rows.
     """
     whitened = Whitened(eigen)
     shape, n = whitened.shape, int(np.prod(whitened.shape))
@@ -113,11 +120,19 @@ def laplace_gradient(
     sz = sigma(z)
     diag_sigma = weight * np.sum(sz * z, axis=0)
     s2 = 0.5 * diag_sigma * mode.d3.reshape(n)  # ∂(−½ log|B|)/∂f̂, since ∂W/∂f = −∂³ log p
-    u = s2 - w[0] * sigma(s2[None])[0]
+    sigma_s2 = sigma(s2[None])[0]
+    u = s2 - w[0] * sigma_s2
     grad = _Bilinear(factors, eta2)
     grad.add(a, a, 0.5)  # ½ âᵀ C â
     grad.add_diagonal(mode.w, -0.5)  # −½ tr(W C)
     grad.add(w * sz, w * z, 0.5 * weight)  # +½ tr(WΣW C)
     grad.add(u[None], a, 1.0)  # uᵀ C â: through the mode
     d_mean = float(np.sum(a) + np.sum(u))
-    return LaplaceGradient(tuple(grad.d_factors), grad.d_eta2, d_mean)
+    seen = mode.observed.reshape(n)
+    d_params = {
+        name: float(
+            np.sum(np.where(seen, dlp.reshape(n) + 0.5 * diag_sigma * dd2.reshape(n) + sigma_s2 * dd1.reshape(n), 0.0))
+        )
+        for name, (dlp, dd1, dd2) in (params or {}).items()
+    }
+    return LaplaceGradient(tuple(grad.d_factors), grad.d_eta2, d_mean, d_params)
