@@ -156,8 +156,7 @@ class IterativeSystem(GridOperators):
 
         ``start``: the :attr:`~xkron.linalg.loglik.Loglik.warm` of a nearby evaluation, where the data's
         Schur solve starts (same answer to its tolerance, fewer iterations). ``d_factors[i]`` is
-        ``∂ log p / ∂K_i`` with every entry free; ``d_sigma2`` the derivative with respect to a
-        variance added to every cell. The gradient of
+        ``∂ log p / ∂K_i`` with every entry free; ``d_sigma2`` the derivative with respect to a variance added to every cell. The gradient of
         ``log|A| = log|F| + log|F⁻¹ᐟ²GF⁻¹ᐟ²| + log|S|`` takes the first term exactly
         (:func:`xkron.linalg.kronecker.marginal_loglik`) and estimates the two corrections with the
         probes of their Lanczos quadratures, so the estimate is exact for a complete grid with
