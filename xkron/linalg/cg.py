@@ -47,15 +47,12 @@ def pcg(
     tol=CG_TOL,
     max_iter: int = CG_MAX_ITER,
     lanczos: bool = False,
-    x0: np.ndarray | None = None,
 ):
     """Preconditioned conjugate gradients for a batch of right-hand sides ``b`` (rows).
 
     Each row stops on its own once ``‖r‖ ≤ tol ‖b‖`` (``tol`` a number, or one per row). With
     ``lanczos=True`` also returns, per row, the Lanczos tridiagonal ``(diagonal, off-diagonal)`` of ``P⁻¹ᐟ² M P⁻¹ᐟ²``
-    started at ``P⁻¹ᐟ² b / ‖·‖`` (Saad 2003, §6.7.3), from the CG step sizes. ``x0`` (not with
-    ``lanczos``, whose quadrature needs the Krylov space of ``b`` itself) is a starting guess, such
-    as the solution of a nearby system; the tolerance stays relative to ``‖b‖``.
+    started at ``P⁻¹ᐟ² b / ‖·‖`` (Saad 2003, §6.7.3), from the CG step sizes.
 
     Examples
     --------
@@ -66,13 +63,8 @@ def pcg(
     """
     precondition = precondition or (lambda v: v.copy())
     tol = np.broadcast_to(np.asarray(tol, dtype=float), (len(b),))
-    if x0 is None:
-        x, r = np.zeros_like(b), b.copy()
-    elif lanczos:
-        raise ValueError("pcg: a starting guess x0 and lanczos=True exclude each other")
-    else:
-        x = np.array(np.broadcast_to(x0, b.shape), dtype=b.dtype)
-        r = b - matvec(x)
+    x = np.zeros_like(b)
+    r = b.copy()
     norms = np.linalg.norm(b, axis=1)
     norms[norms == 0] = 1.0
     z = precondition(r)
@@ -80,7 +72,7 @@ def pcg(
     rz = np.einsum("ij,ij->i", r, z)
     active = np.ones(len(b), dtype=bool)
     iterations = np.zeros(len(b), dtype=int)
-    residuals = np.linalg.norm(r, axis=1) / norms
+    residuals = np.linalg.norm(b, axis=1) / norms
     history: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     active &= residuals > tol
     for _ in range(max_iter):

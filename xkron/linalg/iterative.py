@@ -85,33 +85,29 @@ class IterativeSystem(GridOperators):
         full[:, self.missing] = c
         return self._g_solve(full, tol, single)[:, self.missing]
 
-    def _s_solve(self, rhs: np.ndarray, tol: float, x0: np.ndarray | None = None):
-        """``S⁻¹ rhs`` by CG (preconditioned by the static gaps), with each row's Lanczos tridiagonal
-        (none when started from a guess ``x0``); solves to :data:`~xkron.settings.SINGLE_PRECISION_TOL`
-        or looser take float32 products."""
+    def _s_solve(self, rhs: np.ndarray, tol: float):
+        """``S⁻¹ rhs`` by CG (preconditioned by the static gaps), with each row's Lanczos tridiagonal;
+        solves to :data:`~xkron.settings.SINGLE_PRECISION_TOL` or looser take float32 products."""
         single = tol >= SINGLE_PRECISION_TOL
         precondition = None if self.gaps is None else self.gaps.solve
         solved = pcg(lambda v: self._s_matvec(v, tol, single), rhs, precondition, tol=tol, max_iter=self.max_iter,
-                     lanczos=x0 is None, x0=x0)  # fmt: skip
+                     lanczos=True)  # fmt: skip
         self._reports.append(solved[1])
-        return solved[0], (solved[2] if x0 is None else [])
+        return solved[0], solved[2]
 
-    def _a_solve(self, b: np.ndarray, lanczos_rows: np.ndarray | None = None, tol: float | None = None, start=None):
+    def _a_solve(self, b: np.ndarray, lanczos_rows: np.ndarray | None = None, tol: float | None = None):
         """``A⁻¹ b`` for full-grid rows ``b`` (zero at missing cells); optionally SLQ rows for ``S``.
 
         ``α = G⁻¹(b − E_m c)`` with ``c`` chosen so that ``α_m = 0``: ``S c = (G⁻¹ b)_m``. ``tol``
         (default the system's) is the relative residual of every solve for ``b``; the probes'
         solves stop at :data:`~xkron.settings.PROBE_TOL` at most (their Monte Carlo error dominates).
-        ``start``: a guess for ``c`` (a nearby system's, as :attr:`Loglik.warm`); the last return value
-        is the ``c`` found.
         """
         inner = self.tol if tol is None else tol
         single = inner >= SINGLE_PRECISION_TOL
         t = self._g_solve(b, inner, single)
         if not self.missing.any():
-            return t, [], None, None
-        rhs = t[:, self.missing]
-        c, _ = self._s_solve(rhs, inner, x0=start if np.shape(start) == rhs.shape else None)
+            return t, [], None
+        c, _ = self._s_solve(t[:, self.missing], inner)
         s_solved, tridiagonals = None, []
         if lanczos_rows is not None:
             s_solved, tridiagonals = self._s_solve(lanczos_rows, max(self.tol, PROBE_TOL))
@@ -119,7 +115,7 @@ class IterativeSystem(GridOperators):
         full[:, self.missing] = c
         alpha = self._g_solve(b - full, inner, single)
         alpha[:, self.missing] = 0.0
-        return alpha, tridiagonals, s_solved, c
+        return alpha, tridiagonals, s_solved
 
     # --- public ------------------------------------------------------------------------------
     def solve(self, b: np.ndarray, tol: float | None = None) -> np.ndarray:
@@ -151,12 +147,11 @@ class IterativeSystem(GridOperators):
         logdet, se = slq_logdet_se(tridiagonals, g.shape[1])
         return logdet_f + logdet, se, g, u
 
-    def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False, start=None) -> Loglik:
+    def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> Loglik:
         """Estimated ``log N(y_o | mean, A)`` and its gradient, as :meth:`xkron.linalg.dense.DenseSystem.loglik`.
 
-        ``start``: the :attr:`~xkron.linalg.loglik.Loglik.warm` of a nearby evaluation, where the data's
-        Schur solve starts (same answer to its tolerance, fewer iterations). ``d_factors[i]`` is
-        ``∂ log p / ∂K_i`` with every entry free; ``d_sigma2`` the derivative with respect to a variance added to every cell. The gradient of
+        ``d_factors[i]`` is ``∂ log p / ∂K_i`` with every entry free; ``d_sigma2`` the
+        derivative with respect to a variance added to every cell. The gradient of
         ``log|A| = log|F| + log|F⁻¹ᐟ²GF⁻¹ᐟ²| + log|S|`` takes the first term exactly
         (:func:`xkron.linalg.kronecker.marginal_loglik`) and estimates the two corrections with the
         probes of their Lanczos quadratures, so the estimate is exact for a complete grid with
@@ -176,7 +171,7 @@ class IterativeSystem(GridOperators):
         # With the gap preconditioner P = CCᵀ, the probes are z = C g (E[z zᵀ] = P): CG's Lanczos
         # quadrature, started at C⁻¹z = g, then estimates log|C⁻¹ S C⁻ᵀ|, and log|S| adds log|P|.
         z = slq if slq is None or self.gaps is None else self.gaps.root(slq)
-        solved, tridiagonals, s_solved, warm = self._a_solve(resid, z, start=start)
+        solved, tridiagonals, s_solved = self._a_solve(resid, z)
         alpha = solved[0]
         logdet, se_g, g, u = self._logdet_g(rng)
         se_s = 0.0
@@ -188,7 +183,7 @@ class IterativeSystem(GridOperators):
         logp = -0.5 * float(resid[0] @ alpha) - 0.5 * logdet - 0.5 * n * np.log(2 * np.pi)
         grid_alpha = alpha.reshape(self.shape)
         if not gradient:
-            return Loglik(logp, alpha=grid_alpha, cg=self.report, logp_se=se, formulation=self.formulation, warm=warm)
+            return Loglik(logp, alpha=grid_alpha, cg=self.report, logp_se=se, formulation=self.formulation)
         # −½ ∂ log|F|, exactly: the gradient of log N(0 | 0, F).
         exact = marginal_loglik(np.zeros(self.shape), self.eigen, self.eta2, self.floor, gradient=True)
         d_k, d_eta2, d_sigma2 = self.bilinear(alpha[None], alpha[None])
@@ -218,5 +213,4 @@ class IterativeSystem(GridOperators):
             cg=self.report,
             logp_se=se,
             formulation=self.formulation,
-            warm=warm,
         )

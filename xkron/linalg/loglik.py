@@ -46,10 +46,6 @@ class Loglik:
     preconditioner : str
         CG on the observed cells: ``"slices"`` (:mod:`xkron.linalg.slices`) or ``"spectral"``
         (:mod:`xkron.linalg.spectral`); empty otherwise.
-    warm : ndarray or None
-        Iterative solver: the solution of the data's CG solve in the system's own unknowns (the
-        Schur complement's ``c`` on the missing cells, or ``α`` on the observed ones), passed back
-        as ``start`` to the next evaluation on the same cells so its solve starts there.
     eigen, alpha_tilde, inv_diag : optional
         Kronecker solver: the factors' :class:`~xkron.linalg.kronecker.KronEigen`,
         ``(K + σ²I)⁻¹ (y − mean)`` in the eigenbasis (``eigen.from_eigenbasis`` gives α), and
@@ -70,4 +66,3 @@ class Loglik:
     logp_se: float = 0.0
     formulation: str = ""
     preconditioner: str = ""
-    warm: np.ndarray | None = None

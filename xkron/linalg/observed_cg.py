@@ -96,12 +96,12 @@ class ObservedSystem(GridOperators):
         """``(F⁻¹)_oo r`` for rows ``r`` over the observed cells: the preconditioner of :meth:`solve`."""
         return self.f_power(self.embed(r), -1.0)[:, ~self.missing]
 
-    def _pcg(self, b: np.ndarray, precondition, lanczos: bool = False, tol: float | None = None, x0=None):
+    def _pcg(self, b: np.ndarray, precondition, lanczos: bool = False, tol: float | None = None):
         """CG on ``A``; solves to :data:`~xkron.settings.SINGLE_PRECISION_TOL` or looser take float32 products."""
         tol = self.tol if tol is None else tol
         single = tol >= SINGLE_PRECISION_TOL
         matvec = lambda v: self.matvec_observed(v, single)  # noqa: E731
-        solved = pcg(matvec, b, precondition, tol=tol, max_iter=self.max_iter, lanczos=lanczos, x0=x0)
+        solved = pcg(matvec, b, precondition, tol=tol, max_iter=self.max_iter, lanczos=lanczos)
         self._reports.append(solved[1])
         return solved if lanczos else solved[0]
 
@@ -121,13 +121,11 @@ class ObservedSystem(GridOperators):
         precondition = self.restricted_inverse if self.solve_slices is None else self.solve_slices.inverse
         return self.embed(self._pcg(rows, precondition, tol=tol)).reshape(*batch, *self.shape)
 
-    def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False, start=None) -> Loglik:
+    def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> Loglik:
         """Estimated ``log N(y_o | mean, A)`` and its gradient, as :meth:`xkron.linalg.dense.DenseSystem.loglik`.
 
         ``log|A|`` is ``log|M|`` plus the Lanczos quadrature of the preconditioned probes' CG
         runs; the gradient's trace term is Hutchinson's estimate on the same probes (module docstring).
-        ``start``: the :attr:`~xkron.linalg.loglik.Loglik.warm` of a nearby evaluation, where the
-        data's solve starts (same answer to its tolerance, fewer iterations).
         """
         self._reports = []
         rng = np.random.default_rng(self.seed)
@@ -135,7 +133,7 @@ class ObservedSystem(GridOperators):
         resid = (np.asarray(y, dtype=float) - mean).reshape(-1)[~self.missing]
         z = M.probes(rng, self.probes)
         # The data's solve at tol; the probes' at PROBE_TOL at most (their Monte Carlo error dominates).
-        alpha = self._pcg(resid[None], M.inverse, x0=start if np.shape(start) == (1, resid.size) else None)[0]
+        alpha = self._pcg(resid[None], M.inverse)[0]
         solved, _, tridiagonals = self._pcg(z, M.inverse, lanczos=True, tol=max(self.tol, PROBE_TOL))
         z_m = M.inverse(z)
         quadrature, se = slq_logdet_se(tridiagonals, np.einsum("ij,ij->i", z, z_m))
@@ -143,7 +141,7 @@ class ObservedSystem(GridOperators):
         logp = -0.5 * float(resid @ alpha) - 0.5 * logdet - 0.5 * self.n_observed * np.log(2 * np.pi)
         grid_alpha = self.embed(alpha[None])[0].reshape(self.shape)
         done = {"alpha": grid_alpha, "cg": self.report, "logp_se": 0.5 * se, "formulation": self.formulation}
-        done |= {"preconditioner": M.name, "warm": alpha[None]}
+        done["preconditioner"] = M.name
         if not gradient:
             return Loglik(logp, **done)
         full_alpha = grid_alpha.reshape(1, -1)

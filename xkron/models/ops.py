@@ -193,23 +193,10 @@ class KronObservedLogp(KronMarginalLogp):
         return Apply(self, [node.inputs[0], *extra, *node.inputs[1:]], outputs)
 
     def loglik(self, inputs) -> Loglik:
-        """The log-likelihood and its gradients; an iterative solve starts from the previous evaluation's.
-
-        Successive evaluations of an optimiser or sampler are nearby systems, so the data's CG
-        solve starts from the last solution on the same formulation (:attr:`Loglik.warm`): the
-        answer is the same to the solve's tolerance, in fewer iterations. The guess lives on
-        this Op (each model builds its own), never across models or threads.
-        """
         y, observed, known_var, *rest = inputs
         factors, (eta2, sigma2, mean) = rest[: self.n_factors], rest[self.n_factors :]
         system = make_system(self.solver, factors, float(eta2), known_var + float(sigma2), observed > 0)
-        if getattr(system, "formulation", "") not in ("missing", "observed"):
-            return system.loglik(y, float(mean), gradient=True)
-        formulation, guess = getattr(self, "_warm", (None, None))
-        start = guess if formulation == system.formulation else None
-        result = system.loglik(y, float(mean), gradient=True, start=start)
-        self._warm = (system.formulation, result.warm)
-        return result
+        return system.loglik(y, float(mean), gradient=True)
 
     def pullback(self, inputs, outputs, cotangents):
         grads = super().pullback([inputs[0], *inputs[3:]], outputs, cotangents)
