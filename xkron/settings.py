@@ -61,6 +61,15 @@ exact Newton iteration's (tested against a dense Newton solve to 1e-8)."""
 LAPLACE_MAX_NEWTON = 100
 """Most Newton steps of one mode search (log-concave likelihoods converge in a dozen)."""
 
+LAPLACE_DENSE_MAX = 2000
+"""Grids of at most this many cells take the Laplace marginal's exact log-determinant and exact gradient
+(the Newton matrix built densely, one solve per cell); larger ones stochastic Lanczos quadrature and
+Hutchinson probes (:data:`LAPLACE_PROBES`)."""
+
+LAPLACE_PROBES = 32
+"""Probes of the stochastic log-determinant and of the Hutchinson trace and diagonal in the gradient of the
+Laplace marginal above :data:`LAPLACE_DENSE_MAX` cells."""
+
 # --- Static-gap preconditioner (land masks) ----------------------------------------------------
 
 GAP_MAX_RANK = 800
