@@ -99,3 +99,20 @@ def test_find_map_reaches_the_dense_laplace_optimum():
     expected = {"ls_0": ls0, "ls_1": ls1, "amplitude": amp, "mean": ref.x[3], "dispersion": disp}
     for name, value in expected.items():
         assert float(found[name]) == pytest.approx(value, rel=2e-3, abs=2e-3), name
+
+
+def test_above_the_dense_size_the_op_states_its_monte_carlo_error(monkeypatch):
+    """Above ``LAPLACE_DENSE_MAX`` cells the Op takes the stochastic log-determinant: its value is within 4 stated
+    standard errors of the exact one, and the error reaches the optimiser through ``track_logp_error``."""
+    import xkron.models.laplace_op as laplace_op
+    from xkron.models.ops import track_logp_error
+
+    factors = [matern52(X[0], 1.2), matern52(X[1], 0.9)]
+    exact = kron_laplace_logp("negative_binomial", Y, OBSERVED.astype(float), factors, 0.5, 0.3,
+                              params={"dispersion": 2.0}).eval()  # fmt: skip
+    monkeypatch.setattr(laplace_op, "LAPLACE_DENSE_MAX", 0)
+    with track_logp_error() as error:
+        estimate = kron_laplace_logp("negative_binomial", Y, OBSERVED.astype(float), factors, 0.5, 0.3,
+                                     params={"dispersion": 2.0}).eval()  # fmt: skip
+    assert error.evaluations == 1 and error.se > 0
+    assert abs(estimate - exact) <= 4 * error.se

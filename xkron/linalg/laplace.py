@@ -121,12 +121,19 @@ class LaplaceMode:
 
 @dataclass
 class LaplaceResult:
-    """``log q(y | θ) = ψ(v̂) − ½ log|H|`` and its parts; ``logp_se`` is the log-determinant's Monte Carlo error / 2."""
+    """``log q(y | θ) = ψ(v̂) − ½ log|H|`` and its parts; ``logp_se`` is the log-determinant's Monte Carlo error / 2.
+
+    ``pairs``: with the stochastic log-determinant, rows ``(a_p, b_p)`` on the grid and a weight with
+    ``weight · Σ_p a_p b_pᵀ`` an unbiased estimate of ``Σ = (K⁻¹ + W)⁻¹``, from the probes' own CG
+    solutions (``a = R P⁻¹ζ``, ``b = η² R H⁻¹ζ``, ``E[ζζᵀ] = P``): the gradient's trace and diagonal
+    terms reuse them (:func:`xkron.linalg.laplace_grad.laplace_gradient`) instead of solving again.
+    """
 
     logp: float
     logp_se: float
     logdet: float
     mode: LaplaceMode
+    pairs: tuple | None = None
 
 
 def newton_matrix(whitened: Whitened, eta2: float, w: np.ndarray):
@@ -242,16 +249,20 @@ def laplace_loglik(
     exact when ``P = H`` (a constant ``W`` on a complete grid), since every quadrature then
     sees one eigenvalue, 1.
     """
-    whitened = Whitened(eigen)
+    whitened, pairs = Whitened(eigen), None
     if logdet == "dense":
         value, se = _logdet_dense(whitened, eta2, mode.w), 0.0
     elif logdet == "slq":
         matvec, p = newton_matrix(whitened, eta2, mode.w)
         g = rademacher(np.random.default_rng(seed), (probes, p.size))
-        _, _, tridiagonals = pcg(matvec, g * np.sqrt(p), divide_by(p), tol=cg_tol, max_iter=CG_MAX_ITER,
-                                 lanczos=True)  # fmt: skip
+        solved, _, tridiagonals = pcg(matvec, g * np.sqrt(p), divide_by(p), tol=cg_tol, max_iter=CG_MAX_ITER,
+                                      lanczos=True)  # fmt: skip
         quadrature, se = slq_logdet_se(tridiagonals, p.size)
         value = float(np.sum(np.log(p))) + quadrature
+        shape = (probes, *eigen.shape)
+        a = whitened.root((g / np.sqrt(p)).reshape(shape)).reshape(probes, -1)
+        b = eta2 * whitened.root(solved.reshape(shape)).reshape(probes, -1)
+        pairs = (a, b, 1.0 / probes)
     else:
         raise ValueError(f"logdet must be 'dense' or 'slq', not {logdet!r}")
-    return LaplaceResult(mode.psi - 0.5 * value, 0.5 * se, value, mode)
+    return LaplaceResult(mode.psi - 0.5 * value, 0.5 * se, value, mode, pairs)

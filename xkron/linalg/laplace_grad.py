@@ -15,10 +15,12 @@ rank-deficient factors) and ``C = ∂K`` for any change of ``K``. Then
   ∂(∂² log p_c)/∂φ + (Σ s₂)ᵀ ∂(∂ log p)/∂φ`` (``∂f̂/∂φ = Σ ∂(∂ log p)/∂φ``), from
   :func:`xkron.spec.pointwise.pointwise_params` at the mode.
 
-``tr(WΣW C)`` and ``diag(Σ)`` come from one solve with ``B`` per probe row ``z``:
-``tr(WΣWC) = Σ_z (W Σ z)ᵀ C (W z)`` and ``diag(Σ) = Σ_z (Σ z) ∘ z`` (weighted). With
-``probes="exact"`` the rows are the unit vectors and both are exact (grids of a few thousand
-cells); with an integer they are that many Rademacher rows (Hutchinson's estimates, unbiased).
+``tr(WΣW C)`` and ``diag(Σ)`` come from pairs of rows ``(a_p, b_p)`` with ``w Σ_p a_p b_pᵀ = Σ``
+(exactly, or in expectation): ``tr(WΣWC) = w Σ_p (W a_p)ᵀ C (W b_p)`` and ``diag(Σ) = w Σ_p a_p ∘ b_p``.
+With ``probes="exact"`` the ``a_p`` are the unit vectors and ``b_p = Σ a_p`` (one solve with ``B``
+each; grids of a few thousand cells); with an integer, that many Rademacher rows (Hutchinson's
+estimates, unbiased); or ``pairs`` from the stochastic log-determinant's own solves
+(:attr:`xkron.linalg.laplace.LaplaceResult.pairs`), which cost nothing more.
 For a Gaussian likelihood ``∂³ = 0``, and the gradient is the exact marginal likelihood's.
 """
 
@@ -95,6 +97,7 @@ def laplace_gradient(
     eta2: float,
     params=None,
     *,
+    pairs=None,
     probes="exact",
     seed: int = 0,
     cg_tol: float = LAPLACE_CG_TOL,
@@ -116,8 +119,10 @@ def laplace_gradient(
         return eta2 * whitened.root(solved.reshape(-1, *shape)).reshape(len(rows), -1)
 
     a, w = mode.d1.reshape(1, n), mode.w.reshape(1, n)
-    z, weight = _probe_rows(n, probes, seed)
-    sz = sigma(z)
+    if pairs is None:
+        z, weight = _probe_rows(n, probes, seed)
+        pairs = (z, sigma(z), weight)
+    z, sz, weight = pairs
     diag_sigma = weight * np.sum(sz * z, axis=0)
     s2 = 0.5 * diag_sigma * mode.d3.reshape(n)  # ∂(−½ log|B|)/∂f̂, since ∂W/∂f = −∂³ log p
     sigma_s2 = sigma(s2[None])[0]

@@ -79,10 +79,10 @@ class KronLaplaceLogp(Op):
         small = y.size <= LAPLACE_DENSE_MAX
         result = laplace_loglik(mode, eigen, eta2, "dense" if small else "slq", probes=LAPLACE_PROBES)
         _record(result.logp_se)
+        # Above LAPLACE_DENSE_MAX the gradient's trace terms reuse the log-determinant's probe solves.
         grad = laplace_gradient(
-            mode, factors, eigen, eta2, pointwise_params(self.likelihood, mode.f, y, values, data),
-            probes="exact" if small else LAPLACE_PROBES,
-        )  # fmt: skip
+            mode, factors, eigen, eta2, pointwise_params(self.likelihood, mode.f, y, values, data), pairs=result.pairs
+        )
         return [result.logp, *grad.d_factors, grad.d_eta2, grad.d_mean, *(grad.d_params[p] for p in self.param_names)]
 
     def perform(self, node, inputs, output_storage):
