@@ -79,10 +79,11 @@ class KronLaplaceLogp(Op):
         small = y.size <= LAPLACE_DENSE_MAX
         result = laplace_loglik(mode, eigen, eta2, "dense" if small else "slq", probes=LAPLACE_PROBES)
         _record(result.logp_se)
-        # Above LAPLACE_DENSE_MAX the gradient's trace terms reuse the log-determinant's probe solves.
+        # Above LAPLACE_DENSE_MAX: diag(Σ) from the log-determinant's probe solves, the trace by its own probes.
         grad = laplace_gradient(
-            mode, factors, eigen, eta2, pointwise_params(self.likelihood, mode.f, y, values, data), pairs=result.pairs
-        )
+            mode, factors, eigen, eta2, pointwise_params(self.likelihood, mode.f, y, values, data),
+            pairs=result.pairs, trace_probes=None if small else LAPLACE_PROBES,
+        )  # fmt: skip
         return [result.logp, *grad.d_factors, grad.d_eta2, grad.d_mean, *(grad.d_params[p] for p in self.param_names)]
 
     def perform(self, node, inputs, output_storage):
