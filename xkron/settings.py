@@ -59,6 +59,11 @@ LAPLACE_CG_TOL = 1e-10
 exact Newton iteration's (tested against a dense Newton solve to 1e-8)."""
 
 LAPLACE_MAX_NEWTON = 100
+
+LAPLACE_FORCING = 1e-2
+"""Loosest relative residual of a Newton step's CG solve (the first step's): later steps take
+``√(decrement)/(1 + |ψ|)``, down to :data:`LAPLACE_CG_TOL`, so the steps far from the mode are cheap
+and the last ones exact."""
 """Most Newton steps of one mode search (log-concave likelihoods converge in a dozen)."""
 
 LAPLACE_DENSE_MAX = 2000
