@@ -17,8 +17,8 @@ rank-deficient factors) and ``C = ∂K`` for any change of ``K``. Then
 
 ``tr(WΣW C)`` and ``diag(Σ)`` come from pairs of rows ``(a_p, b_p)`` with ``w Σ_p a_p b_pᵀ = Σ``
 (exactly, or in expectation): ``tr(WΣWC) = w Σ_p (W a_p)ᵀ C (W b_p)`` and ``diag(Σ) = w Σ_p a_p ∘ b_p``.
-With ``probes="exact"`` the ``a_p`` are the unit vectors and ``b_p = Σ a_p`` (one solve with ``B``
-each; grids of a few thousand cells); with an integer, that many Rademacher rows (Hutchinson's
+With ``probes="exact"`` the ``a_p`` are the unit vectors and ``b_p = Σ a_p`` (``Σ`` formed densely;
+grids of a few thousand cells); with an integer, that many Rademacher rows (Hutchinson's
 estimates, unbiased); or ``pairs`` from the stochastic log-determinant's own solves
 (:attr:`xkron.linalg.laplace.LaplaceResult.pairs`), which cost nothing more.
 For a Gaussian likelihood ``∂³ = 0``, and the gradient is the exact marginal likelihood's.
@@ -127,7 +127,11 @@ def laplace_gradient(
         return eta2 * whitened.root(solved.reshape(-1, *shape)).reshape(len(rows), -1)
 
     a, w = mode.d1.reshape(1, n), mode.w.reshape(1, n)
-    if pairs is None:
+    if pairs is None and probes == "exact":  # Σ densely: one Cholesky of H instead of n CG solves
+        R = whitened.dense()
+        H = np.eye(n) + eta2 * (R.T * mode.w.reshape(n)) @ R
+        pairs = (np.eye(n), eta2 * R @ np.linalg.solve(H, R.T), 1.0)
+    elif pairs is None:
         z, weight = _probe_rows(n, probes, seed)
         pairs = (z, sigma(z), weight)
     z, sz, weight = pairs
