@@ -65,7 +65,6 @@ class Whitened:
     """
 
     def __init__(self, eigen: KronEigen):
-        self.eigen = eigen
         self.shape = eigen.shape
         self.size = int(np.prod(self.shape))
         self.spectrum = outer(list(eigen.values))  # Λ = RᵀR, diagonal

@@ -84,10 +84,9 @@ class _Bilinear:
         self.d_eta2 += weight * float(np.sum(full))
 
 
-def _probe_rows(n: int, probes, seed: int) -> tuple[np.ndarray, float]:
-    if probes == "exact":
-        return np.eye(n), 1.0
-    return rademacher(np.random.default_rng(seed), (int(probes), n)), 1.0 / int(probes)
+def _probe_rows(n: int, count: int, seed: int) -> tuple[np.ndarray, float]:
+    """``count`` Rademacher rows of length ``n`` and the weight of their Hutchinson average."""
+    return rademacher(np.random.default_rng(seed), (int(count), n)), 1.0 / int(count)
 
 
 def laplace_gradient(
