@@ -34,7 +34,7 @@ import numpy as np
 from xkron.linalg.cg import pcg, rademacher
 from xkron.linalg.gridops import apply_each, unfold_gram
 from xkron.linalg.kronecker import KronEigen
-from xkron.linalg.laplace import LaplaceMode, Whitened, divide_by, newton_matrix
+from xkron.linalg.laplace import LaplaceMode, Whitened, dense_newton, divide_by, newton_matrix
 from xkron.settings import CG_MAX_ITER, LAPLACE_CG_TOL, PROBE_TOL
 
 __all__ = ["LaplaceGradient", "laplace_gradient"]
@@ -127,9 +127,7 @@ def laplace_gradient(
 
     a, w = mode.d1.reshape(1, n), mode.w.reshape(1, n)
     if pairs is None and probes == "exact":  # Σ densely: one Cholesky of H instead of n CG solves
-        R = whitened.dense()
-        H = np.eye(n) + eta2 * (R.T * mode.w.reshape(n)) @ R
-        pairs = (np.eye(n), eta2 * R @ np.linalg.solve(H, R.T), 1.0)
+        pairs = dense_newton(whitened, eta2, mode.w)[1]
     elif pairs is None:
         z, weight = _probe_rows(n, probes, seed)
         pairs = (z, sigma(z), weight)

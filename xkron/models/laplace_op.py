@@ -79,7 +79,8 @@ class KronLaplaceLogp(Op):
         small = y.size <= LAPLACE_DENSE_MAX
         result = laplace_loglik(mode, eigen, eta2, "dense" if small else "slq", probes=LAPLACE_PROBES)
         _record(result.logp_se)
-        # Above LAPLACE_DENSE_MAX: diag(Σ) from the log-determinant's probe solves, the trace by its own probes.
+        # Σ (or its estimate) from the log-determinant's own factorisation or probe solves; above
+        # LAPLACE_DENSE_MAX the trace by its own probes.
         grad = laplace_gradient(
             mode, factors, eigen, eta2, pointwise_params(self.likelihood, mode.f, y, values, data),
             pairs=result.pairs, trace_probes=None if small else LAPLACE_PROBES,
