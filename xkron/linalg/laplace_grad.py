@@ -33,7 +33,7 @@ import numpy as np
 
 from xkron.linalg.cg import pcg, rademacher
 from xkron.linalg.gridops import apply_each, unfold_gram
-from xkron.linalg.kronecker import KronEigen
+from xkron.linalg.kronecker import KronEigen, _contract_all_but
 from xkron.linalg.laplace import LaplaceMode, Whitened, dense_newton, divide_by, newton_matrix
 from xkron.settings import CG_MAX_ITER, LAPLACE_CG_TOL, PROBE_TOL
 
@@ -72,16 +72,8 @@ class _Bilinear:
         """``Σ_c w_c (η² ⊗K_i)_cc``: only the factors' diagonals enter."""
         diagonals = [np.diag(K) for K in self.factors]
         for i in range(len(self.factors)):
-            t = w
-            for k, d in enumerate(diagonals):
-                if k != i:
-                    t = np.moveaxis(np.moveaxis(t, k, -1) * d, -1, k)
-            other = tuple(k for k in range(len(self.factors)) if k != i)
-            self.d_factors[i] += weight * self.eta2 * np.diag(np.sum(t, axis=other))
-        full = w
-        for k, d in enumerate(diagonals):
-            full = np.moveaxis(np.moveaxis(full, k, -1) * d, -1, k)
-        self.d_eta2 += weight * float(np.sum(full))
+            self.d_factors[i] += weight * self.eta2 * np.diag(_contract_all_but(w, diagonals, i))
+        self.d_eta2 += weight * float(_contract_all_but(w, diagonals, None))
 
 
 def _probe_rows(n: int, count: int, seed: int) -> tuple[np.ndarray, float]:
