@@ -41,7 +41,7 @@ def fit(
     noise: Any = None,
     noise_sd: Any = None,
     mean: Any = "constant",
-    method: Literal["map", "nuts", "advi"] | None = None,
+    method: Literal["map", "nuts", "advi", "laplace"] | None = None,
     restarts: int = 2,
     solver: Literal["auto", "kronecker", "dense", "iterative"] = "auto",
     solver_options: Mapping[str, Any] | None = None,
@@ -114,8 +114,9 @@ def fit(
     mean : {"constant", "zero"}, float or Prior
         Default ``"constant"``: one unknown constant (on the link scale) with a prior centred
         on the data. ``"zero"`` fixes it at 0 (for anomalies); a number fixes it there.
-    method : {"map", "nuts", "advi"}, optional
-        Default ``"map"`` for Gaussian data, ``"nuts"`` for latent models.
+    method : {"map", "nuts", "advi", "laplace"}, optional
+        Default ``"map"`` for Gaussian data; for latent models ``"nuts"`` on grids of at most
+        :data:`~xkron.settings.LAPLACE_DEFAULT_CELLS` (5,000) cells and ``"laplace"`` above.
 
         - ``"map"`` (Gaussian, marginal only) maximises the PyMC model's log posterior with
           L-BFGS-B (:func:`xkron.inference.optimize.fit_map`, on a scale-free unconstrained point: the fit
@@ -129,6 +130,13 @@ def fit(
           especially). The point is the MAP for the marginal model; for a latent Gaussian
           model the exact marginal MAP and the posterior mean of the field given it; for
           other likelihoods data-driven starts on a crude link-scale field with ``v = 0``.
+        - ``"laplace"`` (latent models) integrates the field out by the Laplace approximation
+          (Newton's mode with Kronecker CG solves, :mod:`xkron.linalg.laplace`) and maximises the
+          log posterior of the hyperparameters under that marginal, with the MAP's optimiser and
+          starts. ``predict`` and ``sample`` use the Gaussian approximation of ``f`` at the
+          mode (:mod:`xkron.posterior.laplace`): exact for a Gaussian likelihood, and as close as
+          the likelihood is to Gaussian in ``f`` otherwise. ``fit.optimizer["laplace"]``
+          reports the final mode search.
         - ``"advi"`` (latent models) fits mean-field ADVI with ``pm.fit`` (Adam, learning
           rate 0.01, ``n`` = 20,000 iterations: :data:`ADVI_DEFAULTS`) and draws from it
           (``draws``, default 1,000); ``fit.optimizer`` reports the final loss, and a
@@ -223,7 +231,7 @@ def fit(
         posterior, elapsed time: :class:`xkron.progress.MapProgress`), PyMC's bars for sampling.
     **sample_kwargs
         Passed to ``pm.sample`` (``"nuts"``: ``draws``, ``tune``, ``chains``,
-        ``target_accept``, ``nuts_sampler``, ...), the MAP (``"map"``:
+        ``target_accept``, ``nuts_sampler``, ...), the MAP (``"map"`` and ``"laplace"``:
         :data:`xkron.inference.optimize.MAP_KWARGS`, ``method``, ``tol``, ``options`` of
         ``scipy.optimize.minimize`` and ``maxeval``) or ``pm.fit`` (``"advi"``). Checked before
         anything is compiled (:func:`xkron.inference.arguments.accepted_kwargs`; for NUTS also the step's

@@ -59,12 +59,50 @@ LAPLACE_CG_TOL = 1e-10
 exact Newton iteration's (tested against a dense Newton solve to 1e-8)."""
 
 LAPLACE_MAX_NEWTON = 100
+"""Most Newton steps of one mode search (log-concave likelihoods converge in a dozen)."""
 
 LAPLACE_FORCING = 1e-2
 """Loosest relative residual of a Newton step's CG solve (the first step's): later steps take
 ``√(decrement)/(1 + |ψ|)``, down to :data:`LAPLACE_CG_TOL`, so the steps far from the mode are cheap
 and the last ones exact."""
-"""Most Newton steps of one mode search (log-concave likelihoods converge in a dozen)."""
+
+LAPLACE_MIN_CURVATURE = 1e-12
+"""Cells whose curvature ``W`` is below this fraction of the largest leave the Laplace posterior's
+pseudo-data system (:mod:`xkron.posterior.laplace`): their pseudo-noise ``W⁻¹`` would be over 10¹²
+times the smallest, and their information on ``f`` is as small (they keep their pull on the mean)."""
+
+LAPLACE_DEFAULT_CELLS = 5000
+"""Latent models on grids of more cells default to ``fit(method="laplace")``; smaller ones to NUTS
+on ``(θ, v)``. NUTS's cost grows with the whitened field it samples (a 20,000-cell Bernoulli grid took
+23 minutes and had not converged); the Laplace marginal's with its Kronecker products only."""
+
+INLA_CCD_F0 = 1.1
+"""Radius of ``fit(method="inla")``'s central composite design in standardised units, ``f₀√d``
+(Rue, Martino & Chopin 2009, Sec. 6.5, and R-INLA's default)."""
+
+INLA_SKEW_PROBE = 2.0
+"""Where ``fit(method="inla")`` measures the posterior's scale below and above the mode along each
+eigen-axis, in standard deviations of the Hessian's Gaussian (2 sd: far enough to see the skew of
+a lengthscale's posterior, near enough that the design points at ``f₀√d`` sd are inside what it measured
+for ``d ≤ 3``)."""
+
+INLA_SKEW_MAX = 3.0
+"""The largest stretch (and ``1/`` the smallest) of an eigen-axis by the skewness correction."""
+
+INLA_HESSIAN_STEP = 1e-2
+"""Step of the central differences of the gradient that give ``fit(method="inla")`` the Hessian of
+the hyperparameters' log posterior, in their unconstrained coordinates (log-lengthscales, ...): posterior
+sds there are about 0.05-1, so the truncation error is at most about 1e-4 relative, and the gradient's own
+error (CG to 1e-10) is small against ``1e-2``."""
+
+LAPLACE_EVALUATIONS = 60
+"""Log-marginal evaluations assumed by the cost check of ``fit(method="laplace")`` (51 measured on
+10⁵ cells in ``tests/benchmarks/bench_laplace.py``)."""
+
+LAPLACE_MATVECS_PER_EVALUATION = 2000
+"""Kronecker matrix-vector products assumed per Laplace evaluation by the cost check (the mode's
+Newton steps, the log-determinant's Lanczos probes and the gradient's solves; about 2,000 measured
+on 10⁵ cells)."""
 
 LAPLACE_DENSE_MAX = 2000
 """Grids of at most this many cells take the Laplace marginal's exact log-determinant and exact gradient

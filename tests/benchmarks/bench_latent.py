@@ -37,6 +37,10 @@ Tasks (targets from the issue in brackets):
    covariance with its Cholesky. Correctness: the fields' mean and sd against
    ``KronFit.predict`` at a few hundred cells (z-scores).
 
+4. Non-Gaussian fields at scale (issue 14; not in the default tasks): ``fit(method="laplace")`` on
+   simulated Poisson and Bernoulli grids of 10⁴-10⁶ cells against PyMC's LatentKron and xkron's
+   NUTS and ADVI, each stopped after ``--peer-budget`` minutes; see ``latent_scale.py``.
+
 How it measures: the machinery of ``bench_core.py`` (imported, not copied): one fresh spawned
 child process per measurement, peak memory = the child's peak RSS, single-threaded BLAS set
 before any child starts, a fresh PyTensor ``base_compiledir`` per side of each task (the first
@@ -62,6 +66,7 @@ if _HERE not in sys.path:  # bench_core.py sits next to this file; children inhe
     sys.path.insert(0, _HERE)
 
 import bench_core as core  # noqa: E402
+import latent_scale  # noqa: E402
 
 SIZES = {
     "full": {
@@ -792,17 +797,21 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="task 1: 100 tune + 100 draws, one seed; task 3: 100x100 -> 250x250"
     )
-    parser.add_argument("--tasks", default="1,2,3", help="comma-separated task numbers (default 1,2,3)")
+    parser.add_argument("--tasks", default="1,2,3", help="comma-separated task numbers (default 1,2,3; 4: issue 14)")
     parser.add_argument(
         "--repeat", type=int, default=3, help="children per side for tasks 2 and 3 (task 2: the first is cold)"
     )
     parser.add_argument("--seeds", help="task 1 random seeds, comma-separated (default: 1,2 full, 1 quick)")
     parser.add_argument("--no-joint", action="store_true", help="task 1: skip the xkron collapse=False reference run")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    parser.add_argument("--scale-sizes", default="1e4,1e5", help="task 4 grids: 1e4, 1e5, 1e6 (default 1e4,1e5)")
+    parser.add_argument("--likelihoods", default="poisson,bernoulli", help="task 4 likelihoods")
+    parser.add_argument("--peers", default="latentkron,nuts,advi", help="task 4 peers (empty: none)")
+    parser.add_argument("--peer-budget", type=float, default=30.0, help="task 4: minutes before a peer is stopped")
     args = parser.parse_args(argv)
     tasks = sorted({int(t) for t in args.tasks.split(",") if t.strip()})
-    if not set(tasks) <= {1, 2, 3} or args.repeat < 1:
-        parser.error("--tasks takes numbers from 1-3 and --repeat must be >= 1")
+    if not set(tasks) <= {1, 2, 3, 4} or args.repeat < 1:
+        parser.error("--tasks takes numbers from 1-4 and --repeat must be >= 1")
     args.seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None
 
     # Single-threaded BLAS everywhere: children inherit this environment and read it before numpy loads.
@@ -835,6 +844,8 @@ def main(argv=None) -> int:
             task2(report, args, tmp, sizes, data)
         if 3 in tasks:
             task3(report, args, tmp, sizes)
+        if 4 in tasks:
+            latent_scale.task4(report, args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -21,5 +21,13 @@ def test_fit_keywords_are_the_options_fields():
 
 
 def test_every_form_and_method_has_a_runner():
-    allowed = {("marginal", "map"), ("marginal", "nuts"), ("latent", "nuts"), ("latent", "advi"), ("collapsed", "nuts")}
+    allowed = {
+        ("marginal", "map"),
+        ("marginal", "nuts"),
+        ("latent", "nuts"),
+        ("latent", "advi"),
+        ("latent", "laplace"),
+        ("latent", "inla"),
+        ("collapsed", "nuts"),
+    }
     assert set(RUNNERS) == allowed

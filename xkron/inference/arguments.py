@@ -30,7 +30,7 @@ import xarray as xr
 from xkron.inference.optimize import MAP_KWARGS
 from xkron.inference.options import BATCH_ERRORS, METHODS, FitOptions
 from xkron.linalg.lazy import is_dask
-from xkron.settings import DEFAULT_RESTARTS
+from xkron.settings import DEFAULT_RESTARTS, LAPLACE_DEFAULT_CELLS
 from xkron.spec.likelihoods import Gaussian, Likelihood, resolve_likelihood
 from xkron.spec.solver import SOLVERS, Solver
 
@@ -85,9 +85,9 @@ def _names(*functions) -> set[str]:
 def accepted_kwargs(method: str) -> dict[str, str]:
     """Extra keywords ``fit(method=method, **kwargs)`` passes on, each with where it goes.
 
-    For ``"map"`` the options of xkron's own optimiser (:data:`xkron.inference.optimize.MAP_KWARGS`,
-    except ``method``, which is ``fit``'s own); from the installed libraries' signatures
-    ``pm.sample`` and the keywords it forwards to its NUTS step (``target_accept``,
+    For ``"map"``, ``"laplace"`` and ``"inla"`` the options of xkron's own optimiser
+    (:data:`xkron.inference.optimize.MAP_KWARGS`, except ``method``, which is ``fit``'s own); from the installed
+    libraries' signatures ``pm.sample`` and the keywords it forwards to its NUTS step (``target_accept``,
     ``max_treedepth``, ...) for ``"nuts"``; ``pm.fit``, ``Inference.fit`` and the objective's
     ``step_function`` for ``"advi"`` (plus ``draws``).
     """
@@ -97,7 +97,7 @@ def accepted_kwargs(method: str) -> dict[str, str]:
     from pymc.variational.inference import Inference, fit
     from pymc.variational.opvi import ObjectiveFunction
 
-    if method == "map":
+    if method in ("map", "laplace", "inla"):
         accepted = dict.fromkeys(set(MAP_KWARGS) - {"method"}, "xkron.inference.optimize.fit_map")
     elif method == "nuts":
         steps = [cls.__init__ for cls in NUTS.__mro__ if "__init__" in vars(cls) and cls is not object]
@@ -176,9 +176,12 @@ def resolve_latent(likelihood: Likelihood, latent: bool | None) -> bool:
     return True
 
 
-def _resolve_method(likelihood: Likelihood, latent: bool, method: str | None) -> str:
-    method = method or ("nuts" if latent else "map")
-    allowed = ("nuts", "advi") if latent else ("map", "nuts")
+def _resolve_method(likelihood: Likelihood, latent: bool, method: str | None, cells: int) -> str:
+    """``method``, or the default: ``"map"`` for the marginal model; for a latent one ``"nuts"`` on grids of
+    at most :data:`~xkron.settings.LAPLACE_DEFAULT_CELLS` cells and ``"laplace"`` above."""
+    if method is None:
+        method = ("laplace" if cells > LAPLACE_DEFAULT_CELLS else "nuts") if latent else "map"
+    allowed = ("nuts", "advi", "laplace", "inla") if latent else ("map", "nuts")
     if method not in allowed:
         form = f"a latent model ({likelihood.name})" if latent else "the Gaussian marginal model"
         raise ValueError(f"method={method!r} is not available for {form}: use one of {allowed}")
@@ -235,6 +238,8 @@ def _check_solver_options(latent: bool, solver: Any, options: Any) -> None:
 
 def _restarts_unused(method: str, latent: bool, likelihood: Likelihood, kwargs: Mapping) -> str | None:
     """Why no MAP runs from ``restarts + 1`` starts, where the arguments alone tell."""
+    if method in ("laplace", "inla"):
+        return None
     if method == "advi":
         return "method='advi' runs no MAP"
     given = [k for k in ("initvals", "init") if k in kwargs]
@@ -333,7 +338,7 @@ def check_call(da: xr.DataArray, given: FitOptions) -> FitOptions:
     latent = resolve_latent(likelihood, given.latent)
     if given.collapse is not None and not latent:
         raise ValueError("collapse= applies to latent models (latent=True); the marginal model is already collapsed")
-    method = _resolve_method(likelihood, latent, given.method)
+    method = _resolve_method(likelihood, latent, given.method, int(da.size))
     _check_batch_options(given.batch_dims, given.shared, given.errors)
     _check_solver_options(latent, given.solver, given.solver_options)
     _check_subsample(da, given, latent, likelihood)

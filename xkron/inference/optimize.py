@@ -45,7 +45,15 @@ from xkron.models.ops import track_logp_error
 from xkron.progress import MapProgress
 from xkron.settings import MAP_AT_BEST_NATS, MAP_MAXEVAL
 
-__all__ = ["COMPILE_MODE", "MAP_AT_BEST_NATS", "MAP_KWARGS", "MAP_MAXEVAL", "data_scale", "fit_map"]
+__all__ = [
+    "COMPILE_MODE",
+    "MAP_AT_BEST_NATS",
+    "MAP_KWARGS",
+    "MAP_MAXEVAL",
+    "compile_log_density",
+    "data_scale",
+    "fit_map",
+]
 
 COMPILE_MODE = pytensor.compile.mode.Mode(linker="py", optimizer="merge")
 """PyTensor mode of the MAP's functions: the Python linker with only the merge rewrite. The
@@ -162,11 +170,16 @@ def _is_log(transform) -> bool:
     return type(transform).__name__ == "LogTransform"
 
 
-def _compile(model, scales, rel_scales):
-    """The objective's compiled function, and ``to_unconstrained(start) -> u`` for the starts."""
+def compile_log_density(model, jacobian: bool = False):
+    """``fn(*values) -> [log p, *∂log p/∂values, *constrained]`` on the model's unconstrained value
+    variables, and ``to_u(*constrained) -> values``, both compiled with :data:`COMPILE_MODE`.
+
+    ``jacobian=False`` is the MAP's density (as ``find_MAP``'s); ``True`` the density of the
+    unconstrained values themselves (INLA integrates over them, :mod:`xkron.inference.inla`).
+    """
     rvs, values = list(model.free_RVs), list(model.value_vars)
     transforms = [model.rvs_to_transforms.get(rv) for rv in rvs]
-    logp = model.logp(jacobian=False)
+    logp = model.logp(jacobian=jacobian)
     grads = pytensor.grad(logp, wrt=values)
     constrained = model.replace_rvs_by_values(rvs)
     with model:
@@ -176,6 +189,14 @@ def _compile(model, scales, rel_scales):
             p if t is None else t.forward(p, *rv.owner.inputs) for p, rv, t in zip(points, rvs, transforms, strict=True)
         ]
         to_u = pm_compile(points, forward, mode=COMPILE_MODE, on_unused_input="ignore")
+    return fn, to_u
+
+
+def _compile(model, scales, rel_scales):
+    """The objective's compiled function, and ``to_unconstrained(start) -> u`` for the starts."""
+    rvs = list(model.free_RVs)
+    transforms = [model.rvs_to_transforms.get(rv) for rv in rvs]
+    fn, to_u = compile_log_density(model)
     unit, natural = [], []
     for rv, transform in zip(rvs, transforms, strict=True):
         size = int(np.prod(rv.type.shape)) if all(s is not None for s in rv.type.shape) else 1

@@ -21,7 +21,7 @@ from xkron.spec.likelihoods import Likelihood
 
 __all__ = ["BATCH_ERRORS", "METHODS", "FitOptions", "thin_for_subsample"]
 
-METHODS = ("map", "nuts", "advi")
+METHODS = ("map", "nuts", "advi", "laplace", "inla")
 """Inference methods of ``fit(method=...)``."""
 
 BATCH_ERRORS = ("raise", "record")

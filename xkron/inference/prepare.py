@@ -121,7 +121,7 @@ def prepare(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> Prepared
             "(give numbers) or observe more cells"
         )
     spec = ModelSpec(factors, priors, likelihood.with_data(**cells), latent, solver)
-    if method != "map" and not spec.free_names() and not latent:
+    if (method == "inla" or (method != "map" and not latent)) and not spec.free_names():
         raise ValueError(f"method={method!r} needs at least one hyperparameter with a prior; all are fixed numbers")
     pymc_nuts = sample_kwargs.get("nuts_sampler", "pymc") == "pymc"
     collapse = _resolve_collapse(options.collapse, spec, y, method, pymc_nuts) if latent else False

@@ -1,4 +1,4 @@
-"""Running the inference a fit asks for on a prepared problem: MAP, NUTS (joint or collapsed) or ADVI.
+"""Running the inference a fit asks for on a prepared problem: MAP, Laplace, INLA, NUTS (joint or collapsed) or ADVI.
 
 Input: the :class:`~xkron.inference.prepare.Prepared` problem and the method; output: the
 hyperparameter values (or draws), the ArviZ posterior, the optimiser's report and the PyMC
@@ -19,11 +19,13 @@ import xarray as xr
 from xkron.errors import ConvergenceWarning
 from xkron.inference.collapsed import sample_collapsed
 from xkron.inference.diagnose import solver_report
+from xkron.inference.inla import explore
 from xkron.inference.optimize import data_scale, fit_map
 from xkron.inference.options import FitOptions
 from xkron.inference.prepare import Prepared
 from xkron.models.build import build_model
 from xkron.posterior.conditional import KronPosterior, LatentPosterior
+from xkron.posterior.laplace import laplace_mode
 from xkron.settings import ADVI_DEFAULTS
 from xkron.spec.likelihoods import Gaussian
 from xkron.spec.modelspec import ModelSpec
@@ -54,7 +56,7 @@ def run_inference(prep: Prepared, options: FitOptions) -> Inference:
     """
     form = "collapsed" if prep.collapse else options.form
     runner = RUNNERS[form, options.method]
-    model = build_model(prep.y_model, prep.spec)
+    model = build_model(prep.y_model, prep.spec, laplace=options.method in ("laplace", "inla"))
     return runner(prep, options, model, dict(options.sample_kwargs))
 
 
@@ -93,6 +95,52 @@ def _latent(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inferen
     return Inference(_draws(posterior, prep.spec), posterior, report, model)
 
 
+def _laplace(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
+    """The MAP of the hyperparameters under the Laplace marginal (``model``: ``build_laplace_model``'s).
+
+    Starts and step scales come from a crude link-scale field (the likelihood's ``rough_field``,
+    missing cells at its mean), as for the latent NUTS start. The report adds ``"laplace"``: the
+    mode search at the optimum (Newton steps, convergence, CG iterations of its largest solve).
+    """
+    spec = prep.spec
+    values, optimizer = {}, {"success": True, "message": "no free parameters", "logp": np.nan, "n_starts": 0}
+    if spec.free_names():
+        rough = _rough_field(spec, prep.y, prep.cells)
+        starts = map_starts(spec.factors, spec.priors, rough, options.restarts + 1)
+        values, optimizer = _fit_map(model, spec, starts, rough, options.progressbar, kwargs)
+    mode = laplace_mode(prep.y, spec, {**spec.fixed(), **values})
+    laplace = {"newton_steps": mode.newton_steps, "converged": mode.converged, "cg_iterations": mode.cg.iterations}
+    return Inference(values, None, {**optimizer, "laplace": laplace}, model)
+
+
+def _inla(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
+    """The Laplace MAP (:func:`_laplace`), then the CCD design around it (:func:`xkron.inference.inla.explore`).
+
+    The design points are the draws on ``(chain, draw)`` (one chain); their weights are the
+    posterior's ``sample_stats["weight"]`` (with ``log_posterior``), which predictions and sample
+    fields mix by. The report adds ``"inla"`` (:class:`~xkron.inference.inla.Explored`'s).
+    """
+    start = _laplace(prep, options, model, kwargs)
+    explored = explore(model, start.values)
+    free = prep.spec.free_names()
+    coords = {"chain": [0], "draw": np.arange(len(explored.weights))}
+    on_draws = ("chain", "draw")
+    draws = xr.Dataset({n: (on_draws, [[v[n] for v in explored.values]]) for n in free}, coords=coords)
+    stats = xr.Dataset(
+        {"weight": (on_draws, explored.weights[None]), "log_posterior": (on_draws, explored.log_posterior[None])},
+        coords=coords,
+    )
+    stats["weight"].attrs["long_name"] = "INLA integration weight of the design point (sums to 1)"
+    posterior = xr.DataTree.from_dict({"posterior": draws, "sample_stats": stats})
+    return Inference(draws, posterior, {**start.optimizer, "inla": explored.report}, model)
+
+
+def _rough_field(spec: ModelSpec, y, cells) -> np.ndarray:
+    """The likelihood's crude link-scale field of ``y``, its non-finite cells at its mean (for starts)."""
+    rough = spec.likelihood.rough_field(y, cells)
+    return np.where(np.isfinite(rough), rough, np.mean(rough[np.isfinite(rough)]))
+
+
 def _collapsed(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
     """NUTS on ``θ`` with the field integrated out, then one exact ``v`` per draw (:mod:`xkron.inference.collapsed`)."""
     _start_latent_chains(prep, options, kwargs, field=False)
@@ -106,6 +154,8 @@ RUNNERS = {
     ("marginal", "nuts"): _marginal_nuts,
     ("latent", "nuts"): _latent,
     ("latent", "advi"): _latent,
+    ("latent", "laplace"): _laplace,
+    ("latent", "inla"): _inla,
     ("collapsed", "nuts"): _collapsed,
 }
 """The inference of each ``(form, method)`` that :func:`xkron.inference.arguments.check_call` and
@@ -139,8 +189,7 @@ def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar,
     hyperparameters only (the collapsed sampler draws ``v`` itself).
     """
     if not isinstance(spec.likelihood, Gaussian) or not np.isfinite(y).all() or spec.per_cell_noise:
-        rough = spec.likelihood.rough_field(y, cells)
-        rough = np.where(np.isfinite(rough), rough, np.mean(rough[np.isfinite(rough)]))
+        rough = _rough_field(spec, y, cells)
         return {**map_starts(spec.factors, spec.priors, rough, 1)[0], "v": np.zeros([f.size for f in spec.factors])}
     values = {}
     if spec.free_names():  # else every hyperparameter is fixed: only v is sampled

@@ -23,6 +23,8 @@ from xkron.errors import CostError, CostWarning
 from xkron.settings import (
     EIGH_RATE,
     FLOP_RATE,
+    LAPLACE_EVALUATIONS,
+    LAPLACE_MATVECS_PER_EVALUATION,
     MAP_EVALUATIONS,
     NUTS_EVALUATIONS_PER_DRAW,
     REFUSE_MEMORY_FRACTION,
@@ -125,12 +127,16 @@ def fit_estimate(spec, n_observed: int, method: str = "map", sample_kwargs: Mapp
     sizes = [f.size for f in spec.factors]
     n = int(np.prod(sizes))
     kwargs = dict(sample_kwargs or {})
+    per_eval = 0.0
     if method == "map":
         evaluations = MAP_EVALUATIONS
+    elif method in ("laplace", "inla"):
+        evaluations = LAPLACE_EVALUATIONS * (2 if method == "inla" else 1)
+        per_eval = LAPLACE_MATVECS_PER_EVALUATION * 2 * n * sum(sizes) / FLOP_RATE
     else:
         draws = kwargs.get("draws", 1000) + kwargs.get("tune", 1000)
         evaluations = MAP_EVALUATIONS + NUTS_EVALUATIONS_PER_DRAW * draws * kwargs.get("chains", 4)
-    per_eval = sum(eigh_seconds(s) + 2 * s**3 / FLOP_RATE for s in sizes) + 4 * n * sum(sizes) / FLOP_RATE
+    per_eval += sum(eigh_seconds(s) + 2 * s**3 / FLOP_RATE for s in sizes) + 4 * n * sum(sizes) / FLOP_RATE
     nbytes = BYTES * (6 * sum(s * s for s in sizes) + 8 * n)
     est = Estimate(f"fit(method={method!r})")
     big = max(spec.factors, key=lambda f: f.size)
@@ -161,7 +167,7 @@ def check_fit_cost(
     n_observed : int
         Observed cells.
     method : str
-        ``"map"``, ``"nuts"`` or ``"advi"``.
+        ``"map"``, ``"laplace"``, ``"nuts"`` or ``"advi"``.
     sample_kwargs : mapping, optional
         ``draws``, ``tune``, ``chains`` of a sampling fit.
     stacklevel : int

@@ -9,17 +9,17 @@ of xarray.
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 
+from xkron.models.laplace_op import kron_laplace_logp
 from xkron.models.ops import kron_marginal_logp, kron_observed_logp
 from xkron.spec.modelspec import JITTER, ModelSpec, factor_params
+from xkron.spec.pointwise import fill_unobserved
 from xkron.spec.prior_types import is_prior
 
-__all__ = ["build_latent_model", "build_marginal_model", "build_model", "kron_mv", "latent_data"]
+__all__ = ["build_laplace_model", "build_latent_model", "build_marginal_model", "build_model", "kron_mv"]
 
 
 def _variable(name: str, spec):
@@ -107,17 +107,6 @@ def kron_mv(matrices, tensor):
     return tensor
 
 
-def latent_data(spec: ModelSpec) -> dict[str, Any]:
-    """The likelihood's per-cell data (exposure, trials) in factor shape."""
-    shape = [f.size for f in spec.factors]
-    out = {}
-    for name in spec.likelihood.data_fields:
-        value = getattr(spec.likelihood, name)
-        if value is not None:
-            out[name] = np.asarray(value, dtype=float).reshape(shape) if np.ndim(value) else float(value)
-    return out
-
-
 def build_latent_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
     """PyMC model of ``y ~ p(y | g⁻¹(f))`` with the whitened latent field of Saatçi (2011), Alg. 14.
 
@@ -150,7 +139,7 @@ def build_latent_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
         v = pm.Normal("v", 0.0, 1.0, shape=shape)
         latent_field = values["mean"] + values["amplitude"] * kron_mv(chols, v)
         observed = np.asarray(y, dtype=float).reshape(shape)
-        data = latent_data(spec)
+        data = spec.cell_data()
         seen = np.isfinite(observed)
         if not seen.all():
             # Unobserved cells simply leave the likelihood (exact); v still spans the grid.
@@ -162,6 +151,46 @@ def build_latent_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
     return model
 
 
-def build_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
-    """The latent or the marginal model, as ``spec`` says."""
+def build_laplace_model(y: np.ndarray, spec: ModelSpec) -> pm.Model:
+    """PyMC model of the hyperparameters of a latent model, the field integrated out by Laplace.
+
+    The log marginal ``log q(y | θ)`` of :class:`xkron.models.laplace_op.KronLaplaceLogp` enters
+    as the potential ``"log_marginal"``, so the model's log density is the Laplace log posterior
+    of ``θ``: xkron's MAP (``fit(method="laplace")``), ``pm.find_MAP`` and NUTS over ``θ`` run on it
+    as on any PyMC model. NaN cells of ``y`` are unobserved (their ``W`` is 0).
+
+    Examples
+    --------
+    >>> from xkron.spec.kernels import ExpQuad
+    >>> from xkron.spec.likelihoods import Poisson
+    >>> from xkron.spec.grid import Factor
+    >>> from pymc_extras.prior import Prior
+    >>> f1 = Factor(("a",), ExpQuad(), (np.linspace(0, 1, 4),))
+    >>> f2 = Factor(("b",), ExpQuad(), (np.linspace(0, 1, 3),))
+    >>> spec = ModelSpec((f1, f2), {"ls_a": 0.5, "ls_b": 0.5, "amplitude": Prior("HalfNormal"), "mean": 0.0},
+    ...                  likelihood=Poisson(), latent=True)
+    >>> model = build_laplace_model(np.ones((4, 3)), spec)
+    >>> [v.name for v in model.free_RVs], [p.name for p in model.potentials]
+    (['amplitude'], ['log_marginal'])
+    """
+    shape = [f.size for f in spec.factors]
+    y = np.asarray(y, dtype=float).reshape(shape)
+    observed = np.isfinite(y)
+    filled, data = fill_unobserved(y, spec.cell_data(), observed)
+    with pm.Model() as model:
+        values = {name: _variable(name, p) for name, p in spec.priors.items()}
+        factors = [f.covariance(factor_params(f, values), xp=pt) for f in spec.factors]
+        params = {name: values[name] for name in spec.likelihood.params}
+        logq = kron_laplace_logp(
+            spec.likelihood.name, filled, observed.astype(float), factors, values["amplitude"] ** 2,
+            values["mean"], data, params,
+        )  # fmt: skip
+        pm.Potential("log_marginal", logq)
+    return model
+
+
+def build_model(y: np.ndarray, spec: ModelSpec, laplace: bool = False) -> pm.Model:
+    """The latent or the marginal model, as ``spec`` says; ``laplace``: a latent model's Laplace marginal."""
+    if laplace:
+        return build_laplace_model(y, spec)
     return build_latent_model(y, spec) if spec.latent else build_marginal_model(y, spec)

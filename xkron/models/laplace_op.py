@@ -20,7 +20,7 @@ from pytensor.graph.op import Op
 from xkron.linalg.kronecker import KronEigen
 from xkron.linalg.laplace import laplace_loglik, newton_mode
 from xkron.linalg.laplace_grad import laplace_gradient
-from xkron.models.ops import _record
+from xkron.models.ops import _record, register_object_mode
 from xkron.settings import LAPLACE_DENSE_MAX, LAPLACE_PROBES
 from xkron.spec.pointwise import pointwise, pointwise_params
 
@@ -116,3 +116,6 @@ def kron_laplace_logp(likelihood: str, y, observed, factors, eta2, mean, data=No
     data, params = dict(data or {}), dict(params or {})
     op = KronLaplaceLogp(len(factors), likelihood, tuple(data), tuple(params))
     return op(y, observed, *data.values(), *factors, eta2, mean, *params.values())[0]
+
+
+register_object_mode(KronLaplaceLogp)

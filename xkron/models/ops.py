@@ -32,6 +32,7 @@ __all__ = [
     "LogpError",
     "kron_marginal_logp",
     "kron_observed_logp",
+    "register_object_mode",
     "track_logp_error",
 ]
 
@@ -232,23 +233,24 @@ def kron_marginal_logp(y, factors, eta2, sigma2, mean=0.0):
     return KronMarginalLogp(len(factors))(y, *factors, eta2, sigma2, mean)[0]
 
 
-def _register_numba_fallback() -> None:
-    """Run the Op in Numba's object mode (it calls LAPACK through scipy) without a warning.
+def register_object_mode(*op_types) -> None:
+    """Run these Ops in Numba's object mode (they call LAPACK through scipy) without a warning.
 
     PyTensor's Numba backend falls back to object mode for Ops it cannot compile and warns
-    each time; for this Op that is the intended path, so say so once here instead.
+    each time; for these Ops that is the intended path, so say so once here instead.
     """
     try:
         from pytensor.link.numba.dispatch.basic import generate_fallback_impl, numba_funcify
     except ImportError:  # numba not installed: PyTensor uses its C or Python backends
         return
 
-    @numba_funcify.register(KronMarginalLogp)
-    @numba_funcify.register(KronObservedLogp)
     def _funcify(op, node=None, storage_map=None, **kwargs):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Numba will use object mode", category=UserWarning)
             return generate_fallback_impl(op, node, storage_map, **kwargs)
 
+    for op_type in op_types:
+        numba_funcify.register(op_type)(_funcify)
 
-_register_numba_fallback()
+
+register_object_mode(KronMarginalLogp, KronObservedLogp)

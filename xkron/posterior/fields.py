@@ -142,7 +142,7 @@ def posterior_fields(
             w = values["amplitude"] * posterior.v - _solve_lower(prior_train, posterior.chols)
             fields.append(values["mean"] + prior_test + apply_factors(w, cross))
         elif observed:
-            sd = np.sqrt(values["noise"] ** 2 + np.broadcast_to(posterior.known_var, prior_train.shape[1:]))
+            sd = np.sqrt(np.broadcast_to(posterior.noise_variance(), prior_train.shape[1:]))
             alpha = posterior.alpha - posterior.system.solve(prior_train + sd * rng.standard_normal(prior_train.shape))
             fields.append(values["mean"] + prior_test + values["amplitude"] ** 2 * apply_factors(alpha, cross))
         else:

@@ -62,8 +62,8 @@ def response_moments(link: str, mean, var):
     return m, np.clip(second - m * m, 0.0, None)
 
 
-def mixture_quantiles(means, sds, probs, iterations: int = 100):
-    """Quantiles of the equal-weight mixture ``(1/D) Σ_d N(means[d], sds[d]²)``, per cell.
+def mixture_quantiles(means, sds, probs, iterations: int = 100, weights=None):
+    """Quantiles of the mixture ``Σ_d w_d N(means[d], sds[d]²)`` per cell, equal weights ``1/D`` by default.
 
     ``means`` and ``sds`` have the draws on axis 0; the result has ``len(probs)`` on axis 0.
     Newton's method on the mixture CDF (its derivative is the mixture density), safeguarded by
@@ -85,9 +85,15 @@ def mixture_quantiles(means, sds, probs, iterations: int = 100):
         z = scipy.special.ndtri(probs).reshape((-1,) + (1,) * (means.ndim - 1))
         return means[0] + sds[0] * z
     sds = np.maximum(sds, np.finfo(float).tiny)
+    w = np.full(means.shape[0], 1.0 / means.shape[0]) if weights is None else np.asarray(weights, dtype=float)
+    w = w.reshape((-1,) + (1,) * (means.ndim - 1))
+
+    def average(a):
+        return np.sum(w * a, axis=0)
+
     spread = 40.0 * sds.max(axis=0)
-    centre = means.mean(axis=0)
-    total_sd = np.sqrt((sds**2 + means**2).mean(axis=0) - centre**2 + 1e-300)
+    centre = average(means)
+    total_sd = np.sqrt(average(sds**2 + means**2) - centre**2 + 1e-300)
     eps = 4 * np.finfo(float).eps
     out = []
     for p in probs:
@@ -95,8 +101,8 @@ def mixture_quantiles(means, sds, probs, iterations: int = 100):
         x = np.clip(centre + total_sd * scipy.special.ndtri(p), lo, hi)  # moment-matched start
         for _ in range(iterations):
             z = (x - means) / sds
-            cdf = scipy.special.ndtr(z).mean(axis=0)
-            pdf = (np.exp(-0.5 * z * z) / sds).mean(axis=0) / np.sqrt(2 * np.pi)
+            cdf = average(scipy.special.ndtr(z))
+            pdf = average(np.exp(-0.5 * z * z) / sds) / np.sqrt(2 * np.pi)
             below = cdf < p
             lo, hi = np.where(below, x, lo), np.where(below, hi, x)
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -73,6 +73,15 @@ class ObservedPosterior:
     variance_reports: list = field(default_factory=list, compare=False, repr=False)
     """One entry per Lanczos variance computed by :meth:`moments` (:meth:`LanczosVariance.report`):
     steps, the achieved relative sd bound and the tolerance, for results to surface."""
+    system_noise: np.ndarray | None = None
+    """The system's noise variance per cell where it is not ``σ² + known_var``: the Laplace
+    posterior's pseudo-noise ``W⁻¹`` (:mod:`xkron.posterior.laplace`)."""
+
+    def noise_variance(self):
+        """The noise variance per cell in the system ``A``: ``σ² + known_var``, or :attr:`system_noise`."""
+        if self.system_noise is not None:
+            return self.system_noise
+        return self.values["noise"] ** 2 + np.asarray(self.known_var)
 
     @classmethod
     def condition(

@@ -18,6 +18,7 @@ import xarray as xr
 
 from xkron.linalg.lazy import is_dask
 from xkron.posterior.conditional import KronPosterior, LatentPosterior
+from xkron.posterior.laplace import laplace_posterior
 from xkron.posterior.observed import ObservedPosterior
 from xkron.settings import DENSE_MAX_CELLS
 from xkron.spec.coords import CoordEncoding
@@ -32,12 +33,15 @@ from xkron.spec.validation import align_cell_values, cell_locator, check_coords,
 __all__ = ["Conditioned", "DrawPosteriors", "conditioned_on", "draw_values", "posterior_at"]
 
 
-def posterior_at(spec: ModelSpec, y, draw: Mapping[str, float], v: np.ndarray | None = None):
+def posterior_at(spec: ModelSpec, y, draw: Mapping[str, float], v: np.ndarray | None = None, laplace: bool = False):
     """The GP conditioned at one draw of the hyperparameters.
 
-    Latent models: on the draw's whitened field ``v``. Marginal models: on the data ``y`` with
-    the spec's solver, exact Kronecker (equal known noise adds to ``σ²``) or on the observed cells.
+    Latent models: on the draw's whitened field ``v``, or (``laplace``) the Laplace approximation of
+    ``f | θ, y`` (:func:`xkron.posterior.laplace.laplace_posterior`). Marginal models: on the data ``y``
+    with the spec's solver, exact Kronecker (equal known noise adds to ``σ²``) or on the observed cells.
     """
+    if laplace:
+        return laplace_posterior(y, spec, draw)
     if spec.latent:
         return LatentPosterior.condition(v, spec.factors, draw)
     if spec.solver.name == "kronecker":
@@ -57,8 +61,15 @@ def posterior_at(spec: ModelSpec, y, draw: Mapping[str, float], v: np.ndarray | 
 class DrawPosteriors(Sequence):
     """Conditions the GP at each draw on access (:func:`posterior_at`), so large NUTS fits need not hold them all."""
 
-    def __init__(self, y, spec: ModelSpec, draws: Sequence[Mapping[str, float]], latent: np.ndarray | None = None):
-        self._y, self._spec, self._draws, self._latent = y, spec, draws, latent
+    def __init__(
+        self,
+        y,
+        spec: ModelSpec,
+        draws: Sequence[Mapping[str, float]],
+        latent: np.ndarray | None = None,
+        laplace: bool = False,
+    ):
+        self._y, self._spec, self._draws, self._latent, self._laplace = y, spec, draws, latent, laplace
 
     def __len__(self) -> int:
         return len(self._draws)
@@ -67,7 +78,7 @@ class DrawPosteriors(Sequence):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         v = None if self._latent is None else self._latent[i]
-        return posterior_at(self._spec, self._y, self._draws[i], v)
+        return posterior_at(self._spec, self._y, self._draws[i], v, self._laplace)
 
 
 def draw_values(params: xr.Dataset) -> list[dict[str, float]]:

@@ -12,6 +12,7 @@ from xkron.linalg.lazy import is_dask
 from xkron.results.conditioned import DrawPosteriors, conditioned_on, draw_values
 from xkron.results.labels import labelled_params
 from xkron.results.predict import predict_moments
+from xkron.results.summary import fit_repr
 from xkron.settings import POSTERIOR_CACHE_BYTES
 from xkron.spec.coords import CoordEncoding
 from xkron.spec.grid import restrict
@@ -40,7 +41,7 @@ class KronFit:
     spec : xkron.spec.modelspec.ModelSpec
         Factors and priors.
     method : str
-        ``"map"``, ``"nuts"`` or ``"advi"``.
+        ``"map"``, ``"laplace"``, ``"inla"``, ``"nuts"`` or ``"advi"``.
     """
 
     _pending = None
@@ -82,7 +83,7 @@ class KronFit:
         from xkron.models.build import build_model  # PyMC: imported when a model is asked for
 
         tensor = self._data_tensor  # first: it may settle the spec (see _resolve)
-        return build_model(tensor, self.spec)
+        return build_model(tensor, self.spec, laplace=self.method in ("laplace", "inla"))
 
     def release_caches(self) -> None:
         """Drop the PyMC model and the conditioned posteriors (both rebuilt on demand): a fit that
@@ -118,18 +119,29 @@ class KronFit:
         return y if self.spec.latent else restrict(y, self.spec.factors)
 
     @property
+    def draw_weights(self) -> np.ndarray | None:
+        """Weights of the posterior draws in ``(chain, draw)`` order (INLA's design points), or ``None``
+        where every draw weighs the same (NUTS, ADVI) or there is one (MAP, Laplace)."""
+        if self.posterior is None or "sample_stats" not in self.posterior:
+            return None
+        stats = self.posterior["sample_stats"]
+        if "weight" not in stats:
+            return None
+        return np.asarray(stats["weight"].transpose("chain", "draw").values, dtype=float).ravel()
+
+    @property
     def _posteriors(self) -> Sequence:
         """The GP conditioned at each draw (:class:`xkron.results.conditioned.DrawPosteriors`); kept in
         memory while that costs under :data:`xkron.settings.POSTERIOR_CACHE_BYTES`."""
         if "_posterior_cache" in self.__dict__:
             return self.__dict__["_posterior_cache"]
         draws = draw_values(self.params)
-        latent = None
-        if self.spec.latent:
+        latent, laplace = None, self.method in ("laplace", "inla")
+        if self.spec.latent and not laplace:
             v = self.posterior["posterior"]["v"].stack(sample=("chain", "draw")).transpose("sample", ...)
             latent = np.asarray(v.values)
         tensor = self._data_tensor  # first: it may settle the spec (see _resolve)
-        posteriors = DrawPosteriors(tensor, self.spec, draws, latent)
+        posteriors = DrawPosteriors(tensor, self.spec, draws, latent, laplace)
         if 2 * tensor.size * 8 * len(draws) <= POSTERIOR_CACHE_BYTES:
             posteriors = list(posteriors)
             self.__dict__["_posterior_cache"] = posteriors
@@ -411,32 +423,7 @@ class KronFit:
         write_fit(self, path, **kwargs)
 
     def __repr__(self) -> str:
-        kernels = ", ".join(f"{'×'.join(f.dims)}: {f.kernel.name}" for f in self.spec.factors)
-        shape = " × ".join(f"{d}: {n}" for d, n in self.data.sizes.items())
-        model = f"{self.spec.likelihood.name}, {'latent' if self.spec.latent else 'marginal'}"
-        lines = [f"<xkron.KronFit ({self.method}; {model})>", f"  grid:    {shape}", f"  kernels: {kernels}"]
-        if "chain" not in self.params.dims:
-            values = ", ".join(f"{k}={float(v):.4g}" for k, v in self.params.items())
-            lines.append(f"  params:  {values}")
-        report = self.optimizer
-        if report is not None and "loss" in report:  # ADVI (xkron.inference.run)
-            settled = f"after {report['n']} iterations, settled={report['success']}"
-            lines.append(f"  ADVI:    loss={report['loss']:.6g} {settled}")
-        elif report is not None:
-            lines.append(f"  MAP:     logp={report['logp']:.6g}, converged={report['success']}")
-        solver = (report or {}).get("solver")
-        if solver:
-            lines.append(
-                f"  solver:  iterative ({solver['formulation']} cells{_preconditioned(solver)}), "
-                f"{solver['cg_iterations']} CG iterations "
-                f"at the optimum, logp ± {solver['logp_se']:.2g} (Monte Carlo se)"
-            )
-        return "\n".join(lines)
-
-
-def _preconditioned(solver: Mapping) -> str:
-    name = solver.get("preconditioner")
-    return f", {name} preconditioner" if name else ""
+        return fit_repr(self)
 
 
 def _coords_mapping(coords, dims) -> Mapping:

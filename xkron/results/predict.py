@@ -43,7 +43,7 @@ def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "lat
 
     posteriors = fit._posteriors
     link = fit.spec.likelihood.link if scale == "response" else None
-    summary = partial(_summarise, link=link, probs=tuple(quantiles), per_draw=per_draw)
+    summary = partial(_summarise, link=link, probs=tuple(quantiles), per_draw=per_draw, weights=fit.draw_weights)
     block = partial(_block, posteriors, fit.spec.factors, fit.dims, dim_labels, out_order, noise, summary)
     n_out = 2 + len(quantiles)
     if lazy:
@@ -97,12 +97,13 @@ def check_shared_dims(arrays: dict[str, xr.DataArray], given: set[str] | None = 
                 )
 
 
-def _summarise(moments, link: str | None, probs: tuple, per_draw: bool) -> np.ndarray:
+def _summarise(moments, link: str | None, probs: tuple, per_draw: bool, weights=None) -> np.ndarray:
     """Stack ``[mean, var, *quantiles]`` from per-draw latent moments ``(m, v)``.
 
     Mixed over draws by the law of total variance, one draw at a time (``per_draw``: kept
-    per draw). ``link`` gives response-scale moments of ``g⁻¹(f)``; quantiles are those of the
-    mixture, mapped through ``g⁻¹`` (exact: ``g⁻¹`` is monotone).
+    per draw), with equal weights or ``weights`` (INLA's design points, summing to 1). ``link`` gives
+    response-scale moments of ``g⁻¹(f)``; quantiles are those of the mixture, mapped through ``g⁻¹``
+    (exact: ``g⁻¹`` is monotone).
     """
     kept, total, second, n = [], 0.0, 0.0, 0
     for m, v in moments:
@@ -112,16 +113,19 @@ def _summarise(moments, link: str | None, probs: tuple, per_draw: bool) -> np.nd
         if per_draw:
             kept.append((rm, rv))
             continue
-        total, second, n = total + rm, second + rv + rm * rm, n + 1
+        w = 1.0 if weights is None else weights[n]
+        total, second, n = total + w * rm, second + w * (rv + rm * rm), n + 1
     if per_draw:
         return np.stack([np.stack([m for m, _ in kept]), np.stack([v for _, v in kept])])
     if n == 1:  # one posterior: its own moments (so that a lazy variance does not wait on the mean)
         out = [rm, np.clip(rv, 0.0, None)]
     else:
-        mean = total / n
-        out = [mean, np.clip(second / n - mean * mean, 0.0, None)]
+        norm = n if weights is None else 1.0
+        mean = total / norm
+        out = [mean, np.clip(second / norm - mean * mean, 0.0, None)]
     if probs:
-        q = mixture_quantiles(np.stack([m for m, _ in kept]), np.sqrt(np.stack([v for _, v in kept])), probs)
+        means, sds = np.stack([m for m, _ in kept]), np.sqrt(np.stack([v for _, v in kept]))
+        q = mixture_quantiles(means, sds, probs, weights=weights)
         out += list(inverse_link(link or "identity", q))
     return np.stack(out)
 

@@ -56,15 +56,27 @@ def sample_fields(
             "sample(observed=True) returns the draws of new observations as the variable 'y', which is also a dim "
             "of the data; rename the dim before fitting (e.g. da.rename(y='northing')), or sample f alone"
         )
-    per_draw = "chain" in fit.params.dims
-    flat, lead_coords = _selected_draws(fit, n) if per_draw else (np.zeros(n or 1, dtype=int), {})
-    draws = len(flat) if per_draw else 1
+    weights = fit.draw_weights
+    per_draw = "chain" in fit.params.dims and weights is None
+    if weights is not None:  # INLA: each field from a design point drawn by weight
+        flat = np.sort(rng.choice(len(weights), size=n or 1, p=weights))
+        lead_coords = {"design_point": ("sample", flat)}
+    else:
+        flat, lead_coords = _selected_draws(fit, n) if per_draw else (np.zeros(n or 1, dtype=int), {})
+    draws = len(np.unique(flat)) if weights is not None else len(flat) if per_draw else 1
     check(sample_estimate(fit, tests, int(np.prod(grid_shape)), len(flat), draws, observed), stacklevel=4)
 
     posteriors = fit._posteriors
-    chosen = [posteriors[int(i)] for i in flat] if per_draw else [posteriors[0]] * len(flat)
+    chosen = [posteriors[int(i)] for i in flat] if per_draw or weights is not None else [posteriors[0]] * len(flat)
     with CountProgress(len(flat), "sample", "fields", enabled=progressbar) as bar:
-        if per_draw:
+        if weights is not None:
+            fields = []
+            for i, count in zip(*np.unique(flat, return_counts=True), strict=True):
+                fields.append(posterior_fields(posteriors[int(i)], tests, int(count), rng))
+                bar.update(sum(len(f) for f in fields))
+            fields = np.concatenate(fields)
+            lead, lead_shape = ("sample",), [len(flat)]
+        elif per_draw:
             fields = []
             for p in chosen:
                 fields.append(posterior_fields(p, tests, 1, rng)[0])

@@ -93,6 +93,16 @@ class ModelSpec:
             return float(sd) ** 2
         return np.square(restrict(np.asarray(sd, dtype=float), self.factors))
 
+    def cell_data(self) -> dict[str, Any]:
+        """The likelihood's per-cell data (``exposure``, ``trials``, ``noise_sd``) in factor shape, or numbers."""
+        shape = [f.size for f in self.factors]
+        out = {}
+        for name in self.likelihood.data_fields:
+            value = getattr(self.likelihood, name)
+            if value is not None:
+                out[name] = np.asarray(value, dtype=float).reshape(shape) if np.ndim(value) else float(value)
+        return out
+
     def equal_noise_var(self) -> float:
         """The known noise variance added to every cell where it is equal (the Kronecker solver)."""
         return float(np.max(self.known_noise_var()))

@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import scipy.special as sc
 
-__all__ = ["Pointwise", "pointwise", "pointwise_params"]
+__all__ = ["Pointwise", "fill_unobserved", "pointwise", "pointwise_params"]
 
 
 class Pointwise(NamedTuple):
@@ -187,3 +187,26 @@ def pointwise(name: str, f, y, values: Mapping[str, float], data: Mapping[str, A
         raise ValueError(f"no pointwise terms for likelihood {name!r}; known: {sorted(_TERMS)}")
     f, y = np.asarray(f, dtype=float), np.asarray(y, dtype=float)
     return _TERMS[name](f, y, values, data)
+
+
+def fill_unobserved(y: np.ndarray, data: Mapping[str, Any], observed: np.ndarray) -> tuple[np.ndarray, dict]:
+    """``y`` and the per-cell ``data`` with the first observed cell's values at every unobserved cell.
+
+    The pointwise terms are computed on the whole grid and masked afterwards; a value the
+    likelihood accepts (an observed one) keeps them finite, without warnings, at cells that
+    leave the likelihood. Scalar data are broadcast to ``y``'s shape.
+
+    Examples
+    --------
+    >>> y, data = fill_unobserved(np.array([np.nan, 2.0, 5.0]), {"exposure": 3.0}, np.array([False, True, True]))
+    >>> y.tolist(), data["exposure"].tolist()
+    ([2.0, 2.0, 5.0], [3.0, 3.0, 3.0])
+    """
+    observed = np.asarray(observed, dtype=bool)
+    first = int(np.flatnonzero(observed)[0])
+
+    def filled(a):
+        a = np.broadcast_to(np.asarray(a, dtype=float), observed.shape)
+        return np.where(observed, a, a.flat[first])
+
+    return filled(y), {k: filled(v) for k, v in data.items()}
