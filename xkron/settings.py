@@ -71,6 +71,19 @@ LAPLACE_MIN_CURVATURE = 1e-12
 pseudo-data system (:mod:`xkron.posterior.laplace`): their pseudo-noise ``W⁻¹`` would be over 10¹²
 times the smallest, and their information on ``f`` is as small (they keep their pull on the mean)."""
 
+LAPLACE_VARIANCE_PROBES = 64
+"""Rademacher probes of the estimated part of the Laplace posterior's predictive variance above
+:data:`DENSE_MAX_CELLS` cells (:func:`xkron.linalg.laplace_system.laplace_variance`): the part
+``diag R*(H⁻¹ − P⁻¹)R*ᵀ`` that the diagonal preconditioner misses, with its se reported."""
+
+LAPLACE_COARSE_CELLS = 20_000
+"""Laplace fits on grids of more cells first fit a copy thinned by 2 along their one-dimensional
+factors, down to at most this many cells, and start one optimisation on the whole grid from its
+optimum (:mod:`xkron.inference.coarse`)."""
+
+LAPLACE_COARSE_MIN_SIZE = 8
+"""No factor of the coarse copy has fewer inputs than this."""
+
 LAPLACE_DEFAULT_CELLS = 5000
 """Latent models on grids of more cells default to ``fit(method="laplace")``; smaller ones to NUTS
 on ``(θ, v)``. NUTS's cost grows with the whitened field it samples (a 20,000-cell Bernoulli grid took

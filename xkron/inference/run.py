@@ -17,6 +17,7 @@ import scipy.linalg
 import xarray as xr
 
 from xkron.errors import ConvergenceWarning
+from xkron.inference.coarse import coarse_problem
 from xkron.inference.collapsed import sample_collapsed
 from xkron.inference.diagnose import solver_report
 from xkron.inference.inla import explore
@@ -99,15 +100,30 @@ def _laplace(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Infere
     """The MAP of the hyperparameters under the Laplace marginal (``model``: ``build_laplace_model``'s).
 
     Starts and step scales come from a crude link-scale field (the likelihood's ``rough_field``,
-    missing cells at its mean), as for the latent NUTS start. The report adds ``"laplace"``: the
+    missing cells at its mean), as for the latent NUTS start. Grids over
+    :data:`~xkron.settings.LAPLACE_COARSE_CELLS` cells fit a thinned copy from those starts first
+    (:func:`xkron.inference.coarse.coarse_problem`) and the whole grid from its optimum alone
+    (reported under ``"coarse"``). The report adds ``"laplace"``: the
     mode search at the optimum (Newton steps, convergence, CG iterations of its largest solve).
     """
     spec = prep.spec
     values, optimizer = {}, {"success": True, "message": "no free parameters", "logp": np.nan, "n_starts": 0}
     if spec.free_names():
         rough = _rough_field(spec, prep.y, prep.cells)
-        starts = map_starts(spec.factors, spec.priors, rough, options.restarts + 1)
+        coarse = coarse_problem(spec, prep.y, prep.cells)
+        if coarse is not None:  # its optimum is the one start on the whole grid
+            c_spec, c_y, c_cells = coarse
+            c_rough = _rough_field(c_spec, c_y, c_cells)
+            c_starts = map_starts(c_spec.factors, c_spec.priors, c_rough, options.restarts + 1)
+            c_model = build_model(c_y, c_spec, laplace=True)
+            c_values, c_report = _fit_map(c_model, c_spec, c_starts, c_rough, options.progressbar, kwargs)
+            starts = [{**c_values}]
+        else:
+            starts = map_starts(spec.factors, spec.priors, rough, options.restarts + 1)
         values, optimizer = _fit_map(model, spec, starts, rough, options.progressbar, kwargs)
+        if coarse is not None:
+            shape = [f.size for f in coarse[0].factors]
+            optimizer = {**optimizer, "coarse": {"shape": shape, "n_eval": c_report.get("n_eval"), "values": c_values}}
     mode = laplace_mode(prep.y, spec, {**spec.fixed(), **values})
     laplace = {"newton_steps": mode.newton_steps, "converged": mode.converged, "cg_iterations": mode.cg.iterations}
     return Inference(values, None, {**optimizer, "laplace": laplace}, model)

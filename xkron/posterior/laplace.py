@@ -21,20 +21,25 @@ approximation; the exact ``(K⁻¹ + W)⁻¹`` is then larger at those cells).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from xkron.linalg.kronecker import KronEigen
+from xkron.linalg.kronecker import KronEigen, kron_contract
 from xkron.linalg.laplace import LaplaceMode, newton_mode
+from xkron.linalg.laplace_system import LaplaceSystem, laplace_variance
 from xkron.linalg.systems import make_system
+from xkron.posterior.conditional import TestInputs, prior_variance
 from xkron.posterior.observed import ObservedPosterior
-from xkron.settings import DENSE_MAX_CELLS, LAPLACE_MIN_CURVATURE
+from xkron.settings import DENSE_MAX_CELLS, LAPLACE_MIN_CURVATURE, LAPLACE_VARIANCE_PROBES
+from xkron.spec.grid import Factor
 from xkron.spec.modelspec import ModelSpec, factor_params
 from xkron.spec.pointwise import fill_unobserved, pointwise
 from xkron.spec.solver import Solver
 
-__all__ = ["laplace_mode", "laplace_posterior"]
+__all__ = ["LaplacePosterior", "laplace_mode", "laplace_posterior"]
 
 
 def laplace_mode(y: np.ndarray, spec: ModelSpec, values: Mapping[str, float], v0=None) -> LaplaceMode:
@@ -56,14 +61,60 @@ def laplace_mode(y: np.ndarray, spec: ModelSpec, values: Mapping[str, float], v0
     return newton_mode(terms, eigen, values["amplitude"] ** 2, values["mean"], observed, v0)
 
 
+@dataclass(frozen=True)
+class LaplacePosterior:
+    """The Laplace posterior on grids above :data:`~xkron.settings.DENSE_MAX_CELLS` cells, in whitened coordinates.
+
+    The same posterior as the pseudo-data :class:`~xkron.posterior.observed.ObservedPosterior`
+    (``kind = "observed"``: :func:`xkron.posterior.fields.posterior_fields` draws Matheron fields from
+    ``alpha``, ``system.solve`` and :meth:`noise_variance`), but every solve goes through the Newton
+    matrix ``H`` (:class:`xkron.linalg.laplace_system.LaplaceSystem`) and the variance is
+    :func:`xkron.linalg.laplace_system.laplace_variance`: exact Kronecker terms plus a small
+    Monte Carlo correction, whose largest relative se is reported in :attr:`variance_reports`.
+    """
+
+    kind: ClassVar[str] = "observed"
+
+    factors: tuple[Factor, ...]
+    values: Mapping[str, float]
+    system: LaplaceSystem
+    alpha: np.ndarray
+    pseudo_var: np.ndarray
+    variance_reports: list = field(default_factory=list, compare=False, repr=False)
+
+    def noise_variance(self) -> np.ndarray:
+        """The pseudo-noise ``W⁻¹`` per cell (1 where ``W = 0``: those cells are not in the system)."""
+        return self.pseudo_var
+
+    def cross(self, tests: Sequence[TestInputs]) -> list[np.ndarray]:
+        """Unit-amplitude ``K*_i`` per factor, shape ``test shape + (n_i,)``."""
+        params = [factor_params(f, self.values) for f in self.factors]
+        return [f.covariance(p, test=t.values) for f, p, t in zip(self.factors, params, tests, strict=True)]
+
+    def moments(self, tests: Sequence[TestInputs], out_order: str, noise: bool = False):
+        """Mean ``μ + η² K*ᵀ ∇log p`` (exact) and variance (``noise`` adds the likelihood's ``σ²``)."""
+        eta2 = self.values["amplitude"] ** 2
+        cross = self.cross(tests)
+        labels = [t.labels for t in tests]
+        mean = self.values["mean"] + eta2 * kron_contract(self.alpha, cross, labels, out_order)
+        prior = np.broadcast_to(prior_variance(self.factors, self.values, tests, out_order), mean.shape)
+        result = laplace_variance(self.system, cross, labels, out_order, prior)
+        var = np.broadcast_to(result.variance, mean.shape)
+        worst = float(np.max(np.broadcast_to(result.se, mean.shape) / np.maximum(var, np.finfo(float).tiny)))
+        self.variance_reports.append({"probes": LAPLACE_VARIANCE_PROBES, "max_relative_se": worst})
+        if noise:
+            var = var + self.values["noise"] ** 2
+        return mean, var
+
+
 def laplace_posterior(
     y: np.ndarray, spec: ModelSpec, values: Mapping[str, float], mode: LaplaceMode | None = None
 ) -> ObservedPosterior:
     """The Laplace posterior of ``f`` at ``values`` as GP regression on pseudo-data (module docstring).
 
-    ``mode``: the mode at ``values`` if already found (:func:`laplace_mode`). The system is dense
-    (exact variances) up to :data:`~xkron.settings.DENSE_MAX_CELLS` cells with ``W > 0`` and
-    iterative above (CG; Lanczos or Monte Carlo variances with their stated error).
+    ``mode``: the mode at ``values`` if already found (:func:`laplace_mode`). Up to
+    :data:`~xkron.settings.DENSE_MAX_CELLS` cells with ``W > 0`` the pseudo-data system is dense
+    (exact variances); above, :class:`LaplacePosterior` works in whitened coordinates.
 
     Examples
     --------
@@ -86,7 +137,11 @@ def laplace_posterior(
     mode = laplace_mode(y, spec, values) if mode is None else mode
     keep = mode.observed & (mode.w > LAPLACE_MIN_CURVATURE * max(float(np.max(mode.w)), 0.0))
     pseudo_var = 1.0 / np.where(keep, mode.w, 1.0)
-    solver = Solver("dense" if np.count_nonzero(keep) <= DENSE_MAX_CELLS else "iterative")
     factors = [f.covariance(factor_params(f, values)) for f in spec.factors]
-    system = make_system(solver, factors, values["amplitude"] ** 2, pseudo_var, keep, solves_only=True)
+    eta2 = values["amplitude"] ** 2
+    if np.count_nonzero(keep) > DENSE_MAX_CELLS:
+        system = LaplaceSystem(KronEigen.from_factors(factors), eta2, np.where(keep, mode.w, 0.0))
+        return LaplacePosterior(tuple(spec.factors), dict(values), system, mode.d1, pseudo_var)
+    solver = Solver("dense")
+    system = make_system(solver, factors, eta2, pseudo_var, keep, solves_only=True)
     return ObservedPosterior(tuple(spec.factors), dict(values), system, mode.d1, solver=solver, system_noise=pseudo_var)
