@@ -282,3 +282,27 @@ def test_gradient_from_the_log_determinants_probes_is_unbiased(trace):
     for get in (lambda r: r.d_eta2, lambda r: r.d_mean, lambda r: r.d_params["dispersion"]):
         v = np.array([get(r) for r in runs])
         assert abs(v.mean() - get(exact)) <= 4 * v.std() / np.sqrt(len(runs)) + 1e-9
+
+
+def test_mode_search_ends_where_rounding_hides_progress_and_fails_loudly_elsewhere():
+    """A log-density that is rough at 1e-7 per cell (rounding of a sum over a large grid behaves so) hides
+    the gain of the last Newton steps (decrement 7e-8 here): the search then ends at the mode to that
+    resolution instead of raising. A direction that is no ascent at all, far from the mode, still raises."""
+    y, values, data = DATA["poisson"]
+    clean = terms_of("poisson", y, values, data)
+
+    def rough(f):
+        t = clean(f)
+        return t._replace(logp=t.logp + 1e-7 * np.sin(1e9 * f))
+
+    exact = newton_mode(clean, EIGEN, 0.8, 0.3, ~MISSING)
+    mode = newton_mode(rough, EIGEN, 0.8, 0.3, ~MISSING)
+    assert mode.converged
+    np.testing.assert_allclose(mode.f, exact.f, atol=1e-3)
+
+    def wrong_sign(f):  # a log-density that falls along the gradient of the terms Newton is given
+        t = clean(f)
+        return t._replace(logp=-t.logp)
+
+    with pytest.raises(RuntimeError, match="no ascent"):
+        newton_mode(wrong_sign, EIGEN, 0.8, 0.3, ~MISSING)

@@ -116,3 +116,32 @@ def test_above_the_dense_size_the_op_states_its_monte_carlo_error(monkeypatch):
                                      params={"dispersion": 2.0}).eval()  # fmt: skip
     assert error.evaluations == 1 and error.se > 0
     assert abs(estimate - exact) <= 4 * error.se
+
+
+def test_failed_mode_search_retries_from_the_prior_then_gives_minus_infinity(monkeypatch):
+    """A mode search that fails from the previous mode is retried from the prior mean; where that fails too
+    (an optimiser's extreme trial point) the log marginal is −∞ with zero gradients, not an exception."""
+    import xkron.models.laplace_op as laplace_op
+
+    y, observed = simulate()
+    op = laplace_op.KronLaplaceLogp(2, "negative_binomial", param_names=("dispersion",))
+    inputs = [y, observed.astype(float), matern52(X[0], 1.5), matern52(X[1], 1.0), 0.64, 0.5, 3.0]
+    good = op.evaluate(inputs)
+    real, starts = laplace_op.newton_mode, []
+
+    def fails_from_previous(terms, eigen, eta2, mean, observed, v0=None):
+        starts.append(v0)
+        if v0 is not None:
+            raise RuntimeError("stalled")
+        return real(terms, eigen, eta2, mean, observed, v0)
+
+    monkeypatch.setattr(laplace_op, "newton_mode", fails_from_previous)
+    np.testing.assert_allclose(op.evaluate(inputs)[0], good[0], rtol=1e-10)
+    assert starts[0] is not None and starts[1] is None
+
+    def always_fails(*args, **kwargs):
+        raise RuntimeError("stalled")
+
+    monkeypatch.setattr(laplace_op, "newton_mode", always_fails)
+    out = op.evaluate(inputs)
+    assert out[0] == -np.inf and all(np.all(np.asarray(g) == 0) for g in out[1:])

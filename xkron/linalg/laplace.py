@@ -237,7 +237,17 @@ def newton_mode(
                 break
             s *= 0.5
             if s < 1e-10:
-                raise RuntimeError("the Laplace mode search stalled: no ascent along the Newton direction")
+                break
+        if s < 1e-10:
+            # No ascent seen along an ascent direction: where the decrement is below what the sum ψ
+            # over every cell can resolve, this is the mode to rounding (seen on saturated Bernoulli
+            # grids); elsewhere the search has failed.
+            if decrement > np.sqrt(np.finfo(float).eps) * (1.0 + abs(psi)):
+                raise RuntimeError(
+                    f"the Laplace mode search stalled: no ascent along the Newton direction (decrement {decrement:.3g})"
+                )
+            converged = True
+            break
         v, psi, f, t = trial, psi_new, f_new, t_new
     masked = [np.where(observed, d, 0.0) for d in (-t.d2, t.d1, t.d3)]
     return LaplaceMode(v, f, *masked, observed, psi, steps, converged, CGReport.merge(reports))

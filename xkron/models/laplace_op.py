@@ -74,7 +74,9 @@ class KronLaplaceLogp(Op):
 
         previous = getattr(self, "_mode", None)
         v0 = previous if previous is not None and previous.shape == y.shape else None
-        mode = newton_mode(terms, eigen, eta2, mean, observed, v0)
+        mode = self._mode_search(terms, eigen, eta2, mean, observed, v0)
+        if mode is None:  # no mode here (an optimiser's wild trial point): minus infinity, as PyMC's logp does
+            return [-np.inf, *(np.zeros_like(k) for k in factors), 0.0, 0.0, *(0.0 for _ in self.param_names)]
         self._mode = mode.v
         small = y.size <= LAPLACE_DENSE_MAX
         result = laplace_loglik(mode, eigen, eta2, "dense" if small else "slq", probes=LAPLACE_PROBES)
@@ -86,6 +88,18 @@ class KronLaplaceLogp(Op):
             pairs=result.pairs, trace_probes=None if small else LAPLACE_PROBES,
         )  # fmt: skip
         return [result.logp, *grad.d_factors, grad.d_eta2, grad.d_mean, *(grad.d_params[p] for p in self.param_names)]
+
+    @staticmethod
+    def _mode_search(terms, eigen, eta2, mean, observed, v0):
+        """The mode from the previous one, else from the prior mean; ``None`` where both fail (overflow at
+        extreme hyperparameters)."""
+        for start in (v0, None) if v0 is not None else (None,):
+            try:
+                with np.errstate(over="ignore", invalid="ignore"):
+                    return newton_mode(terms, eigen, eta2, mean, observed, start)
+            except (RuntimeError, ValueError, FloatingPointError):
+                continue
+        return None
 
     def perform(self, node, inputs, output_storage):
         for storage, value in zip(output_storage, self.evaluate(inputs), strict=True):
