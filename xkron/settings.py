@@ -76,7 +76,7 @@ LAPLACE_VARIANCE_PROBES = 64
 :data:`DENSE_MAX_CELLS` cells (:func:`xkron.linalg.laplace_system.laplace_variance`): the part
 ``diag R*(H⁻¹ − P⁻¹)R*ᵀ`` that the diagonal preconditioner misses, with its se reported."""
 
-LAPLACE_COARSE_CELLS = 20_000
+LAPLACE_COARSE_CELLS = 5_000
 """Laplace fits on grids of more cells first fit a copy thinned by 2 along their one-dimensional
 factors, down to at most this many cells, and start one optimisation on the whole grid from its
 optimum (:mod:`xkron.inference.coarse`)."""

@@ -126,3 +126,34 @@ def test_laplace_refusals(counts):
         xkron.fit(da, KERNELS, likelihood="poisson", method="laplace", collapse=True, progressbar=False)
     with pytest.raises(TypeError, match="unexpected keyword argument 'draws'"):
         xkron.fit(da, KERNELS, likelihood="poisson", method="laplace", draws=10, progressbar=False)
+
+
+def test_large_grid_starts_from_a_thinned_copy():
+    """Above LAPLACE_COARSE_CELLS the MAP first fits the grid thinned by 2 and starts the whole grid from that
+    optimum alone; the whole grid's optimum is then no worse, under the whole grid's (exact) Laplace
+    posterior, than the thinned copy's."""
+    f, coords, rng = _field(3, shape=(24, 16))
+    y = rng.poisson(np.exp(f)).astype(float)
+    y[rng.random(y.shape) < 0.2] = np.nan
+    da = xr.DataArray(y, coords=coords, dims=("time", "x"))
+    import xkron.inference.coarse as coarse
+
+    original = coarse.LAPLACE_COARSE_CELLS
+    try:
+        coarse.coarse_problem.__defaults__ = (200,)
+        fit = xkron.fit(da, KERNELS, likelihood="poisson", method="laplace", progressbar=False)
+    finally:
+        coarse.coarse_problem.__defaults__ = (original,)
+    report = fit.optimizer["coarse"]
+    assert report["shape"] == [12, 8] and report["n_eval"] > 0 and fit.optimizer["n_starts"] == 1
+    logp = fit.model.compile_logp(jacobian=False)
+    point = fit.model.initial_point()
+
+    def at(values):
+        for rv in fit.model.free_RVs:
+            transform = fit.model.rvs_to_transforms[rv]
+            x = float(values[rv.name])
+            point[fit.model.rvs_to_values[rv].name] = np.asarray(transform.forward(x).eval() if transform else x)
+        return float(logp(point))
+
+    assert at({k: float(v) for k, v in fit.params.items()}) >= at(report["values"]) - 1e-6
