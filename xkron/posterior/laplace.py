@@ -42,22 +42,25 @@ from xkron.spec.solver import Solver
 __all__ = ["LaplacePosterior", "laplace_mode", "laplace_posterior"]
 
 
-def laplace_mode(y: np.ndarray, spec: ModelSpec, values: Mapping[str, float], v0=None) -> LaplaceMode:
+def laplace_mode(
+    y: np.ndarray, spec: ModelSpec, values: Mapping[str, float], v0=None, eigen: KronEigen | None = None
+) -> LaplaceMode:
     """The mode of ``f | θ, y`` of the latent model ``spec`` at hyperparameter ``values`` (NaN cells unobserved).
 
-    ``v0``: a whitened starting point (the previous mode of nearby hyperparameters).
+    ``v0``: a whitened starting point (the previous mode of nearby hyperparameters); ``eigen``: the
+    factors' eigendecomposition at ``values`` where the caller already has it.
     """
     shape = [f.size for f in spec.factors]
     y = np.asarray(y, dtype=float).reshape(shape)
     observed = np.isfinite(y)
     filled, data = fill_unobserved(y, spec.cell_data(), observed)
-    factors = [f.covariance(factor_params(f, values)) for f in spec.factors]
     name = spec.likelihood.name
 
     def terms(f):
         return pointwise(name, f, filled, values, data)
 
-    eigen = KronEigen.from_factors(factors)
+    if eigen is None:
+        eigen = KronEigen.from_factors([f.covariance(factor_params(f, values)) for f in spec.factors])
     return newton_mode(terms, eigen, values["amplitude"] ** 2, values["mean"], observed, v0)
 
 
@@ -134,13 +137,14 @@ def laplace_posterior(
     (True, True)
     """
     y = np.asarray(y, dtype=float).reshape([f.size for f in spec.factors])
-    mode = laplace_mode(y, spec, values) if mode is None else mode
+    factors = [f.covariance(factor_params(f, values)) for f in spec.factors]
+    eigen = KronEigen.from_factors(factors)  # once: the mode search and the whitened system share it
+    mode = laplace_mode(y, spec, values, eigen=eigen) if mode is None else mode
     keep = mode.observed & (mode.w > LAPLACE_MIN_CURVATURE * max(float(np.max(mode.w)), 0.0))
     pseudo_var = 1.0 / np.where(keep, mode.w, 1.0)
-    factors = [f.covariance(factor_params(f, values)) for f in spec.factors]
     eta2 = values["amplitude"] ** 2
     if np.count_nonzero(keep) > DENSE_MAX_CELLS:
-        system = LaplaceSystem(KronEigen.from_factors(factors), eta2, np.where(keep, mode.w, 0.0))
+        system = LaplaceSystem(eigen, eta2, np.where(keep, mode.w, 0.0))
         return LaplacePosterior(tuple(spec.factors), dict(values), system, mode.d1, pseudo_var)
     solver = Solver("dense")
     system = make_system(solver, factors, eta2, pseudo_var, keep, solves_only=True)
