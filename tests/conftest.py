@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from pymc_extras.prior import Prior
 from threadpoolctl import threadpool_limits
 
 import xkron
 from xkron.datasets import seed_example
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One BLAS thread per pytest-xdist worker (``-n auto`` in pyproject.toml runs one worker per
+    # core): threaded BLAS in every worker would oversubscribe the cores.
+    _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
 
 
 @pytest.fixture(scope="session")
@@ -39,3 +46,9 @@ def fit_seed(seed):
             )
 
     return fit
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the tutorials (the longest tests, minutes each) first, so that pytest-xdist's workers
+    finish together instead of one running the last tutorial alone."""
+    items.sort(key=lambda item: 0 if "test_tutorial_runs" in item.nodeid else 1)

@@ -40,6 +40,10 @@ Tasks (targets from the issue in brackets):
 4. Non-Gaussian fields at scale (issue 14; not in the default tasks): ``fit(method="laplace")`` on
    simulated Poisson and Bernoulli grids of 10⁴-10⁶ cells against PyMC's LatentKron and xkron's
    NUTS and ADVI, each stopped after ``--peer-budget`` minutes; see ``latent_scale.py``.
+5. The seed's latent model with Poisson counts (issue 14; not in the default tasks): NUTS ESS/s of
+   LatentKron and xkron (Laplace metric), and Laplace/INLA against a long NUTS run; see ``latent_seed.py``.
+6. Calibration of ``method="laplace"`` for all seven likelihoods (issue 14; not in the default tasks):
+   coverage of the true field and PIT of held-out values; see ``latent_calibration.py``.
 
 How it measures: the machinery of ``bench_core.py`` (imported, not copied): one fresh spawned
 child process per measurement, peak memory = the child's peak RSS, single-threaded BLAS set
@@ -66,7 +70,9 @@ if _HERE not in sys.path:  # bench_core.py sits next to this file; children inhe
     sys.path.insert(0, _HERE)
 
 import bench_core as core  # noqa: E402
+import latent_calibration  # noqa: E402
 import latent_scale  # noqa: E402
+import latent_seed  # noqa: E402
 
 SIZES = {
     "full": {
@@ -797,7 +803,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="task 1: 100 tune + 100 draws, one seed; task 3: 100x100 -> 250x250"
     )
-    parser.add_argument("--tasks", default="1,2,3", help="comma-separated task numbers (default 1,2,3; 4: issue 14)")
+    parser.add_argument("--tasks", default="1,2,3", help="comma-separated task numbers (default 1,2,3; 4-6: issue 14)")
     parser.add_argument(
         "--repeat", type=int, default=3, help="children per side for tasks 2 and 3 (task 2: the first is cold)"
     )
@@ -810,8 +816,8 @@ def main(argv=None) -> int:
     parser.add_argument("--peer-budget", type=float, default=30.0, help="task 4: minutes before a peer is stopped")
     args = parser.parse_args(argv)
     tasks = sorted({int(t) for t in args.tasks.split(",") if t.strip()})
-    if not set(tasks) <= {1, 2, 3, 4} or args.repeat < 1:
-        parser.error("--tasks takes numbers from 1-4 and --repeat must be >= 1")
+    if not set(tasks) <= {1, 2, 3, 4, 5, 6} or args.repeat < 1:
+        parser.error("--tasks takes numbers from 1-6 and --repeat must be >= 1")
     args.seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None
 
     # Single-threaded BLAS everywhere: children inherit this environment and read it before numpy loads.
@@ -846,6 +852,10 @@ def main(argv=None) -> int:
             task3(report, args, tmp, sizes)
         if 4 in tasks:
             latent_scale.task4(report, args, tmp)
+        if 5 in tasks:
+            latent_seed.task5(report, args, tmp)
+        if 6 in tasks:
+            latent_calibration.task6(report, args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -36,11 +36,10 @@ MISSING = 0.2
 NUTS = {"chains": 2, "tune": 500, "draws": 500, "cores": 1}
 
 
-def simulate(shape, likelihood, seed=0):
-    """Coordinates, the latent field, the full simulated data and the observed mask (numpy)."""
+def matern_field(shape, rng):
+    """Integer coordinates per dim and a unit-variance field with Matern52 per dim, lengthscale a fifth of the dim."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
     coords = [np.arange(n, dtype=float) for n in shape]
     f = rng.standard_normal(shape)
     for axis, x in enumerate(coords):
@@ -48,6 +47,15 @@ def simulate(shape, likelihood, seed=0):
         K = (1 + np.sqrt(5) * r + 5 * r**2 / 3) * np.exp(-np.sqrt(5) * r)
         L = np.linalg.cholesky(K + 1e-8 * np.eye(len(x)))
         f = np.moveaxis(np.tensordot(L, f, axes=([1], [axis])), 0, axis)
+    return coords, f
+
+
+def simulate(shape, likelihood, seed=0):
+    """Coordinates, the latent field, the full simulated data and the observed mask (numpy)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    coords, f = matern_field(shape, rng)
     f = MEANS[likelihood] + AMPLITUDE * f
     if likelihood == "poisson":
         y = rng.poisson(np.exp(f)).astype(float)

@@ -26,9 +26,14 @@ def test_observed_formulation_reaches_the_dense_optimum_and_says_so(tmp_path):
     da = _mostly_missing()
     dense = da.kron.fit(KERNELS, solver="dense", **KWARGS)
     iterative = da.kron.fit(KERNELS, solver="iterative", solver_options={"probes": 32}, **KWARGS)
-    for name in ("ls_t", "ls_x", "amplitude", "noise"):
-        assert float(iterative.params[name]) == pytest.approx(float(dense.params[name]), rel=0.03), name
+    # The iterative objective is stochastic (32 probes, se about 0.15 nats): it stops where the log
+    # posterior is the dense optimum's to within that error, and where in that flat band depends on
+    # rounding (one BLAS thread: amplitude 0.776 at 0.22 nats below the optimum; two: 0.837; dense 0.849).
     report = iterative.optimizer["solver"]
+    se = report["logp_se"]
+    assert abs(iterative.optimizer["logp"] - dense.optimizer["logp"]) < 3 * se
+    for name in ("ls_t", "ls_x", "amplitude", "noise"):
+        assert float(iterative.params[name]) == pytest.approx(float(dense.params[name]), rel=0.12), name
     assert report["formulation"] == "observed"  # 70% of the grid is missing: the smaller set
     assert report["preconditioner"] == "spectral"  # smooth in t: no dim's slices are nearly independent
     assert report["cg_converged"] and report["cg_iterations"] > 0
@@ -66,5 +71,8 @@ def test_cloudy_steps_are_preconditioned_by_slices_and_reach_the_dense_optimum()
     report = iterative.optimizer["solver"]
     assert report["formulation"] == "observed" and report["preconditioner"] == "slices"
     assert "slices preconditioner" in repr(iterative)
+    # The iterative objective is stochastic (32 probes): its optimum is the dense one to within a few
+    # per cent, and where in that band it stops depends on rounding (ls_t: 1.580 with one BLAS thread,
+    # within 3% with two; dense 1.659).
     for name in ("ls_t", "ls_x", "amplitude", "noise"):
-        assert float(iterative.params[name]) == pytest.approx(float(dense.params[name]), rel=0.03), name
+        assert float(iterative.params[name]) == pytest.approx(float(dense.params[name]), rel=0.06), name

@@ -132,6 +132,19 @@ def _check_sample_kwargs(method: str, kwargs: Mapping[str, Any], own: Collection
         )
 
 
+def _check_laplace_init(kwargs: Mapping[str, Any], method: str, latent: bool, likelihood) -> None:
+    """``init="laplace"`` (xkron's, not PyMC's) needs NUTS on a non-Gaussian latent model with PyMC's sampler."""
+    if kwargs.get("init") != "laplace":
+        return
+    fits = method == "nuts" and latent and likelihood.name != "gaussian"
+    if not fits or kwargs.get("nuts_sampler", "pymc") != "pymc" or "step" in kwargs:
+        raise ValueError(
+            "init='laplace' (the Laplace start and metric, xkron.inference.laplace_metric) applies to "
+            "method='nuts' on a latent model with a non-Gaussian likelihood, with PyMC's sampler and no step=; "
+            "use PyMC's inits (e.g. init='adapt_diag') otherwise"
+        )
+
+
 def _did_you_mean(name: str, candidates: Collection[str]) -> str:
     """ " Did you mean 'x'?" for the closest candidate (spelling, or one name the start of the other)."""
     close = difflib.get_close_matches(name, list(candidates), n=1)
@@ -344,6 +357,7 @@ def check_call(da: xr.DataArray, given: FitOptions) -> FitOptions:
     _check_subsample(da, given, latent, likelihood)
     kwargs = dict(given.sample_kwargs)
     _check_sample_kwargs(method, kwargs, FitOptions.keywords())
+    _check_laplace_init(kwargs, method, latent, likelihood)
     why = _restarts_unused(method, latent, likelihood, kwargs)
     if why and given.restarts != DEFAULT_RESTARTS:
         warnings.warn(f"restarts={given.restarts} has no effect here: {why}", UserWarning, stacklevel=3)

@@ -32,7 +32,7 @@ from xkron.inference.optimize import compile_log_density
 from xkron.linalg.quadrature import ccd
 from xkron.settings import INLA_CCD_F0, INLA_HESSIAN_STEP, INLA_SKEW_MAX, INLA_SKEW_PROBE
 
-__all__ = ["Explored", "explore"]
+__all__ = ["Explored", "compile_density", "explore"]
 
 
 class Explored(NamedTuple):
@@ -44,8 +44,9 @@ class Explored(NamedTuple):
     report: dict
 
 
-def _compile(model):
-    """``z ↦ (log π(z), ∇ log π(z), constrained values)`` with the Jacobian, and ``values ↦ z``."""
+def compile_density(model):
+    """``z ↦ (log π(z), ∇ log π(z), constrained values)`` with the Jacobian, ``values ↦ z``, and the free
+    RVs' names in the order of ``z`` (scalar hyperparameters)."""
     rvs = list(model.free_RVs)
     fn, to_u = compile_log_density(model, jacobian=True)
     shapes = [tuple(int(s) for s in rv.type.shape) for rv in rvs]
@@ -63,7 +64,7 @@ def _compile(model):
         args = [np.asarray(start[k], dtype=rv.dtype).reshape(rv.type.shape) for k, rv in zip(names, rvs, strict=True)]
         return np.concatenate([np.ravel(v) for v in to_u(*args)])
 
-    return evaluate, to_unconstrained
+    return evaluate, to_unconstrained, names
 
 
 def _hessian(evaluate, z: np.ndarray, step: float) -> np.ndarray:
@@ -101,8 +102,7 @@ def explore(model, values: dict[str, float], f0: float = INLA_CCD_F0, step: floa
         Where the Hessian at the MAP is not positive definite (the MAP is not a maximum: a flat or
         improper direction of the posterior), naming the direction's largest components.
     """
-    evaluate, to_unconstrained = _compile(model)
-    names = [rv.name for rv in model.free_RVs]
+    evaluate, to_unconstrained, names = compile_density(model)
     z0 = to_unconstrained(values)
     logp0, grad0, _ = evaluate(z0)
     H = _hessian(evaluate, z0, step)

@@ -13,7 +13,6 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pymc as pm
-import scipy.linalg
 import xarray as xr
 
 from xkron.errors import ConvergenceWarning
@@ -21,13 +20,14 @@ from xkron.inference.coarse import coarse_problem
 from xkron.inference.collapsed import sample_collapsed
 from xkron.inference.diagnose import solver_report
 from xkron.inference.inla import explore
+from xkron.inference.laplace_metric import KronLaplacePotential, chol_whitened, laplace_metric
 from xkron.inference.optimize import data_scale, fit_map
 from xkron.inference.options import FitOptions
 from xkron.inference.prepare import Prepared
 from xkron.models.build import build_model
-from xkron.posterior.conditional import KronPosterior, LatentPosterior
+from xkron.posterior.conditional import KronPosterior
 from xkron.posterior.laplace import laplace_mode
-from xkron.settings import ADVI_DEFAULTS
+from xkron.settings import ADVI_DEFAULTS, NUTS_LAPLACE_TARGET_ACCEPT
 from xkron.spec.likelihoods import Gaussian
 from xkron.spec.modelspec import ModelSpec
 from xkron.spec.priors import map_starts, period_steps
@@ -89,11 +89,48 @@ def _marginal_nuts(prep: Prepared, options: FitOptions, model, kwargs: dict) -> 
 
 
 def _latent(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
-    """NUTS on ``(θ, v)`` jointly, or ADVI, for a latent model."""
+    """NUTS on ``(θ, v)`` jointly, or ADVI, for a latent model.
+
+    ``init="laplace"`` (NUTS on a non-Gaussian likelihood, checked by
+    :func:`xkron.inference.arguments.check_call`) starts every chain at the Laplace MAP and mode and,
+    where the amplitude's Laplace posterior is narrow, samples with the metric of the Laplace
+    approximation (:mod:`xkron.inference.laplace_metric`; ``target_accept`` defaults to
+    :data:`~xkron.settings.NUTS_LAPLACE_TARGET_ACCEPT` there); its report is ``"laplace_metric"``.
+    It is not the default: on the seed grid with Poisson counts it needs a quarter of the gradient
+    evaluations per draw of PyMC's diagonal adaptation but gives fewer effective draws of the
+    amplitude per second (``tests/benchmarks/bench_latent.py``, task 5).
+    """
+    report = None
     if options.method == "nuts":
-        _start_latent_chains(prep, options, kwargs, field=True)
-    posterior, report = _fit_latent(model, options.method, options.random_seed, options.progressbar, kwargs)
-    return Inference(_draws(posterior, prep.spec), posterior, report, model)
+        init = kwargs.get("init")
+        if init == "laplace":
+            del kwargs["init"]
+            report = _laplace_chains(prep, options, model, kwargs)
+        else:
+            _start_latent_chains(prep, options, kwargs, field=True)
+    posterior, advi = _fit_latent(model, options.method, options.random_seed, options.progressbar, kwargs)
+    return Inference(_draws(posterior, prep.spec), posterior, advi or report, model)
+
+
+_NUTS_KWARGS = ("target_accept", "max_treedepth", "early_max_treedepth", "step_scale", "adapt_step_size")
+
+
+def _laplace_chains(prep: Prepared, options: FitOptions, model, kwargs: dict) -> dict:
+    """The Laplace MAP (:func:`_laplace`), then every chain's start there and PyMC's NUTS with its metric
+    (``initvals`` given by the user win over the Laplace start)."""
+    laplace_model = build_model(prep.y, prep.spec, laplace=True)
+    # One start: the metric needs a point near the bulk, and NUTS explores from there.
+    found = _laplace(prep, replace(options, restarts=0), laplace_model, {})
+    metric = laplace_metric(prep.y, prep.spec, laplace_model, model, dict(found.values))
+    kwargs["initvals"] = {**metric.start, **kwargs.get("initvals", {})}
+    if not metric.fits:
+        kwargs["init"] = "adapt_diag"
+    else:
+        rng = np.random.default_rng(options.random_seed)
+        nuts = {"target_accept": NUTS_LAPLACE_TARGET_ACCEPT, **{k: kwargs.pop(k) for k in _NUTS_KWARGS if k in kwargs}}
+        potential = KronLaplacePotential(metric.metric, rng=rng)
+        kwargs["step"] = pm.NUTS(model=model, potential=potential, rng=rng, **nuts)
+    return {"laplace_metric": metric.report, "laplace_map": found.optimizer}
 
 
 def _laplace(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
@@ -219,11 +256,7 @@ def _latent_start(spec: ModelSpec, y, cells, restarts, random_seed, progressbar,
     # E[f | y] − μ = (y − μ) − σ² α, with α = (K + σ²I)⁻¹ (y − μ).
     alpha = posterior.eigen.from_eigenbasis(posterior.alpha_tilde)
     centred = (y.reshape(alpha.shape) - full["mean"]) - full["noise"] ** 2 * alpha
-    latent = LatentPosterior.condition(np.zeros(alpha.shape), spec.factors, full)
-    v = centred
-    for axis, L in enumerate(latent.chols):
-        v = np.moveaxis(scipy.linalg.solve_triangular(L, np.moveaxis(v, axis, 0), lower=True), 0, axis)
-    return {**values, "v": v / full["amplitude"]}
+    return {**values, "v": chol_whitened(centred + full["mean"], spec, full)}
 
 
 def _fit_latent(model, method, random_seed, progressbar, kwargs):
