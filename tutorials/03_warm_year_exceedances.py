@@ -451,10 +451,12 @@ print("held-out correlation and MAE: " + ", ".join(
 # posterior: means within a tenth of a posterior sd, 88–92% of the sampler's draws inside the
 # 90% intervals, hyperparameter means (INLA) within 0.3 sd. When this tutorial was written,
 # INLA's hyperparameter means were within 0.2 NUTS sds of the sampler's, the intervals held
-# 88% of its draws and the sds were 2–3% smaller; the field's means were about 0.19 posterior
-# sds apart (median), twice the yardstick. Part of that is NUTS's own Monte Carlo error (a few
-# hundredths), most of it the skew of the binomial posterior where probabilities near 0 or 1
-# (the amplitude is about 2.6 on the logit scale), which a Gaussian at the mode misses. The
+# 89% of its draws, the sds were 2–3% smaller and the field's means were 0.02 posterior sds
+# apart (median; NUTS's own Monte Carlo error is a few hundredths). The means owe that to a
+# correction: the posterior of `f` is skewed where probabilities are near 0 or 1 (the amplitude
+# is about 2.6 on the logit scale), so its mean is not its mode, and xkron moves the Laplace
+# mean from the mode by the first-order correction of the third derivatives
+# (`xkron.posterior.laplace.mean_correction_weights`); the mode alone was 0.19 sds away. The
 # held-out scores are the same as NUTS's. The benchmarks run the same comparison
 # against a long NUTS run on the seed grid with Poisson counts (`tests/benchmarks/bench_latent.py`,
 # task 5) and check the calibration of every likelihood on simulated fields (task 6). Where the
@@ -497,8 +499,8 @@ save(fig, "04_sample_fields.png")
 # - On held-out cells the predicted probabilities are calibrated, and about as good as the
 #   binomial noise of the counts allows.
 # - `method="laplace"` and `method="inla"` integrate the field out instead of sampling it: on
-#   these counts they give NUTS's hyperparameters and held-out scores, with the field's means
-#   about a fifth of a posterior sd from NUTS's (the comparison above).
+#   these counts they give NUTS's hyperparameters, field and held-out scores (the comparison
+#   above).
 # - ADVI fits the 1300 latent values in seconds and predicts the probabilities about as
 #   well, but its hyperparameters and their uncertainties are not to be trusted; give it a
 #   faster optimiser than the default. Use NUTS where the grid allows.

@@ -189,20 +189,22 @@ for name in post.data_vars:
 
 # %% [markdown]
 # **Here the Laplace approximation falls short, and the numbers say by how much.** On this window
-# the posterior mean of `f` differs from NUTS's by about two thirds of a posterior sd (median),
-# the Laplace 90% intervals hold about three quarters of NUTS's draws instead of 90%, and its sds
-# are about a fifth too small; INLA, which mixes over the hyperparameters, changes that little.
-# The reason is the amplitude: about 6 on the logit scale, so most cells are nearly certain
+# the posterior mean of `f` is about a tenth of a posterior sd from NUTS's (median; up to about a
+# third), but the Laplace 90% intervals hold only about 83% of NUTS's draws instead of 90%, because
+# its sds are about a fifth too small; INLA, which mixes over the hyperparameters, changes that
+# little. The reason is the amplitude: about 6 on the logit scale, so most cells are nearly certain
 # (probabilities near 0 or 1) and the posterior of `f` there is strongly skewed, which a Gaussian
-# at the mode cannot follow (it sits too close to the prior mean and is too narrow; Nickisch &
-# Rasmussen 2008 measured the same for GP classification). The hyperparameters are closer: the
-# Laplace MAP and INLA's means are within about one posterior sd of NUTS's. On simulated fields
-# with amplitude 0.8 (`tests/benchmarks/bench_latent.py`, task 4) the same fits reach held-out
-# log losses within 1% of the generating model's. So: Laplace and INLA for screening and for
+# cannot follow: its mode sits too close to the prior mean (xkron moves the mean towards the
+# posterior mean by the first-order correction of the likelihood's third derivatives; the mode alone
+# was two thirds of a posterior sd away) and it is too narrow (Nickisch & Rasmussen 2008 measured
+# the same for GP classification). The hyperparameters are close: the Laplace MAP and INLA's means
+# are within about one posterior sd of NUTS's. On simulated fields with amplitude 0.8
+# (`tests/benchmarks/bench_latent.py`, tasks 4 and 6) the same fits reach held-out log losses within
+# 1% of the generating model's and calibrated intervals. So: Laplace and INLA for screening and for
 # large grids of moderately informative data; NUTS on a window to check, as here, where the events
 # are nearly deterministic. (NUTS itself is not beyond doubt on this window: with two chains of 800
 # draws PyMC warns that some R-hat exceed 1.01; longer runs would tighten the reference, not close
-# a gap of two thirds of a posterior sd.)
+# a gap of a fifth in the sds.)
 #
 # ## The map
 #

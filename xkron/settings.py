@@ -122,6 +122,10 @@ NUTS_LAPLACE_TARGET_ACCEPT = 0.9
 the mode, so the tails of the hyperparameters' posterior are curved more than the step size adapted
 in the bulk expects; on a 384-cell Poisson grid 0.8 gave 19 divergences in 800 draws, 0.9 gave 1."""
 
+LAPLACE_MEAN_CORRECTION = True
+"""Whether the Laplace posterior's mean (``method="laplace"``/``"inla"``) includes the first-order
+correction from the mode to the mean (:func:`xkron.posterior.laplace.mean_correction_weights`)."""
+
 LAPLACE_EVALUATIONS = 60
 """Log-marginal evaluations assumed by the cost check of ``fit(method="laplace")`` (51 measured on
 10⁵ cells in ``tests/benchmarks/bench_laplace.py``)."""

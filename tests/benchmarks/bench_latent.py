@@ -813,6 +813,7 @@ def main(argv=None) -> int:
     parser.add_argument("--scale-sizes", default="1e4,1e5", help="task 4 grids: 1e4, 1e5, 1e6 (default 1e4,1e5)")
     parser.add_argument("--likelihoods", default="poisson,bernoulli", help="task 4 likelihoods")
     parser.add_argument("--peers", default="latentkron,nuts,advi", help="task 4 peers (empty: none)")
+    parser.add_argument("--accuracy-only", action="store_true", help="task 5: only Laplace/INLA against NUTS")
     parser.add_argument("--peer-budget", type=float, default=30.0, help="task 4: minutes before a peer is stopped")
     args = parser.parse_args(argv)
     tasks = sorted({int(t) for t in args.tasks.split(",") if t.strip()})

@@ -3,7 +3,7 @@
 Every moment is checked against the dense Laplace formulas of Rasmussen & Williams (2006, eqs. 3.21
 and 3.24, with ``B = I + W^½ K W^½`` so that unobserved cells simply have ``W = 0``), built in numpy
 from the mode alone; the sample fields against those moments; the Gaussian likelihood against the
-exact Gaussian posterior.
+exact Gaussian posterior; the mean correction against the exact posterior mean (importance sampling).
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def moments(post, tests):
 def test_poisson_moments_equal_dense_laplace_formulas(tests):
     spec, y = spec_for(Poisson()), poisson_data()
     mode = laplace_mode(y, spec, VALUES)
-    mean, var = moments(laplace_posterior(y, spec, VALUES, mode), tests)
+    mean, var = moments(laplace_posterior(y, spec, VALUES, mode, mean_correction=False), tests)
     ref_mean, ref_var = dense_reference(spec, VALUES, mode, tests)
     np.testing.assert_allclose(mean, ref_mean, rtol=0, atol=1e-10)
     np.testing.assert_allclose(var, ref_var, rtol=1e-9, atol=1e-12)
@@ -80,7 +80,7 @@ def test_whitened_posterior_matches_dense(monkeypatch, tests):
     spec, y = spec_for(Poisson()), poisson_data(seed=1)
     mode = laplace_mode(y, spec, VALUES)
     monkeypatch.setattr(laplace_module, "DENSE_MAX_CELLS", 10)
-    post = laplace_posterior(y, spec, VALUES, mode)
+    post = laplace_posterior(y, spec, VALUES, mode, mean_correction=False)
     assert isinstance(post, LaplacePosterior)
     mean, var = moments(post, tests)
     ref_mean, ref_var = dense_reference(spec, VALUES, mode, tests)
@@ -122,7 +122,7 @@ def test_student_t_outlier_keeps_its_pull_on_the_mean():
     values = {**VALUES, "noise": 0.2, "nu": 3.0}
     mode = laplace_mode(y, spec, values)
     assert mode.w[4, 3] < 0
-    mean, var = moments(laplace_posterior(y, spec, values, mode), NEW)
+    mean, var = moments(laplace_posterior(y, spec, values, mode, mean_correction=False), NEW)
     ref_mean, ref_var = dense_reference(spec, values, mode, NEW)
     np.testing.assert_allclose(mean, ref_mean, atol=1e-10)
     np.testing.assert_allclose(var, ref_var, rtol=1e-9)
@@ -140,3 +140,44 @@ def test_sample_fields_have_the_laplace_moments(monkeypatch, whitened):
     mean, var = moments(post, NEW)
     assert np.all(np.abs(fields.mean(axis=0) - mean) < 5 * np.sqrt(var / n))
     assert np.all(np.abs(fields.var(axis=0) / var - 1) < 5 * np.sqrt(2 / n))
+
+
+@pytest.mark.parametrize("whitened", [False, True], ids=["dense", "whitened"])
+def test_mean_correction_moves_the_mean_towards_the_exact_posterior_mean(monkeypatch, whitened):
+    """Sparse counts make the posterior skewed: its mean is not the mode. The exact posterior mean of
+    ``f`` on a 9 × 7 grid by importance sampling (400,000 draws from the Laplace Gaussian, self-normalised
+    weights; Monte Carlo se from the weights) against the mode and against the corrected mean."""
+    spec = spec_for(Poisson())
+    rng = np.random.default_rng(6)
+    values = {**VALUES, "amplitude": 1.2, "mean": -1.0}
+    y = rng.poisson(np.exp(-1.0 + rng.normal(0, 1.0, (9, 7)))).astype(float)  # mostly 0 and 1
+    mode = laplace_mode(y, spec, values)
+    plain, _ = moments(laplace_posterior(y, spec, values, mode, mean_correction=False), X)
+    if whitened:
+        monkeypatch.setattr(laplace_module, "DENSE_MAX_CELLS", 10)
+    corrected, _ = moments(laplace_posterior(y, spec, values, mode), X)
+    # Importance sampling from q = N(f̂, Σ), Σ = (C⁻¹ + W)⁻¹, to p(f | y) ∝ p(y | f) N(f; μ, C).
+    params = [factor_params(f, values) for f in spec.factors]
+    C = values["amplitude"] ** 2 * np.kron(*(f.covariance(p) for f, p in zip(spec.factors, params, strict=True)))
+    C += 1e-10 * np.eye(len(C))
+    Ci = np.linalg.inv(C)
+    Sigma = np.linalg.inv(Ci + np.diag(mode.w.ravel()))
+    L = np.linalg.cholesky(Sigma)
+    n = 400_000
+    z = np.random.default_rng(7).standard_normal((n, len(C)))
+    f = mode.f.ravel() + z @ L.T
+    centred = f - values["mean"]
+    log_prior = -0.5 * np.einsum("ij,jk,ik->i", centred, Ci, centred)
+    log_w = (y.ravel() * f - np.exp(f)).sum(axis=1) + log_prior + 0.5 * (z**2).sum(1)
+    w = np.exp(log_w - log_w.max())
+    w /= w.sum()
+    exact = w @ f
+    se = np.sqrt(w**2 @ (f - exact) ** 2)  # self-normalised importance sampling se per cell
+    assert 1 / np.sum(w**2) > 0.1 * n  # the Laplace Gaussian is a good proposal here (ESS 25%)
+    err_plain = np.abs(plain.ravel() - exact)
+    err_corrected = np.abs(corrected.ravel() - exact)
+    assert np.max(se) < 0.2 * np.max(err_plain)  # the mode's error is well above Monte Carlo error
+    # The correction removes nearly all of the mode's error (measured: the error's norm 1.03 -> 0.013
+    # on the dense path, 0.037 with the whitened path's Monte Carlo variances), cell by cell and overall.
+    assert np.linalg.norm(err_corrected) < 0.1 * np.linalg.norm(err_plain)
+    assert np.all(err_corrected <= np.maximum(0.3 * err_plain, 4 * se))
