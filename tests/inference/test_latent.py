@@ -402,16 +402,18 @@ def test_latent_fit_fills_gaps_and_rejects_hopeless_grids(monkeypatch):
     da[2:5, 1:3] = np.nan  # a block of unobserved cells
 
     def fit(data):
-        return _poisson_fit(data, amplitude=0.8, mean=0.4, draws=150, tune=200, random_seed=2)
+        return _poisson_fit(data, amplitude=0.8, mean=0.4, draws=400, tune=200, random_seed=2)
 
     gappy, full = fit(da), fit(complete)
     # Every hyperparameter is fixed, yet the draws of v remain draws.
-    assert gappy.params.sizes == {"chain": 2, "draw": 150}
+    assert gappy.params.sizes == {"chain": 2, "draw": 400}
     filled = gappy.predict()
     assert bool(filled["mean"].notnull().all())
-    # The gap is less certain than the same cells observed.
+    # The gap is less certain than the same cells observed. The exact ratio of the sds is 1.30-1.40 on
+    # these cells (the Laplace posterior: 1.32-1.39; 2,000 NUTS draws: 1.30-1.40), so 1.3 was a coin
+    # toss for 150 draws (it failed with one BLAS thread); 400 draws keep a few per cent of Monte Carlo error.
     gap = {"a": slice(2, 5), "b": slice(1, 3)}
-    assert bool((filled["sd"][gap] > 1.3 * full.predict()["sd"][gap]).all())
+    assert bool((filled["sd"][gap] > 1.15 * full.predict()["sd"][gap]).all())
     monkeypatch.setattr(xkron.inference.run, "build_model", _never)
     with pytest.raises(ValueError, match="every one of the 63 cells is NaN"):
         _fit(da * np.nan, likelihood="poisson")
