@@ -203,9 +203,12 @@ def fit(
         :meth:`KronFit.condition`). A dask-backed field has its thinned grid read for the fit;
         the whole grid stays lazy when it is complete with equal noise (and ``predict`` streams
         chunk by chunk), else it is read when ``predict`` or ``sample`` first needs the
-        posterior. Gaussian marginal fits only, not with independent ``batch_dims``; a step must
-        keep at least 2 coordinates, and the thinned grid at least one observed cell. The whole
-        grid's ``mask`` and ``noise_sd`` are checked before fitting (numpy-backed inputs).
+        posterior. Gaussian marginal fits, and latent fits by ``method="laplace"`` or ``"inla"``
+        (the Laplace approximation of the field on the whole grid at the fitted hyperparameters;
+        exposure and trials thinned and taken whole like ``mask``); not with independent
+        ``batch_dims``; a step must keep at least 2 coordinates, and the thinned grid at least one
+        observed cell. The whole grid's values, ``mask``, ``noise_sd``, exposure and trials are
+        checked before fitting (numpy-backed inputs).
     batch_dims : str or sequence of str, optional
         Dims along which the data hold separate fields (ensemble members, scenarios,
         variables, regions): no kernel for them. Each slice is fitted as an independent model
@@ -299,4 +302,6 @@ def _fit_subsample(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> K
         thinned = thinned.compute()
         gaps = True if bool(np.isnan(np.asarray(thinned.values, dtype=float)).any()) else None
     thin = fit_with(thinned, kernels, options.thinned(steps))
+    if options.latent:  # Laplace or INLA: the field given the fitted hyperparameters on every cell
+        return thin.condition(da, mask=options.mask, likelihood=options.likelihood)
     return thin.condition(da, mask=options.mask, noise_sd=options.known_noise_sd, gaps=gaps)

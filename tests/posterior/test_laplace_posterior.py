@@ -8,6 +8,9 @@ exact Gaussian posterior; the mean correction against the exact posterior mean (
 
 from __future__ import annotations
 
+import pickle
+
+import cloudpickle
 import numpy as np
 import pytest
 from pymc_extras.prior import Prior
@@ -18,6 +21,7 @@ from xkron.posterior.conditional import TestInputs, prior_variance
 from xkron.posterior.fields import posterior_fields
 from xkron.posterior.laplace import LaplacePosterior, laplace_mode, laplace_posterior
 from xkron.posterior.observed import ObservedPosterior
+from xkron.settings import LAPLACE_VARIANCE_PROBES
 from xkron.spec.grid import Factor
 from xkron.spec.kernels import ExpQuad, Matern52
 from xkron.spec.likelihoods import Gaussian, Poisson, StudentT
@@ -100,6 +104,28 @@ def test_whitened_posterior_matches_dense(monkeypatch, tests):
     K = eta2 * np.kron(*(f.covariance(p) for f, p in zip(spec.factors, params, strict=True)))
     A = K[np.ix_(keep.ravel(), keep.ravel())] + np.diag(1 / mode.w[keep])
     np.testing.assert_allclose(post.system.solve(b)[keep], np.linalg.solve(A, b[keep]), rtol=1e-7, atol=1e-9)
+
+
+def test_whitened_variance_solves_its_probes_once(monkeypatch):
+    """The probe solves do not depend on the test inputs: the mean correction, each predict call and
+    each chunk share one set (one solve of the probes in all), and the estimate is the same as from a
+    fresh system; the system still pickles with cloudpickle (dask workers) without its lock."""
+    spec, y = spec_for(Poisson()), poisson_data(seed=1)
+    monkeypatch.setattr(laplace_module, "DENSE_MAX_CELLS", 10)
+    post = laplace_posterior(y, spec, VALUES)  # the mean correction asks for the training-grid variance
+    calls = []
+    solve_h = post.system.solve_h
+    monkeypatch.setattr(post.system, "solve_h", lambda rows, tol=None: calls.append(rows.shape) or solve_h(rows, tol))
+    _, whole = moments(post, NEW)
+    _, first = moments(post, (NEW[0][:2], NEW[1]))
+    _, last = moments(post, (NEW[0][2:], NEW[1]))
+    assert calls == []
+    np.testing.assert_array_equal(np.concatenate([first, last]), whole)
+    fresh = laplace_posterior(y, spec, VALUES, mean_correction=False)
+    np.testing.assert_allclose(moments(fresh, NEW)[1], whole, rtol=1e-12)
+    clone = pickle.loads(cloudpickle.dumps(fresh.system))
+    np.testing.assert_array_equal(clone.probe_solves(LAPLACE_VARIANCE_PROBES, 0)[1],
+                                  fresh.system.probe_solves(LAPLACE_VARIANCE_PROBES, 0)[1])  # fmt: skip
 
 
 def test_gaussian_likelihood_is_the_exact_posterior():

@@ -290,7 +290,7 @@ def _check_subsample_steps(da: xr.DataArray, subsample: Any, batch_dims) -> None
             )
 
 
-def _check_subsample(da, given: FitOptions, latent: bool, likelihood: Likelihood) -> None:
+def _check_subsample(da, given: FitOptions, latent: bool, likelihood: Likelihood, method: str) -> None:
     """``subsample`` fits on a thinned grid then conditions on every observed cell of the whole one
     (``KronFit.condition``): refuse, before fitting, what that second step cannot take."""
     from xkron.spec.masks import aligned_mask
@@ -300,21 +300,26 @@ def _check_subsample(da, given: FitOptions, latent: bool, likelihood: Likelihood
     if subsample is None:
         return
     _check_subsample_steps(da, subsample, batch_dims)
-    if latent or not isinstance(likelihood, Gaussian):
+    if (latent and method not in ("laplace", "inla")) or (not latent and not isinstance(likelihood, Gaussian)):
         raise ValueError(
-            "subsample= applies to Gaussian marginal fits: it conditions the fitted hyperparameters on the whole "
-            "grid with the field integrated out"
+            "subsample= applies to Gaussian marginal fits and to latent fits by method='laplace' or 'inla': it "
+            f"conditions the fitted hyperparameters on the whole grid with the field integrated out (not {method!r})"
         )
     if batch_dims is not None and not given.shared:
         raise ValueError("subsample= with independent batch_dims is not supported: fit each slice's subsample instead")
-    if is_dask(da.data) or any(is_dask(getattr(v, "data", None)) for v in (mask, given.noise_sd, likelihood.noise_sd)):
+    per_cell = [getattr(likelihood, n) for n in likelihood.data_fields]
+    if is_dask(da.data) or any(is_dask(getattr(v, "data", None)) for v in (mask, given.noise_sd, *per_cell)):
         return  # dask-backed inputs are checked when the conditioning reads them (KronFit.condition), not here
     dims = list(da.dims)
     y = np.asarray(da.values, dtype=float)
     if mask is not None:
         y = np.where(aligned_mask(da, mask).values, y, np.nan)
-    known = given.noise_sd if given.noise_sd is not None else likelihood.noise_sd
-    if known is not None:  # the whole grid's, checked now: the conditioning comes after the fit
+    if latent:  # the whole grid's values and per-cell data, checked now: the conditioning comes after the fit
+        fields = {n: getattr(likelihood, n) for n in likelihood.data_fields if getattr(likelihood, n) is not None}
+        cells = {n: align_cell_values(da, dims, v, n) for n, v in fields.items()}
+        likelihood.check(y, cell_locator(da, dims), cells)
+    known = given.noise_sd if given.noise_sd is not None else getattr(likelihood, "noise_sd", None)
+    if known is not None and not latent:  # as above
         sd = align_cell_values(da, dims, known, "noise_sd", allow_nan=True)
         likelihood.check(y, cell_locator(da, dims), {"noise_sd": sd})
     steps = {d: slice(None, None, int(k)) for d, k in subsample.items()}
@@ -354,7 +359,7 @@ def check_call(da: xr.DataArray, given: FitOptions) -> FitOptions:
     method = _resolve_method(likelihood, latent, given.method, int(da.size))
     _check_batch_options(given.batch_dims, given.shared, given.errors)
     _check_solver_options(latent, given.solver, given.solver_options)
-    _check_subsample(da, given, latent, likelihood)
+    _check_subsample(da, given, latent, likelihood, method)
     kwargs = dict(given.sample_kwargs)
     _check_sample_kwargs(method, kwargs, FitOptions.keywords())
     _check_laplace_init(kwargs, method, latent, likelihood)

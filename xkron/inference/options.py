@@ -68,11 +68,12 @@ class FitOptions:
         return "latent" if self.latent else "marginal"
 
     def thinned(self, steps: Mapping[str, int]) -> FitOptions:
-        """The options of the fit on the subsample: no ``subsample``; the mask and the known noise sd
-        (``noise_sd``, or the likelihood's) thinned like the data."""
+        """The options of the fit on the subsample: no ``subsample``; the mask and the per-cell data
+        (``noise_sd``, or the likelihood's ``noise_sd``, ``exposure``, ``trials``) thinned like the data."""
         likelihood = self.likelihood
-        if getattr(likelihood, "noise_sd", None) is not None:
-            likelihood = replace(likelihood, noise_sd=thin_for_subsample(likelihood.noise_sd, steps))
+        fields = {n: getattr(likelihood, n) for n in likelihood.data_fields if getattr(likelihood, n) is not None}
+        if fields:  # noise_sd, exposure, trials
+            likelihood = replace(likelihood, **{n: thin_for_subsample(v, steps) for n, v in fields.items()})
         return replace(
             self,
             subsample=None,

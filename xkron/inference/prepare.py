@@ -26,7 +26,7 @@ from xkron.spec.coords import CoordEncoding, encode_coord
 from xkron.spec.grid import hull_factors, restrict
 from xkron.spec.kernels import Independent
 from xkron.spec.likelihoods import Gaussian, Likelihood, latent_scale_priors
-from xkron.spec.masks import aligned_mask
+from xkron.spec.masks import masked_values
 from xkron.spec.modelspec import ModelSpec, coord_factors
 from xkron.spec.prior_types import is_prior
 from xkron.spec.priors import resolve_priors
@@ -75,10 +75,7 @@ def _observations(da, kernels, options: FitOptions):
         for name in likelihood.data_fields
         if getattr(likelihood, name) is not None
     }
-    y = np.asarray(da.transpose(*dims).values, dtype=float)
-    if mask is not None:
-        mask = aligned_mask(da, mask)
-        y = np.where(mask.transpose(*dims).values, y, np.nan)
+    y, mask = masked_values(da, dims, mask)
     if not np.isfinite(y).any():
         raise ValueError(f"every one of the {y.size} cells is NaN or masked: there is nothing to fit")
     likelihood.check(y, cell_locator(da, dims), cells)

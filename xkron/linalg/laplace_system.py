@@ -22,6 +22,7 @@ few dozen steps (:func:`xkron.linalg.laplace.newton_matrix`):
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -60,12 +61,34 @@ class LaplaceSystem:
         self.observed = self.w > 0
         self.whitened = Whitened(eigen)
         self.matvec, self.p = newton_matrix(self.whitened, self.eta2, self.w)
+        self._probes: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._lock = threading.Lock()
 
     def solve_h(self, rows: np.ndarray, tol: float | None = None) -> np.ndarray:
         """``H⁻¹`` applied to each row (a tensor of the grid's shape) by PCG."""
         flat = rows.reshape(-1, int(np.prod(self.shape)))
         x, _ = pcg(self.matvec, flat, divide_by(self.p), tol=self.tol if tol is None else tol, max_iter=CG_MAX_ITER)
         return x.reshape(rows.shape)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}  # a lock does not pickle (dask workers)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def probe_solves(self, probes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rademacher probes ``z`` and ``(H⁻¹ − P⁻¹) z``, solved once per system and reused.
+
+        They do not depend on where the variance is asked for, so the mean correction, every predict
+        call and every chunk of one share them (and so share one Monte Carlo estimate).
+        """
+        with self._lock:
+            if (probes, seed) not in self._probes:
+                z = rademacher(np.random.default_rng(seed), (probes, *self.shape))
+                p = self.p.reshape(self.shape)
+                self._probes[probes, seed] = z, self.solve_h(z, tol=PROBE_TOL) - z / p
+            return self._probes[probes, seed]
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         """``A⁻¹ b`` for grid tensors ``b`` (leading batch axes allowed; zero off the system's cells)."""
@@ -117,8 +140,7 @@ def laplace_variance(
     residual = np.clip(prior - eta2 * kron_contract(ones, squared, labels, out_order), 0.0, None)
     p = system.p.reshape(system.shape)
     exact = eta2 * kron_contract(1.0 / p, squared, labels, out_order)
-    z = rademacher(np.random.default_rng(seed), (probes, *system.shape))
-    x = system.solve_h(z, tol=PROBE_TOL) - z / p
+    z, x = system.probe_solves(probes, seed)
     terms = np.stack([kron_contract(zi, rstar, labels, out_order) * kron_contract(xi, rstar, labels, out_order)
                       for zi, xi in zip(z, x, strict=True)])  # fmt: skip
     correction = eta2 * terms.mean(axis=0)

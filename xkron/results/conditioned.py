@@ -24,7 +24,8 @@ from xkron.settings import DENSE_MAX_CELLS
 from xkron.spec.coords import CoordEncoding
 from xkron.spec.grid import hull_factors
 from xkron.spec.kernels import Independent
-from xkron.spec.masks import aligned_mask
+from xkron.spec.likelihoods import Likelihood
+from xkron.spec.masks import masked_values
 from xkron.spec.modelspec import ModelSpec, coord_factors
 from xkron.spec.prior_types import is_prior
 from xkron.spec.solver import choose_solver
@@ -114,6 +115,7 @@ def conditioned_on(
     mask: xr.DataArray | None = None,
     noise_sd=None,
     gaps: bool | None = None,
+    likelihood: Likelihood | None = None,
 ) -> Conditioned:
     """Check ``data`` (and ``mask``, ``noise_sd``) for :meth:`xkron.KronFit.condition`, and the spec on its grid.
 
@@ -126,7 +128,8 @@ def conditioned_on(
     chunk as results compute) and stays lazy; otherwise its values are read when first needed
     (:attr:`Conditioned.pending`).
     """
-    _check_gaussian_marginal(spec)
+    if not spec.latent:
+        _check_gaussian_marginal(spec, likelihood)
     dims = spec.dims
     if not isinstance(data, xr.DataArray):
         raise TypeError(f"data must be an xarray.DataArray on the fit's dims {dims}, not {type(data).__name__}")
@@ -139,9 +142,11 @@ def conditioned_on(
         raise TypeError(f"gaps must be None, True or False, not {gaps!r}")
     positions = [d for f in spec.factors if isinstance(f.kernel, Independent) for d in f.dims]
     check_coords(data, [d for d in dims if d not in positions])
-    known = _known_noise(spec, noise_sd)
     layout = [(f.dims, f.kernel, None) for f in spec.factors]
     factors = coord_factors(layout, data, encodings, positions=positions)
+    if spec.latent:
+        return _latent(spec, data, factors, mask, noise_sd, gaps, likelihood)
+    known = _known_noise(spec, noise_sd)
     if not any(is_dask(getattr(v, "data", None)) for v in (data, mask, known)):
         return _in_memory(spec, data, factors, mask, known, gaps)
     return _lazy(spec, data, factors, mask, known, gaps)
@@ -166,9 +171,14 @@ def _lazy(spec: ModelSpec, data: xr.DataArray, factors, mask, known, gaps: bool 
     return Conditioned(data, replace(spec, factors=factors, solver=solver, likelihood=likelihood))
 
 
-def _check_gaussian_marginal(spec: ModelSpec) -> None:
-    if spec.latent or spec.likelihood.name != "gaussian":
-        raise ValueError("condition() applies to Gaussian marginal fits; latent fits keep their own draws of v")
+def _check_gaussian_marginal(spec: ModelSpec, likelihood) -> None:
+    if spec.likelihood.name != "gaussian":
+        raise ValueError("condition() applies to Gaussian marginal fits and to latent fits by Laplace or INLA")
+    if likelihood is not None:
+        raise ValueError(
+            "likelihood= gives per-cell data (exposure, trials) to latent fits; a Gaussian marginal fit takes its "
+            "known noise as condition(data, noise_sd=...)"
+        )
 
 
 def _known_noise(spec: ModelSpec, noise_sd):
@@ -226,10 +236,7 @@ def _in_memory(spec: ModelSpec, data: xr.DataArray, factors, mask, known, gaps: 
     dims = spec.dims
     check_data(data, allow_missing=True)
     where = cell_locator(data, dims)
-    y = np.asarray(data.transpose(*dims).values, dtype=float)
-    if mask is not None:
-        mask = aligned_mask(data, mask)
-        y = np.where(mask.transpose(*dims).values, y, np.nan)
+    y, mask = masked_values(data, dims, mask)
     seen = np.isfinite(y)
     if not seen.any():
         raise ValueError(f"all {y.size} cells given to condition() are NaN or masked: there is nothing to condition on")
@@ -274,3 +281,61 @@ def _require_finite(block: np.ndarray) -> np.ndarray:
             "has gaps): its values are then read when predict() or sample() first needs the posterior"
         )
     return block
+
+
+def _latent(
+    spec: ModelSpec, data: xr.DataArray, factors, mask, noise_sd, gaps, given: Likelihood | None
+) -> Conditioned:
+    """A latent Laplace or INLA fit on new data: every cell of the new grid in the field, the likelihood's
+    per-cell data (exposure, trials) from ``given`` on the new grid, or the fit's where one value for all."""
+    if noise_sd is not None or gaps is not None:
+        raise ValueError("noise_sd= and gaps= apply to Gaussian marginal fits; a latent fit takes NaN cells as missing")
+    fitted = spec.likelihood
+    if given is not None and type(given) is not type(fitted):
+        raise ValueError(f"likelihood= must be the fit's family ({fitted.name}), not {given.name}")
+    per_cell = {n: getattr(given, n) for n in fitted.data_fields if getattr(given, n, None) is not None}
+    if is_dask(data.data) or any(is_dask(getattr(v, "data", None)) for v in (mask, *per_cell.values())):
+        for name, value in [("mask", mask), *per_cell.items()]:
+            _check_lazy_alignment(data, value, name)
+        read = partial(_read_latent, spec, data, factors, mask, given)
+        return Conditioned(data, replace(spec, factors=factors), pending=read)
+    return _latent_in_memory(spec, data, factors, mask, given)
+
+
+def _read_latent(spec: ModelSpec, data, factors, mask, given) -> Conditioned:
+    import dask
+
+    per_cell = {n: getattr(given, n) for n in spec.likelihood.data_fields if getattr(given, n, None) is not None}
+    data, mask, per_cell = dask.compute(data, mask, per_cell)
+    return _latent_in_memory(spec, data, factors, mask, replace(given, **per_cell) if given is not None else None)
+
+
+def _latent_in_memory(spec: ModelSpec, data: xr.DataArray, factors, mask, given) -> Conditioned:
+    dims, fitted = spec.dims, spec.likelihood
+    check_data(data, allow_bool=True, allow_missing=True)
+    where = cell_locator(data, dims)
+    y, mask = masked_values(data, dims, mask)
+    if not np.isfinite(y).any():
+        raise ValueError(f"all {y.size} cells given to condition() are NaN or masked: there is nothing to condition on")
+    cells = {}
+    for name in fitted.data_fields:
+        value = getattr(given, name, None)
+        if value is None:
+            value = _one_value(getattr(fitted, name), name, type(fitted).__name__)
+        if value is not None:
+            cells[name] = align_cell_values(data, dims, value, name, allow_nan=False)
+    fitted.check(y, where, cells)
+    return Conditioned(data, replace(spec, factors=factors, likelihood=fitted.with_data(**cells)), mask)
+
+
+def _one_value(fitted, name: str, family: str):
+    """The fit's per-cell ``name`` where it is one value for every cell (else an error: the new grid needs its own)."""
+    if fitted is None:
+        return None
+    values = np.unique(np.asarray(fitted, dtype=float))
+    if values.size == 1:
+        return float(values[0])
+    raise ValueError(
+        f"this fit's {name} differs between cells: give it on the new grid, "
+        f"condition(data, likelihood=xkron.{family}({name}=...))"
+    )

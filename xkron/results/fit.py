@@ -352,12 +352,16 @@ class KronFit:
         mask: xr.DataArray | None = None,
         noise_sd=None,
         gaps: bool | None = None,
+        likelihood=None,
     ) -> KronFit:
         """The same hyperparameters, conditioned on other data on the same dims.
 
         The use: fit the hyperparameters on a subsample (``fit(..., subsample={"time": 4})``
         does both steps) or a window, then condition on the whole field. Lengthscales are in
-        coordinate units, so they carry over to any resolution. Gaussian marginal fits only.
+        coordinate units, so they carry over to any resolution. Gaussian marginal fits, and
+        latent fits by ``method="laplace"`` or ``"inla"`` (their posterior of ``f`` is the
+        Laplace approximation on the new data, at each design point for INLA, with the same
+        weights); NUTS and ADVI fits keep their own draws of the field and are refused.
 
         NaN cells (and cells that ``mask`` hides) are unobserved, as in :func:`xkron.fit`: the
         posterior conditions on every observed cell. The solver: the exact Kronecker one where
@@ -389,6 +393,10 @@ class KronFit:
             cells (read into memory when first needed, as above). ``False`` requires a complete
             grid also of numpy data. Default: gaps are found in numpy data, and not assumed in
             dask data.
+        likelihood : xkron.Likelihood, optional
+            Latent fits: the fit's family with its per-cell data on the new grid (e.g.
+            ``xkron.Binomial(trials=n)``); needed where the fit's exposure or trials differ
+            between cells. Its parameters are the fit's, whatever this one says.
 
         Examples
         --------
@@ -405,10 +413,16 @@ class KronFit:
         >>> str(gappy.spec.solver), bool(gappy.predict()["mean"].notnull().all())
         ('dense', True)
         """
-        done = conditioned_on(self.spec, self.encodings, data, mask=mask, noise_sd=noise_sd, gaps=gaps)
-        fit = KronFit(
-            done.data, done.spec, self.encodings, self.params, self.method, optimizer=self.optimizer, mask=done.mask
-        )
+        if self.spec.latent and self.method not in ("laplace", "inla"):
+            raise ValueError(
+                f"condition() applies to latent fits by method='laplace' or 'inla', not {self.method!r}: its draws "
+                "of the field belong to the data it was fitted on (fit the new data, or fit by Laplace)"
+            )
+        done = conditioned_on(self.spec, self.encodings, data, mask=mask, noise_sd=noise_sd, gaps=gaps,
+                              likelihood=likelihood)  # fmt: skip
+        posterior = self.posterior if self.spec.latent else None  # INLA's design weights
+        fit = KronFit(done.data, done.spec, self.encodings, self.params, self.method, posterior=posterior,
+                      optimizer=self.optimizer, mask=done.mask)  # fmt: skip
         fit._pending = done.pending
         return fit
 

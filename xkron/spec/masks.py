@@ -1,4 +1,4 @@
-"""A user's ``mask=`` checked and laid over the data's dims: :func:`aligned_mask`.
+"""A user's ``mask=`` checked and laid over the data's dims: :func:`aligned_mask`, :func:`masked_values`.
 
 Used by a fit (:mod:`xkron.inference.prepare`) and by :meth:`xkron.KronFit.condition`, so the
 check lives below both, in the specifications; it needs no PyMC.
@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from xkron.spec.validation import align_cell_values
 
-__all__ = ["aligned_mask"]
+__all__ = ["aligned_mask", "masked_values"]
 
 
 def aligned_mask(da: xr.DataArray, mask: Any) -> xr.DataArray:
@@ -34,3 +35,13 @@ def aligned_mask(da: xr.DataArray, mask: Any) -> xr.DataArray:
         )
     values = align_cell_values(da, da.dims, mask, "mask").astype(bool)
     return xr.DataArray(values, coords=da.coords, dims=da.dims, name="mask")
+
+
+def masked_values(da: xr.DataArray, dims, mask: Any) -> tuple[np.ndarray, xr.DataArray | None]:
+    """The data over ``dims`` as floats with the cells ``mask`` hides set to NaN, and the mask aligned
+    (:func:`aligned_mask`; ``None`` stays ``None``): what a fit or a conditioning sees as observed."""
+    y = np.asarray(da.transpose(*dims).values, dtype=float)
+    if mask is None:
+        return y, None
+    mask = aligned_mask(da, mask)
+    return np.where(mask.transpose(*dims).values, y, np.nan), mask
