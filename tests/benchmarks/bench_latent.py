@@ -44,6 +44,8 @@ Tasks (targets from the issue in brackets):
    LatentKron and xkron (Laplace metric), and Laplace/INLA against a long NUTS run; see ``latent_seed.py``.
 6. Calibration of ``method="laplace"`` for all seven likelihoods (issue 14; not in the default tasks):
    coverage of the true field and PIT of held-out values; see ``latent_calibration.py``.
+7. Real yes/no events on the bundled 114,000-cell A1B grid by Laplace and INLA with ``subsample=``
+   (issue 14; not in the default tasks): time, memory, held-out log loss; see ``latent_real.py``.
 
 How it measures: the machinery of ``bench_core.py`` (imported, not copied): one fresh spawned
 child process per measurement, peak memory = the child's peak RSS, single-threaded BLAS set
@@ -71,6 +73,7 @@ if _HERE not in sys.path:  # bench_core.py sits next to this file; children inhe
 
 import bench_core as core  # noqa: E402
 import latent_calibration  # noqa: E402
+import latent_real  # noqa: E402
 import latent_scale  # noqa: E402
 import latent_seed  # noqa: E402
 
@@ -803,7 +806,7 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--quick", action="store_true", help="task 1: 100 tune + 100 draws, one seed; task 3: 100x100 -> 250x250"
     )
-    parser.add_argument("--tasks", default="1,2,3", help="comma-separated task numbers (default 1,2,3; 4-6: issue 14)")
+    parser.add_argument("--tasks", default="1,2,3", help="comma-separated task numbers (default 1,2,3; 4-7: issue 14)")
     parser.add_argument(
         "--repeat", type=int, default=3, help="children per side for tasks 2 and 3 (task 2: the first is cold)"
     )
@@ -814,11 +817,12 @@ def main(argv=None) -> int:
     parser.add_argument("--likelihoods", default="poisson,bernoulli", help="task 4 likelihoods")
     parser.add_argument("--peers", default="latentkron,nuts,advi", help="task 4 peers (empty: none)")
     parser.add_argument("--accuracy-only", action="store_true", help="task 5: only Laplace/INLA against NUTS")
+    parser.add_argument("--real-methods", default="laplace,inla", help="task 7 methods")
     parser.add_argument("--peer-budget", type=float, default=30.0, help="task 4: minutes before a peer is stopped")
     args = parser.parse_args(argv)
     tasks = sorted({int(t) for t in args.tasks.split(",") if t.strip()})
-    if not set(tasks) <= {1, 2, 3, 4, 5, 6} or args.repeat < 1:
-        parser.error("--tasks takes numbers from 1-6 and --repeat must be >= 1")
+    if not set(tasks) <= {1, 2, 3, 4, 5, 6, 7} or args.repeat < 1:
+        parser.error("--tasks takes numbers from 1-7 and --repeat must be >= 1")
     args.seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else None
 
     # Single-threaded BLAS everywhere: children inherit this environment and read it before numpy loads.
@@ -857,6 +861,8 @@ def main(argv=None) -> int:
             latent_seed.task5(report, args, tmp)
         if 6 in tasks:
             latent_calibration.task6(report, args, tmp)
+        if 7 in tasks:
+            latent_real.task7(report, args, tmp)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

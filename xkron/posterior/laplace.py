@@ -104,7 +104,8 @@ class LaplacePosterior:
         prior = np.broadcast_to(prior_variance(self.factors, self.values, tests, out_order), mean.shape)
         result = laplace_variance(self.system, cross, labels, out_order, prior)
         var = np.broadcast_to(result.variance, mean.shape)
-        worst = float(np.max(np.broadcast_to(result.se, mean.shape) / np.maximum(var, np.finfo(float).tiny)))
+        with np.errstate(over="ignore"):  # a variance of 0 (clipped) with a positive se: inf, as it should read
+            worst = float(np.max(np.broadcast_to(result.se, mean.shape) / np.maximum(var, np.finfo(float).tiny)))
         self.variance_reports.append({"probes": LAPLACE_VARIANCE_PROBES, "max_relative_se": worst})
         if noise:
             var = var + self.values["noise"] ** 2
