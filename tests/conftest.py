@@ -49,6 +49,21 @@ def fit_seed(seed):
 
 
 def pytest_collection_modifyitems(config, items):
-    """Run the tutorials (the longest tests, minutes each) first, so that pytest-xdist's workers
-    finish together instead of one running the last tutorial alone."""
-    items.sort(key=lambda item: 0 if "test_tutorial_runs" in item.nodeid else 1)
+    """Spread the tutorials (the longest tests, minutes each) over pytest-xdist's workers, each at the
+    head of one worker's share, so that the workers finish together.
+
+    ``--dist worksteal`` first hands each of ``k`` workers a contiguous ``1/k`` of the collection
+    (every worker collects the same order), then lets idle workers steal from the others' tails;
+    so the tutorials, in reverse name order, are dealt to the heads of the ``k`` shares in turn.
+    """
+    tutorials = [item for item in items if "test_tutorial_runs" in item.nodeid]
+    rest = [item for item in items if "test_tutorial_runs" not in item.nodeid]
+    k = max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    groups = [tutorials[::-1][j::k] for j in range(k)]
+    ordered, taken = [], 0
+    for j, group in enumerate(groups):
+        ordered += group
+        stop = len(rest) if j == k - 1 else taken + max(0, (j + 1) * len(items) // k - len(ordered))
+        ordered += rest[taken:stop]
+        taken = stop
+    items[:] = ordered

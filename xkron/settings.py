@@ -76,6 +76,10 @@ LAPLACE_VARIANCE_PROBES = 64
 :data:`DENSE_MAX_CELLS` cells (:func:`xkron.linalg.laplace_system.laplace_variance`): the part
 ``diag R*(H⁻¹ − P⁻¹)R*ᵀ`` that the diagonal preconditioner misses, with its se reported."""
 
+LAPLACE_VARIANCE_WARN_SE = 0.25
+"""A Laplace prediction warns where the Monte Carlo se of that estimated part exceeds this fraction
+of the predicted variance (an sd uncertain by more than about 12%) at any cell."""
+
 LAPLACE_COARSE_CELLS = 5_000
 """Laplace fits on grids of more cells first fit a copy thinned by 2 along their one-dimensional
 factors, down to at most this many cells, and start one optimisation on the whole grid from its

@@ -8,6 +8,7 @@ exact Gaussian posterior; the mean correction against the exact posterior mean (
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 
 import cloudpickle
@@ -126,6 +127,36 @@ def test_whitened_variance_solves_its_probes_once(monkeypatch):
     clone = pickle.loads(cloudpickle.dumps(fresh.system))
     np.testing.assert_array_equal(clone.probe_solves(LAPLACE_VARIANCE_PROBES, 0)[1],
                                   fresh.system.probe_solves(LAPLACE_VARIANCE_PROBES, 0)[1])  # fmt: skip
+
+
+def test_whitened_variance_is_held_within_rigorous_bounds_and_warns_when_uncertain(monkeypatch):
+    """Nearly certain yes/no events (W from ~0 to 1/4): the exact variance lies within the bounds, the
+    lower one being the exact Laplace variance for W = max W at every cell; the estimate is within them;
+    and a prediction warns where the estimate's se is large against the variance."""
+    from xkron.spec.likelihoods import Bernoulli
+
+    spec = spec_for(Bernoulli())
+    rng = np.random.default_rng(3)
+    y = (np.add.outer(X[0] - 2.5, X[1] - 1.5) + 0.3 * rng.normal(size=(9, 7)) > 0).astype(float)
+    y[rng.random(y.shape) < 0.2] = np.nan
+    values = {**VALUES, "amplitude": 6.0}
+    mode = laplace_mode(y, spec, values)
+    assert mode.w[mode.observed].min() < 0.02 * mode.w.max()
+    monkeypatch.setattr(laplace_module, "DENSE_MAX_CELLS", 10)
+    post = laplace_posterior(y, spec, values, mode, mean_correction=False)
+    labels = [TestInputs("a", (NEW[0],)), TestInputs("b", (NEW[1],))]
+    prior = np.broadcast_to(prior_variance(spec.factors, values, labels, "ab"), (4, 3))
+    result = laplace_variance(post.system, post.cross(labels), ["a", "b"], "ab", prior)
+    _, exact = dense_reference(spec, values, mode, NEW)
+    assert np.all(result.lower <= exact * (1 + 1e-9)) and np.all(exact <= result.upper * (1 + 1e-9))
+    assert np.all((result.lower <= result.variance) & (result.variance <= result.upper))
+    flat = dataclasses.replace(mode, w=np.full(mode.w.shape, mode.w.max()))
+    _, at_max = dense_reference(spec, values, flat, NEW)
+    np.testing.assert_allclose(result.lower, at_max, rtol=1e-9)
+    monkeypatch.setattr(laplace_module, "LAPLACE_VARIANCE_WARN_SE", 0.0)
+    with pytest.warns(UserWarning, match=r"standard error exceeds 0% of the variance at 12 of 12 cells"):
+        moments(post, NEW)
+    assert post.variance_reports[-1]["cells_over_warn_se"] == 12
 
 
 def test_gaussian_likelihood_is_the_exact_posterior():

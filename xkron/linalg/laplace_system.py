@@ -17,7 +17,10 @@ few dozen steps (:func:`xkron.linalg.laplace.newton_matrix`):
   The first two terms are exact Kronecker contractions (``P`` is diagonal in the eigenbasis); the
   last, small where ``P`` is close to ``H``, is the unbiased diagonal estimator
   ``mean_z (R* z) ∘ (R* (H⁻¹ − P⁻¹) z)`` over Rademacher probes (Bekas, Kokiopoulou & Saad 2007),
-  with its standard error per cell.
+  with its standard error per cell. Where ``W`` spans orders of magnitude (nearly certain yes/no
+  events) ``P`` is far from ``H`` and that se can reach the variance itself; the estimate is then
+  held within rigorous bounds, below by the exact variance for ``H ⪯ I + η² w_max Λ`` and above by
+  the prior's, and :class:`xkron.posterior.laplace.LaplacePosterior` warns.
 """
 
 from __future__ import annotations
@@ -113,10 +116,13 @@ def whitened_cross(cross: Sequence[np.ndarray], eigen: KronEigen, rcond: float =
 
 
 class LaplaceVariance(NamedTuple):
-    """:func:`laplace_variance`'s result: the variance and the Monte Carlo se of its estimated part."""
+    """:func:`laplace_variance`'s result: the variance, the Monte Carlo se of its estimated part, and the
+    rigorous bounds it is held within."""
 
     variance: np.ndarray
     se: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
 
 
 def laplace_variance(
@@ -145,4 +151,9 @@ def laplace_variance(
                       for zi, xi in zip(z, x, strict=True)])  # fmt: skip
     correction = eta2 * terms.mean(axis=0)
     se = eta2 * terms.std(axis=0, ddof=1) / np.sqrt(probes)
-    return LaplaceVariance(np.clip(residual + exact + correction, 0.0, None), se)
+    # Rigorous bounds hold the estimate: H ⪯ I + η² w_max Λ, so the variance is at least that diagonal
+    # metric's (exact), and at most the prior's.
+    p_max = 1.0 + eta2 * float(np.max(system.w, initial=0.0)) * system.whitened.spectrum
+    lower = residual + eta2 * kron_contract(1.0 / p_max, squared, labels, out_order)
+    upper = np.maximum(prior, lower)
+    return LaplaceVariance(np.clip(residual + exact + correction, lower, upper), se, lower, upper)
