@@ -218,8 +218,8 @@ for name in post.data_vars:
 #
 # On a grid this size the Laplace sd is partly a Monte Carlo estimate (64 probes), and where the
 # events are nearly certain its standard error is large against the variance; xkron says so in a
-# warning (and in `fit._posteriors[0].variance_reports`) and holds each variance within rigorous
-# bounds, the prior's above and below that of a posterior with the largest curvature everywhere.
+# warning and holds each variance within rigorous bounds, the prior's above and below that of a
+# posterior with the largest curvature everywhere.
 # Read the interval widths of this map as rough where the warning counts many cells; the
 # probabilities themselves come from the mode and are exact for the approximation.
 
