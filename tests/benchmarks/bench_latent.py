@@ -814,6 +814,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-joint", action="store_true", help="task 1: skip the xkron collapse=False reference run")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     parser.add_argument("--scale-sizes", default="1e4,1e5", help="task 4 grids: 1e4, 1e5, 1e6 (default 1e4,1e5)")
+    parser.add_argument("--scale-thin", type=int, help="task 4: fit on every k-th cell per dim (subsample=)")
     parser.add_argument("--likelihoods", default="poisson,bernoulli", help="task 4 likelihoods")
     parser.add_argument("--peers", default="latentkron,nuts,advi", help="task 4 peers (empty: none)")
     parser.add_argument("--accuracy-only", action="store_true", help="task 5: only Laplace/INLA against NUTS")
