@@ -137,3 +137,11 @@ def test_nuts_fits_and_subsample_with_nuts_are_refused():
     bad[5, 3] = -1.0  # a cell the thinning drops (a[1::2]): refused before the thinned fit
     with pytest.raises(ValueError, match=r"non-negative integer counts.*first at"):
         bad.kron.fit(K, likelihood="poisson", method="laplace", subsample={"a": 2}, progressbar=False)
+
+
+def test_gaussian_marginal_fit_takes_its_noise_not_a_likelihood():
+    x = np.linspace(0, 1, 12)
+    da = xr.DataArray(np.sin(6 * x)[:, None] * np.cos(4 * x)[None, :], coords={"a": x, "b": x})
+    fit = da.kron.fit({"a": "ExpQuad", "b": "ExpQuad"}, noise=0.1, progressbar=False)
+    with pytest.raises(ValueError, match=r"likelihood= gives per-cell data .* condition\(data, noise_sd=\.\.\.\)"):
+        fit.condition(da, likelihood=xkron.Gaussian())
