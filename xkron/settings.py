@@ -76,6 +76,11 @@ LAPLACE_VARIANCE_PROBES = 64
 :data:`DENSE_MAX_CELLS` cells (:func:`xkron.linalg.laplace_system.laplace_variance`): the part
 ``diag R*(H⁻¹ − P⁻¹)R*ᵀ`` that the diagonal preconditioner misses, with its se reported."""
 
+LAPLACE_PROBE_BATCH = 16
+"""Probes of the Laplace variance solved together by CG
+(:meth:`xkron.linalg.laplace_system.LaplaceSystem.probe_solves`): CG keeps five arrays of the batch's
+size, so a batch of 16 on 10⁶ cells needs 640 MB, not 2.6 GB for all 64."""
+
 LAPLACE_VARIANCE_WARN_SE = 0.25
 """A Laplace prediction warns where the Monte Carlo se of that estimated part exceeds this fraction
 of the predicted variance (an sd uncertain by more than about 12%) at any cell."""
