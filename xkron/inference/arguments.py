@@ -307,16 +307,15 @@ def _check_subsample(da, given: FitOptions, latent: bool, likelihood: Likelihood
         )
     if batch_dims is not None and not given.shared:
         raise ValueError("subsample= with independent batch_dims is not supported: fit each slice's subsample instead")
-    per_cell = [getattr(likelihood, n) for n in likelihood.data_fields]
-    if is_dask(da.data) or any(is_dask(getattr(v, "data", None)) for v in (mask, given.noise_sd, *per_cell)):
+    per_cell = likelihood.given_data()
+    if is_dask(da.data) or any(is_dask(getattr(v, "data", None)) for v in (mask, given.noise_sd, *per_cell.values())):
         return  # dask-backed inputs are checked when the conditioning reads them (KronFit.condition), not here
     dims = list(da.dims)
     y = np.asarray(da.values, dtype=float)
     if mask is not None:
         y = np.where(aligned_mask(da, mask).values, y, np.nan)
     if latent:  # the whole grid's values and per-cell data, checked now: the conditioning comes after the fit
-        fields = {n: getattr(likelihood, n) for n in likelihood.data_fields if getattr(likelihood, n) is not None}
-        cells = {n: align_cell_values(da, dims, v, n) for n, v in fields.items()}
+        cells = {n: align_cell_values(da, dims, v, n) for n, v in per_cell.items()}
         likelihood.check(y, cell_locator(da, dims), cells)
     known = given.noise_sd if given.noise_sd is not None else getattr(likelihood, "noise_sd", None)
     if known is not None and not latent:  # as above

@@ -71,7 +71,7 @@ class FitOptions:
         """The options of the fit on the subsample: no ``subsample``; the mask and the per-cell data
         (``noise_sd``, or the likelihood's ``noise_sd``, ``exposure``, ``trials``) thinned like the data."""
         likelihood = self.likelihood
-        fields = {n: getattr(likelihood, n) for n in likelihood.data_fields if getattr(likelihood, n) is not None}
+        fields = likelihood.given_data()
         if fields:  # noise_sd, exposure, trials
             likelihood = replace(likelihood, **{n: thin_for_subsample(v, steps) for n, v in fields.items()})
         return replace(

@@ -71,9 +71,8 @@ def _observations(da, kernels, options: FitOptions):
     check_data(da, allow_bool=latent, allow_missing=True)
     likelihood = _with_noise_sd(_with_noise(options.likelihood, options.noise), options.noise_sd)
     cells = {
-        name: align_cell_values(da, dims, getattr(likelihood, name), name, allow_nan=name == "noise_sd")
-        for name in likelihood.data_fields
-        if getattr(likelihood, name) is not None
+        name: align_cell_values(da, dims, value, name, allow_nan=name == "noise_sd")
+        for name, value in likelihood.given_data().items()
     }
     y, mask = masked_values(da, dims, mask)
     if not np.isfinite(y).any():

@@ -293,7 +293,7 @@ def _latent(
     fitted = spec.likelihood
     if given is not None and type(given) is not type(fitted):
         raise ValueError(f"likelihood= must be the fit's family ({fitted.name}), not {given.name}")
-    per_cell = {n: getattr(given, n) for n in fitted.data_fields if getattr(given, n, None) is not None}
+    per_cell = given.given_data() if given is not None else {}
     if is_dask(data.data) or any(is_dask(getattr(v, "data", None)) for v in (mask, *per_cell.values())):
         for name, value in [("mask", mask), *per_cell.items()]:
             _check_lazy_alignment(data, value, name)
@@ -305,7 +305,7 @@ def _latent(
 def _read_latent(spec: ModelSpec, data, factors, mask, given) -> Conditioned:
     import dask
 
-    per_cell = {n: getattr(given, n) for n in spec.likelihood.data_fields if getattr(given, n, None) is not None}
+    per_cell = given.given_data() if given is not None else {}
     data, mask, per_cell = dask.compute(data, mask, per_cell)
     return _latent_in_memory(spec, data, factors, mask, replace(given, **per_cell) if given is not None else None)
 

@@ -109,6 +109,10 @@ class Likelihood:
     def with_data(self, **arrays) -> Likelihood:
         return replace(self, **arrays)
 
+    def given_data(self) -> dict[str, Any]:
+        """The per-cell data given (``noise_sd``, ``exposure``, ``trials``: numbers or arrays), by name."""
+        return {n: getattr(self, n) for n in self.data_fields if getattr(self, n) is not None}
+
     def to_dict(self) -> dict:
         from xkron.spec.kernels import spec_to_json
 
