@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from xkron.results.batch import BatchFit
     from xkron.results.fit import KronFit
     from xkron.results.saved import open_fit
+    from xkron.spec.kernel_base import Product, Scaled, Sum
     from xkron.spec.kernels import Cosine, ExpQuad, Independent, Kernel, Matern12, Matern32, Matern52, Periodic, RatQuad
     from xkron.spec.likelihoods import (
         Bernoulli,
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
         Poisson,
         StudentT,
     )
+    from xkron.spec.seasonal import seasonal_kernel, year_length
+    from xkron.spec.spectral_mixture import SpectralMixture
+    from xkron.spec.trend_kernels import Linear, Polynomial, WhiteNoise
 
 _WHERE = {
     "fit": "api",
@@ -36,6 +40,10 @@ _WHERE = {
         ["Cosine", "ExpQuad", "Independent", "Kernel", "Matern12", "Matern32", "Matern52", "Periodic", "RatQuad"],
         "spec.kernels",
     ),
+    **dict.fromkeys(["Product", "Scaled", "Sum"], "spec.kernel_base"),
+    "SpectralMixture": "spec.spectral_mixture",
+    **dict.fromkeys(["seasonal_kernel", "year_length"], "spec.seasonal"),
+    **dict.fromkeys(["Linear", "Polynomial", "WhiteNoise"], "spec.trend_kernels"),
     **dict.fromkeys(
         ["Bernoulli", "Binomial", "Gamma", "Gaussian", "Likelihood", "NegativeBinomial", "Poisson", "StudentT"],
         "spec.likelihoods",
@@ -77,6 +85,7 @@ __all__ = [
     "Kernel",
     "KronFit",
     "Likelihood",
+    "Linear",
     "Matern12",
     "Matern32",
     "Matern52",
@@ -84,8 +93,16 @@ __all__ = [
     "NotAFitError",
     "Periodic",
     "Poisson",
+    "Polynomial",
+    "Product",
     "RatQuad",
+    "Scaled",
+    "SpectralMixture",
     "StudentT",
+    "Sum",
+    "WhiteNoise",
     "fit",
     "open_fit",
+    "seasonal_kernel",
+    "year_length",
 ]

@@ -211,6 +211,18 @@ PERIODIC_LS_START = 1.0
 """Start of a ``Periodic`` lengthscale, which is relative to the period (``sin(π d/T)/ℓ``), not in
 coordinate units: at 1 the correlation half a period apart is ``exp(−1/2)``, smooth but not flat."""
 
+PERIODIC_LS_RANGE = (0.2, 5.0)
+"""98% range of the default prior of a ``Periodic`` lengthscale, relative to the period: at 0.2 the
+correlation half a period apart is ``exp(−12.5)`` (a cycle with sharp features), at 5 it is 0.98
+(nearly a sinusoid of small amplitude about the mean; beyond it the factor is almost constant).
+Before, its default prior was in coordinate units like every lengthscale's, which for a monthly
+time axis in days put its median near 200 and so a flat cycle."""
+
+ENVELOPE_PERIODS = 4.0
+"""Start of the lengthscale of a decaying kernel multiplied by a periodic one (a quasi-periodic
+part, ``Periodic() * Matern52()``), in periods: a cycle whose shape changes over a few periods
+(:mod:`xkron.spec.kernel_starts`)."""
+
 # --- ADVI --------------------------------------------------------------------------------------
 
 ADVI_DEFAULTS = {"n": 20_000, "learning_rate": 0.01}

@@ -21,7 +21,7 @@ import xkron.inference.run
 import xkron.models.build
 from xkron.inference.arguments import OUTPUT_NAMES, accepted_kwargs
 from xkron.inference.optimize import MAP_KWARGS
-from xkron.spec.kernels import KERNELS
+from xkron.spec.kernel_registry import KERNELS
 from xkron.spec.likelihoods import LIKELIHOODS
 from xkron.spec.support import prior_support
 
@@ -76,8 +76,11 @@ NEGATIVE = Prior("Normal", mu=-5, sigma=0.1)
 
 def _kernel_params():
     for name, cls in KERNELS.items():
+        if name == "SpectralMixture":  # a sum of ExpQuad * Wave parts: their parameters are tested
+            continue
         for key in cls().param_specs():
-            yield pytest.param(name, key, id=f"{name}-{key}")
+            if key != "c":  # a trend's pivot is a real number
+                yield pytest.param(name, key, id=f"{name}-{key}")
 
 
 @pytest.mark.parametrize(("kernel", "key"), list(_kernel_params()))

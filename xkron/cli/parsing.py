@@ -2,15 +2,14 @@
 
 Each parser returns plain values or a small frozen dataclass and raises
 :class:`~xkron.cli.errors.JobInputError` naming the option; kernels are looked up in the
-library's registry (:data:`xkron.spec.kernels.KERNELS`) and built with their own classes.
+library's registry (:data:`xkron.spec.kernel_registry.KERNELS`) and built with their own classes.
 """
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 from xkron.cli.errors import JobInputError
@@ -50,10 +49,12 @@ def parse_kernel(text: str) -> KernelSpec:
 
     ``DIMS`` is one dim or several separated by commas (one factor over their Cartesian
     product). ``KERNEL`` is a kernel name (case-insensitive: ``ExpQuad``, ``Matern12``,
-    ``Matern32``, ``Matern52``, ``RatQuad``, ``Cosine``, ``Periodic``, ``Independent``), optionally with
-    hyperparameters fixed to literal values: ``Periodic(period=365.25)``,
-    ``ExpQuad(ls=[5, 10])`` (one per dim, in the order given). Unset hyperparameters get
-    xkron's default priors.
+    ``Matern32``, ``Matern52``, ``RatQuad``, ``Cosine``, ``Periodic``, ``Independent``, ``Linear``,
+    ``Polynomial``, ``WhiteNoise``, ``SpectralMixture``), optionally with hyperparameters fixed to
+    literal values: ``Periodic(period=365.25)``, ``ExpQuad(ls=[5, 10])`` (one per dim, in the order
+    given), and combined inside the factor with ``+`` and ``*``:
+    ``time=Periodic(period=365.25)*Matern52+ExpQuad`` (:mod:`xkron.spec.kernel_base`). Unset
+    hyperparameters get xkron's default priors.
 
     Examples
     --------
@@ -63,7 +64,7 @@ def parse_kernel(text: str) -> KernelSpec:
     >>> parse_kernel("time=Matern33")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    xkron.cli.errors.JobInputError: unknown kernel 'Matern33' in 'time=Matern33'; kernels: ExpQuad, ...
+    xkron.cli.errors.JobInputError: unknown kernel 'Matern33' in 'Matern33' (did you mean 'Matern32'?); kernels: ...
     """
     dims_text, sep, kernel_text = text.partition("=")
     if not sep or not dims_text.strip() or not kernel_text.strip():
@@ -80,60 +81,14 @@ def parse_kernel(text: str) -> KernelSpec:
     return KernelSpec(dims, _make_kernel(kernel_text.strip(), text), text)
 
 
-def _kernel_class(spec: str, text: str) -> tuple[type, ast.Call | None]:
-    """The kernel class named by ``NAME`` or ``NAME(...)``, and the call node if any."""
-    from xkron.spec.kernels import KERNELS, kernel_class
-
-    names = ", ".join(KERNELS)
-    try:
-        node = ast.parse(spec, mode="eval").body
-    except SyntaxError:
-        node = None
-    if isinstance(node, ast.Name):
-        name, call = node.id, None
-    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-        name, call = node.func.id, node
-    else:
-        raise JobInputError(
-            f"kernel {spec!r} (in {text!r}) is not NAME or NAME(param=value, ...), e.g. Matern32 or "
-            f"Periodic(period=365.25); kernels: {names}",
-            "--kernel",
-        )
-    cls = kernel_class(name)
-    if cls is None:
-        raise JobInputError(f"unknown kernel {name!r} in {text!r}; kernels: {names}", "--kernel")
-    return cls, call
-
-
 def _make_kernel(spec: str, text: str):
-    """The kernel instance of ``NAME`` or ``NAME(param=literal, ...)``."""
-    cls, call = _kernel_class(spec, text)
-    if call is None:
-        return cls()
-    allowed = [f.name for f in fields(cls)]
-    if call.args or any(kw.arg is None for kw in call.keywords):
-        raise JobInputError(
-            f"give {cls.__name__}'s hyperparameters by name in {text!r}, e.g. {cls.__name__}(ls=2); "
-            f"its hyperparameters: {', '.join(allowed)}",
-            "--kernel",
-        )
-    kwargs: dict[str, Any] = {}
-    for kw in call.keywords:
-        if kw.arg not in allowed:
-            raise JobInputError(
-                f"{cls.__name__} has no hyperparameter {kw.arg!r} (in {text!r}); its hyperparameters: "
-                f"{', '.join(allowed)}",
-                "--kernel",
-            )
-        try:
-            kwargs[kw.arg] = ast.literal_eval(kw.value)
-        except (ValueError, TypeError, SyntaxError):
-            raise JobInputError(
-                f"{kw.arg}={ast.unparse(kw.value)} in {text!r} is not a literal value: give a number, a list of "
-                "numbers (one per dim) or None (default prior)",
-                "--kernel",
-            ) from None
-    return cls(**kwargs)
+    """The kernel of an expression such as ``Periodic(period=365.25)*Matern52+ExpQuad``."""
+    from xkron.spec.kernel_registry import parse_kernel_expression
+
+    try:
+        return parse_kernel_expression(spec)
+    except (TypeError, ValueError) as err:
+        raise JobInputError(f"{err} (in --kernel {text!r})", "--kernel") from None
 
 
 def parse_chunks(items: Sequence[str]) -> dict[str, int]:

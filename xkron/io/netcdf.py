@@ -23,9 +23,10 @@ import xarray as xr
 from xkron.errors import NotAFitError
 from xkron.io.atomic import atomic_write
 from xkron.spec.coords import CoordEncoding, coord_kind
-from xkron.spec.kernels import kernel_from_dict, spec_from_json, spec_to_json
+from xkron.spec.kernel_registry import kernel_from_dict
 from xkron.spec.likelihoods import likelihood_from_dict
 from xkron.spec.modelspec import ModelSpec, coord_factors
+from xkron.spec.prior_types import spec_from_json, spec_to_json
 from xkron.spec.solver import Solver
 
 __all__ = [

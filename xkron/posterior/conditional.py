@@ -115,7 +115,7 @@ class KronPosterior:
             shape = np.broadcast_shapes(*(np.shape(v) for v in test.values))
             C = factor.covariance(params, test=test.values).reshape(-1, factor.size)
             cross.append(C)
-            prior.append(np.ravel(factor.variance(params, shape)))
+            prior.append(np.ravel(factor.variance(params, test.values)))
             sizes.append(shape)
             step = y.chunks[axis][0]
             chunks.append(y.chunks[axis] if C.shape[0] == factor.size else step)
@@ -129,6 +129,18 @@ class KronPosterior:
         order = [labels.index(c) for c in out_order]
         mean, var = (a.reshape(shape).transpose(order) for a in (mean, var))
         return mean, var
+
+    def mean(self, tests: Sequence[TestInputs], out_order: str) -> np.ndarray:
+        """Posterior mean at the test inputs (linear in the data: with a factor's kernel swapped for one
+        additive part of it, the posterior mean of that part)."""
+        if self.lazy_data is not None:
+            raise NotImplementedError("the mean alone of dask-backed data: load the data first (fit.data.load())")
+        eta2 = self.values["amplitude"] ** 2
+        cross = [
+            f.covariance(factor_params(f, self.values), test=t.values) @ Q
+            for f, t, Q in zip(self.factors, tests, self.eigen.vectors, strict=True)
+        ]
+        return self.values["mean"] + eta2 * kron_contract(self.alpha_tilde, cross, [t.labels for t in tests], out_order)
 
     def moments(self, tests: Sequence[TestInputs], out_order: str, noise: bool = False):
         """Posterior mean and variance at the test inputs, as arrays over ``out_order``.
@@ -149,8 +161,7 @@ class KronPosterior:
         for factor, test, Q in zip(self.factors, tests, self.eigen.vectors, strict=True):
             params = factor_params(factor, self.values)
             cross.append(factor.covariance(params, test=test.values) @ Q)
-            shape = np.broadcast_shapes(*(np.shape(v) for v in test.values))
-            prior_var = prior_var * place_axes(factor.variance(params, shape), test.labels, out_order)
+            prior_var = prior_var * place_axes(factor.variance(params, test.values), test.labels, out_order)
         labels = [t.labels for t in tests]
         mean = self.values["mean"] + eta2 * kron_contract(self.alpha_tilde, cross, labels, out_order)
         explained = eta2**2 * kron_contract(self.inv_diag, [a * a for a in cross], labels, out_order)
@@ -163,8 +174,7 @@ class KronPosterior:
 def prior_variance(factors, values, tests, out_order):
     prior = values["amplitude"] ** 2
     for factor, test in zip(factors, tests, strict=True):
-        shape = np.broadcast_shapes(*(np.shape(v) for v in test.values))
-        prior = prior * place_axes(factor.variance(factor_params(factor, values), shape), test.labels, out_order)
+        prior = prior * place_axes(factor.variance(factor_params(factor, values), test.values), test.labels, out_order)
     return prior
 
 
@@ -228,6 +238,13 @@ class LatentPosterior:
             out.append(B.reshape(K_star.shape))
         return out
 
+    def mean(self, tests: Sequence[TestInputs], out_order: str) -> np.ndarray:
+        """Conditional mean of ``f`` at the test inputs (see :meth:`KronPosterior.mean`)."""
+        cross = self.cross(tests)
+        return self.values["mean"] + self.values["amplitude"] * kron_contract(
+            self.v, cross, [t.labels for t in tests], out_order
+        )
+
     def moments(self, tests: Sequence[TestInputs], out_order: str, noise: bool = False):
         """Conditional mean and variance of ``f`` at the test inputs (``noise`` adds ``σ²``)."""
         eta = self.values["amplitude"]
@@ -235,7 +252,7 @@ class LatentPosterior:
         prior, explained = 1.0, 1.0
         for factor, test, B_i in zip(self.factors, tests, B, strict=True):
             params = factor_params(factor, self.values)
-            prior = prior * place_axes(factor.variance(params, B_i.shape[:-1]), test.labels, out_order)
+            prior = prior * place_axes(factor.variance(params, test.values), test.labels, out_order)
             explained = explained * place_axes(np.sum(B_i * B_i, axis=-1), test.labels, out_order)
         labels = [t.labels for t in tests]
         mean = self.values["mean"] + eta * kron_contract(self.v, B, labels, out_order)

@@ -102,6 +102,12 @@ class LaplacePosterior:
         params = [factor_params(f, self.values) for f in self.factors]
         return [f.covariance(p, test=t.values) for f, p, t in zip(self.factors, params, tests, strict=True)]
 
+    def mean(self, tests: Sequence[TestInputs], out_order: str) -> np.ndarray:
+        """Posterior mean at the test inputs (see :meth:`xkron.posterior.conditional.KronPosterior.mean`)."""
+        eta2 = self.values["amplitude"] ** 2
+        return self.values["mean"] + eta2 * kron_contract(self.alpha, self.cross(tests), [t.labels for t in tests],
+                                                          out_order)  # fmt: skip
+
     def moments(self, tests: Sequence[TestInputs], out_order: str, noise: bool = False):
         """Mean ``μ + η² K*ᵀ ∇log p`` (exact) and variance (``noise`` adds the likelihood's ``σ²``)."""
         eta2 = self.values["amplitude"] ** 2

@@ -108,6 +108,12 @@ class ObservedPosterior:
             f.covariance(factor_params(f, self.values), test=t.values) for f, t in zip(self.factors, tests, strict=True)
         ]
 
+    def mean(self, tests: Sequence[TestInputs], out_order: str) -> np.ndarray:
+        """Posterior mean at the test inputs (see :meth:`xkron.posterior.conditional.KronPosterior.mean`)."""
+        eta2 = self.values["amplitude"] ** 2
+        return self.values["mean"] + eta2 * kron_contract(self.alpha, self.cross(tests), [t.labels for t in tests],
+                                                          out_order)  # fmt: skip
+
     def moments(self, tests: Sequence[TestInputs], out_order: str, noise: bool = False):
         """Posterior mean and variance at the test inputs (``noise`` adds ``σ²``, not the known noise)."""
         eta2 = self.values["amplitude"] ** 2
@@ -223,5 +229,5 @@ def _prior_grid(posterior, flat) -> np.ndarray:
     """Prior variance ``η² ∏ k_i(x, x)`` on the test grid (factors' flat test inputs)."""
     out = posterior.values["amplitude"] ** 2
     for f, t in zip(posterior.factors, flat, strict=True):
-        out = np.multiply.outer(out, f.variance(factor_params(f, posterior.values), (len(t[0]),)))
+        out = np.multiply.outer(out, f.variance(factor_params(f, posterior.values), t))
     return out

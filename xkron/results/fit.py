@@ -11,7 +11,7 @@ import xarray as xr
 from xkron.linalg.lazy import is_dask
 from xkron.results.conditioned import DrawPosteriors, conditioned_on, draw_values
 from xkron.results.labels import labelled_params
-from xkron.results.predict import predict_moments
+from xkron.results.predict import apply_mask, check_predict_options, output_mask, predict_moments
 from xkron.results.summary import fit_repr
 from xkron.settings import POSTERIOR_CACHE_BYTES
 from xkron.spec.coords import CoordEncoding
@@ -157,6 +157,7 @@ class KronFit:
         scale: str = "latent",
         quantiles: Sequence[float] = (),
         mask: xr.DataArray | bool | None = None,
+        components: bool | str | None = None,
         **coords_kwargs,
     ) -> xr.Dataset:
         """Posterior mean and sd of the latent field (or of new data) at new coordinates.
@@ -200,6 +201,12 @@ class KronFit:
             ocean field stays NaN there; on some or all of the output's dims, with the output's
             coordinates. ``True`` re-applies the fit's own ``mask=`` (gap-filling its NaN cells,
             not the masked ones). Without it every cell is predicted.
+        components : True or str, optional
+            Also return ``components``: the posterior mean of each additive part of a factor whose
+            kernel is a sum (a dim of that factor; ``True`` for the only such factor), on a
+            ``component`` dim labelled by the parts' expressions, e.g. the seasonal cycle and the
+            anomalies of ``xkron.seasonal_kernel()``. Exact (linear in the data) on every solver; the
+            parts add up to ``mean`` less the constant mean. Latent scale only.
 
         Returns
         -------
@@ -227,50 +234,11 @@ class KronFit:
         unknown = set(request) - set(self.dims)
         if unknown:
             raise ValueError(f"cannot predict along {sorted(unknown)}: the fit's dims are {self.dims}")
-        if per_draw and "chain" not in self.params.dims:
-            raise ValueError("per_draw=True needs posterior draws (method='nuts' or 'advi'); a MAP fit has one draw")
-        if scale not in ("latent", "response"):
-            raise ValueError(f"scale={scale!r} is not known: use 'latent' or 'response'")
-        if noise and self.spec.likelihood.name != "gaussian":
-            raise ValueError(
-                f"noise=True adds Gaussian noise, which a {self.spec.likelihood.name} likelihood does not have: "
-                "draw new observations with fit.sample(..., observed=True)"
-            )
-        quantiles = tuple(float(q) for q in np.atleast_1d(quantiles))
-        if any(not 0 < q < 1 for q in quantiles):
-            raise ValueError(f"quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
-        if quantiles and per_draw:
-            raise ValueError("quantiles summarise the mixture over draws; they cannot be combined with per_draw=True")
-        mask = self._output_mask(mask)
-        result = predict_moments(self, request, noise=noise, per_draw=per_draw, scale=scale, quantiles=quantiles)
-        if mask is None:
-            return result
-        try:
-            xr.align(result, mask, join="exact")
-        except ValueError as err:
-            raise ValueError(
-                f"mask does not line up with the predicted coordinates ({err}); give a mask on the output's "
-                "coordinates, or predict on the training grid"
-            ) from None
-        attrs = {k: v.attrs for k, v in result.items()}
-        masked = result.where(mask)
-        for k, a in attrs.items():
-            masked[k].attrs = a
-        return masked
-
-    def _output_mask(self, mask):
-        if mask is None or mask is False:
-            return None
-        if mask is True:
-            if self.mask is None:
-                raise ValueError("mask=True re-applies the fit's mask, but this fit was made without mask=")
-            return self.mask
-        if not isinstance(mask, xr.DataArray) or mask.dtype != bool:
-            raise TypeError(f"mask must be a boolean xarray.DataArray or True, not {type(mask).__name__}")
-        unknown = set(mask.dims) - set(self.dims)
-        if unknown:
-            raise ValueError(f"mask has dims {sorted(unknown)} that the fit does not have ({self.dims})")
-        return mask
+        quantiles = check_predict_options(self, noise, per_draw, scale, quantiles, components)
+        mask = output_mask(self, mask)
+        result = predict_moments(self, request, noise=noise, per_draw=per_draw, scale=scale, quantiles=quantiles,
+                                 components=components)  # fmt: skip
+        return result if mask is None else apply_mask(result, mask)
 
     def sample(
         self,

@@ -28,6 +28,18 @@ def cf_header(source: str, spec: ModelSpec, **extra) -> dict:
     return {"Conventions": "CF-1.8", "source": source, **extra, "likelihood": spec.likelihood.name}
 
 
+def _kernel_units(base: str, encoding: CoordEncoding) -> str:
+    """Units of a kernel parameter of a kind on a dim: lengthscales and periods in the dim's, a trend's pivot
+    in its coordinate's, a polynomial's offset squared, weights and shapes none."""
+    if base in ("alpha", "scale", "sigma"):
+        return "1"
+    if base == "c":
+        return encoding.units
+    if base == "offset":
+        return f"({encoding.lengthscale_units})2" if encoding.lengthscale_units else "1"
+    return encoding.lengthscale_units
+
+
 def labelled_params(
     values, spec: ModelSpec, encodings: Mapping[str, CoordEncoding], units: str, method: str
 ) -> xr.Dataset:
@@ -40,11 +52,12 @@ def labelled_params(
     for name, value in spec.fixed().items():
         params[name] = value
     for factor in spec.factors:
+        relative = factor.kernel.relative_keys()
         for key, names in factor.param_names().items():
+            base, _ = factor.kernel.param_label(key)
             for i, name in enumerate(names if isinstance(names, list) else [names]):
-                dim = factor.dims[i]
-                attrs = {"units": "1"} if key == "alpha" else {"units": encodings[dim].lengthscale_units}
-                attrs["long_name"] = f"{key} of the {factor.kernel.name} kernel along {'/'.join(factor.dims)}"
+                attrs = {"units": "1" if key in relative else _kernel_units(base, encodings[factor.dims[i]])}
+                attrs["long_name"] = f"{base} of the {factor.kernel.describe(key)} kernel along {'/'.join(factor.dims)}"
                 params[name].attrs.update(attrs)
     link = spec.likelihood.link
     scale_units = units if link == "identity" else "1"

@@ -19,14 +19,18 @@ from xkron.linalg.cost import check, predict_estimate
 from xkron.linalg.lazy import is_dask
 from xkron.posterior.conditional import TestInputs, place_axes
 from xkron.posterior.mixture import inverse_link, mixture_quantiles, response_moments
+from xkron.results.components import component_factor, component_labels, component_means
 from xkron.results.labels import cf_header, data_name
 from xkron.settings import PREDICT_CHUNK_ELEMENTS
 
-__all__ = ["check_shared_dims", "predict_moments"]
+__all__ = ["apply_mask", "check_predict_options", "check_shared_dims", "output_mask", "predict_moments"]
 
 
-def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "latent", quantiles=()) -> xr.Dataset:
-    """Mean, sd and quantiles at the requested coordinates (see :meth:`xkron.KronFit.predict`)."""
+def predict_moments(
+    fit, request, noise: bool, per_draw: bool, scale: str = "latent", quantiles=(), components=None
+) -> xr.Dataset:
+    """Mean, sd and quantiles at the requested coordinates (see :meth:`xkron.KronFit.predict`), and the
+    posterior means of a factor's additive parts where ``components`` names it (:mod:`xkron.results.components`)."""
     arrays = {dim: _request_array(fit, dim, request.get(dim)) for dim in fit.data.dims}
     check_shared_dims(arrays, given=set(request))
     out_dims: list[str] = []
@@ -44,13 +48,27 @@ def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "lat
     posteriors = fit._posteriors
     link = fit.spec.likelihood.link if scale == "response" else None
     summary = partial(_summarise, link=link, probs=tuple(quantiles), per_draw=per_draw, weights=fit.draw_weights)
-    block = partial(_block, posteriors, fit.spec.factors, fit.dims, dim_labels, out_order, noise, summary)
+
+    def moments(tests, order):
+        return summary(p.moments(tests, order, noise) for p in posteriors)
+
+    block = partial(_block, moments, fit.spec.factors, fit.dims, dim_labels, out_order)
     n_out = 2 + len(quantiles)
     if lazy:
         stacked = _blockwise(block, numeric, fit.dims, dim_labels, out_order, per_draw, len(posteriors), n_out)
     else:
         stacked = _chunked(block, numeric, fit, dim_labels, out_order, per_draw)
     mean, sd = stacked[0], np.sqrt(stacked[1])
+    if components is not None:
+        index = component_factor(fit.spec.factors, components)
+        block = partial(_block, component_means(posteriors, index, fit.draw_weights), fit.spec.factors, fit.dims,
+                        dim_labels, out_order)  # fmt: skip
+        n_parts = len(component_labels(fit.spec.factors[index].kernel))
+        parts = (
+            _blockwise(block, numeric, fit.dims, dim_labels, out_order, False, 1, n_parts)
+            if lazy
+            else _chunked(block, numeric, fit, dim_labels, out_order, False)
+        )
 
     dims = tuple(out_dims)
     if per_draw:
@@ -62,9 +80,73 @@ def predict_moments(fit, request, noise: bool, per_draw: bool, scale: str = "lat
     if quantiles:
         variables["quantiles"] = (("quantile", *dims), stacked[2:])
         coords["quantile"] = np.asarray(quantiles, dtype=float)
+    if components is not None:
+        variables["components"] = (("component", *dims[2 * per_draw :]), parts)
+        coords["component"] = component_labels(fit.spec.factors[index].kernel)
     result = xr.Dataset(variables, coords=coords)
     _set_attrs(result, fit, noise, scale)
+    if components is not None:
+        factor = fit.spec.factors[index]
+        result["components"].attrs.update(
+            units=result["mean"].attrs.get("units", ""),
+            long_name=f"posterior mean of each additive part of the {factor.name} factor's kernel {factor.kernel.name}"
+            " (they add up to the mean less the constant mean)",
+        )
+        result["component"].attrs["long_name"] = f"additive part of the {factor.name} factor's kernel"
     return result
+
+
+def check_predict_options(fit, noise, per_draw, scale, quantiles, components) -> tuple[float, ...]:
+    """Refuse option values :meth:`xkron.KronFit.predict` cannot honour, before any work; the quantiles as floats."""
+    if per_draw and "chain" not in fit.params.dims:
+        raise ValueError("per_draw=True needs posterior draws (method='nuts' or 'advi'); a MAP fit has one draw")
+    if scale not in ("latent", "response"):
+        raise ValueError(f"scale={scale!r} is not known: use 'latent' or 'response'")
+    if noise and fit.spec.likelihood.name != "gaussian":
+        raise ValueError(
+            f"noise=True adds Gaussian noise, which a {fit.spec.likelihood.name} likelihood does not have: "
+            "draw new observations with fit.sample(..., observed=True)"
+        )
+    quantiles = tuple(float(q) for q in np.atleast_1d(quantiles))
+    if any(not 0 < q < 1 for q in quantiles):
+        raise ValueError(f"quantiles must lie strictly between 0 and 1, got {list(quantiles)}")
+    if quantiles and per_draw:
+        raise ValueError("quantiles summarise the mixture over draws; they cannot be combined with per_draw=True")
+    if components is not None and (scale != "latent" or per_draw):
+        raise ValueError("components= gives the parts of the latent mean: use scale='latent' and per_draw=False")
+    return quantiles
+
+
+def output_mask(fit, mask):
+    """The checked mask outside which a prediction is NaN (``True``: the fit's own; ``None``: no mask)."""
+    if mask is None or mask is False:
+        return None
+    if mask is True:
+        if fit.mask is None:
+            raise ValueError("mask=True re-applies the fit's mask, but this fit was made without mask=")
+        return fit.mask
+    if not isinstance(mask, xr.DataArray) or mask.dtype != bool:
+        raise TypeError(f"mask must be a boolean xarray.DataArray or True, not {type(mask).__name__}")
+    unknown = set(mask.dims) - set(fit.dims)
+    if unknown:
+        raise ValueError(f"mask has dims {sorted(unknown)} that the fit does not have ({fit.dims})")
+    return mask
+
+
+def apply_mask(result: xr.Dataset, mask: xr.DataArray) -> xr.Dataset:
+    """``result`` set to NaN where ``mask`` is False, attributes kept; the mask must be on its coordinates."""
+    try:
+        xr.align(result, mask, join="exact")
+    except ValueError as err:
+        raise ValueError(
+            f"mask does not line up with the predicted coordinates ({err}); give a mask on the output's "
+            "coordinates, or predict on the training grid"
+        ) from None
+    attrs = {k: v.attrs for k, v in result.items()}
+    masked = result.where(mask)
+    for k, a in attrs.items():
+        masked[k].attrs = a
+    return masked
 
 
 def check_shared_dims(arrays: dict[str, xr.DataArray], given: set[str] | None = None) -> None:
@@ -175,8 +257,8 @@ def _numeric(fit, dim: str, arr: xr.DataArray, training: bool):
     return values
 
 
-def _block(posteriors, factors, dims, dim_labels, out_order, noise, summary, *blocks):
-    """Summaries for one block of coordinates: ``(k, [draws,] *out_shape)``."""
+def _block(evaluate, factors, dims, dim_labels, out_order, *blocks):
+    """``evaluate(tests, out_order)`` for one block of coordinates: ``(k, [draws,] *out_shape)``."""
     values = dict(zip(dims, blocks, strict=True))
     sizes = {}
     for dim in dims:
@@ -189,7 +271,7 @@ def _block(posteriors, factors, dims, dim_labels, out_order, noise, summary, *bl
             np.broadcast_to(place_axes(np.asarray(values[d], float), dim_labels[d], labels), shape) for d in factor.dims
         )
         tests.append(TestInputs(labels, tuple(placed)))
-    return summary(p.moments(tests, out_order, noise) for p in posteriors)
+    return evaluate(tests, out_order)
 
 
 def _chunked(block, numeric, fit, dim_labels, out_order, per_draw):

@@ -72,17 +72,21 @@ class Factor:
         return self.full_size if self.subset is None else len(self.subset)
 
     def param_names(self) -> dict[str, list[str] | str]:
-        """Model variable names of this factor's hyperparameters.
+        """Model variable names of this factor's hyperparameters, by the kernel's key.
 
         Per-dim parameters (``ls``) get one name per dim (``ls_<dim>``); the others one
-        name per factor (``alpha_<factor>``, ``period_<factor>``).
+        name per factor (``alpha_<factor>``, ``period_<factor>``). Inside a combined kernel a
+        kind that occurs more than once is numbered: ``ls_<dim>_1``, ``scale_<factor>_2``
+        (:mod:`xkron.spec.kernel_base`).
         """
         names: dict[str, list[str] | str] = {}
         for key in self.kernel.param_specs():
+            base, suffix = self.kernel.param_label(key)
+            end = f"_{suffix}" if suffix else ""
             if key in self.kernel.per_dim:
-                names[key] = [f"{key}_{dim}" for dim in self.dims]
+                names[key] = [f"{base}_{dim}{end}" for dim in self.dims]
             else:
-                names[key] = f"{key}_{self.name}"
+                names[key] = f"{base}_{self.name}{end}"
         return names
 
     def inputs(self) -> list[np.ndarray]:
@@ -105,11 +109,11 @@ class Factor:
         With numpy, distances that a periodic kernel cannot resolve (its phase lost to rounding,
         :meth:`xkron.spec.kernels.Kernel.max_distance`) are an error naming the dim, not noise.
         """
-        with np.errstate(over="ignore"):  # overflowing differences are inf: the kernels handle them
-            diffs = [np.subtract.outer(np.asarray(a, dtype=float), b) for a, b in zip(left, right, strict=True)]
-        if xp is np:
+        if xp is np and self.kernel.max_distance(params) is not None:
+            with np.errstate(over="ignore"):  # overflowing differences are inf: the kernels handle them
+                diffs = [np.subtract.outer(np.asarray(a, dtype=float), b) for a, b in zip(left, right, strict=True)]
             self._check_distances(diffs, params)
-        return self.kernel.correlation(diffs, params, xp=xp)
+        return self.kernel.matrix(left, right, params, xp=xp)
 
     def _check_distances(self, diffs, params) -> None:
         limits = self.kernel.max_distance(params)
@@ -125,10 +129,9 @@ class Factor:
                     "sample closer to the data (or re-centre the coordinates near the points of interest)."
                 )
 
-    def variance(self, params: Mapping[str, Any], shape: tuple[int, ...]) -> np.ndarray:
-        """Prior variance ``k(x, x)`` at test points (all kernels here are stationary)."""
-        zeros = [np.zeros(()) for _ in self.dims]  # no distance check needed at 0
-        return np.broadcast_to(self.kernel.correlation(zeros, params, xp=np), shape)
+    def variance(self, params: Mapping[str, Any], test: Sequence) -> np.ndarray:
+        """Prior variance ``k(x, x)`` at test points (one array per dim, all one shape)."""
+        return self.kernel.diag(test, params)
 
 
 def restrict(y: np.ndarray, factors: Sequence[Factor]) -> np.ndarray:

@@ -1,4 +1,8 @@
-"""Stationary kernel factors.
+"""Stationary kernel factors, and the base class of every kernel.
+
+The trend kernels (``Linear``, ``Polynomial``, ``WhiteNoise``) are in :mod:`xkron.spec.trend_kernels`,
+the base class and sums, products and scales of kernels in :mod:`xkron.spec.kernel_base`, and the registry of names
+in :mod:`xkron.spec.kernel_registry`.
 
 A factor covers one or more dims of the grid. Its covariance is written once, as a function
 of coordinate differences, against a small array namespace (``numpy`` for prediction,
@@ -37,127 +41,32 @@ distances instead of returning noise.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from xkron.settings import PHASE_TOLERANCE
-from xkron.spec.prior_types import prior_from_dict
+from xkron.spec.kernel_base import Kernel, is_numpy
 
 __all__ = [
-    "KERNELS",
     "Cosine",
     "ExpQuad",
+    "Independent",
     "Kernel",
     "Matern12",
     "Matern32",
     "Matern52",
     "Periodic",
     "RatQuad",
-    "kernel_class",
-    "kernel_from_dict",
+    "cosine_product",
+    "phase_limits",
 ]
 
 R_MAX = 1e4
 """Scaled distances ``r`` beyond it are evaluated at ``R_MAX``: every Matérn value there is
 below ``exp(−10⁴)``, exactly 0 in float64, and clipping keeps ``∞ · 0`` (NaN) out of
 ``poly(r) exp(−r)`` for infinite or overflowing distances."""
-
-
-def _is_numpy(xp) -> bool:
-    return xp is np
-
-
-def _safe_sqrt(r2, xp):
-    """``sqrt(r2)`` whose gradient is finite (and zero) where ``r2 == 0``."""
-    if _is_numpy(xp):
-        return np.sqrt(r2)
-    positive = r2 > 0
-    return xp.sqrt(xp.switch(positive, r2, 1.0)) * positive
-
-
-@dataclass(frozen=True)
-class Kernel:
-    """Base class of a stationary kernel factor (do not use directly).
-
-    Parameters
-    ----------
-    ls : float, Prior, sequence, dict or None
-        Lengthscale, one per dim of the factor, in the coordinate's units (days for time).
-    """
-
-    ls: Any = None
-
-    per_dim: ClassVar[tuple[str, ...]] = ("ls",)
-    """Parameters with one value per dim of the factor; the others have one per factor."""
-
-    def correlation(self, diffs: Sequence, params: Mapping[str, Any], xp=np):
-        """Kernel values from coordinate differences.
-
-        Parameters
-        ----------
-        diffs : sequence of arrays
-            One array of differences ``x_k − x'_k`` per dim of the factor (all one shape).
-        params : mapping
-            ``ls`` is a sequence with one value per dim; other parameters are scalars.
-        xp : module
-            ``numpy`` or ``pytensor.tensor``.
-        """
-        ls = params["ls"]
-        with np.errstate(over="ignore", under="ignore"):  # overflow gives r = inf, which each profile maps to 0
-            if len(diffs) == 1:
-                r = xp.abs(diffs[0]) / ls[0]
-                return self._profile(r, r * r, params, xp)
-            r2 = sum((d / ell) ** 2 for d, ell in zip(diffs, ls, strict=True))
-            return self._profile(_safe_sqrt(r2, xp), r2, params, xp)
-
-    def _profile(self, r, r2, params, xp):
-        raise NotImplementedError
-
-    def max_distance(self, params: Mapping[str, Any]) -> list[float] | None:
-        """Largest ``|x_k − x'_k|`` per dim at which the kernel is evaluated faithfully.
-
-        ``None`` (no limit) for the kernels that decay: any distance, even an infinite one,
-        gives their limit. A list for the periodic ones, whose phase within the period float64
-        rounding loses beyond it (see :data:`PHASE_TOLERANCE`).
-        """
-        return None
-
-    @property
-    def name(self) -> str:
-        return type(self).__name__
-
-    def param_specs(self) -> dict[str, Any]:
-        """Hyperparameter specs as given by the user (``None`` for defaults)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready description (priors as ``Prior.to_dict()``)."""
-        return {"kernel": self.name, "params": {k: spec_to_json(v) for k, v in self.param_specs().items()}}
-
-
-def spec_to_json(spec):
-    if spec is None or isinstance(spec, int | float | str):
-        return spec
-    if isinstance(spec, Mapping):
-        return {"__dims__": {k: spec_to_json(v) for k, v in spec.items()}}
-    if isinstance(spec, list | tuple | np.ndarray):
-        return [spec_to_json(v) for v in spec]
-    if hasattr(spec, "to_dict"):
-        return {"__prior__": spec.to_dict()}
-    raise TypeError(f"cannot serialise hyperparameter spec {spec!r}")
-
-
-def spec_from_json(obj):
-    if isinstance(obj, dict) and "__dims__" in obj:
-        return {k: spec_from_json(v) for k, v in obj["__dims__"].items()}
-    if isinstance(obj, dict) and "__prior__" in obj:
-        return prior_from_dict(obj["__prior__"])
-    if isinstance(obj, list):
-        return [spec_from_json(v) for v in obj]
-    return obj
 
 
 @dataclass(frozen=True)
@@ -250,14 +159,26 @@ class Cosine(Kernel):
     3.749399456654644e-33
     """
 
+    decaying: ClassVar[bool] = False
+
     def correlation(self, diffs, params, xp=np):
-        out = 1.0
-        for d, ell in zip(diffs, params["ls"], strict=True):
-            out = out * xp.cos(2.0 * np.pi * d / ell)
-        return out
+        return cosine_product(diffs, params["ls"], xp)
 
     def max_distance(self, params):
-        return [PHASE_TOLERANCE * float(ell) / np.finfo(float).eps for ell in params["ls"]]
+        return phase_limits(params["ls"])
+
+
+def cosine_product(diffs, periods, xp=np):
+    """``∏_k cos(2π d_k / period_k)``: :class:`Cosine`'s formula (and the wave of a spectral mixture's component)."""
+    out = 1.0
+    for d, period in zip(diffs, periods, strict=True):
+        out = out * xp.cos(2.0 * np.pi * d / period)
+    return out
+
+
+def phase_limits(periods) -> list[float]:
+    """Per dim, the largest distance at which float64 keeps the phase within ``period`` (:data:`PHASE_TOLERANCE`)."""
+    return [PHASE_TOLERANCE * float(p) / np.finfo(float).eps for p in periods]
 
 
 @dataclass(frozen=True)
@@ -274,6 +195,9 @@ class Periodic(Kernel):
     """
 
     period: Any = None
+
+    decaying: ClassVar[bool] = False
+    relative: ClassVar[tuple[str, ...]] = ("ls",)
 
     def correlation(self, diffs, params, xp=np):
         period = params["period"]
@@ -300,35 +224,13 @@ class Independent(Kernel):
     """
 
     per_dim: ClassVar[tuple[str, ...]] = ()
+    decaying: ClassVar[bool] = False
 
     def correlation(self, diffs, params, xp=np):
         same = 1.0
         for d in diffs:
-            same = same * (xp.eq(d, 0) if not _is_numpy(xp) else (np.asarray(d) == 0))
+            same = same * (xp.eq(d, 0) if not is_numpy(xp) else (np.asarray(d) == 0))
         return same * 1.0
 
     def param_specs(self) -> dict[str, Any]:
         return {}
-
-
-KERNELS: dict[str, type[Kernel]] = {
-    cls.__name__: cls for cls in (ExpQuad, Matern12, Matern32, Matern52, RatQuad, Cosine, Periodic, Independent)
-}
-
-
-def kernel_from_dict(obj: Mapping[str, Any]) -> Kernel:
-    """Inverse of :meth:`Kernel.to_dict`."""
-    cls = KERNELS[obj["kernel"]]
-    return cls(**{k: spec_from_json(v) for k, v in obj["params"].items()})
-
-
-def kernel_class(name: str) -> type[Kernel] | None:
-    """The kernel class of a name, case-insensitively (``"matern32"`` → :class:`Matern32`), or
-    ``None`` if :data:`KERNELS` has no such kernel.
-
-    Examples
-    --------
-    >>> kernel_class("expquad").__name__, kernel_class("nope")
-    ('ExpQuad', None)
-    """
-    return {k.lower(): v for k, v in KERNELS.items()}.get(name.lower())

@@ -114,7 +114,7 @@ class Likelihood:
         return {n: getattr(self, n) for n in self.data_fields if getattr(self, n) is not None}
 
     def to_dict(self) -> dict:
-        from xkron.spec.kernels import spec_to_json
+        from xkron.spec.prior_types import spec_to_json
 
         out: dict[str, Any] = {"likelihood": self.name}
         for f in fields(self):
@@ -412,7 +412,7 @@ def resolve_likelihood(likelihood) -> Likelihood:
 
 def likelihood_from_dict(d: Mapping, data: Mapping[str, Any] | None = None) -> Likelihood:
     """Inverse of :meth:`Likelihood.to_dict`; ``data`` supplies the DataArray fields."""
-    from xkron.spec.kernels import spec_from_json
+    from xkron.spec.prior_types import spec_from_json
 
     cls = LIKELIHOODS[d["likelihood"]]
     kwargs = {}

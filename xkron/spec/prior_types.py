@@ -13,10 +13,21 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-__all__ = ["PRIOR_MODULE", "SavedPrior", "deferred_priors", "is_prior", "new_prior", "prior_from_dict"]
+import numpy as np
+
+__all__ = [
+    "PRIOR_MODULE",
+    "SavedPrior",
+    "deferred_priors",
+    "is_prior",
+    "new_prior",
+    "prior_from_dict",
+    "spec_from_json",
+    "spec_to_json",
+]
 
 PRIOR_MODULE = "pymc_extras.prior"
 """Where :class:`~pymc_extras.prior.Prior` lives."""
@@ -127,3 +138,27 @@ class SavedPrior:
 
     def __repr__(self) -> str:
         return repr(self.prior)
+
+
+def spec_to_json(spec):
+    """A hyperparameter spec in JSON form: numbers as they are, priors as ``Prior.to_dict()``, per-dim dicts tagged."""
+    if spec is None or isinstance(spec, int | float | str):
+        return spec
+    if isinstance(spec, Mapping):
+        return {"__dims__": {k: spec_to_json(v) for k, v in spec.items()}}
+    if isinstance(spec, list | tuple | np.ndarray):
+        return [spec_to_json(v) for v in spec]
+    if hasattr(spec, "to_dict"):
+        return {"__prior__": spec.to_dict()}
+    raise TypeError(f"cannot serialise hyperparameter spec {spec!r}")
+
+
+def spec_from_json(obj):
+    """Inverse of :func:`spec_to_json`."""
+    if isinstance(obj, dict) and "__dims__" in obj:
+        return {k: spec_from_json(v) for k, v in obj["__dims__"].items()}
+    if isinstance(obj, dict) and "__prior__" in obj:
+        return prior_from_dict(obj["__prior__"])
+    if isinstance(obj, list):
+        return [spec_from_json(v) for v in obj]
+    return obj

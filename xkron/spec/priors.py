@@ -8,6 +8,9 @@ Defaults are weakly informative: they rule out only what the data cannot inform.
   the field constant along the dim (the data cannot tell it from a longer one). Both tails
   stay open, so strong data can still push past them.
 - **Period** (``Periodic``): the same, between ``2Δ`` (the Nyquist limit) and ``L``.
+- **Periodic's lengthscale** is relative to the period (``sin(π d/T)/ℓ``), not in coordinate
+  units: ``LogNormal`` with 98% of its mass in :data:`~xkron.settings.PERIODIC_LS_RANGE`, from a
+  cycle with sharp seasons to one close to a sinusoid.
 - **alpha** (``RatQuad``): ``Gamma(alpha=2, beta=1)``: mean 2, mass from near-Gaussian mixtures
   to heavy mixtures.
 - **Amplitude** ``η``: ``HalfNormal(sigma=2·sd(y))``.
@@ -28,10 +31,11 @@ import numpy as np
 if TYPE_CHECKING:  # PyMC is imported when a prior is built, not with xkron
     from pymc_extras.prior import Prior
 
-from xkron.settings import NUGGET_FRACTION, PERIODIC_LS_START, RESTART_LS_FACTORS
+from xkron.settings import NUGGET_FRACTION, PERIODIC_LS_RANGE, PERIODIC_LS_START, RESTART_LS_FACTORS
+from xkron.spec.kernel_starts import combined_starts, combined_steps, uses_parts
 from xkron.spec.prior_types import is_prior, new_prior
 from xkron.spec.support import check_positive_prior, prior_support
-from xkron.spec.variogram import data_lengthscales, dominant_period, grid_scales, period_candidates
+from xkron.spec.variogram import data_lengthscales, dominant_period, grid_scales, period_candidates, start_ladder
 
 __all__ = [
     "data_priors",
@@ -72,44 +76,24 @@ def data_priors(y_mean: float, y_sd: float) -> dict[str, Prior]:
     }
 
 
-def start_ladder(spacing: float, extent: float, n: int) -> np.ndarray:
-    """``n`` starting lengthscales, log-spaced from 3 grid spacings to a quarter of the extent.
-
-    On short coordinates (3 spacings beyond an eighth of the extent) the ladder starts at an
-    eighth of the extent instead, so the starts stay distinct.
-
-    The log marginal likelihood of real fields has several local optima (see
-    ``kronecker-notes.md``); starting from a ladder of lengthscales and keeping the best
-    optimum finds the global one far more often than a single start.
-
-    Examples
-    --------
-    >>> start_ladder(1.0, 100.0, 3).round(3).tolist()
-    [3.0, 8.66, 25.0]
-    """
-    lo = min(3.0 * spacing, extent / 8)
-    hi = max(extent / 4, 2 * lo)
-    if n == 1:
-        return np.array([lo])
-    return np.exp(np.linspace(np.log(lo), np.log(hi), n))
-
-
 _WHAT = {
     "ls": "a lengthscale",
     "period": "a period",
     "alpha": "RatQuad's shape alpha",
+    "scale": "a variance weight",
+    "offset": "Polynomial's offset",
+    "sigma": "WhiteNoise's sd",
     "amplitude": "the amplitude",
     "noise": "the noise sd",
     "nu": "Student-t's degrees of freedom",
     "dispersion": "the negative binomial dispersion",
     "shape": "the gamma likelihood's shape",
 }
-"""What each positive hyperparameter is, for error messages (the mean is the only real one)."""
+"""What each positive hyperparameter is, for error messages (the mean and a trend's pivot ``c`` are real)."""
 
 
-def _check_fixed(name: str, value, zero_ok: bool = False) -> float:
+def _check_fixed(name: str, value, zero_ok: bool = False, positive: bool = True) -> float:
     value = float(value)
-    positive = name != "mean"
     if not np.isfinite(value) or (positive and (value < 0 or (value == 0 and not zero_ok))):
         bound = ">= 0" if zero_ok else "> 0"
         hint = " (noise=0 is allowed with known per-cell noise, noise_sd=)" if name == "noise" and not zero_ok else ""
@@ -138,7 +122,7 @@ def _as_spec(name: str, spec, default: Prior, what: str | None = None, zero_ok: 
             f"{name}={spec!r} is not a valid hyperparameter: give None (default prior), a number (fixed) "
             "or a pymc_extras.prior.Prior, e.g. Prior('Gamma', alpha=2, beta=2)"
         )
-    return _check_fixed(name, spec, zero_ok)
+    return _check_fixed(name, spec, zero_ok, positive=what is not None)
 
 
 def _per_dim(spec, dims: tuple[str, ...], key: str) -> dict:
@@ -185,20 +169,7 @@ def resolve_priors(
     """
     priors: dict = {}
     for factor in factors:
-        names = factor.param_names()
-        for key, spec in factor.kernel.param_specs().items():
-            if key in factor.kernel.per_dim:
-                for dim, coord, name in zip(factor.dims, factor.coords, names[key], strict=True):
-                    spec_d = _per_dim(spec, factor.dims, key)[dim]
-                    priors[name] = _as_spec(name, spec_d, lognormal_between(*grid_scales(coord)), _WHAT[key])
-            elif key == "period":
-                spacing = min(grid_scales(c)[0] for c in factor.coords)
-                extent = max(grid_scales(c)[1] for c in factor.coords)
-                priors[names[key]] = _as_spec(names[key], spec, lognormal_between(2 * spacing, extent), _WHAT[key])
-            elif key == "alpha":
-                priors[names[key]] = _as_spec(names[key], spec, new_prior("Gamma", alpha=2, beta=1), _WHAT[key])
-            else:
-                raise NotImplementedError(f"no default prior for {key}")
+        priors.update(_factor_priors(factor))
     priors["amplitude"] = _as_spec("amplitude", amplitude, defaults["amplitude"], _WHAT["amplitude"])
     for name, spec in (likelihood_specs or {}).items():
         what = _WHAT.get(name, "a positive hyperparameter")
@@ -210,6 +181,70 @@ def resolve_priors(
     else:
         priors["mean"] = _as_spec("mean", mean_spec, defaults["mean"])
     return priors
+
+
+def _factor_priors(factor) -> dict:
+    """Priors or fixed values of one factor's kernel parameters (weights last: their defaults need the rest)."""
+    priors: dict = {}
+    names = factor.param_names()
+    specs = factor.kernel.param_specs()
+    spacing = min(grid_scales(c)[0] for c in factor.coords)
+    extent = max(grid_scales(c)[1] for c in factor.coords)
+    relative = factor.kernel.relative_keys()
+    for key, spec in specs.items():
+        base, _ = factor.kernel.param_label(key)
+        if key in relative:  # sin(π d / T) / ℓ: ℓ is relative to the period, not in coordinate units
+            for dim, name in zip(factor.dims, names[key], strict=True):
+                spec_d = _per_dim(spec, factor.dims, key)[dim]
+                priors[name] = _as_spec(name, spec_d, lognormal_between(*PERIODIC_LS_RANGE), _WHAT[base])
+        elif key in factor.kernel.per_dim:
+            for dim, coord, name in zip(factor.dims, factor.coords, names[key], strict=True):
+                spec_d = _per_dim(spec, factor.dims, key)[dim]
+                priors[name] = _as_spec(name, spec_d, *_per_dim_default(base, coord))
+        elif base == "period":
+            priors[names[key]] = _as_spec(names[key], spec, lognormal_between(2 * spacing, extent), _WHAT[base])
+        elif base == "alpha":
+            priors[names[key]] = _as_spec(names[key], spec, new_prior("Gamma", alpha=2, beta=1), _WHAT[base])
+        elif base == "offset":
+            var = sum(float(np.var(c)) for c in factor.coords) or 1.0
+            priors[names[key]] = _as_spec(names[key], spec, lognormal_between(0.01 * var, 100 * var), _WHAT[base])
+        elif base == "sigma":
+            priors[names[key]] = _as_spec(names[key], spec, new_prior("HalfNormal", sigma=1.0), _WHAT[base])
+        elif base != "scale":
+            raise NotImplementedError(f"no default prior for {key}")
+    for key, path in reversed(getattr(factor.kernel, "scale_paths", list)()):
+        name = names[key]
+        v = _part_variance(factor, path, priors)
+        priors[name] = _as_spec(name, specs[key], lognormal_between(0.01 / v, 100 / v), _WHAT["scale"])
+    order = [n for names in factor.param_names().values() for n in (names if isinstance(names, list) else [names])]
+    return {name: priors[name] for name in order}
+
+
+def _per_dim_default(base: str, coord: np.ndarray):
+    """Default and kind of a per-dim parameter: a lengthscale's or period's prior, or a pivot fixed mid-coordinate."""
+    spacing, extent = grid_scales(coord)
+    if base == "c":
+        return float(np.min(coord) + np.ptp(coord) / 2), None
+    if base == "period":
+        return lognormal_between(2 * spacing, extent), _WHAT[base]
+    return lognormal_between(spacing, extent), _WHAT[base]
+
+
+def _part_variance(factor, path, priors: dict) -> float:
+    """Mean prior variance of the weighted part at ``path`` over the factor's inputs, parameters at their medians."""
+    values = {}
+    for key, names in factor.param_names().items():
+        if key not in factor.kernel.per_dim and factor.kernel.param_label(key)[0] == "scale" and names not in priors:
+            values[key] = 1.0
+            continue
+        listed = names if isinstance(names, list) else [names]
+        picked = [_inside_support(priors[n], None) if is_prior(priors[n]) else priors[n] for n in listed]
+        values[key] = picked if isinstance(names, list) else picked[0]
+    inputs = factor.inputs()
+    zeros = [np.zeros_like(x) for x in inputs]
+    diag = factor.kernel.evaluate_part(path, inputs, inputs, zeros, values, xp=np)
+    v = float(np.mean(diag))
+    return v if np.isfinite(v) and v > 0 else 1.0
 
 
 def _support(prior: Prior) -> tuple[float, float]:
@@ -239,9 +274,14 @@ def period_steps(factors, y: np.ndarray) -> dict[str, float]:
     y = np.where(seen, y, np.mean(y[seen]) if seen.any() else 0.0)  # the periodogram needs every cell
     steps: dict[str, float] = {}
     for axis, factor in enumerate(factors):
-        if factor.kernel.name not in ("Cosine", "Periodic") or factor.subset is not None:
+        if factor.subset is not None:
             continue
         view = np.moveaxis(y, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
+        if uses_parts(factor.kernel):
+            steps.update(combined_steps(factor, view))
+            continue
+        if factor.kernel.name not in ("Cosine", "Periodic"):
+            continue
         extents = [grid_scales(c)[1] for c in factor.coords]
         rel = [min(1.0, dominant_period(view, k, c) / (4 * extents[k])) for k, c in enumerate(factor.coords)]
         names = factor.param_names()
@@ -284,10 +324,15 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
     starts = [{} for _ in range(n)]
     for axis, factor in enumerate(factors):
         names = factor.param_names()
+        if uses_parts(factor.kernel):
+            view = None if factor.subset is not None else _factor_view(filled, axis, factor)
+            for start, values in zip(starts, combined_starts(factor, view, n), strict=True):
+                start.update(values)
+            continue
         # The periodogram needs the factor's own grid: not there when it keeps a subset only.
         periodic = factor.kernel.name in ("Cosine", "Periodic") and factor.subset is None
         if periodic:
-            view = np.moveaxis(filled, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
+            view = _factor_view(filled, axis, factor)
             periods = [period_candidates(view, k, c, n) for k, c in enumerate(factor.coords)]
         else:
             periods = [[float(np.ptp(c)) / 4 or 1.0] * n for c in factor.coords]
@@ -310,6 +355,11 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
         start.update(amplitude=amplitude, noise=noise, mean=y_mean)
     free = {name: p for name, p in priors.items() if is_prior(p)}
     return [{name: _inside_support(p, start.get(name)) for name, p in free.items()} for start in starts]
+
+
+def _factor_view(y: np.ndarray, axis: int, factor) -> np.ndarray:
+    """The data with the factor's dims first (one axis each) and every other cell along one last axis."""
+    return np.moveaxis(y, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
 
 
 def _restart_factor(i: int) -> float:

@@ -15,7 +15,8 @@ import numpy as np
 import xarray as xr
 
 from xkron.spec.coords import cftime_calendars, coord_kind
-from xkron.spec.kernels import KERNELS, Kernel, kernel_class
+from xkron.spec.kernel_registry import resolve_kernel
+from xkron.spec.kernels import Kernel
 
 __all__ = [
     "align_cell_values",
@@ -46,10 +47,6 @@ def _labels(values: Sequence[Any]) -> list[Any]:
     return [_label(v) for v in values]
 
 
-def _available() -> str:
-    return ", ".join(KERNELS)
-
-
 # --------------------------------------------------------------------------- kernels
 
 
@@ -75,40 +72,6 @@ def _check_dim_exists(dim: str, key: Any, data_dims: tuple[Hashable, ...]) -> No
     close = difflib.get_close_matches(dim, [str(d) for d in data_dims], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"kernels key {key!r}: dim {dim!r} is not in the data; data dims are {data_dims}.{hint}")
-
-
-def _kernel_from_name(key: Any, name: str) -> Kernel:
-    cls = kernel_class(name)
-    if cls is not None:
-        return cls()
-    close = difflib.get_close_matches(name.lower(), [k.lower() for k in KERNELS], n=1)
-    hint = f" Did you mean {kernel_class(close[0]).__name__!r}?" if close else ""
-    raise ValueError(f"kernels[{key!r}]: unknown kernel {name!r}.{hint} Available kernels: {_available()}.")
-
-
-def _resolve_kernel(key: Any, value: Any) -> Kernel:
-    """A :class:`Kernel` instance from a ``kernels`` value (an instance or a kernel name)."""
-    if isinstance(value, str):
-        return _kernel_from_name(key, value)
-    if isinstance(value, Kernel) and type(value) is not Kernel:
-        return value
-    if isinstance(value, type) and issubclass(value, Kernel) and value is not Kernel:
-        raise TypeError(
-            f"kernels[{key!r}] is the class {value.__name__}, not an instance; write {value.__name__}() "
-            f"(optionally with hyperparameters, e.g. {value.__name__}(ls=1.0)). Available kernels: {_available()}."
-        )
-    module = type(value).__module__ or ""
-    if module.split(".")[0] in ("pymc", "pymc3", "pytensor"):
-        name = type(value).__name__
-        suggestion = f"xkron.{name}(...)" if name in KERNELS else "an xkron kernel"
-        raise TypeError(
-            f"kernels[{key!r}] is a {module}.{name} object; xkron builds its own covariances, so use "
-            f"{suggestion} instead. Available kernels: {_available()}."
-        )
-    raise TypeError(
-        f"kernels[{key!r}] is {value!r} ({type(value).__name__}), not a kernel; give a kernel instance such as "
-        f"xkron.Matern52() or a kernel name such as 'Matern52'. Available kernels: {_available()}."
-    )
 
 
 def _check_unmapped(mapped: Mapping[str, Any], data_dims: tuple[Hashable, ...]) -> None:
@@ -184,7 +147,7 @@ def normalize_kernels(da: xr.DataArray, kernels: Mapping[Any, Kernel | str]) -> 
                     "give each dim exactly one kernel factor."
                 )
             mapped[dim] = key
-        kernel = _resolve_kernel(key, value)
+        kernel = resolve_kernel(key, value)
         factors.append((tuple(sorted(dims, key=data_dims.index)), kernel))
     _check_unmapped(mapped, data_dims)
     return sorted(factors, key=lambda factor: data_dims.index(factor[0][0]))

@@ -44,6 +44,7 @@ __all__ = [
     "grid_scales",
     "period_candidates",
     "semivariogram",
+    "start_ladder",
 ]
 
 
@@ -52,6 +53,28 @@ def grid_scales(coord: np.ndarray) -> tuple[float, float]:
     coord = np.asarray(coord, dtype=float)
     steps = np.abs(np.diff(coord))
     return float(steps.min()), float(np.ptp(coord))
+
+
+def start_ladder(spacing: float, extent: float, n: int) -> np.ndarray:
+    """``n`` starting lengthscales, log-spaced from 3 grid spacings to a quarter of the extent.
+
+    On short coordinates (3 spacings beyond an eighth of the extent) the ladder starts at an
+    eighth of the extent instead, so the starts stay distinct.
+
+    The log marginal likelihood of real fields has several local optima (see
+    ``kronecker-notes.md``); starting from a ladder of lengthscales and keeping the best
+    optimum finds the global one far more often than a single start.
+
+    Examples
+    --------
+    >>> start_ladder(1.0, 100.0, 3).round(3).tolist()
+    [3.0, 8.66, 25.0]
+    """
+    lo = min(3.0 * spacing, extent / 8)
+    hi = max(extent / 4, 2 * lo)
+    if n == 1:
+        return np.array([lo])
+    return np.exp(np.linspace(np.log(lo), np.log(hi), n))
 
 
 @dataclass(frozen=True)
@@ -199,7 +222,7 @@ def data_lengthscales(factors, y: np.ndarray, extras: dict[str, dict]) -> tuple[
     nuggets: list[float] = []
     for axis, factor in enumerate(factors):
         names = factor.param_names().get("ls")
-        if factor.subset is not None or factor.kernel.name in ("Cosine", "Periodic") or not names:
+        if factor.subset is not None or not factor.kernel.decaying or not names:
             continue
         view = np.moveaxis(y, axis, 0).reshape([len(c) for c in factor.coords] + [-1])
         for k, (coord, name) in enumerate(zip(factor.coords, names, strict=True)):
