@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     )
     from xkron.spec.seasonal import seasonal_kernel, year_length
     from xkron.spec.spectral_mixture import SpectralMixture
+    from xkron.spec.sphere_kernels import Circular, Spherical
     from xkron.spec.trend_kernels import Linear, Polynomial, WhiteNoise
 
 _WHERE = {
@@ -42,6 +43,7 @@ _WHERE = {
     ),
     **dict.fromkeys(["Product", "Scaled", "Sum"], "spec.kernel_base"),
     "SpectralMixture": "spec.spectral_mixture",
+    **dict.fromkeys(["Circular", "Spherical"], "spec.sphere_kernels"),
     **dict.fromkeys(["seasonal_kernel", "year_length"], "spec.seasonal"),
     **dict.fromkeys(["Linear", "Polynomial", "WhiteNoise"], "spec.trend_kernels"),
     **dict.fromkeys(
@@ -74,6 +76,7 @@ __all__ = [
     "BatchFit",
     "Bernoulli",
     "Binomial",
+    "Circular",
     "ConvergenceWarning",
     "Cosine",
     "CostError",
@@ -98,6 +101,7 @@ __all__ = [
     "RatQuad",
     "Scaled",
     "SpectralMixture",
+    "Spherical",
     "StudentT",
     "Sum",
     "WhiteNoise",

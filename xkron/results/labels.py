@@ -53,10 +53,13 @@ def labelled_params(
         params[name] = value
     for factor in spec.factors:
         relative = factor.kernel.relative_keys()
+        own_units = {name: leaf.length_units for leaf, b in factor.kernel.leaves() for name in b.values()
+                     if getattr(leaf, "length_units", None)}  # fmt: skip
         for key, names in factor.param_names().items():
             base, _ = factor.kernel.param_label(key)
             for i, name in enumerate(names if isinstance(names, list) else [names]):
-                attrs = {"units": "1" if key in relative else _kernel_units(base, encodings[factor.dims[i]])}
+                units = own_units.get(key) or _kernel_units(base, encodings[factor.dims[i]])
+                attrs = {"units": "1" if key in relative else units}
                 attrs["long_name"] = f"{base} of the {factor.kernel.describe(key)} kernel along {'/'.join(factor.dims)}"
                 params[name].attrs.update(attrs)
     link = spec.likelihood.link

@@ -27,6 +27,7 @@ from xkron.spec.kernels import (
 )
 from xkron.spec.prior_types import spec_from_json
 from xkron.spec.spectral_mixture import SpectralMixture, Wave
+from xkron.spec.sphere_kernels import Circular, Spherical
 from xkron.spec.trend_kernels import Linear, Polynomial, WhiteNoise
 
 __all__ = ["KERNELS", "kernel_class", "kernel_from_dict", "parse_kernel_expression", "resolve_kernel"]
@@ -35,7 +36,7 @@ KERNELS: dict[str, type[Kernel]] = {
     cls.__name__: cls
     for cls in (
         ExpQuad, Matern12, Matern32, Matern52, RatQuad, Cosine, Periodic, Independent,
-        Linear, Polynomial, WhiteNoise, SpectralMixture, Wave,
+        Linear, Polynomial, WhiteNoise, SpectralMixture, Wave, Circular, Spherical,
     )
 }  # fmt: skip
 """The kernels a name can give (case-insensitively); combine them with ``+``, ``*`` and ``c *``."""
@@ -62,6 +63,12 @@ def kernel_from_dict(obj: Mapping[str, Any]) -> Kernel:
         return Scaled(kernel_from_dict(obj["part"]), spec_from_json(obj["scale"]))
     if name == "SpectralMixture":
         return SpectralMixture(obj["q"], [kernel_from_dict(p) for p in obj["parts"]])
+    if name in ("Circular", "Spherical"):
+        shape = {k: obj[k] for k in ("period", "radius") if k in obj}
+        params = {k: spec_from_json(v) for k, v in obj["params"].items()}
+        inner = kernel_from_dict({**obj["part"], "params": {**obj["part"]["params"], **{k: v for k, v in params.items()
+                                                                                       if k != "ls"}}})  # fmt: skip
+        return KERNELS[name](inner, ls=params["ls"], **shape)
     extra = {"d": obj["d"]} if "d" in obj else {}
     return KERNELS[name](**extra, **{k: spec_from_json(v) for k, v in obj["params"].items()})
 
@@ -138,6 +145,8 @@ def _kernel_class(name: str, text: str) -> type[Kernel]:
 def _call(cls: type[Kernel], call: ast.Call, text: str) -> Kernel:
     if cls is SpectralMixture:
         allowed = ["q"]
+    elif cls in (Circular, Spherical):
+        allowed = ["kernel", "ls", "period" if cls is Circular else "radius"]
     else:
         allowed = [*cls().param_specs(), *(["d"] if cls is Polynomial else [])]
     if call.args or any(kw.arg is None for kw in call.keywords):
@@ -159,6 +168,11 @@ def _call(cls: type[Kernel], call: ast.Call, text: str) -> Kernel:
                 f"{kw.arg}={ast.unparse(kw.value)} in {text!r} is not a literal value: give a number, a list of "
                 "numbers (one per dim) or None (default prior)"
             ) from None
+    if "kernel" in kwargs:
+        inner = kernel_class(str(kwargs["kernel"]))
+        if inner is None:
+            raise ValueError(f"unknown kernel {kwargs['kernel']!r} in {text!r}; kernels: {_names()}")
+        kwargs["kernel"] = inner()
     return cls(**kwargs)
 
 

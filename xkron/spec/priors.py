@@ -203,6 +203,9 @@ def _factor_priors(factor) -> dict:
                 priors[name] = _as_spec(name, spec_d, *_per_dim_default(base, coord))
         elif base == "period":
             priors[names[key]] = _as_spec(names[key], spec, lognormal_between(2 * spacing, extent), _WHAT[base])
+        elif base == "ls":  # one lengthscale for the whole factor (Spherical's, in km)
+            lo, hi = _owner(factor.kernel, key).ls_range(factor.coords)
+            priors[names[key]] = _as_spec(names[key], spec, lognormal_between(lo, hi), _WHAT[base])
         elif base == "alpha":
             priors[names[key]] = _as_spec(names[key], spec, new_prior("Gamma", alpha=2, beta=1), _WHAT[base])
         elif base == "offset":
@@ -218,6 +221,11 @@ def _factor_priors(factor) -> dict:
         priors[name] = _as_spec(name, specs[key], lognormal_between(0.01 / v, 100 / v), _WHAT["scale"])
     order = [n for names in factor.param_names().values() for n in (names if isinstance(names, list) else [names])]
     return {name: priors[name] for name in order}
+
+
+def _owner(kernel, key: str):
+    """The part of a kernel that a parameter key belongs to."""
+    return next(leaf for leaf, binding in kernel.leaves() if key in binding.values())
 
 
 def _per_dim_default(base: str, coord: np.ndarray):
@@ -336,6 +344,11 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
             periods = [period_candidates(view, k, c, n) for k, c in enumerate(factor.coords)]
         else:
             periods = [[float(np.ptp(c)) / 4 or 1.0] * n for c in factor.coords]
+        if isinstance(names.get("ls"), str):  # one lengthscale for the factor (Spherical's, km): its own ladder
+            ladder = start_ladder(*factor.kernel.ls_range(factor.coords), n)
+            for start, ls in zip(starts, ladder, strict=True):
+                start[names["ls"]] = float(ls)
+            continue
         for k, (coord, name) in enumerate(zip(factor.coords, names.get("ls", []), strict=False)):
             if factor.kernel.name == "Cosine":
                 ladder = periods[k]
