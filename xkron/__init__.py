@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from xkron.results.batch import BatchFit
     from xkron.results.fit import KronFit
     from xkron.results.saved import open_fit
+    from xkron.spec.coregion import Coregion
     from xkron.spec.kernel_base import Product, Scaled, Sum
     from xkron.spec.kernels import Cosine, ExpQuad, Independent, Kernel, Matern12, Matern32, Matern52, Periodic, RatQuad
     from xkron.spec.likelihoods import (
@@ -44,6 +45,7 @@ _WHERE = {
     **dict.fromkeys(["Product", "Scaled", "Sum"], "spec.kernel_base"),
     "SpectralMixture": "spec.spectral_mixture",
     **dict.fromkeys(["Circular", "Spherical"], "spec.sphere_kernels"),
+    "Coregion": "spec.coregion",
     **dict.fromkeys(["seasonal_kernel", "year_length"], "spec.seasonal"),
     **dict.fromkeys(["Linear", "Polynomial", "WhiteNoise"], "spec.trend_kernels"),
     **dict.fromkeys(
@@ -78,6 +80,7 @@ __all__ = [
     "Binomial",
     "Circular",
     "ConvergenceWarning",
+    "Coregion",
     "Cosine",
     "CostError",
     "CostWarning",

@@ -24,7 +24,6 @@ from xkron.linalg.cost import check_fit_cost
 from xkron.settings import DENSE_MAX_CELLS
 from xkron.spec.coords import CoordEncoding, encode_coord
 from xkron.spec.grid import hull_factors, restrict
-from xkron.spec.kernels import Independent
 from xkron.spec.likelihoods import Gaussian, Likelihood, latent_scale_priors
 from xkron.spec.masks import masked_values
 from xkron.spec.modelspec import ModelSpec, coord_factors
@@ -66,7 +65,7 @@ def _observations(da, kernels, options: FitOptions):
     latent, mask = options.latent, options.mask
     pairs = normalize_kernels(da, kernels)
     dims = tuple(d for factor_dims, _ in pairs for d in factor_dims)
-    labelled = {d for fd, k in pairs if isinstance(k, Independent) for d in fd}  # replicates: any labels
+    labelled = {d for fd, k in pairs if k.labelled for d in fd}  # replicates, variables: any labels
     check_coords(da, [d for d in dims if d not in labelled])
     check_data(da, allow_bool=latent, allow_missing=True)
     likelihood = _with_noise_sd(_with_noise(options.likelihood, options.noise), options.noise_sd)

@@ -23,7 +23,6 @@ from xkron.posterior.observed import ObservedPosterior
 from xkron.settings import DENSE_MAX_CELLS
 from xkron.spec.coords import CoordEncoding
 from xkron.spec.grid import hull_factors
-from xkron.spec.kernels import Independent
 from xkron.spec.likelihoods import Likelihood
 from xkron.spec.masks import masked_values
 from xkron.spec.modelspec import ModelSpec, coord_factors
@@ -140,7 +139,7 @@ def conditioned_on(
         )
     if gaps not in (None, True, False):
         raise TypeError(f"gaps must be None, True or False, not {gaps!r}")
-    positions = [d for f in spec.factors if isinstance(f.kernel, Independent) for d in f.dims]
+    positions = [d for f in spec.factors if f.kernel.labelled for d in f.dims]
     check_coords(data, [d for d in dims if d not in positions])
     layout = [(f.dims, f.kernel, None) for f in spec.factors]
     factors = coord_factors(layout, data, encodings, positions=positions)

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from xkron.linalg.lazy import is_dask
+from xkron.results.between import between_variables
 from xkron.results.conditioned import DrawPosteriors, conditioned_on, draw_values
 from xkron.results.labels import labelled_params
 from xkron.results.predict import apply_mask, check_predict_options, output_mask, predict_moments
@@ -393,6 +394,13 @@ class KronFit:
                       optimizer=self.optimizer, mask=done.mask)  # fmt: skip
         fit._pending = done.pending
         return fit
+
+    def between(self, dim: str) -> xr.Dataset:
+        """Covariance ``B`` and correlation between the labels of a ``Coregion`` factor's ``dim``, labelled.
+
+        For fits with posterior draws, the posterior means (and ``correlation_sd``).
+        """
+        return between_variables(self, dim)
 
     def to_netcdf(self, path, **kwargs) -> None:
         """Write the fit (data, coords, kernels, priors, posterior, attrs) to NetCDF.

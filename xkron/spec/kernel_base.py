@@ -92,6 +92,9 @@ class Kernel:
     decaying: ClassVar[bool] = True
     """Goes to 0 with distance: its lengthscales can be fitted to a semivariogram for the MAP's start."""
 
+    labelled: ClassVar[bool] = False
+    """Its dim's coordinates are labels (any values, strings too), taken by position (``Independent``, ``Coregion``)."""
+
     relative: ClassVar[tuple[str, ...]] = ()
     """Parameters without units, relative to another one (``Periodic``'s lengthscale, relative to its period)."""
 

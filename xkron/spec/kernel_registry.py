@@ -13,6 +13,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
+from xkron.spec.coregion import Coregion
 from xkron.spec.kernel_base import Product, Scaled, Sum
 from xkron.spec.kernels import (
     Cosine,
@@ -36,7 +37,7 @@ KERNELS: dict[str, type[Kernel]] = {
     cls.__name__: cls
     for cls in (
         ExpQuad, Matern12, Matern32, Matern52, RatQuad, Cosine, Periodic, Independent,
-        Linear, Polynomial, WhiteNoise, SpectralMixture, Wave, Circular, Spherical,
+        Linear, Polynomial, WhiteNoise, SpectralMixture, Wave, Circular, Spherical, Coregion,
     )
 }  # fmt: skip
 """The kernels a name can give (case-insensitively); combine them with ``+``, ``*`` and ``c *``."""
@@ -61,6 +62,8 @@ def kernel_from_dict(obj: Mapping[str, Any]) -> Kernel:
         return (Sum if name == "Sum" else Product)([kernel_from_dict(p) for p in obj["parts"]])
     if name == "Scaled":
         return Scaled(kernel_from_dict(obj["part"]), spec_from_json(obj["scale"]))
+    if name == "Coregion":
+        return Coregion(obj["rank"], spec_from_json(obj["W"]), spec_from_json(obj["kappa"]), obj["labels"])
     if name == "SpectralMixture":
         return SpectralMixture(obj["q"], [kernel_from_dict(p) for p in obj["parts"]])
     if name in ("Circular", "Spherical"):
@@ -145,6 +148,8 @@ def _kernel_class(name: str, text: str) -> type[Kernel]:
 def _call(cls: type[Kernel], call: ast.Call, text: str) -> Kernel:
     if cls is SpectralMixture:
         allowed = ["q"]
+    elif cls is Coregion:
+        allowed = ["rank", "W", "kappa"]
     elif cls in (Circular, Spherical):
         allowed = ["kernel", "ls", "period" if cls is Circular else "radius"]
     else:

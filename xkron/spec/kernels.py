@@ -225,6 +225,7 @@ class Independent(Kernel):
 
     per_dim: ClassVar[tuple[str, ...]] = ()
     decaying: ClassVar[bool] = False
+    labelled: ClassVar[bool] = True
 
     def correlation(self, diffs, params, xp=np):
         same = 1.0

@@ -83,6 +83,7 @@ _WHAT = {
     "scale": "a variance weight",
     "offset": "Polynomial's offset",
     "sigma": "WhiteNoise's sd",
+    "kappa": "Coregion's own variance kappa",
     "amplitude": "the amplitude",
     "noise": "the noise sd",
     "nu": "Student-t's degrees of freedom",
@@ -168,8 +169,11 @@ def resolve_priors(
         parameter has support below 0 (:func:`xkron.spec.support.check_positive_prior`).
     """
     priors: dict = {}
+    scale = float(getattr(defaults["amplitude"], "parameters", {}).get("sigma", 2.0)) / 2  # sd(y)
     for factor in factors:
-        priors.update(_factor_priors(factor))
+        priors.update(_factor_priors(factor, scale))
+    if amplitude is None and any(f.kernel.labelled and f.kernel.has_variance for f in factors):
+        amplitude = 1.0  # a Coregion factor's B carries the variables' scales
     priors["amplitude"] = _as_spec("amplitude", amplitude, defaults["amplitude"], _WHAT["amplitude"])
     for name, spec in (likelihood_specs or {}).items():
         what = _WHAT.get(name, "a positive hyperparameter")
@@ -183,7 +187,7 @@ def resolve_priors(
     return priors
 
 
-def _factor_priors(factor) -> dict:
+def _factor_priors(factor, scale: float = 1.0) -> dict:
     """Priors or fixed values of one factor's kernel parameters (weights last: their defaults need the rest)."""
     priors: dict = {}
     names = factor.param_names()
@@ -211,6 +215,10 @@ def _factor_priors(factor) -> dict:
         elif base == "offset":
             var = sum(float(np.var(c)) for c in factor.coords) or 1.0
             priors[names[key]] = _as_spec(names[key], spec, lognormal_between(0.01 * var, 100 * var), _WHAT[base])
+        elif base == "W":  # Coregion's loadings: real, on the data's scale
+            priors[names[key]] = _as_spec(names[key], spec, new_prior("Normal", mu=0.0, sigma=scale))
+        elif base == "kappa":
+            priors[names[key]] = _as_spec(names[key], spec, new_prior("HalfNormal", sigma=scale**2), _WHAT[base])
         elif base == "sigma":
             priors[names[key]] = _as_spec(names[key], spec, new_prior("HalfNormal", sigma=1.0), _WHAT[base])
         elif base != "scale":
@@ -344,6 +352,11 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
             periods = [period_candidates(view, k, c, n) for k, c in enumerate(factor.coords)]
         else:
             periods = [[float(np.ptp(c)) / 4 or 1.0] * n for c in factor.coords]
+        if factor.kernel.labelled and factor.kernel.has_variance:  # Coregion: half the variance shared, half own
+            for start in starts:
+                start.update({n: scale * np.sqrt(0.5 / factor.kernel.rank) if n.startswith("W_") else 0.5 * scale**2
+                              for n in names.values()})  # fmt: skip
+            continue
         if isinstance(names.get("ls"), str):  # one lengthscale for the factor (Spherical's, km): its own ladder
             ladder = start_ladder(*factor.kernel.ls_range(factor.coords), n)
             for start, ls in zip(starts, ladder, strict=True):

@@ -147,10 +147,23 @@ def normalize_kernels(da: xr.DataArray, kernels: Mapping[Any, Kernel | str]) -> 
                     "give each dim exactly one kernel factor."
                 )
             mapped[dim] = key
-        kernel = resolve_kernel(key, value)
+        kernel = _bind_labels(key, dims, resolve_kernel(key, value), da)
         factors.append((tuple(sorted(dims, key=data_dims.index)), kernel))
     _check_unmapped(mapped, data_dims)
     return sorted(factors, key=lambda factor: data_dims.index(factor[0][0]))
+
+
+def _bind_labels(key, dims, kernel, da):
+    """A kernel whose parameters are named by its dim's labels (``Coregion``), bound to the data's labels."""
+    if not hasattr(kernel, "bind"):
+        return kernel
+    if len(dims) != 1:
+        raise ValueError(f"kernels[{key!r}]: {kernel.name} spans one labelled dim (e.g. 'variable'), not {dims}")
+    labels = da[dims[0]].values if dims[0] in da.coords else np.arange(da.sizes[dims[0]])
+    if kernel.labels is not None and list(kernel.labels) != [str(v) for v in labels]:
+        raise ValueError(f"kernels[{key!r}]: {kernel.name} was made for the labels {list(kernel.labels)}, but "
+                         f"{dims[0]!r} holds {[str(v) for v in labels]}")  # fmt: skip
+    return kernel.bind(labels)
 
 
 # --------------------------------------------------------------------------- coordinates
