@@ -238,28 +238,38 @@ def sample_estimate(fit, tests: Sequence, out_cells: int, n_fields: int, draws: 
     """Cost of :meth:`xkron.KronFit.sample`: ``n_fields`` fields at ``draws`` posterior draws.
 
     ``tests[i]`` holds the new inputs of factor ``i`` (one flat array per dim); each draw
-    decomposes, per factor, the distinct inputs among its training and new inputs.
+    decomposes, per factor, the distinct inputs among its training and new inputs (at most
+    :data:`~xkron.settings.SAMPLE_EXACT_UNION` anchors of the largest union, :mod:`xkron.posterior.anchored`).
     """
+    from xkron.settings import SAMPLE_EXACT_UNION
     from xkron.spec.grid import union_size
 
     factors = fit.spec.factors
     sizes = [f.size for f in factors]
     unions = [union_size(f.inputs(), t) for f, t in zip(factors, tests, strict=True)]
+    # Above SAMPLE_EXACT_UNION the largest union is anchored on that many inputs, unless the posterior is a
+    # whitened latent draw (NUTS, ADVI), whose update needs the exact root.
+    whitened = fit.spec.latent and getattr(fit, "method", "") not in ("laplace", "inla")
+    big_union = int(np.argmax(unions))
+    anchored = [i == big_union and u > SAMPLE_EXACT_UNION and not whitened for i, u in enumerate(unions)]
+    roots = [SAMPLE_EXACT_UNION if q else u for q, u in zip(anchored, unions, strict=True)]  # columns; also the eighs
     est = grid_estimate("sample()", factors, [len(t[0]) for t in tests], draws, True)
     if "_posterior_cache" not in fit.__dict__:
         est.seconds += min(draws, n_posteriors(fit)) * sum(eigh_seconds(s) for s in sizes)
-    est.seconds += draws * sum(eigh_seconds(u) for u in unions)
-    grid = int(np.prod(unions))
-    est.seconds += n_fields * 4 * grid * sum(unions) / FLOP_RATE
+    est.seconds += draws * sum(eigh_seconds(r) for r in roots)
+    grid = int(np.prod(roots))
+    est.seconds += n_fields * 4 * grid * sum(roots) / FLOP_RATE
     batch = min(n_fields, max(1, 2**23 // grid))
     fields = n_fields * out_cells * (2 if observed else 1)
-    est.nbytes += BYTES * (2 * sum(u * u for u in unions) + 3 * max(u * u for u in unions) + 4 * batch * grid)
+    square = [u * r for u, r in zip(unions, roots, strict=True)]
+    est.nbytes += BYTES * (2 * sum(square) + 3 * max(r * r for r in roots) + 4 * batch * grid)
     est.nbytes += BYTES * 2 * fields
-    big = max(range(len(unions)), key=lambda i: unions[i])
-    if eigh_seconds(unions[big]) * draws > 1.0 or unions[big] ** 2 * BYTES > 1e8:
+    big = max(range(len(unions)), key=lambda i: roots[i])
+    if eigh_seconds(roots[big]) * draws > 1.0 or roots[big] ** 2 * BYTES > 1e8:
         times = f"{draws:,} times " if draws > 1 else ""
+        what = f"{roots[big]:,} anchors among the" if anchored[big] else "the"
         est.reasons.append(
-            f"it decomposes {times}the {unions[big]:,} training and new inputs of the {factor_label(factors[big])}"
+            f"it decomposes {times}{what} {unions[big]:,} training and new inputs of the {factor_label(factors[big])}"
         )
     if fields * BYTES > 1e8:
         est.reasons.append(f"the fields hold {fields:,} values")

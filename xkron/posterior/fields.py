@@ -29,9 +29,10 @@ import numpy as np
 import scipy.linalg
 
 from xkron.linalg.kronecker import KronEigen, mode_product, outer, symmetric_eigh
+from xkron.posterior.anchored import anchored_roots
 from xkron.posterior.conditional import KronPosterior, TestInputs, jittered_covariance
-from xkron.settings import SAMPLE_BATCH_ELEMENTS
-from xkron.spec.grid import Factor, distinct_inputs
+from xkron.settings import SAMPLE_BATCH_ELEMENTS, SAMPLE_EXACT_UNION
+from xkron.spec.grid import Factor, distinct_inputs, union_size
 from xkron.spec.modelspec import JITTER, factor_params
 
 __all__ = ["SAMPLE_BATCH_ELEMENTS", "apply_factors", "posterior_fields", "union_roots", "whitened_draws"]
@@ -60,6 +61,39 @@ def union_roots(factor: Factor, params, test: Sequence[np.ndarray], jitter: floa
     return R[:n], R[n:]
 
 
+def _roots(factors, values, tests, latent: bool, report: dict | None):
+    """Per factor ``(train rows, test rows, residual sd or None)``: exact union roots, the largest union anchored.
+
+    Gaussian data only: the latent update needs the exact (jittered) root at the training inputs.
+    """
+    unions = [union_size(f.inputs(), t) for f, t in zip(factors, tests, strict=True)]
+    big = int(np.argmax(unions))
+    roots = []
+    for i, (f, t) in enumerate(zip(factors, tests, strict=True)):
+        params = factor_params(f, values)
+        if latent or i != big or unions[i] <= SAMPLE_EXACT_UNION:
+            roots.append((*union_roots(f, params, t, JITTER if latent else 0.0), None))
+            continue
+        train, new, residual_sd, share = anchored_roots(f, params, t, SAMPLE_EXACT_UNION)
+        if report is not None:
+            report[f.name] = (train.shape[1], max(share, report.get(f.name, (0, 0.0))[1]))
+        roots.append((train, new, residual_sd))
+    return roots
+
+
+def _residual_draw(roots, size: int, rng) -> np.ndarray | float:
+    """The anchored factor's independent residuals, times the other factors' test roots (0 if none is anchored)."""
+    for i, (_, _, d) in enumerate(roots):
+        if d is not None:
+            shape = [len(d) if k == i else r.shape[1] for k, (_, r, _) in enumerate(roots)]
+            xi = rng.standard_normal((size, *shape)) * d.reshape([-1 if k == i else 1 for k in range(len(roots))])
+            for axis, (_, r, _) in enumerate(roots, start=1):
+                if axis - 1 != i:
+                    xi = mode_product(xi, r, axis)
+            return xi
+    return 0.0
+
+
 def apply_factors(tensor: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray:
     """Mode products along axes 1..D (axis 0 holds the sample fields)."""
     for axis, M in enumerate(matrices, start=1):
@@ -82,6 +116,7 @@ def posterior_fields(
     n: int,
     rng: np.random.Generator,
     progress: Callable[[int], None] | None = None,
+    report: dict | None = None,
 ) -> np.ndarray:
     """``n`` exact joint posterior draws of ``f`` on a test grid, at one posterior draw's values.
 
@@ -97,6 +132,10 @@ def posterior_fields(
     rng : numpy.random.Generator
     progress : callable, optional
         Called with the number of fields done after each batch (numpy data only).
+    report : dict, optional
+        Filled with ``{factor name: (anchors, largest residual share)}`` for the factor whose prior draw was
+        anchored (the largest union of inputs, above :data:`~xkron.settings.SAMPLE_EXACT_UNION`,
+        Gaussian data; :mod:`xkron.posterior.anchored`): the marginals stay exact.
 
     Returns
     -------
@@ -117,10 +156,7 @@ def posterior_fields(
     values = posterior.values
     if getattr(posterior, "lazy_data", None) is not None:
         return _lazy_fields(posterior, tests, n, rng)
-    roots = [
-        union_roots(f, factor_params(f, values), t, JITTER if latent else 0.0)
-        for f, t in zip(posterior.factors, tests, strict=True)
-    ]
+    roots = _roots(posterior.factors, values, tests, latent, report)
     labels = [TestInputs("", tuple(np.asarray(c, float) for c in t)) for t in tests]
     observed = posterior.kind == "observed"
     if latent or observed:
@@ -130,14 +166,16 @@ def posterior_fields(
             f.covariance(factor_params(f, values), test=t.values) @ Q
             for f, t, Q in zip(posterior.factors, labels, posterior.eigen.vectors, strict=True)
         ]
-    union_size = int(np.prod([r.shape[1] for r, _ in roots]))
-    batch = max(1, SAMPLE_BATCH_ELEMENTS // union_size)
+    columns = int(np.prod([r.shape[1] for r, _, _ in roots]))
+    batch = max(1, SAMPLE_BATCH_ELEMENTS // columns)
     fields = []
     for start in range(0, n, batch):
         size = min(batch, n - start)
-        z = rng.standard_normal((size, *(r.shape[1] for r, _ in roots)))
-        prior_train = values["amplitude"] * apply_factors(z, [r for r, _ in roots])
-        prior_test = values["amplitude"] * apply_factors(z, [r for _, r in roots])
+        z = rng.standard_normal((size, *(r.shape[1] for r, _, _ in roots)))
+        prior_train = values["amplitude"] * apply_factors(z, [r for r, _, _ in roots])
+        prior_test = values["amplitude"] * (
+            apply_factors(z, [r for _, r, _ in roots]) + _residual_draw(roots, size, rng)
+        )
         if latent:
             w = values["amplitude"] * posterior.v - _solve_lower(prior_train, posterior.chols)
             fields.append(values["mean"] + prior_test + apply_factors(w, cross))
