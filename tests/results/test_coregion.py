@@ -126,3 +126,104 @@ def test_bad_uses_say_what_is_wrong():
     from xkron.spec.kernel_registry import parse_kernel_expression
 
     assert parse_kernel_expression("coregion(rank=2)") == xkron.Coregion(rank=2)  # the CLI's --kernel variable=...
+
+
+# --------------------------------------------------------------------------- each variable its own noise
+
+SIGMA = np.array([0.05, 0.3, 0.6])
+
+
+def noisy_grid(seed=3, n=6):
+    rng = np.random.default_rng(seed)
+    x = np.arange(float(n))
+    k = np.exp(-0.5 * (np.subtract.outer(x, x) / 2.0) ** 2)
+    K = np.kron(B, np.kron(k, k)) + np.diag(np.repeat(SIGMA**2, n * n))
+    y = (np.linalg.cholesky(K) @ rng.standard_normal(len(K))).reshape(3, n, n)
+    y[rng.random(y.shape) < 0.2] = np.nan
+    return xr.DataArray(y, coords={"variable": LABELS, "x": x, "z": x}, dims=("variable", "x", "z"))
+
+
+@pytest.fixture(scope="module")
+def own_noise_fit():
+    da = noisy_grid()
+    kernels = {"variable": xkron.Coregion(rank=1, noise=True), "x": xkron.ExpQuad(ls=2.0), "z": xkron.ExpQuad(ls=2.0)}
+    return da, xkron.fit(da, kernels, mean=0.0, progressbar=False, restarts=0)
+
+
+def _dense(fit, da, points=None):
+    """The dense covariance of the observed cells (with each variable's noise), and of ``points`` with them."""
+    factor = fit.spec.factors[0]
+    values = {k: float(v) for k, v in fit.params.items()}
+    params = factor_params(factor, values)
+    Bf, var = factor.kernel.between(params), factor.kernel.noise_variances(params)
+    x = da["x"].values
+    V, X, Y = (m.ravel() for m in np.meshgrid(np.arange(3), x, x, indexing="ij"))
+    seen = np.isfinite(da.values.ravel())
+
+    def cov(v1, x1, y1, v2, x2, y2):
+        return (Bf[np.ix_(v1, v2)] * np.exp(-0.5 * (np.subtract.outer(x1, x2) / 2) ** 2)
+                * np.exp(-0.5 * (np.subtract.outer(y1, y2) / 2) ** 2))  # fmt: skip
+
+    K = cov(V[seen], X[seen], Y[seen], V[seen], X[seen], Y[seen]) + np.diag(var[V[seen]])
+    return K, seen, var, (cov, V, X, Y)
+
+
+def test_own_noise_log_likelihood_and_gradient_equal_the_dense_gp(own_noise_fit):
+    from scipy.stats import multivariate_normal
+
+    da, fit = own_noise_fit
+    model = fit.model
+    assert {"noise_variable_sst", "noise_variable_chl", "noise_variable_wind"} <= set(fit.params.data_vars)
+    assert float(fit.params["noise"]) == 0.0
+    K, seen, _, _ = _dense(fit, da)
+    logp_y = model.compile_logp(vars=model.observed_RVs)
+    values = {}
+    for rv in model.free_RVs:
+        transform, value = model.rvs_to_transforms.get(rv), float(fit.params[rv.name])
+        values[model.rvs_to_values[rv].name] = value if transform is None else float(transform.forward(value).eval())
+    expected = multivariate_normal(np.zeros(seen.sum()), K).logpdf(da.values.ravel()[seen])
+    np.testing.assert_allclose(logp_y(values), expected, rtol=1e-10)
+    logp, dlogp = model.compile_logp(), model.compile_dlogp()
+    names = [v.name for v in model.value_vars]
+    x0 = np.array([values[n] for n in names]) + 0.2
+
+    def f(x):
+        return logp(dict(zip(names, x, strict=True)))
+
+    h = 1e-5
+    fd = np.array([(f(x0 + h * e) - f(x0 - h * e)) / (2 * h) for e in np.eye(len(x0))])
+    np.testing.assert_allclose(dlogp(dict(zip(names, x0, strict=True))), fd, rtol=1e-5, atol=1e-6)
+
+
+def test_own_noise_predictions_equal_the_dense_gp(own_noise_fit):
+    da, fit = own_noise_fit
+    K, seen, var, (cov, V, X, Y) = _dense(fit, da)
+    new = np.array([0.5, 3.0])
+    result = fit.predict(x=new, noise=True)
+    Vn, Xn, Yn = (m.ravel() for m in np.meshgrid(np.arange(3), new, da["z"].values, indexing="ij"))
+    Ks = cov(Vn, Xn, Yn, V[seen], X[seen], Y[seen])
+    mean = Ks @ np.linalg.solve(K, da.values.ravel()[seen])
+    total = np.diag(cov(Vn, Xn, Yn, Vn, Xn, Yn)) - np.einsum("ij,ji->i", Ks, np.linalg.solve(K, Ks.T)) + var[Vn]
+    np.testing.assert_allclose(result["mean"].values.ravel(), mean, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(result["sd"].values.ravel(), np.sqrt(total), rtol=1e-8)
+    draws = fit.sample(400, observed=True, random_seed=0, progressbar=False)
+    spread = (draws["y"] - draws["f"]).std(("sample", "x", "z"))
+    np.testing.assert_allclose(spread, np.sqrt(var), rtol=0.1)  # each variable's own noise
+
+
+def test_own_noise_estimates_follow_the_truth(own_noise_fit):
+    _, fit = own_noise_fit
+    fitted = [float(fit.params[f"noise_variable_{n}"]) for n in LABELS]
+    assert fitted[0] < fitted[1] < fitted[2]
+    np.testing.assert_allclose(fitted[1:], SIGMA[1:], rtol=0.35)  # 86 observed cells per variable
+
+
+def test_own_noise_refuses_what_it_cannot_fit():
+    da = noisy_grid(n=4)
+    kernels = {"variable": xkron.Coregion(noise=True), "x": "ExpQuad", "z": "ExpQuad"}
+    with pytest.raises(ValueError, match="fitted by the dense solver only; solver='iterative' cannot"):
+        xkron.fit(da, kernels, solver="iterative", progressbar=False)
+    with pytest.raises(ValueError, match="in place of noise=: leave noise unset"):
+        xkron.fit(da, kernels, noise=0.1, progressbar=False)
+    with pytest.raises(ValueError, match="a Gaussian marginal fit only"):
+        xkron.fit(da.fillna(0).round().clip(0), kernels, likelihood="poisson", method="laplace", progressbar=False)

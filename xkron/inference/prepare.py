@@ -96,18 +96,25 @@ def prepare(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> Prepared
     latent, method, sample_kwargs = options.latent, options.method, options.sample_kwargs
     likelihood, y, cells, mask, encodings, factors, where = _observations(da, kernels, options)
     seen = np.isfinite(y)
+    if any(f.kernel.own_noise for f in factors):
+        _check_own_noise(options)
     solver = Solver()  # a latent model always uses the Kronecker factorisation of its prior
     if not latent:
         factors = hull_factors(seen, factors)
         chosen = choose_solver(options.solver, seen, cells.get("noise_sd"), factors, where)
+        if any(f.kernel.own_noise for f in factors):
+            chosen = _own_noise_solver(options, int(seen.sum()))
         check_solver_choice(options.solver, chosen, options.solver_options)
         solver = Solver.from_options(chosen, options.solver_options)
     _check_known_only(likelihood, cells.get("noise_sd"), seen)
     y_seen, cells_seen = y[seen], {k: v[seen] for k, v in cells.items()}
     check_constant_data(y_seen, likelihood, cells_seen.get("noise_sd"))
     defaults = {**latent_scale_priors(likelihood, y_seen, cells_seen), **likelihood.default_priors(y_seen)}
-    zero_ok = ("noise",) if "noise_sd" in cells else ()
+    own_noise = any(f.kernel.own_noise for f in factors)
+    zero_ok = ("noise",) if "noise_sd" in cells or own_noise else ()
     params = likelihood.param_specs()
+    if own_noise:
+        params = {**params, "noise": 0.0}  # each label's own noise sd takes its place
     priors = resolve_priors(factors, options.mean, options.amplitude, defaults, params, zero_ok=zero_ok)
     n_free = sum(is_prior(p) for p in priors.values())
     if y_seen.size <= n_free:
@@ -123,6 +130,30 @@ def prepare(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> Prepared
     y_model = y if latent else restrict(y, factors)
     check_fit_cost(spec, int(y_seen.size), method, sample_kwargs, stacklevel=7)
     return Prepared(spec, y, y_model, cells, encodings, mask, collapse, pymc_nuts)
+
+
+OWN_NOISE = "Coregion(noise=True) gives each label its own noise sd"
+
+
+def _check_own_noise(options: FitOptions) -> None:
+    """Refuse what a fit with a noise sd per label (``Coregion(noise=True)``) cannot be, before any work."""
+    if options.latent or options.method not in ("map", "nuts", "advi"):
+        raise ValueError(f"{OWN_NOISE}: a Gaussian marginal fit only (no latent=True, method='laplace' or 'inla')")
+    if options.noise is not None:
+        raise ValueError(f"{OWN_NOISE} in place of noise=: leave noise unset (Coregion(noise=...) takes its spec)")
+
+
+def _own_noise_solver(options: FitOptions, n_observed: int) -> str:
+    """The dense solver, the one whose gradient per cell carries a noise sd per label (``Coregion(noise=True)``)."""
+    where = OWN_NOISE
+    if options.solver not in ("auto", "dense"):
+        raise ValueError(f"{where}, fitted by the dense solver only; solver={options.solver!r} cannot (use 'auto')")
+    if n_observed > DENSE_MAX_CELLS:
+        raise ValueError(
+            f"{where}, fitted by the dense solver, which takes at most {DENSE_MAX_CELLS:,} observed cells; these "
+            f"data have {n_observed:,}: thin the grid (subsample=, or select a window) or share one noise sd"
+        )
+    return "dense"
 
 
 def check_solver_choice(requested: str, chosen: str, options: Mapping | None) -> None:

@@ -80,12 +80,18 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec, jitter: float = 0.0) ->
                 return kron_marginal_logp(value, factors, eta2, sigma2 + known, mean)
         else:
             mask, known_grid = observed.astype(float), np.broadcast_to(spec.known_noise_var(), y.shape).astype(float)
+            axis = spec.own_noise_axis()  # each label of a Coregion dim its own noise variance, fitted
 
-            def logp(value, eta2, sigma2, mean, *factors):
-                return kron_observed_logp(value, mask, known_grid, factors, eta2, sigma2, mean, solver=spec.solver)
+            def logp(value, eta2, sigma2, mean, *args):
+                factors, own = (args[:-1], args[-1]) if axis is not None else (args, None)
+                known = known_grid if own is None else known_grid + own.reshape([-1 if k == axis else 1 for k in
+                                                                                 range(len(factors))])  # fmt: skip
+                return kron_observed_logp(value, mask, known, factors, eta2, sigma2, mean, solver=spec.solver,
+                                          noise_gradient=own is not None)  # fmt: skip
 
         n = len(factors)
-        signature = "(),(),()," + ",".join(f"(n{i},n{i})" for i in range(n))
+        own = [] if spec.solver.name == "kronecker" or spec.own_noise_axis() is None else [own_noise(spec, values)]
+        signature = "(),(),()," + ",".join(f"(n{i},n{i})" for i in range(n)) + ",(v)" * len(own)
         signature += "->(" + ",".join(f"n{i}" for i in range(n)) + ")"
         pm.CustomDist(
             "y",
@@ -93,11 +99,18 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec, jitter: float = 0.0) ->
             sigma**2,
             values["mean"],
             *factors,
+            *own,
             logp=logp,
             signature=signature,
             observed=np.where(observed, y, 0.0),  # unobserved cells leave the likelihood (mask above)
         )
     return model
+
+
+def own_noise(spec: ModelSpec, values):
+    """The noise variances of the labels of a ``Coregion(noise=True)`` factor, as one PyTensor vector."""
+    factor = spec.factors[spec.own_noise_axis()]
+    return factor.kernel.noise_variances(factor_params(factor, values), xp=pt)
 
 
 def kron_mv(matrices, tensor):

@@ -133,14 +133,17 @@ class KronMarginalLogp(Op):
 
     def evaluate(self, inputs) -> list:
         """``[logp, ∂/∂K_1, ..., ∂/∂K_D, ∂/∂eta2, ∂/∂sigma2, ∂/∂mean]`` at numeric ``inputs``."""
-        return _outputs(self.loglik(inputs))
+        return self._output_values(self.loglik(inputs))
+
+    def _output_values(self, result: Loglik) -> list:
+        return _outputs(result)
 
     def perform(self, node, inputs, output_storage):
         memo = self._memo_lookup(inputs)
         if memo is None:
             result = self.loglik(inputs)
-            memo = ([np.asarray(v, dtype="float64") for v in _outputs(result)], float(result.logp_se))
-            _MEMO[0] = ([np.array(x, copy=True) for x in inputs], *memo)
+            memo = ([np.asarray(v, dtype="float64") for v in self._output_values(result)], float(result.logp_se))
+            _MEMO[0] = (self, [np.array(x, copy=True) for x in inputs], *memo)
         values, logp_se = memo
         _record(logp_se)
         for storage, value in zip(output_storage, values, strict=True):
@@ -157,8 +160,8 @@ class KronMarginalLogp(Op):
         memo = _MEMO[0]
         if memo is None:
             return None
-        previous, values, logp_se = memo
-        if len(previous) != len(inputs):
+        op, previous, values, logp_se = memo
+        if op != self or len(previous) != len(inputs):
             return None
         same = all(a.shape == np.shape(b) and np.array_equal(a, b) for a, b in zip(previous, inputs, strict=True))
         return (values, logp_se) if same else None
@@ -181,17 +184,26 @@ class KronObservedLogp(KronMarginalLogp):
     ``"dense"`` (exact) or ``"iterative"``; :func:`xkron.linalg.systems.make_system` builds its system.
     """
 
-    __props__ = ("n_factors", "solver")
+    __props__ = ("n_factors", "solver", "noise_gradient")
 
-    def __init__(self, n_factors: int, solver: Solver = DENSE):
+    def __init__(self, n_factors: int, solver: Solver = DENSE, noise_gradient: bool = False):
         super().__init__(n_factors)
-        self.solver = solver
+        self.solver, self.noise_gradient = solver, bool(noise_gradient)
 
     def make_node(self, y, observed, known_var, *args):
         node = super().make_node(y, *args)
         extra = [pt.as_tensor_variable(a, dtype="float64") for a in (observed, known_var)]
         outputs = [o.type() for o in node.outputs]
+        if self.noise_gradient:  # ∂ logp / ∂ known_var per cell: the noise is a free parameter (dense solver)
+            outputs.append(pt.tensor(dtype="float64", shape=(None,) * node.inputs[0].ndim))
         return Apply(self, [node.inputs[0], *extra, *node.inputs[1:]], outputs)
+
+    def _output_values(self, result: Loglik) -> list:
+        if not self.noise_gradient:
+            return _outputs(result)
+        if result.d_noise is None:
+            raise NotImplementedError(f"the {self.solver.name} solver gives no gradient per cell of the noise")
+        return [*_outputs(result), result.d_noise]
 
     def loglik(self, inputs) -> Loglik:
         y, observed, known_var, *rest = inputs
@@ -200,12 +212,19 @@ class KronObservedLogp(KronMarginalLogp):
         return system.loglik(y, float(mean), gradient=True)
 
     def pullback(self, inputs, outputs, cotangents):
-        grads = super().pullback([inputs[0], *inputs[3:]], outputs, cotangents)
-        data = [grad_not_implemented(self, i, inputs[i], "the mask and the known noise are data") for i in (1, 2)]
-        return [grads[0], *data, *grads[1:]]
+        n = 1 + self.n_factors + 3
+        grads = super().pullback([inputs[0], *inputs[3:]], outputs[:n], cotangents[:n])
+        mask = grad_not_implemented(self, 1, inputs[1], "the mask is data")
+        if self.noise_gradient:
+            known = cotangents[0] * outputs[n]
+        else:
+            known = grad_not_implemented(self, 2, inputs[2], "the known noise is data")
+        return [grads[0], mask, known, *grads[1:]]
 
 
-def kron_observed_logp(y, observed, known_var, factors, eta2, sigma2, mean=0.0, solver: Solver = DENSE):
+def kron_observed_logp(
+    y, observed, known_var, factors, eta2, sigma2, mean=0.0, solver: Solver = DENSE, noise_gradient: bool = False
+):
     """Symbolic log-likelihood of the observed cells (see :class:`KronObservedLogp`).
 
     Examples
@@ -216,7 +235,8 @@ def kron_observed_logp(y, observed, known_var, factors, eta2, sigma2, mean=0.0, 
     >>> bool(np.isclose(ll.eval(), -0.5 * 5 * np.log(2 * np.pi * 2.0)))
     True
     """
-    return KronObservedLogp(len(factors), solver)(y, observed, known_var, *factors, eta2, sigma2, mean)[0]
+    op = KronObservedLogp(len(factors), solver, noise_gradient)
+    return op(y, observed, known_var, *factors, eta2, sigma2, mean)[0]
 
 
 def kron_marginal_logp(y, factors, eta2, sigma2, mean=0.0):

@@ -76,6 +76,9 @@ class ObservedPosterior:
     system_noise: np.ndarray | None = None
     """The system's noise variance per cell where it is not ``σ² + known_var``: the Laplace
     posterior's pseudo-noise ``W⁻¹`` (:mod:`xkron.posterior.laplace`)."""
+    own_noise: tuple[int, np.ndarray] | None = None
+    """``(axis, variance per label)`` of a factor whose labels have their own noise (``Coregion(noise=True)``):
+    part of :attr:`known_var` at the data, and added at the test inputs by ``moments(noise=True)``."""
 
     def noise_variance(self):
         """The noise variance per cell in the system ``A``: ``σ² + known_var``, or :attr:`system_noise`."""
@@ -91,16 +94,23 @@ class ObservedPosterior:
         values: Mapping[str, float],
         known_var=0.0,
         solver: Solver = DENSE,
+        own_noise: tuple[int, np.ndarray] | None = None,
     ) -> ObservedPosterior:
-        """Condition on the finite cells of ``y`` (one axis per factor) at hyperparameter ``values``."""
+        """Condition on the finite cells of ``y`` (one axis per factor) at hyperparameter ``values``.
+
+        ``own_noise`` is ``(axis, variance per label)`` of a ``Coregion(noise=True)`` factor, added to ``known_var``.
+        """
         y = np.asarray(y, dtype=float).reshape([f.size for f in factors])
+        if own_noise is not None:
+            axis, var = own_noise
+            known_var = known_var + np.asarray(var).reshape([-1 if k == axis else 1 for k in range(len(factors))])
         Ks = [f.covariance(factor_params(f, values)) for f in factors]
         eta2 = values["amplitude"] ** 2
         noise = np.broadcast_to(known_var, y.shape) + values["noise"] ** 2
         observed = np.isfinite(y)
         system = make_system(solver, Ks, eta2, noise, observed, solves_only=True)
         alpha = system.solve(np.where(observed, y - values["mean"], 0.0))
-        return cls(tuple(factors), dict(values), system, alpha, known_var, solver)
+        return cls(tuple(factors), dict(values), system, alpha, known_var, solver, own_noise=own_noise)
 
     def cross(self, tests: Sequence[TestInputs]) -> list[np.ndarray]:
         """``K*_i`` per factor, shape ``test shape + (n_i,)``."""
@@ -146,8 +156,16 @@ class ObservedPosterior:
             var = prior_variance(self.factors, self.values, tests, out_order) - explained
         var = np.clip(var, 0.0, None)
         if noise:
-            var = var + self.values["noise"] ** 2
+            var = var + self.values["noise"] ** 2 + self._own_noise_at(tests, out_order)
         return mean, np.broadcast_to(var, mean.shape)
+
+    def _own_noise_at(self, tests: Sequence[TestInputs], out_order: str):
+        """The labels' own noise variance at the test inputs (0 without ``Coregion(noise=True)``)."""
+        if self.own_noise is None:
+            return 0.0
+        axis, var = self.own_noise
+        test = tests[axis]
+        return place_axes(np.asarray(var)[np.asarray(test.values[0]).astype(int)], test.labels, out_order)
 
     def _dense_explained(self, cross, labels, out_order, shape):
         """Exact ``η⁴ diag(k*ᵀ A⁻¹ k*)`` with every output cell's cross-covariance rows."""

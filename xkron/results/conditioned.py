@@ -47,8 +47,10 @@ def posterior_at(spec: ModelSpec, y, draw: Mapping[str, float], v: np.ndarray | 
     if spec.solver.name == "kronecker":
         sigma = np.sqrt(draw["noise"] ** 2 + spec.equal_noise_var())
         return KronPosterior.condition(y, spec.factors, {**draw, "noise": sigma})
+    axis = spec.own_noise_axis()
+    own = None if axis is None else (axis, np.ravel(spec.own_noise_var(draw)))
     try:
-        return ObservedPosterior.condition(y, spec.factors, draw, spec.known_noise_var(), spec.solver)
+        return ObservedPosterior.condition(y, spec.factors, draw, spec.known_noise_var(), spec.solver, own)
     except np.linalg.LinAlgError as err:
         raise np.linalg.LinAlgError(
             f"the covariance of the {int(np.isfinite(y).sum())} observed cells is numerically singular at "

@@ -101,7 +101,9 @@ def sample_fields(
             )
             variables["y"] = fields + chosen[0].values["noise"] * noise
         else:
-            variables["y"] = np.stack([draw(f, p.values, data, rng) for f, p in zip(fields, chosen, strict=True)])
+            variables["y"] = np.stack(
+                [draw(f, p.values, _own_noise(fit, data, p.values), rng) for f, p in zip(fields, chosen, strict=True)]
+            )
     coords = {**_output_coords(arrays, fit, per_draw=False), **lead_coords}
     dims = (*lead, *fit.dims)
     out = xr.Dataset(
@@ -134,6 +136,16 @@ def _cell_data(fit, request) -> dict:
                 "binomial trials are known only on the training grid: sample observations there, or sample f only"
             )
     return data
+
+
+def _own_noise(fit, data: dict, values) -> dict:
+    """``data`` with each label's own noise sd along its dim (``Coregion(noise=True)``) as ``noise_sd``."""
+    axis = fit.spec.own_noise_axis()
+    if axis is None:
+        return data
+    index = fit.dims.index(fit.spec.factors[axis].dims[0])
+    sd = np.sqrt(np.ravel(fit.spec.own_noise_var(values)))
+    return {**data, "noise_sd": sd.reshape([-1 if k == index else 1 for k in range(len(fit.dims))])}
 
 
 def _set_attrs(out: xr.Dataset, fit) -> None:

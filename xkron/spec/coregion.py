@@ -12,9 +12,9 @@ with its own gaps) is predicted from them by the gappy solvers.
 unless given. Its parameters are named by label: ``W_<dim>_<label>_<k>`` and
 ``kappa_<dim>_<label>``. Default priors: ``W ~ Normal(0, sd(y))``, ``κ ~ HalfNormal(var(y))``;
 the MAP starts with half of each variable's variance shared (``W``) and half its own (``κ``).
-The noise is one ``σ`` shared by every variable: give the variables comparable units
-(standardise them) or known per-cell noise (``noise_sd=``). ``fit.between(dim)`` gives ``B``
-and the correlations, labelled.
+The noise is one ``σ`` shared by every variable, or with ``Coregion(noise=True)`` one per
+variable (the likelihood's noise along that dim, fitted with the rest by the dense solver, whose
+gradient per cell carries it). ``fit.between(dim)`` gives ``B`` and the correlations, labelled.
 """
 
 from __future__ import annotations
@@ -48,6 +48,11 @@ class Coregion(Kernel):
         Specs for every entry of ``W`` and of ``κ`` (``None``: the default priors).
     labels : sequence, optional
         The dim's labels; bound from the data's coordinate when the fit starts.
+    noise : bool, float or Prior
+        Give each label its own noise sd, ``noise_<dim>_<label>``, in place of the shared
+        ``noise``: ``True`` with the default prior ``HalfNormal(sd(y))``, a number (fixed) or a
+        Prior for every label. Gaussian marginal fits by the dense solver (at most
+        :data:`~xkron.settings.DENSE_MAX_CELLS` observed cells).
 
     Examples
     --------
@@ -66,13 +71,17 @@ class Coregion(Kernel):
     labelled: ClassVar[bool] = True
     has_variance: ClassVar[bool] = True
 
-    def __init__(self, rank: int = 1, W: Any = None, kappa: Any = None, labels: Sequence | None = None) -> None:
+    def __init__(
+        self, rank: int = 1, W: Any = None, kappa: Any = None, labels: Sequence | None = None, noise: Any = False
+    ) -> None:
         if isinstance(rank, bool) or not isinstance(rank, int | np.integer) or rank < 1:
             raise ValueError(f"Coregion's rank={rank!r} must be a positive integer")
         object.__setattr__(self, "rank", int(rank))
         object.__setattr__(self, "W", W)
         object.__setattr__(self, "kappa", kappa)
         object.__setattr__(self, "labels", None if labels is None else tuple(str(v) for v in labels))
+        object.__setattr__(self, "own_noise", noise is not False and noise is not None)
+        object.__setattr__(self, "noise", None if noise is True else noise)
         if self.labels is not None:
             names = [_safe(v) for v in self.labels]
             if len(set(names)) != len(names):
@@ -80,7 +89,14 @@ class Coregion(Kernel):
 
     def bind(self, labels: Sequence) -> Coregion:
         """The same kernel for the dim's ``labels`` (its parameters are named by them)."""
-        return Coregion(self.rank, self.W, self.kappa, labels)
+        return Coregion(self.rank, self.W, self.kappa, labels, self.noise_arg)
+
+    @property
+    def noise_arg(self) -> Any:
+        """The ``noise`` argument this kernel was made with: ``False``, ``True`` or a spec for every label."""
+        if not self.own_noise:
+            return False
+        return True if self.noise is None else self.noise
 
     def _names(self) -> list[str]:
         if self.labels is None:
@@ -91,7 +107,13 @@ class Coregion(Kernel):
         if self.labels is None:
             return {}
         w = {f"W_{n}_{k + 1}": self.W for n in self._names() for k in range(self.rank)}
-        return {**w, **{f"kappa_{n}": self.kappa for n in self._names()}}
+        noise = {f"noise_{n}": self.noise for n in self._names()} if self.own_noise else {}
+        return {**w, **{f"kappa_{n}": self.kappa for n in self._names()}, **noise}
+
+    def noise_variances(self, params, xp=np):
+        """Each label's own noise variance ``σ_v²``, in label order (``noise=True``)."""
+        values = [params[f"noise_{n}"] ** 2 for n in self._names()]
+        return np.asarray(values, dtype=float) if xp is np else xp.stack([xp.as_tensor_variable(v) for v in values])
 
     def param_label(self, key: str) -> tuple[str, str]:
         base, _, suffix = key.partition("_")
@@ -120,7 +142,7 @@ class Coregion(Kernel):
         return f"Coregion(rank={self.rank})"
 
     def _key(self):
-        return (self.rank, repr(self.W), repr(self.kappa), self.labels)
+        return (self.rank, repr(self.W), repr(self.kappa), self.labels, self.own_noise, repr(self.noise))
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Coregion) and self._key() == other._key()
@@ -129,8 +151,12 @@ class Coregion(Kernel):
         return hash(("Coregion", self._key()))
 
     def __repr__(self) -> str:
-        return f"Coregion(rank={self.rank}, W={self.W!r}, kappa={self.kappa!r}, labels={self.labels!r})"
+        return (
+            f"Coregion(rank={self.rank}, W={self.W!r}, kappa={self.kappa!r}, labels={self.labels!r}, "
+            f"noise={self.noise_arg!r})"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {"kernel": "Coregion", "rank": self.rank, "W": spec_to_json(self.W), "kappa": spec_to_json(self.kappa),
-                "labels": None if self.labels is None else list(self.labels)}  # fmt: skip
+                "labels": None if self.labels is None else list(self.labels),
+                "noise": self.noise_arg if isinstance(self.noise_arg, bool) else spec_to_json(self.noise)}  # fmt: skip

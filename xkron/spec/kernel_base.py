@@ -92,6 +92,9 @@ class Kernel:
     decaying: ClassVar[bool] = True
     """Goes to 0 with distance: its lengthscales can be fitted to a semivariogram for the MAP's start."""
 
+    own_noise: ClassVar[bool] = False
+    """Gives the labels of its dim their own noise sd (``Coregion(noise=True)``)."""
+
     labelled: ClassVar[bool] = False
     """Its dim's coordinates are labels (any values, strings too), taken by position (``Independent``, ``Coregion``)."""
 

@@ -63,7 +63,11 @@ def kernel_from_dict(obj: Mapping[str, Any]) -> Kernel:
     if name == "Scaled":
         return Scaled(kernel_from_dict(obj["part"]), spec_from_json(obj["scale"]))
     if name == "Coregion":
-        return Coregion(obj["rank"], spec_from_json(obj["W"]), spec_from_json(obj["kappa"]), obj["labels"])
+        W, kappa = spec_from_json(obj["W"]), spec_from_json(obj["kappa"])
+        noise = obj.get("noise", False)
+        return Coregion(
+            obj["rank"], W, kappa, obj["labels"], noise if isinstance(noise, bool) else spec_from_json(noise)
+        )
     if name == "SpectralMixture":
         return SpectralMixture(obj["q"], [kernel_from_dict(p) for p in obj["parts"]])
     if name in ("Circular", "Spherical"):
@@ -149,7 +153,7 @@ def _call(cls: type[Kernel], call: ast.Call, text: str) -> Kernel:
     if cls is SpectralMixture:
         allowed = ["q"]
     elif cls is Coregion:
-        allowed = ["rank", "W", "kappa"]
+        allowed = ["rank", "W", "kappa", "noise"]
     elif cls in (Circular, Spherical):
         allowed = ["kernel", "ls", "period" if cls is Circular else "radius"]
     else:

@@ -103,6 +103,17 @@ class ModelSpec:
                 out[name] = np.asarray(value, dtype=float).reshape(shape) if np.ndim(value) else float(value)
         return out
 
+    def own_noise_axis(self) -> int | None:
+        """The axis of the factor whose labels have their own noise sd (``Coregion(noise=True)``), or ``None``."""
+        return next((i for i, f in enumerate(self.factors) if f.kernel.own_noise), None)
+
+    def own_noise_var(self, values, xp=np):
+        """Each cell's own noise variance along :meth:`own_noise_axis`, shaped to broadcast over the grid."""
+        axis = self.own_noise_axis()
+        factor = self.factors[axis]
+        var = factor.kernel.noise_variances(factor_params(factor, values), xp=xp)
+        return var.reshape([-1 if k == axis else 1 for k in range(len(self.factors))])
+
     def equal_noise_var(self) -> float:
         """The known noise variance added to every cell where it is equal (the Kronecker solver)."""
         return float(np.max(self.known_noise_var()))

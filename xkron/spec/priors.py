@@ -215,6 +215,8 @@ def _factor_priors(factor, scale: float = 1.0) -> dict:
         elif base == "offset":
             var = sum(float(np.var(c)) for c in factor.coords) or 1.0
             priors[names[key]] = _as_spec(names[key], spec, lognormal_between(0.01 * var, 100 * var), _WHAT[base])
+        elif base == "noise":  # a Coregion label's own noise sd
+            priors[names[key]] = _as_spec(names[key], spec, new_prior("HalfNormal", sigma=scale), _WHAT[base])
         elif base == "W":  # Coregion's loadings: real, on the data's scale
             priors[names[key]] = _as_spec(names[key], spec, new_prior("Normal", mu=0.0, sigma=scale))
         elif base == "kappa":
