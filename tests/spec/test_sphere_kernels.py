@@ -67,6 +67,18 @@ def test_spherical_matrices_are_psd_with_repeats_poles_and_the_date_line(points,
     assert np.linalg.eigvalsh(K)[0] >= -1e-10 * len(K)
 
 
+def test_a_spherical_factor_needs_two_dims_and_a_positive_lengthscale_prior():
+    from pymc_extras.prior import Prior
+
+    da = xr.DataArray(np.arange(60.0).reshape(3, 4, 5), coords={"t": np.arange(3.0), "latitude": [0.0, 10, 20, 30],
+                      "longitude": np.arange(5.0) * 10}, dims=("t", "latitude", "longitude"))  # fmt: skip
+    with pytest.raises(ValueError, match=r"Spherical\(Matern52\) spans 2 dims \(latitude then longitude"):
+        xkron.fit(da, {"t": "ExpQuad", "latitude": xkron.Spherical(), "longitude": "ExpQuad"}, progressbar=False)
+    negative = xkron.Spherical(ls=Prior("Normal", mu=-5, sigma=0.1))
+    with pytest.raises(ValueError, match=r"ls_latitude_longitude=Prior\(\"Normal\".*must be > 0"):
+        xkron.fit(da, {"t": "ExpQuad", ("latitude", "longitude"): negative}, progressbar=False)
+
+
 def test_saved_form_text_and_errors():
     k = xkron.Spherical(xkron.RatQuad(alpha=2.0), ls=800.0)
     assert kernel_from_dict(json.loads(json.dumps(k.to_dict()))) == k

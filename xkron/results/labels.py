@@ -58,8 +58,8 @@ def labelled_params(
         for key, names in factor.param_names().items():
             base, _ = factor.kernel.param_label(key)
             for i, name in enumerate(names if isinstance(names, list) else [names]):
-                units = own_units.get(key) or _kernel_units(base, encodings[factor.dims[i]])
-                attrs = {"units": "1" if key in relative else units}
+                unit = own_units.get(key) or _kernel_units(base, encodings[factor.dims[i]])
+                attrs = {"units": "1" if key in relative else unit}
                 attrs["long_name"] = f"{base} of the {factor.kernel.describe(key)} kernel along {'/'.join(factor.dims)}"
                 params[name].attrs.update(attrs)
     link = spec.likelihood.link

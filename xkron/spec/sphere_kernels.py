@@ -162,6 +162,8 @@ class Spherical(_OnManifold):
     """
 
     stationary: ClassVar[bool] = False
+    n_dims: ClassVar[int] = 2
+    dims_hint: ClassVar[str] = "latitude then longitude, in degrees: kernels={('latitude', 'longitude'): ...}"
 
     def __init__(self, kernel: Kernel | None = None, ls: Any = None, radius: float = EARTH_RADIUS_KM) -> None:
         if not np.isfinite(radius) or radius <= 0:

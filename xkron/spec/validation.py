@@ -154,7 +154,13 @@ def normalize_kernels(da: xr.DataArray, kernels: Mapping[Any, Kernel | str]) -> 
 
 
 def _bind_labels(key, dims, kernel, da):
-    """A kernel whose parameters are named by its dim's labels (``Coregion``), bound to the data's labels."""
+    """A kernel whose parameters are named by its dim's labels (``Coregion``), bound to the data's labels.
+
+    Kernels made for a number of dims (``Spherical``: latitude and longitude) are checked here too.
+    """
+    needs = getattr(kernel, "n_dims", None)
+    if needs is not None and len(dims) != needs:
+        raise ValueError(f"kernels[{key!r}]: {kernel.name} spans {needs} dims ({kernel.dims_hint}), not {dims}")
     if not hasattr(kernel, "bind"):
         return kernel
     if len(dims) != 1:
