@@ -150,8 +150,8 @@ def own_noise_fit():
     return da, xkron.fit(da, kernels, mean=0.0, progressbar=False, restarts=0)
 
 
-def _dense(fit, da, points=None):
-    """The dense covariance of the observed cells (with each variable's noise), and of ``points`` with them."""
+def _dense(fit, da):
+    """The dense covariance of the observed cells (with each variable's noise), and what builds it."""
     factor = fit.spec.factors[0]
     values = {k: float(v) for k, v in fit.params.items()}
     params = factor_params(factor, values)

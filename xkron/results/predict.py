@@ -81,7 +81,7 @@ def predict_moments(
         variables["quantiles"] = (("quantile", *dims), stacked[2:])
         coords["quantile"] = np.asarray(quantiles, dtype=float)
     if components is not None:
-        variables["components"] = (("component", *dims[2 * per_draw :]), parts)
+        variables["components"] = (("component", *dims), parts)  # refused with per_draw
         coords["component"] = component_labels(fit.spec.factors[index].kernel)
     result = xr.Dataset(variables, coords=coords)
     _set_attrs(result, fit, noise, scale)

@@ -85,6 +85,19 @@ class _OnManifold(Kernel):
         ls = params["ls"][0] if isinstance(params["ls"], list | tuple) else params["ls"]
         return self.kernel.correlation([chord], {"ls": [ls], **inner}, xp=xp)
 
+    shape_name: ClassVar[str] = ""
+    """The fixed attribute that sizes the manifold (``period`` of a circle, ``radius`` of a sphere)."""
+
+    def _key(self):
+        return (self.kernel, repr(self.ls), getattr(self, self.shape_name))
+
+    def __repr__(self) -> str:
+        shape = getattr(self, self.shape_name)
+        return f"{type(self).__name__}({self.kernel!r}, ls={self.ls!r}, {self.shape_name}={shape!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**_manifold_dict(self), self.shape_name: getattr(self, self.shape_name)}
+
     def __eq__(self, other) -> bool:
         return type(self) is type(other) and self._key() == other._key()
 
@@ -114,6 +127,7 @@ class Circular(_OnManifold):
     """
 
     per_dim: ClassVar[tuple[str, ...]] = ("ls",)
+    shape_name: ClassVar[str] = "period"
 
     def __init__(self, kernel: Kernel | None = None, ls: Any = None, period: float = 360.0) -> None:
         if not np.isfinite(period) or period <= 0:
@@ -128,15 +142,6 @@ class Circular(_OnManifold):
         if len(diffs) != 1:
             raise ValueError("Circular spans one dim (longitude); for a (latitude, longitude) factor use Spherical")
         return self._radial(chord_circle(diffs[0], self.period, xp), params, xp)
-
-    def _key(self):
-        return (self.kernel, repr(self.ls), self.period)
-
-    def __repr__(self) -> str:
-        return f"Circular({self.kernel!r}, ls={self.ls!r}, period={self.period!r})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**_manifold_dict(self), "period": self.period}
 
 
 class Spherical(_OnManifold):
@@ -163,6 +168,7 @@ class Spherical(_OnManifold):
 
     stationary: ClassVar[bool] = False
     n_dims: ClassVar[int] = 2
+    shape_name: ClassVar[str] = "radius"
     dims_hint: ClassVar[str] = "latitude then longitude, in degrees: kernels={('latitude', 'longitude'): ...}"
 
     def __init__(self, kernel: Kernel | None = None, ls: Any = None, radius: float = EARTH_RADIUS_KM) -> None:
@@ -188,15 +194,6 @@ class Spherical(_OnManifold):
                              "as ('latitude', 'longitude')")  # fmt: skip
         chord = chord_sphere(left[0], left[1], right[0], right[1], self.radius)
         return self._radial(chord, params, xp)
-
-    def _key(self):
-        return (self.kernel, repr(self.ls), self.radius)
-
-    def __repr__(self) -> str:
-        return f"Spherical({self.kernel!r}, ls={self.ls!r}, radius={self.radius!r})"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**_manifold_dict(self), "radius": self.radius}
 
     length_units: ClassVar[str] = "km"
     """Units of its lengthscale, whatever the coordinates' (degrees)."""
