@@ -35,5 +35,8 @@ def main() -> None:
     """
 
 
-for _command in (demo, info, fit, predict, batch):
-    main.add_command(_command)
+main.add_command(demo)
+main.add_command(info)
+main.add_command(fit)
+main.add_command(predict)
+main.add_command(batch)

@@ -13,7 +13,7 @@ from xkron.results.between import between_variables
 from xkron.results.conditioned import DrawPosteriors, conditioned_on, draw_values
 from xkron.results.labels import labelled_params
 from xkron.results.predict import apply_mask, check_predict_options, output_mask, predict_moments
-from xkron.results.summary import fit_repr
+from xkron.results.views import FitViews
 from xkron.settings import POSTERIOR_CACHE_BYTES
 from xkron.spec.coords import CoordEncoding
 from xkron.spec.grid import restrict
@@ -22,7 +22,7 @@ from xkron.spec.modelspec import ModelSpec
 __all__ = ["KronFit"]
 
 
-class KronFit:
+class KronFit(FitViews):
     """A fitted Kronecker GP. Made by :func:`xkron.fit` / ``da.kron.fit``; do not build directly.
 
     Attributes
@@ -415,9 +415,6 @@ class KronFit:
 
         self._resolve()
         write_fit(self, path, **kwargs)
-
-    def __repr__(self) -> str:
-        return fit_repr(self)
 
 
 def _coords_mapping(coords, dims) -> Mapping:
