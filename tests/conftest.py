@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 
 import pytest
@@ -15,6 +16,13 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # One BLAS thread per pytest-xdist worker (``-n auto`` in pyproject.toml runs one worker per
     # core): threaded BLAS in every worker would oversubscribe the cores.
     _BLAS_LIMIT = threadpool_limits(limits=1, user_api="blas")
+
+
+@pytest.fixture(autouse=True)
+def _pinned_history_time(monkeypatch):
+    """Pin the time that outputs record in their ``history`` (:func:`xkron.io.cf.utc_now`): tests compare
+    two outputs made a moment apart whole (``assert_identical``), which could straddle a second."""
+    monkeypatch.setattr("xkron.io.cf.utc_now", lambda: datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
 
 
 @pytest.fixture(scope="session")

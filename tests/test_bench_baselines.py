@@ -118,3 +118,15 @@ def test_gp_draw_has_the_kronecker_covariance():
     rng = np.random.default_rng(4)
     draws = np.stack([gg.gp_draw([c1, c2], rng).ravel() for _ in range(8000)])
     np.testing.assert_allclose(np.cov(draws.T), np.kron(c1, c2), atol=0.06)  # Monte Carlo sd of each entry <= 0.016
+
+
+def test_baselines_refuse_dask_data_without_computing_it():
+    import dask.array
+
+    from xkron.baselines import dineof, linear_fill
+
+    values = np.ones((3, 4, 5))
+    da = xr.DataArray(dask.array.from_array(values, chunks=2), dims=("time", "latitude", "longitude"))
+    for fill in (linear_fill, dineof):
+        with pytest.raises(TypeError, match="need the data in memory"):
+            fill(da)

@@ -10,7 +10,15 @@ from xkron import accessor as _accessor  # noqa: F401  (registers .kron)
 
 if TYPE_CHECKING:
     from xkron.api import fit
-    from xkron.errors import BatchError, ConvergenceWarning, CostError, CostWarning, NotAFitError
+    from xkron.crossval.run import cross_validate
+    from xkron.errors import (
+        BatchError,
+        ConvergenceWarning,
+        CostError,
+        CostWarning,
+        ExtrapolationWarning,
+        NotAFitError,
+    )
     from xkron.results.batch import BatchFit
     from xkron.results.fit import KronFit
     from xkron.results.saved import open_fit
@@ -34,10 +42,14 @@ if TYPE_CHECKING:
 
 _WHERE = {
     "fit": "api",
+    "cross_validate": "crossval.run",
     "open_fit": "results.saved",
     "KronFit": "results.fit",
     "BatchFit": "results.batch",
-    **dict.fromkeys(["BatchError", "ConvergenceWarning", "CostError", "CostWarning", "NotAFitError"], "errors"),
+    **dict.fromkeys(
+        ["BatchError", "ConvergenceWarning", "CostError", "CostWarning", "ExtrapolationWarning", "NotAFitError"],
+        "errors",
+    ),
     **dict.fromkeys(
         ["Cosine", "ExpQuad", "Independent", "Kernel", "Matern12", "Matern32", "Matern52", "Periodic", "RatQuad"],
         "spec.kernels",
@@ -85,6 +97,7 @@ __all__ = [
     "CostError",
     "CostWarning",
     "ExpQuad",
+    "ExtrapolationWarning",
     "Gamma",
     "Gaussian",
     "Independent",
@@ -108,6 +121,7 @@ __all__ = [
     "StudentT",
     "Sum",
     "WhiteNoise",
+    "cross_validate",
     "fit",
     "open_fit",
     "seasonal_kernel",

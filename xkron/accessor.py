@@ -1,7 +1,7 @@
 """The ``.kron`` accessor on DataArray and Dataset: validates its arguments and delegates.
 
 It holds no state (xarray builds a new accessor for every object); ``fit`` returns a
-:class:`xkron.KronFit`.
+:class:`xkron.KronFit`, ``plot_map`` (on a prediction Dataset) a matplotlib Figure.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 import xarray as xr
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from xkron.results.fit import KronFit
 
 __all__ = ["KronDataArrayAccessor", "KronDatasetAccessor"]
@@ -42,7 +44,8 @@ class KronDataArrayAccessor:
 
 @xr.register_dataset_accessor("kron")
 class KronDatasetAccessor:
-    """``ds.kron.fit(var, kernels, ...)``: fit a Kronecker GP to one data variable."""
+    """``ds.kron.fit(var, kernels, ...)``: fit a Kronecker GP to one data variable; ``pred.kron.plot_map()``:
+    look at a prediction."""
 
     def __init__(self, obj: xr.Dataset):
         self._obj = obj
@@ -63,3 +66,23 @@ class KronDatasetAccessor:
         from xkron.api import fit
 
         return fit(self._obj[var], kernels, **kwargs)
+
+    def plot_map(self, *, sel: Mapping | None = None, isel: Mapping | None = None, path=None, figsize=None) -> Figure:
+        """Quick-look maps of a prediction's ``mean`` and ``sd`` side by side, colour bars labelled with units.
+
+        See :func:`xkron.results.plots.map_figure`: dims beyond the map's take ``sel``/``isel``, else
+        their last step; coastlines where ``cartopy`` is installed; ``path=`` also writes a PNG.
+
+        Examples
+        --------
+        >>> import numpy as np, xarray as xr, xkron
+        >>> x = np.linspace(0, 1, 6)
+        >>> da = xr.DataArray(np.add.outer(x, x), coords={"a": x, "b": x}, attrs={"units": "K"})
+        >>> pred = da.kron.fit({"a": "ExpQuad", "b": "ExpQuad"}, noise=0.1, progressbar=False).predict()
+        >>> fig = pred.kron.plot_map()
+        >>> len(fig.axes), "[K]" in fig.axes[-1].get_ylabel()
+        (4, True)
+        """
+        from xkron.results.plots import map_figure
+
+        return map_figure(self._obj, sel=sel, isel=isel, path=path, figsize=figsize)

@@ -20,7 +20,7 @@ __all__ = ["dineof", "linear_fill"]
 
 def _prepare(data: xr.DataArray, mask, first: tuple[str, ...]) -> tuple[xr.DataArray, np.ndarray]:
     """``data`` with the ``first`` dims leading, and the mask broadcast to it (True: fill)."""
-    if is_dask(data):
+    if is_dask(data.data):
         raise TypeError("the baselines need the data in memory: call data.load() first")
     missing = [d for d in first if d not in data.dims]
     if missing:

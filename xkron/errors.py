@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 
-__all__ = ["BatchError", "ConvergenceWarning", "CostError", "CostWarning", "NotAFitError"]
+__all__ = ["BatchError", "ConvergenceWarning", "CostError", "CostWarning", "ExtrapolationWarning", "NotAFitError"]
 
 
 class ConvergenceWarning(UserWarning):
@@ -17,6 +17,10 @@ class ConvergenceWarning(UserWarning):
 
 class CostWarning(ResourceWarning):
     """A request is estimated to take long or to need much of the available memory."""
+
+
+class ExtrapolationWarning(UserWarning):
+    """A prediction lies many lengthscales from every training input: there it is the prior's mean and sd."""
 
 
 class CostError(MemoryError):

@@ -48,11 +48,9 @@ missing cells or per-cell noise rule out the Kronecker eigenbasis; above it the 
 # --- Laplace approximation (non-Gaussian likelihoods) ------------------------------------------
 
 LAPLACE_TOL = 1e-18
-"""Newton decrement ``∇ψᵀδ`` (nats) at which :func:`xkron.linalg.laplace.newton_mode` takes the mode.
-Since the negative Hessian ``H ⪰ I`` in the whitened coordinates, the whitened mode is then within
-about ``√tol = 1e-9`` of the exact one in every direction, and ``ψ`` within ``tol/2`` of its
-maximum; Newton's quadratic convergence makes the last step cheap (at 1e-12 the gamma
-likelihood's mode was 2e-7 away)."""
+"""Newton decrement ``∇ψᵀδ`` (nats) at which :func:`xkron.linalg.laplace.newton_mode` takes the mode: as
+``H ⪰ I`` in the whitened coordinates, the mode is then within ``√tol = 1e-9`` of the exact one and ``ψ``
+within ``tol/2`` of its maximum (at 1e-12 the gamma likelihood's mode was 2e-7 away)."""
 
 LAPLACE_CG_TOL = 1e-10
 """Relative residual of the CG solve in each Newton step: tight, so that the mode converges to the
@@ -112,19 +110,17 @@ INLA_SKEW_MAX = 3.0
 """The largest stretch (and ``1/`` the smallest) of an eigen-axis by the skewness correction."""
 
 INLA_HESSIAN_STEP = 1e-2
-"""Step of the central differences of the gradient that give ``fit(method="inla")`` the Hessian of
-the hyperparameters' log posterior, in their unconstrained coordinates (log-lengthscales, ...): posterior
-sds there are about 0.05-1, so the truncation error is at most about 1e-4 relative, and the gradient's own
-error (CG to 1e-10) is small against ``1e-2``."""
+"""Step of the central differences of the gradient that give ``fit(method="inla")`` the Hessian of the log
+posterior in unconstrained coordinates: posterior sds there are about 0.05-1, so the truncation error is at
+most about 1e-4 relative, and the gradient's own error (CG to 1e-10) is small against ``1e-2``."""
 
 NUTS_LAPLACE_METRIC_MAX_SD = 0.25
 """``fit(method="nuts", init="laplace")`` on a non-Gaussian latent model samples with the fixed Laplace metric
 (:mod:`xkron.inference.laplace_metric`) where the Laplace posterior sd of the log-amplitude is at most
 this: the conditional spread of the whitened field scales with the amplitude, so a metric fixed at the
-mode fits the whole posterior only where the amplitude is known to about ±25%. Measured on Poisson
-counts: the seed grid (1,500 cells, sd 0.15) gave 1-2 divergences per 1,000 draws and half the
-gradient evaluations of PyMC's diagonal adaptation; an 80-cell grid (sd 0.40) gave 43 divergences in
-800 draws against 17. Wider posteriors start at the Laplace mode with PyMC's diagonal adaptation."""
+mode fits the whole posterior only where the amplitude is known to about ±25% (Poisson seed grid, sd
+0.15: 1-2 divergences per 1,000 draws, half the gradients of PyMC's adaptation; an 80-cell grid, sd 0.40:
+43 divergences in 800 draws against 17). Wider posteriors start at the mode with PyMC's adaptation."""
 
 NUTS_LAPLACE_TARGET_ACCEPT = 0.9
 """The default ``target_accept`` of NUTS with the Laplace metric (PyMC's is 0.8): the metric is fixed at
@@ -201,6 +197,7 @@ ANCHOR_RANK_CUTOFF = 1e-10
 conditioning (their directions carry less prior variance than float64 resolves next to it)."""
 
 POSTERIOR_CACHE_BYTES = 2**29
+"""A fit keeps its per-draw conditioned posteriors in memory while their data take at most this."""
 
 # --- MAP optimiser -----------------------------------------------------------------------------
 
@@ -225,9 +222,7 @@ coordinate units: at 1 the correlation half a period apart is ``exp(−1/2)``, s
 PERIODIC_LS_RANGE = (0.2, 5.0)
 """98% range of the default prior of a ``Periodic`` lengthscale, relative to the period: at 0.2 the
 correlation half a period apart is ``exp(−12.5)`` (a cycle with sharp features), at 5 it is 0.98
-(nearly a sinusoid of small amplitude about the mean; beyond it the factor is almost constant).
-Before, its default prior was in coordinate units like every lengthscale's, which for a monthly
-time axis in days put its median near 200 and so a flat cycle."""
+(nearly a sinusoid of small amplitude about the mean; beyond it the factor is almost constant)."""
 
 ENVELOPE_PERIODS = 4.0
 """Start of the lengthscale of a decaying kernel multiplied by a periodic one (a quasi-periodic
@@ -302,9 +297,8 @@ cloudy months of OSTIA's Pacific (slices 5× faster per log-likelihood), 6× on 
 
 SLICE_MAX_BOUND = 100.0
 """Slices along a dim are used only where their condition-number bound (:func:`xkron.linalg.slices.slice_bound`)
-is at most this (about 70 CG iterations at 1e-8): along a smooth dim, nearly every slice is coupled to its
-neighbours and the bound runs into the thousands (on tutorial 4's window, slices along longitude took 1,416
-iterations where the Schur complement took 103)."""
+is at most this (about 70 CG iterations at 1e-8): along a smooth dim it runs into the thousands (tutorial 4's
+window: slices along longitude took 1,416 iterations where the Schur complement took 103)."""
 
 SLICE_MIN_MISSING = 0.4
 """``solver_options formulation="auto"`` takes CG on the observed cells over the Schur complement when slices
@@ -327,15 +321,12 @@ rigorous, so 1% is a guarantee, within the 2% that gap filling asks of the sd.""
 
 LANCZOS_AUTO_CELLS = 10_000
 """With ``solver_options variance="auto"`` (the default), the most observed cells for the Lanczos
-predicted variance; above it the Monte Carlo one. Measured: the bracket closes to 1% in about 470
-steps on 9,505 observed cells of the satellite-like grid and within the benchmark windows' few
-thousand in seconds, while on 38,020 it needed 1,824 steps and on tutorial 4's 28,000 it spent its
-3,000-step budget (``tests/benchmarks/README.md``)."""
+predicted variance; above it the Monte Carlo one. The bracket closed to 1% in about 470 steps on 9,505
+observed cells, needed 1,824 on 38,020 and spent its 3,000-step budget on tutorial 4's 28,000."""
 
 LANCZOS_MAX_STEPS = 3000
-"""Most Lanczos steps of the predicted variance (``solver_options variance_steps`` overrides):
-reorthogonalisation costs ``n_o k²``, so past a few thousand steps the variance would cost more
-than the Monte Carlo estimate it replaces."""
+"""Most Lanczos steps of the predicted variance (``solver_options variance_steps`` overrides): reorthogonalisation
+costs ``n_o k²``, so past a few thousand steps it costs more than the Monte Carlo estimate it replaces."""
 
 LANCZOS_MAX_BYTES = 2**30
 """Most bytes of the Lanczos basis ``Q`` (``k`` float64 vectors over the observed cells): 1 GiB
@@ -391,21 +382,18 @@ direction where the log posterior is flat the optima of different starts differ 
 apart between starts), so only a looser test lets restarts stop."""
 
 MAP_AGREE_SE = 2.0
-"""With the iterative solver every log posterior is a Monte Carlo estimate with a stated standard
-error (``logp_se``, 1-15 nats on the benchmark grids): two optima whose log posteriors differ by
-less than this many combined standard errors ``√(se_a² + se_b²)`` cannot be told apart, so
-they count as one (when this exceeds :data:`MAP_AT_BEST_NATS`), and so do starts "at the best"."""
+"""With the iterative solver every log posterior is a Monte Carlo estimate with a stated se (``logp_se``,
+1-15 nats on the benchmark grids): optima whose log posteriors differ by less than this many combined se
+``√(se_a² + se_b²)`` count as one (when this exceeds :data:`MAP_AT_BEST_NATS`), and so do starts "at the best"."""
 
 MAP_STOP_SE = 0.0
 """An optimisation on an iterative objective ends, successfully, at its best point once
 :data:`MAP_STOP_EVALUATIONS` evaluations in a row did not improve the log posterior by more than
 this fraction of its standard error, nor made it worse by more than one standard error: the line
-search is then thrashing on differences the stochastic log-determinant and its Hutchinson
-gradient do not resolve consistently (on the coarse benchmark grid L-BFGS-B otherwise spent 55
-evaluations and failed where 16 reach the same optimum). Any improvement resets the count: the
-probes are fixed, so small differences between nearby points are real, and a threshold of 0.1 se
-stopped a satellite window's fit with its mean 10% of the amplitude and its amplitude 1.4% from
-the dense optimum (0.14% with 0). A user's ``tol`` or ``options`` turn this rule off."""
+search is then thrashing on differences the stochastic estimates do not resolve (coarse benchmark
+grid: 55 evaluations and a failure otherwise, 16 so). Any improvement resets the count (the probes
+are fixed, so small differences are real; 0.1 se left a satellite window's amplitude 1.4% from the
+dense optimum, 0 left it 0.14%). A user's ``tol`` or ``options`` turn this rule off."""
 
 MAP_STOP_STEP = 1e-3
 """Largest distance from the best point (every scaled coordinate: relative change of a
@@ -423,7 +411,40 @@ the CG tolerance's jitter (the probes' solves stop at :data:`PROBE_TOL`)."""
 
 MAP_STOP_EVALUATIONS = 6
 """Consecutive evaluations without improvement, close to the best point (:data:`MAP_STOP_STEP`),
-that end an iterative objective's optimisation (:data:`MAP_STOP_SE`). With 3, a small gappy fit
-stopped 8.6% from the dense optimum while its line search was still backtracking; with 6 it
-converges there (within 1.1%), and the coarse benchmark grid still ends in 19 evaluations
-instead of 55."""
+that end an iterative objective's optimisation (:data:`MAP_STOP_SE`). With 3 a small gappy fit
+stopped 8.6% from the dense optimum; with 6 within 1.1%, and the coarse grid takes 19 evaluations, not 55."""
+
+# --- Display of fits (text and HTML reprs, plots) ------------------------------------------------
+
+SUMMARY_CI_PROB = 0.94
+"""The HDI of a fit's posterior summary: ArviZ's customary 94%, plainly not a 95% test."""
+RHAT_MAX = 1.01
+"""R-hat above this flags a NUTS fit as not converged (Vehtari et al. 2021, ArviZ's ``diagnose``)."""
+DISPLAY_MAX_SLICES = 12
+"""Rows of a BatchFit's per-slice HTML table (first and last halves), as xarray's ``display_max_rows``."""
+PLOT_MAX_POINTS = 20_000
+"""Observed cells above which ``fit.plot()``'s fitted-vs-observed panel is a hexbin, not a slow scatter."""
+PRIOR_PLOT_DRAWS = 4000
+"""Prior draws that set a MAP fit's prior panels' range (``fit.plot()``), or give their KDE if no closed form."""
+
+# --- Cross-validation (xkron.cross_validate) -----------------------------------------------------
+
+CV_FOLDS = 5
+"""Folds of :func:`xkron.cross_validate`: 80% of the data train each fold, the usual k-fold compromise."""
+
+CV_BLOCKS_PER_DIM = 4
+"""``scheme="blocks"`` without ``blocks=``: every dim cut into 4 (64 boxes on a 3-D grid for 5 folds)."""
+
+CV_LEVELS = (0.5, 0.9, 0.95)
+"""Central predictive intervals whose coverage :func:`xkron.cross_validate` reports."""
+
+CV_PIT_BINS = 10
+"""PIT histogram bins: ten show a U (too narrow) or a hump (too wide) from a few hundred cells."""
+
+ARVIZ_LOG_LIKELIHOOD_ELEMENTS = 2**26
+"""Most draws × observed cells in a fit's pointwise ``log_likelihood`` (:mod:`xkron.results.arviz`): 512 MiB
+of float64 in memory and in the file; above it the group is left out, as ``xkron_log_likelihood`` says."""
+
+EXTRAPOLATION_LENGTHSCALES = 3.0
+"""Predictions this many lengthscales from every datum of a decaying factor warn (``ExtrapolationWarning``): there
+the correlation with the nearest datum is < 5% for every radial kernel (Matern12 0.050, ExpQuad 0.011), the prior's."""

@@ -142,10 +142,12 @@ def test_info_on_written_fit(demo_run):
         "ls_time",
         "ls_latitude",
         "ls_longitude",
-        "prior: Prior(",
+        'priors:\n  ls_time       Prior("LogNormal"',
+        "ls_time      = ",  # the value with its units, once (the repr's)
         "optimizer: converged",
     ):
         assert expected in text, expected
+    assert text.count("ls_latitude") == 2  # its value, then its prior
 
 
 def test_info_errors(tmp_path, demo_run):

@@ -143,7 +143,8 @@ def test_predict_training_grid_equals_direct(fitted, tmp_path):
     xr.testing.assert_allclose(written[["mean", "sd"]], direct, rtol=1e-12)
     assert written["mean"].attrs["units"] == "K"
     assert written.attrs["Conventions"].startswith("CF-")
-    assert "xkron predict" in written.attrs["history"] and str(out) in written.attrs["history"]
+    assert "xkron predict" in written.attrs["history"] and f"--out {out.name}" in written.attrs["history"]
+    assert str(out.parent) not in written.attrs["history"]  # no local folders in the file
     assert "xkron" in written.attrs["source"] and "Matern32(time)" in written.attrs["source"]
     assert "_FillValue" not in written["latitude"].encoding
 
@@ -387,7 +388,8 @@ def test_batch_rejects_bad_batch_dim(files, tmp_path):
         (["--grid", "time=2000-13-01:2001-01-01:3"], "is not a date"),
         (["--grid", "latitude=north:south:3"], "is not dim=start:stop:num"),
         (["--quantiles", "0.05,1.5"], "probabilities in (0, 1)"),
-        (["--mask"], "fitted without one"),
+        (["--mask", "nope.nc:land"], "no file or zarr store nope.nc"),
+        (["--grid", "time=10950:11315:12"], "'10950' is not a date; on a time dim give a year (1990: four digits)"),
         (["--chunks", "depth=2"], "cannot chunk ['depth']"),
     ],
 )
@@ -420,7 +422,10 @@ def test_grid_values_cftime_and_days():
     values = grid_values(enc, GridSpec("time", "2000-01-01", "2000-02-01", 2))
     assert [(v.year, v.month, v.day, v.calendar) for v in values] == [(2000, 1, 1, "360_day"), (2000, 2, 1, "360_day")]
     dt = CoordEncoding("datetime", "days since 1970-01-01", "proleptic_gregorian")
-    assert grid_values(dt, GridSpec("time", "0", "1.5", 2))[-1] == np.datetime64("1970-01-02T12:00")
+    cf = GridSpec("time", "0 days since 1970-01-01", "1.5 days since 1970-01-01", 2)
+    assert grid_values(dt, cf)[-1] == np.datetime64("1970-01-02T12:00")
+    with pytest.raises(JobInputError, match="a bare number is refused"):
+        grid_values(dt, GridSpec("time", "0", "1.5", 2))
 
 
 @pytest.mark.parametrize("name", ["fit", "predict", "batch"])

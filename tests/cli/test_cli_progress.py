@@ -31,3 +31,24 @@ def test_fit_shows_each_map_start_on_stderr(tmp_path):
 
 def test_no_progress_prints_nothing_on_stderr(tmp_path):
     assert "MAP start" not in _fit(tmp_path, "--no-progress")
+
+
+def _form(text):
+    """The lines with their numbers replaced, so that the CLI's and the API's can be compared."""
+    return [re.sub(r"-?\d+(\.\d+)?(e[-+]?\d+)?", "N", line) for line in text.splitlines() if line.startswith("MAP")]
+
+
+def test_quiet_prints_nothing_on_stderr(tmp_path):
+    assert _fit(tmp_path, "--quiet") == ""
+
+
+def test_cli_progress_lines_are_the_library_lines(tmp_path, capsys):
+    import xkron
+
+    cli = _form(_fit(tmp_path, "--seed", "0"))
+    with xr.open_dataset(tmp_path / "data.nc") as ds:
+        da = ds["v"].load()
+    xkron.fit(da, {"time": xkron.ExpQuad(), "x": xkron.Matern32()}, restarts=1, random_seed=0)
+    api = _form(capsys.readouterr().err)
+    assert cli == api and len(cli) == 2, (cli, api)
+    assert cli[0].startswith("MAP start N of N: N iterations, log posterior N, N s (")

@@ -126,7 +126,7 @@ def test_sel_picks_a_member_and_a_date(data, tmp_path):
         ("ens", "member=r3", "member=r3: no such point of 'member' (its values: r1, r2)"),
         ("ens", "member=r1,time=yesterday", "'yesterday' is not a value of 'time'"),
         ("v", "level", "is not DIM=VALUE"),
-        ("v", "x=1.0", "'x' is selected by --sel but also named by --kernel"),
+        ("v", "x=1.0", "'x' is selected at one point by --sel but also named by --kernel"),
     ],
 )
 def test_bad_sel_is_refused_before_fitting(data, tmp_path, var, sel, message):

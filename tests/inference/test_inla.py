@@ -128,3 +128,20 @@ def test_inla_round_trip_keeps_the_weights(small, tmp_path):
     again = xkron.open_fit(tmp_path / "fit.nc")
     np.testing.assert_allclose(again.draw_weights, fit.draw_weights)
     xr.testing.assert_allclose(again.predict(), fit.predict(), rtol=1e-10)
+
+
+def test_design_points_outside_the_support_are_dropped():
+    """A field with no spatial signal has its amplitude's MAP near 0: design points whose weight
+    underflows or whose values leave the support (amplitude inf) are dropped, and the fit predicts."""
+    rng = np.random.default_rng(1)
+    da = xr.DataArray(
+        rng.poisson(3.0, (6, 5)).astype(float), coords={"a": np.arange(6.0), "b": np.arange(5.0)}, dims=("a", "b")
+    )
+    fit = da.kron.fit({"a": "ExpQuad", "b": "ExpQuad"}, likelihood="poisson", method="inla",
+                      progressbar=False, random_seed=0)  # fmt: skip
+    inla = fit.optimizer["inla"]
+    assert inla["n_dropped"] > 0
+    assert inla["n_points"] == fit.params.sizes["draw"]
+    assert all(np.isfinite(fit.params[name]).all() for name in fit.params)
+    assert np.isclose(float(fit.posterior["sample_stats"]["weight"].sum()), 1.0)
+    assert np.isfinite(fit.predict()["mean"]).all()

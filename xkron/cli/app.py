@@ -1,13 +1,15 @@
-"""The ``xkron`` command group: ``demo``, ``info``, ``fit``, ``predict``, ``batch``.
+"""The ``xkron`` command group: ``demo``, ``info``, ``fit``, ``predict``, ``batch``, ``plot``, ``validate``.
 
 This module defines the group and adds the commands, each defined in its own module:
-``demo`` in :mod:`xkron.cli.demo_command`, ``info`` in :mod:`xkron.cli.info`, and the
+``demo`` in :mod:`xkron.cli.demo_command`, ``info`` in :mod:`xkron.cli.info`, ``plot`` in
+:mod:`xkron.cli.plot_command`, ``validate`` in :mod:`xkron.cli.validate_command`, and the
 commands on files in :mod:`xkron.cli.commands`. It is the console script's entry point
 (``xkron = "xkron.cli.app:main"``) and that of ``python -m xkron``.
 
 The modules of :mod:`xkron.cli` import one way, from the commands down:
 
-* commands (click): ``app`` → ``commands``, ``demo_command``, ``info``; ``commands`` → ``options``;
+* commands (click): ``app`` → ``commands``, ``demo_command``, ``info``, ``plot_command``,
+  ``validate_command``; ``commands`` → ``options``;
 * work (no printing, no exit): ``jobs`` (fit, batch, predict) and ``demo``;
 * helpers: ``grids`` (``--grid``, ``--coords-from``), ``checks`` (data against options),
   ``report`` (results and summaries), ``info`` (a fit's summary), ``paths`` (outputs),
@@ -22,6 +24,8 @@ import click
 from xkron.cli.commands import batch, fit, predict
 from xkron.cli.demo_command import demo
 from xkron.cli.info import info
+from xkron.cli.plot_command import plot
+from xkron.cli.validate_command import validate
 
 __all__ = ["main"]
 
@@ -40,3 +44,5 @@ main.add_command(info)
 main.add_command(fit)
 main.add_command(predict)
 main.add_command(batch)
+main.add_command(plot)
+main.add_command(validate)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from xkron.cli.errors import to_click
+from xkron.cli.errors import JobInputError, to_click
 from xkron.cli.files import dask_client
 from xkron.cli.jobs import run_batch, run_fit, run_predict
 from xkron.cli.options import (
@@ -28,6 +28,7 @@ from xkron.cli.options import (
 )
 from xkron.cli.paths import OVERWRITE_OPTION
 from xkron.cli.report import format_batch, format_fit, format_predict
+from xkron.cli.select import SELECT_OPTIONS
 from xkron.inference.options import BATCH_ERRORS
 
 __all__ = ["batch", "fit", "predict"]
@@ -51,6 +52,7 @@ def fit(data: Path, out: Path, scheduler: str | None, workers: int | None, **opt
       xkron predict fit.nc --grid latitude=-60:60:121 --out pred.nc
     """
     ctx = click.get_current_context()
+    _quiet(options)
     try:
         with dask_client(scheduler, workers):
             result = run_fit(data, options.pop("var"), options.pop("kernels"), out, **options)
@@ -59,26 +61,45 @@ def fit(data: Path, out: Path, scheduler: str | None, workers: int | None, **opt
     click.echo(format_fit(result))
 
 
+def _quiet(options: dict) -> None:
+    """``--quiet`` turns the library's progress lines off, as ``--no-progress`` does."""
+    quiet = options.pop("quiet")
+    options["progress"] = options["progress"] and not quiet
+
+
 _PREDICT_OPTIONS = (
     click.argument("fit_path", metavar="FIT.nc", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
     click.option(
         "--grid",
         "grids",
         multiple=True,
-        metavar="DIM=START:STOP:NUM",
+        metavar="DIM=START:STOP:NUM|STEP|REF.nc",
         callback=grid_callback,
-        help="Predict on NUM evenly spaced points from START to STOP along DIM (repeatable; other dims keep "
-        "the training coordinates). Numbers for numeric dims; for time, ISO dates (time=2000-01-01:2009-01-01:10, "
-        "2000-01-01T12:00) or numbers (days since 1970-01-01).",
+        help="Where to predict (repeatable; dims not given keep the training coordinates). "
+        "DIM=START:STOP:NUM: NUM evenly spaced points, e.g. latitude=-60:60:121. "
+        "On a time dim START and STOP are dates, never bare numbers: a year (1990: four digits), "
+        "a month (1990-06), a date (1990-06-15), a date-time (1990-06-15T06:00) "
+        "or a number with CF units ('7305 days since 1970-01-01'); "
+        "the last field is NUM or a STEP of xarray.date_range in the fit's calendar (360_day too): "
+        "1Y or 1YS (1 January), 1M or 1MS (the 1st of each month), 1D, 6h, 1min, 1s; YE/ME for period ends; "
+        "e.g. time=1990:2000:1Y gives 1990-01-01 ... 2000-01-01. "
+        "REF.nc (a NetCDF file or zarr store, like CDO's remap grids): the coordinates of the fit's dims "
+        "found there; DIM=... options override it dim by dim. "
+        "Coordinates that share a dim (latitude(station), longitude(station)) give scattered points.",
     ),
     click.option(
         "--coords-from",
         type=click.Path(exists=True, path_type=Path),
-        metavar="OTHER.nc",
+        metavar="REF.nc",
         default=None,
-        help="Predict at the coordinates of the fit's dims found in this NetCDF file (or zarr store); dims it "
-        "lacks keep the training coordinates, --grid overrides it dim by dim. Coordinates that share a dim "
-        "(e.g. latitude(station), longitude(station)) give scattered points.",
+        help="The same as --grid REF.nc (kept for existing scripts).",
+    ),
+    SELECT_OPTIONS[0],
+    click.option(
+        "--squeeze",
+        is_flag=True,
+        default=False,
+        help="Drop the output's dims of length 1 (e.g. after --sel member=r1), kept as scalar coordinates.",
     ),
     click.option(
         "--quantiles",
@@ -97,10 +118,15 @@ _PREDICT_OPTIONS = (
     ),
     click.option(
         "--mask",
-        is_flag=True,
-        default=False,
-        help="Re-apply the fit's --mask-var: NaN where it is 0 (e.g. on land), training grid only. Default: "
-        "every cell is predicted, masked and NaN cells filled in.",
+        is_flag=False,
+        flag_value="fit",
+        default=None,
+        metavar="[FILE.nc:VAR]",
+        help="NaN where a mask is 0 (e.g. on land). --mask alone: the fit's --mask, or for a fit without one "
+        "whose data are NaN on land, the cells that are NaN at every time step (never observed); on any grid "
+        "along the dims it does not vary on (a new time grid). --mask FILE.nc:VAR: that variable (nonzero = "
+        "keep) on the prediction's coordinates, e.g. a land-sea mask of the --grid REF.nc. Default: every cell "
+        "is predicted, masked and NaN cells filled in.",
     ),
     click.option(
         "--chunks",
@@ -139,27 +165,43 @@ def _predict_options(function):
 def predict(fit_path: Path, scheduler: str | None, workers: int | None, out: Path, **options) -> None:
     """Predict the posterior mean and sd from a fit saved by `xkron fit` (FIT.nc).
 
-    By default on the training grid (filling its NaN and masked cells); --grid and
-    --coords-from give new coordinates. A batch fit (`xkron batch`) predicts every slice,
-    on the batch dims. The output has 'mean' and 'sd' (and 'quantiles')
-    with units and long_name from the data, in the data's dim order.
+    By default on the training grid (filling its NaN and masked cells); --grid gives new
+    coordinates (ranges, or a reference file's) and --sel picks points or ranges of them. A
+    batch fit (`xkron batch`) predicts every slice (or those --sel names), on the batch dims.
+    The output has 'mean' and 'sd' (and 'quantiles') with units and long_name from the data,
+    in the data's dim order.
 
     \b
     Examples:
       xkron predict fit.nc --out pred.nc
-      xkron predict fit.nc --grid time=2000-01-01:2000-12-01:12 \\
+      xkron predict fit.nc --grid time=1990:2000:1Y \\
           --grid latitude=-60:60:241 --quantiles 0.05,0.95 --out pred.nc
-      xkron predict fit.nc --coords-from stations.nc --noise --out stations_pred.nc
+      xkron predict fit.nc --grid time=1990-01-01:1990-12-31:6h --out pred.nc
+      xkron predict fit.nc --grid era5_grid.nc --mask era5_grid.nc:lsm --out pred.nc
+      xkron predict fit.nc --sel time=2000-01:2000-12 --mask --out pred_2000.nc
+      xkron predict fit.nc --grid stations.nc --noise --out stations_pred.nc
       xkron predict fit.nc --grid latitude=-90:90:1801 --chunks latitude=100 \\
           --workers 4 --out pred.zarr
     """
     ctx = click.get_current_context()
     try:
+        options["grids"], options["coords_from"] = _grids_and_reference(options["grids"], options["coords_from"])
         with dask_client(scheduler, workers):
             result = run_predict(fit_path, out, command=command_line(ctx), **options)
     except (ValueError, TypeError, OSError) as err:
         raise to_click(err, ctx) from err
     click.echo(format_predict(result))
+
+
+def _grids_and_reference(grids, coords_from):
+    """The ``--grid DIM=...`` specs and the one reference file (``--grid REF.nc`` or ``--coords-from``)."""
+    refs = [g for g in grids if isinstance(g, Path)] + ([coords_from] if coords_from is not None else [])
+    if len(refs) > 1:
+        raise JobInputError(
+            f"give one reference file (--grid REF.nc or --coords-from), not {len(refs)}: {', '.join(map(str, refs))}",
+            "--grid",
+        )
+    return [g for g in grids if not isinstance(g, Path)], (refs[0] if refs else None)
 
 
 @click.command(cls=RecordingCommand, short_help="Fit one GP per slice along batch dims; write the batch fit.")
@@ -202,6 +244,7 @@ def batch(data: Path, out: Path, scheduler: str | None, workers: int | None, **o
           --kernel latitude,longitude=ExpQuad --errors record --workers 4 --out fits.nc
     """
     ctx = click.get_current_context()
+    _quiet(options)
     var, kernels, batch_dims = options.pop("var"), options.pop("kernels"), options.pop("batch_dims")
     try:
         with dask_client(scheduler, workers):

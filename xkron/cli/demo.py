@@ -10,7 +10,6 @@ PyMC, matplotlib) happen inside the functions, so ``--help`` is fast.
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from xkron.cli.info import kernels_text
 from xkron.cli.paths import check_writable_folder
 from xkron.cli.report import fit_noting_convergence
 from xkron.io.atomic import atomic_write
+from xkron.io.cf import history
 
 __all__ = [
     "DEFAULT_YEARS",
@@ -136,7 +136,12 @@ def _write(out: Path, pred, fit, da) -> dict[str, Path]:
     """The prediction (compressed, times in days since 1860) and the fit, each written atomically."""
     paths = {"prediction": out / DEMO_PREDICTION, "fit": out / DEMO_FIT}
     encoding = {name: {"zlib": True, "complevel": 4} for name in ("mean", "sd")}
-    encoding["time"] = {"units": "days since 1860-01-01 00:00:00", "calendar": da["time"].encoding.get("calendar")}
+    encoding["time"] = {
+        "units": "days since 1860-01-01 00:00:00",
+        "calendar": da["time"].encoding.get("calendar"),
+        "dtype": "float64",
+        "_FillValue": None,  # CF: coordinate variables have no missing values
+    }
     with atomic_write(paths["prediction"]) as tmp:
         pred.to_netcdf(tmp, encoding=encoding)
     fit.to_netcdf(paths["fit"])  # atomic too (xkron.io.netcdf.write_fit)
@@ -212,8 +217,7 @@ def run_demo(
     if plot:
         tick = time.perf_counter()
         paths["plot"] = out / DEMO_PLOT
-        with atomic_write(paths["plot"]) as tmp:
-            _plot(pred, train, tmp)
+        _plot(pred, train, paths["plot"])  # atomic (xkron.results.plots.save_png)
         timings["plot"] = time.perf_counter() - tick
     timings["total"] = time.perf_counter() - start
     return DemoResult(fit, pred, paths, timings, heldout, note, fit_warnings)
@@ -244,11 +248,11 @@ def _prediction_dataset(pred, da, train, fit, in_training):
         {
             "title": "Exact Kronecker GP prediction of annual near-surface air temperature (A1B, North America)",
             "source": f"xkron {xkron.__version__} demo; training data: {da.attrs.get('source', '')}",
-            "history": (
-                f"{datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}: xkron demo --years "
-                f"{train.sizes['time']}: MAP fit of a Kronecker GP to {first}-{last} on the bundled "
+            "history": history(
+                f"demo --years {train.sizes['time']}: MAP fit of a Kronecker GP to {first}-{last} on the bundled "
                 f"{train.sizes['latitude']}x{train.sizes['longitude']} grid, predicted on a "
-                f"{pred.sizes['latitude']}x{pred.sizes['longitude']} grid (twice the resolution)"
+                f"{pred.sizes['latitude']}x{pred.sizes['longitude']} grid (twice the resolution)",
+                da.attrs.get("history"),
             ),
             "references": "Saatci (2011), Scalable inference for structured Gaussian process models, "
             "PhD thesis, University of Cambridge, Alg. 16; data: https://github.com/SciTools/iris-sample-data",
@@ -310,35 +314,20 @@ def _heldout_check(pred, pred_noisy, train, in_training) -> tuple[HeldOutCheck |
 
 
 def _plot(pred, train, path: Path) -> None:
-    """Maps of the posterior mean and sd of the last predicted year, training grid marked."""
+    """Maps of the posterior mean and sd of the last predicted year (``pred.kron.plot_map``), training grid marked."""
     import numpy as np
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    year = pred.isel(time=-1)
-    units = pred["mean"].attrs.get("units", "")
-    fig = Figure(figsize=(13, 4.6), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2, sharey=True)
+    from xkron.results.plots import save_png
+
+    fig = pred.kron.plot_map(isel={"time": -1}, figsize=(13, 4.6))
     lon_t, lat_t = np.meshgrid(train["longitude"].values, train["latitude"].values)
-    panels = [
-        ("mean", "viridis", f"posterior mean ({units})", "Posterior mean"),
-        ("sd", "magma", f"posterior sd ({units})", "Posterior sd (latent field)"),
-    ]
-    for ax, (name, cmap, label, title) in zip(axes, panels, strict=True):
-        mesh = ax.pcolormesh(
-            year["longitude"].values, year["latitude"].values, year[name].values, cmap=cmap, shading="nearest"
-        )
-        fig.colorbar(mesh, ax=ax, label=label)
+    for ax in fig.axes[:2]:
         ax.scatter(lon_t.ravel(), lat_t.ravel(), s=3, c="white", alpha=0.35, linewidths=0, label="training grid")
-        ax.set_xlabel("longitude (degrees east)")
-        ax.set_title(f"{title}, {year_of(year['time'].item())}")
-    axes[0].set_ylabel("latitude (degrees north)")
-    axes[0].legend(loc="lower left", fontsize="small", framealpha=0.7)
+    fig.axes[0].legend(loc="lower left", fontsize="small", framealpha=0.7)
     first, last = year_of(train["time"].values[0]), year_of(train["time"].values[-1])
     fig.suptitle(
         f"Near-surface air temperature, A1B: exact Kronecker GP trained on {first}–{last} "
         f"({train.sizes['latitude']}×{train.sizes['longitude']} grid), "
         f"predicted on {pred.sizes['latitude']}×{pred.sizes['longitude']}"
     )
-    fig.savefig(path, dpi=110)
+    save_png(fig, path)

@@ -16,13 +16,32 @@ from typing import Any
 from xkron.cli.errors import JobInputError
 from xkron.io.atomic import atomic_write
 
-__all__ = ["dask_client", "is_zarr", "open_input", "write_dataset"]
+__all__ = ["ZARR_INSTALL", "dask_client", "is_zarr", "open_input", "require_zarr", "write_dataset"]
+
+ZARR_INSTALL = 'pip install "xkron[zarr]"'
+"""How to get zarr, an optional extra of xkron (named in the error when it is missing)."""
 
 
 def is_zarr(path: str | Path) -> bool:
     """Whether ``path`` is (or will be written as) a zarr store: suffix ``.zarr`` or a directory."""
     path = Path(path)
     return path.suffix.lower() == ".zarr" or path.is_dir()
+
+
+def require_zarr(path: str | Path, doing: str = "reading", option: str | None = None) -> None:
+    """Refuse a zarr store ``path`` before any work when the zarr package is not installed.
+
+    Nothing happens for a NetCDF path. The error names the extra to install.
+    """
+    if not is_zarr(path):
+        return
+    try:
+        import zarr  # noqa: F401
+    except ImportError:
+        raise JobInputError(
+            f"{doing} the zarr store {path} needs the zarr package, an optional extra of xkron: {ZARR_INSTALL}",
+            option,
+        ) from None
 
 
 def open_input(path: str | Path, chunks: Mapping[str, int] | None = None, decode_times=True):
@@ -35,10 +54,8 @@ def open_input(path: str | Path, chunks: Mapping[str, int] | None = None, decode
 
     chunks = dict(chunks) if chunks else None
     if is_zarr(path):
-        try:
-            return xr.open_zarr(path, chunks=chunks, decode_times=decode_times)
-        except ImportError as err:
-            raise OSError(f"reading {path} needs the zarr package (pip install zarr): {err}") from err
+        require_zarr(path)
+        return xr.open_zarr(path, chunks=chunks, decode_times=decode_times)
     return xr.open_dataset(path, chunks=chunks, decode_times=decode_times)
 
 
@@ -61,10 +78,8 @@ def write_dataset(ds, path: str | Path) -> None:
         warnings.filterwarnings("ignore", message="Times can't be serialized faithfully", category=UserWarning)
         with atomic_write(path) as tmp:
             if is_zarr(path):
-                try:
-                    ds.to_zarr(tmp, mode="w")
-                except ImportError as err:
-                    raise OSError(f"writing {path} needs the zarr package (pip install zarr): {err}") from err
+                require_zarr(path, "writing")
+                ds.to_zarr(tmp, mode="w")
             else:
                 ds.to_netcdf(tmp)
 

@@ -9,7 +9,6 @@ client. Heavy imports happen inside functions.
 
 from __future__ import annotations
 
-import datetime
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -17,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from xkron.cli.checks import (
-    as_mask,
     check_cell_var,
     check_chunk_dims,
     check_kernels,
@@ -28,9 +26,11 @@ from xkron.cli.errors import JobInputError
 from xkron.cli.files import open_input, write_dataset
 from xkron.cli.grids import chunk_request, prediction_request
 from xkron.cli.info import kernels_text
+from xkron.cli.masks import predict_mask, read_mask
 from xkron.cli.parsing import GridSpec, KernelSpec
 from xkron.cli.paths import check_output
 from xkron.cli.report import BatchJobResult, FitJobResult, PredictJobResult, fit_noting_convergence
+from xkron.cli.saved import first_fit, open_saved_fit, select_slices
 from xkron.cli.select import select_dims
 from xkron.inference.options import BATCH_ERRORS
 
@@ -86,8 +86,9 @@ def _check_inputs(probe, data, var: str, kernels, opts: FitJobOptions, named, ba
     check_chunk_dims(opts.chunks or {}, [str(d) for d in probe.dims], str(data))
     kernel_map = check_kernels(da, kernels, batch_dims)
     data_field = check_likelihood_data(opts.likelihood, opts.exposure_var, opts.trials)
+    if opts.mask_var is not None:
+        read_mask(probe, opts.mask_var, da, opts.sel or {}, named, "--mask-var")
     cell_vars = {
-        "--mask-var": opts.mask_var,
         "--noise-sd-var": opts.noise_sd_var,
         "--exposure-var": opts.exposure_var,
         "--trials": opts.trials_var,
@@ -108,7 +109,9 @@ def _read(data, var: str, opts: FitJobOptions, named, data_field: str | None) ->
         ds = select_dims(ds, var, opts.sel or {}, opts.squeeze, named)
         da = ds[var].compute()
         extra = {
-            "mask": None if opts.mask_var is None else as_mask(ds[opts.mask_var]).compute(),
+            "mask": None
+            if opts.mask_var is None
+            else read_mask(ds, opts.mask_var, da, opts.sel or {}, named).compute(),
             "noise_sd": None if opts.noise_sd_var is None else ds[opts.noise_sd_var].compute(),
         }
         per_cell = {"exposure": opts.exposure_var, "trials": opts.trials_var}.get(data_field)
@@ -160,8 +163,11 @@ def run_fit(data: str | Path, var: str, kernels: Sequence[KernelSpec], out: str 
         The fields of :class:`FitJobOptions`, each optional:
     likelihood, method, restarts, solver
         As in :func:`xkron.fit`.
-    mask_var, noise_sd_var : str, optional
-        Variables of the same file passed as ``mask=`` (nonzero = observed) and ``noise_sd=``.
+    mask_var : str, optional
+        ``mask=`` (nonzero = observed): a variable of the same file, or ``FILE.nc:VAR`` of another
+        (:func:`xkron.cli.masks.read_mask`).
+    noise_sd_var : str, optional
+        A variable of the same file passed as ``noise_sd=``.
     exposure_var : str, optional
         A variable of the same file with each cell's exposure (``poisson``,
         ``negative_binomial``): ``xkron.Poisson(exposure=...)``.
@@ -175,7 +181,7 @@ def run_fit(data: str | Path, var: str, kernels: Sequence[KernelSpec], out: str 
     overwrite : bool
         Replace an existing ``out`` (never one of the inputs); default: refuse.
     sel : mapping, optional
-        ``{dim: value text}``: keep one point of these dims (:func:`xkron.cli.select.select_dims`).
+        ``{dim: value text}``: keep one point or a range of these dims (:func:`xkron.cli.select.select_dims`).
     squeeze : bool
         Drop the data's size-1 dims that no kernel or batch dim names.
 
@@ -224,37 +230,19 @@ def run_batch(
     return BatchJobResult(result, out, timings, fit_warnings, tuple(batch_dims))
 
 
-def _open_fit(fit_path):
-    """The saved fit (or batch fit), and one fit of it to check the request on."""
-    import xkron
-
-    try:
-        fitted = xkron.open_fit(fit_path)
-    except (KeyError, ValueError, OSError) as err:
-        raise JobInputError(str(err), "FIT.nc") from err
-    # A batch fit (xkron batch) predicts every slice alike: check the request on one of them.
-    fit = next((f for f in fitted.fits.values() if f is not None), None) if hasattr(fitted, "fits") else fitted
-    if fit is None:
-        raise JobInputError(f"{fit_path} is a batch fit whose every slice failed: nothing to predict", "FIT.nc")
-    return fitted, fit
-
-
-def _check_predict_flags(fit, fit_path, request: Mapping, mask: bool, noise: bool) -> None:
-    """``--mask`` needs a masked fit on its training grid; ``--noise`` a Gaussian fit."""
-    if mask:
-        if fit.mask is None:
-            raise JobInputError(f"--mask re-applies the fit's mask, but {fit_path} was fitted without one", "--mask")
-        if request:
-            raise JobInputError(
-                "--mask re-applies the fit's mask, which lies on the training grid: it cannot be combined with "
-                f"new coordinates for {sorted(request)} (--grid, --coords-from)",
-                "--mask",
-            )
+def _check_noise(fit, noise: bool) -> None:
+    """``--noise`` needs a Gaussian fit."""
     if noise and fit.spec.likelihood.name != "gaussian":
         raise JobInputError(
             f"--noise adds Gaussian observation noise; this fit's likelihood is {fit.spec.likelihood.name}",
             "--noise",
         )
+
+
+def _squeezed(pred, dims):
+    """``pred`` without the ``dims`` of length 1 (kept as scalar coordinates): ``--squeeze``."""
+    single = [d for d in dims if d in pred.dims and pred.sizes[d] == 1]
+    return pred.squeeze(single) if single else pred
 
 
 def run_predict(
@@ -265,10 +253,12 @@ def run_predict(
     coords_from: str | Path | None = None,
     quantiles: Sequence[float] = (),
     noise: bool = False,
-    mask: bool = False,
+    mask: bool | str | None = False,
     chunks: Mapping[str, int] | None = None,
     command: str = "xkron predict",
     overwrite: bool = False,
+    sel: Mapping[str, str] | None = None,
+    squeeze: bool = False,
 ) -> PredictJobResult:
     """Predict from a saved fit and write NetCDF or zarr (``xkron predict``).
 
@@ -283,11 +273,14 @@ def run_predict(
         New 1-D grids by dim (:func:`xkron.cli.parsing.parse_grid`); other dims keep the
         training coordinates.
     coords_from : path, optional
-        Take the coordinates of the fit's dims that this NetCDF/zarr file has (``--grid``
-        overrides them dim by dim). Coordinates on a shared dim give scattered points.
+        A reference file (``--grid FILE.nc``): take the coordinates of the fit's dims that this
+        NetCDF/zarr file has (``grids`` override them dim by dim). Coordinates on a shared dim
+        give scattered points.
     quantiles, noise : see :meth:`xkron.KronFit.predict`.
-    mask : bool
-        Re-apply the fit's ``mask=`` (NaN where it is False); training grid only.
+    mask : bool or str
+        ``True`` (or ``"fit"``): NaN where the fit's mask is False, or for a fit without one
+        where its data are NaN at every time step (:func:`xkron.cli.masks.fit_mask`);
+        ``"FILE.nc:VAR"``: that mask, on the prediction's coordinates.
     chunks : mapping, optional
         ``{dim: n}``: chunk the coordinate arrays along these output dims, so that the
         prediction is a lazy dask computation, written chunk by chunk.
@@ -295,24 +288,37 @@ def run_predict(
         The command line, recorded in the ``history`` attribute.
     overwrite : bool
         Replace an existing ``out`` (never the fit or ``coords_from``); default: refuse.
+    sel : mapping, optional
+        ``{dim: value text}``: predict at one point or a range of a dim's coordinates (the
+        reference file's, else the training grid's), or only the named slices of a batch fit
+        (:func:`xkron.cli.select.select_coords`); a point keeps its dim.
+    squeeze : bool
+        Drop the output's dims of length 1 (kept as scalar coordinates).
 
     Raises
     ------
     JobInputError
-        Bad ``grids``, ``coords_from``, ``chunks``, ``mask``, ``noise`` or output path (checked
-        before the fit is read).
+        Bad ``grids``, ``coords_from``, ``sel``, ``chunks``, ``mask``, ``noise`` or output path
+        (checked before anything is predicted).
     """
     out = check_output(out, [fit_path, coords_from], overwrite=overwrite, zarr_ok=True)
     timings: dict[str, float] = {}
     tick = time.perf_counter()
-    fitted, fit = _open_fit(fit_path)
+    fitted, rest = select_slices(open_saved_fit(fit_path), sel or {})
+    fit = first_fit(fitted, fit_path)
     timings["open"] = time.perf_counter() - tick
-    request = prediction_request(fit, grids, coords_from)
-    _check_predict_flags(fit, fit_path, request, mask, noise)
+    request = prediction_request(fit, grids, coords_from, rest)
+    _check_noise(fit, noise)
+    fits = [f for f in fitted.fits.values() if f is not None] if hasattr(fitted, "fits") else [fitted]
+    keep = None
+    if mask:
+        keep = predict_mask(fits, fit_path, "fit" if mask is True else mask, request)
     if chunks:
         request = chunk_request(fit, request, chunks)
     tick = time.perf_counter()
-    pred = fitted.predict(request, noise=noise, quantiles=tuple(quantiles), mask=True if mask else None)
+    pred = fitted.predict(request, noise=noise, quantiles=tuple(quantiles), mask=keep)
+    if squeeze:
+        pred = _squeezed(pred, [*getattr(fitted, "batch_dims", ()), *fit.dims])
     timings["predict"] = time.perf_counter() - tick
     _add_provenance(pred, fit, fit_path, command)
     tick = time.perf_counter()
@@ -322,18 +328,16 @@ def run_predict(
 
 
 def _add_provenance(pred, fit, fit_path, command: str) -> None:
-    """CF global attributes ``source`` and ``history`` (newest line first)."""
-    import xkron
+    """CF global attributes ``source`` and ``history``: the command line (absolute paths cut to file names)
+    above the data's own history (:func:`xkron.io.cf.history`, as the library's own predictions)."""
+    from xkron.io.cf import history, version
 
     name = fit.data.name or "data"
-    stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    history = f"{stamp}: {command}"
-    if fit.data.attrs.get("history"):
-        history += "\n" + str(fit.data.attrs["history"])
     pred.attrs.update(
         source=(
-            f"xkron {xkron.__version__}: Kronecker Gaussian process ({fit.method} fit, "
-            f"{fit.spec.likelihood.name} likelihood, amplitude^2 * {kernels_text(fit)}) of {name!s} from {fit_path}"
+            f"xkron {version()}: Kronecker Gaussian process ({fit.method} fit, "
+            f"{fit.spec.likelihood.name} likelihood, amplitude^2 * {kernels_text(fit)}) of {name!s} "
+            f"from {Path(fit_path).name}"
         ),
-        history=history,
+        history=history("predict", fit.data.attrs.get("history"), command=command),
     )

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from xkron.cli.errors import click_callback
+from xkron.cli.errors import JobInputError, click_callback
 from xkron.cli.parsing import parse_chunks, parse_grid, parse_kernel, parse_quantiles
 from xkron.cli.paths import OVERWRITE_OPTION
 from xkron.cli.select import SELECT_OPTIONS
@@ -33,6 +33,7 @@ __all__ = [
     "command_line",
     "data_options",
     "grid_callback",
+    "parse_grid_or_file",
     "quantiles_callback",
 ]
 
@@ -71,7 +72,24 @@ def _trials_callback(ctx, param, value):
 
 kernels_callback = click_callback(lambda values: [parse_kernel(v) for v in values])
 chunks_callback = click_callback(parse_chunks)
-grid_callback = click_callback(lambda values: [parse_grid(v) for v in values])
+
+
+def parse_grid_or_file(text: str):
+    """One ``--grid``: ``DIM=START:STOP:NUM|STEP`` (a :class:`~xkron.cli.parsing.GridSpec`) or a
+    reference file whose coordinates to predict at (a :class:`~pathlib.Path`)."""
+    if "=" in text:
+        return parse_grid(text)
+    path = Path(text)
+    if not path.exists():
+        raise JobInputError(
+            f"{text!r} is neither DIM=START:STOP:NUM (or :STEP, e.g. time=1990:2000:1Y) nor an existing NetCDF file "
+            "or zarr store to take the coordinates from",
+            "--grid",
+        )
+    return path
+
+
+grid_callback = click_callback(lambda values: [parse_grid_or_file(v) for v in values])
 quantiles_callback = click_callback(lambda value: () if value is None else parse_quantiles(value))
 
 INPUT = click.argument("data", metavar="DATA.nc|DATA.zarr", type=click.Path(exists=True, path_type=Path))
@@ -123,12 +141,16 @@ _MODEL_OPTIONS = (
         "a latent GP (see xkron.spec.likelihoods).",
     ),
     click.option(
+        "--mask",
         "--mask-var",
-        metavar="NAME",
+        "mask_var",
+        metavar="[FILE.nc:]NAME",
         default=None,
-        help="A variable of the input file on some or all of the data's dims, nonzero (True) where a cell "
-        "is observed: cells where it is 0 or missing leave the likelihood, like NaN cells (e.g. a land "
-        "mask on latitude, longitude).",
+        help="A mask on some or all of the data's dims, nonzero (True) where a cell is observed: cells where "
+        "it is 0 or missing leave the likelihood, like NaN cells (e.g. a land mask on latitude, longitude). "
+        "NAME: a variable of the input file; FILE.nc:NAME (or FILE.zarr:NAME): one of another file, matched to "
+        "the data's coordinates (its dims of one point dropped, --sel applied). Data that are simply NaN on "
+        "land need no mask: `xkron predict --mask` finds the never-observed cells.",
     ),
     click.option(
         "--noise-sd-var",
@@ -173,8 +195,15 @@ _INFERENCE_OPTIONS = (
         "--progress/--no-progress",
         default=True,
         show_default=True,
-        help="Progress on stderr: each MAP start's iterations, log posterior and elapsed time (a batch: "
-        "dask's progress bar); PyMC's bars when sampling.",
+        help="Progress on stderr, the library's own (as xkron.fit(progressbar=True) shows it): each MAP start's "
+        "iterations, log posterior and elapsed time (a batch: dask's progress bar); PyMC's bars when sampling.",
+    ),
+    click.option(
+        "--quiet",
+        "-q",
+        is_flag=True,
+        default=False,
+        help="No progress lines (the same as --no-progress); the summary is still printed on stdout.",
     ),
     click.option(
         "--seed",

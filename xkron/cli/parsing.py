@@ -15,17 +15,44 @@ from typing import Any
 from xkron.cli.errors import JobInputError
 
 __all__ = [
+    "CF_NUMBER",
+    "FREQ_UNITS",
     "ISO_DATE",
+    "PARTIAL_DATE",
     "GridSpec",
     "KernelSpec",
     "parse_chunks",
+    "parse_freq",
     "parse_grid",
     "parse_kernel",
     "parse_quantiles",
+    "split_span",
 ]
 
 ISO_DATE = re.compile(r"^\s*(-?\d{1,4})-(\d{1,2})-(\d{1,2})(?:[T ](\d{1,2}):(\d{2})(?::(\d{2})(?:\.\d*)?)?)?\s*$")
 """An ISO date or date-time as ``--grid`` takes it; the groups are year, month, day, hour, minute, second."""
+
+PARTIAL_DATE = re.compile(r"^\s*(\d{4})(?:-(\d{1,2}))?\s*$")
+"""A year (``1990``) or a month (``1990-06``) on a time dim: its first day (groups: year, month)."""
+
+CF_NUMBER = re.compile(r"^\s*(-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s+(\w+\s+since\s+\S.*?)\s*$")
+"""A number with CF time units, ``7305 days since 1970-01-01`` (groups: number, units)."""
+
+FREQ_UNITS = {
+    **dict.fromkeys(("y", "Y", "YS", "A", "AS"), "YS"),
+    "YE": "YE",
+    **dict.fromkeys(("Q", "QS"), "QS"),
+    "QE": "QE",
+    **dict.fromkeys(("M", "MS"), "MS"),
+    "ME": "ME",
+    **dict.fromkeys(("d", "D"), "D"),
+    **dict.fromkeys(("h", "H"), "h"),
+    "min": "min",
+    **dict.fromkeys(("s", "S"), "s"),
+}
+"""Units of a ``--grid`` time step, as xarray's date-range frequencies: years, quarters and months
+start a period (``1Y`` = ``1YS``, ``1M`` = ``1MS``: the 1st of January or of each month), unless
+``YE``/``QE``/``ME`` (period ends) are asked for."""
 
 
 @dataclass(frozen=True)
@@ -117,58 +144,111 @@ def parse_chunks(items: Sequence[str]) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class GridSpec:
-    """One ``--grid dim=start:stop:num``: ``num`` evenly spaced points from start to stop."""
+    """One ``--grid dim=start:stop:num`` (``num`` evenly spaced points) or, on time dims,
+    ``dim=start:stop:freq`` (dates every ``freq`` from start to stop, e.g. ``1YS``)."""
 
     dim: str
     start: str
     stop: str
-    num: int
+    num: int = 0
+    freq: str | None = None
+    """A date-range frequency of xarray (``"1YS"``, ``"6h"``); ``None`` when ``num`` is given."""
+
+    @property
+    def text(self) -> str:
+        """The option's value as written (for messages)."""
+        return f"{self.dim}={self.start}:{self.stop}:{self.freq or self.num}"
+
+
+def parse_freq(text: str) -> str:
+    """A ``--grid`` time step (``1y``, ``6h``, ``1MS``) as an xarray date-range frequency.
+
+    Examples
+    --------
+    >>> parse_freq("1y"), parse_freq("3M"), parse_freq("6h"), parse_freq("1YE")
+    ('1YS', '3MS', '6h', '1YE')
+    >>> parse_freq("1m")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    xkron.cli.errors.JobInputError: '1m' is ambiguous: write 1M for months or 1min for minutes
+    """
+    match = re.fullmatch(r"\s*(\d*)\s*([A-Za-z]+)\s*", text)
+    if match and match.group(2) == "m":
+        raise JobInputError(
+            f"{text!r} is ambiguous: write {match.group(1) or 1}M for months or {match.group(1) or 1}min for minutes",
+            "--grid",
+        )
+    if match is None or match.group(2) not in FREQ_UNITS or match.group(1) in ("0", "00"):
+        units = ", ".join(sorted(set(FREQ_UNITS)))
+        raise JobInputError(
+            f"{text!r} is not a number of points nor a time step such as 1Y, 1M, 1D, 6h (units: {units})", "--grid"
+        )
+    return f"{int(match.group(1) or 1)}{FREQ_UNITS[match.group(2)]}"
 
 
 def parse_grid(text: str) -> GridSpec:
-    """Parse ``dim=start:stop:num``; start and stop are numbers or (time dims) ISO dates.
+    """Parse ``dim=start:stop:num`` or ``dim=start:stop:step`` (a time step, time dims only).
+
+    Start and stop are numbers, or on time dims dates: a year (``1990``), a month
+    (``1990-06``), a date or date-time (``1990-06-15T06:00``), or a number with CF units
+    (``7305 days since 1970-01-01``). The last field is a whole number of evenly spaced
+    points, or a time step: a count and a unit of :data:`FREQ_UNITS` (``1Y``, ``1M``, ``1D``, ``6h``).
 
     Examples
     --------
     >>> parse_grid("latitude=10:30:41")
-    GridSpec(dim='latitude', start='10', stop='30', num=41)
+    GridSpec(dim='latitude', start='10', stop='30', num=41, freq=None)
     >>> parse_grid("time=2000-01-01:2000-12-31T12:00:12").stop
     '2000-12-31T12:00'
+    >>> parse_grid("time=1990:2000:1y").freq
+    '1YS'
     """
     dim, sep, rest = text.partition("=")
-    usage = "e.g. latitude=10:30:41 or time=2000-01-01:2010-01-01:11"
+    usage = "e.g. latitude=10:30:41, time=1990:2000:1Y or time=2000-01-01:2000-12-31:1D"
     # Split from the right: ISO times (2000-01-01T12:00) contain colons themselves.
     parts = rest.rsplit(":", 1)
-    num_text = parts[1] if len(parts) == 2 else ""
-    span = _split_span(parts[0])
-    try:
-        num = int(num_text)
-    except ValueError:
-        num = 0
-    if not sep or not dim.strip() or span is None or num < 1:
-        raise JobInputError(f"{text!r} is not dim=start:stop:num with num a positive integer, {usage}", "--grid")
-    return GridSpec(dim.strip(), span[0], span[1], num)
+    last = parts[1].strip() if len(parts) == 2 else ""
+    span = split_span(parts[0])
+    if not sep or not dim.strip() or span is None or not last:
+        raise JobInputError(f"{text!r} is not dim=start:stop:num (or :step on time dims), {usage}", "--grid")
+    if last.isdigit():
+        if int(last) < 1:
+            raise JobInputError(f"{text!r}: the number of points must be at least 1, {usage}", "--grid")
+        return GridSpec(dim.strip(), span[0], span[1], int(last))
+    if last[0].isdigit() or last[0].isalpha():
+        return GridSpec(dim.strip(), span[0], span[1], freq=parse_freq(last))
+    raise JobInputError(f"{text!r} is not dim=start:stop:num (or :step on time dims), {usage}", "--grid")
 
 
-def _split_span(text: str) -> tuple[str, str] | None:
-    """``"a:b"`` into ``("a", "b")`` where a and b may be ISO times with colons of their own."""
+def split_span(text: str, empty_ok: bool = False) -> tuple[str, str] | None:
+    """``"a:b"`` into ``("a", "b")`` where a and b may be ISO times with colons of their own.
+
+    ``empty_ok``: either side may be empty (an open-ended ``--sel`` slice, ``2000:``). ``None``
+    unless exactly one colon splits the text into two values.
+
+    Examples
+    --------
+    >>> split_span("2000-01-01T06:00:2000-01-02"), split_span("1990-06:"), split_span("1990-06:", True)
+    (('2000-01-01T06:00', '2000-01-02'), None, ('1990-06', ''))
+    """
     candidates = []
     for i, char in enumerate(text):
         if char != ":":
             continue
         start, stop = text[:i].strip(), text[i + 1 :].strip()
-        if start and stop and _plain_value(start) and _plain_value(stop):
+        ok = [_plain_value(v) or (empty_ok and not v) for v in (start, stop)]
+        if all(ok) and (start or stop):
             candidates.append((start, stop))
     return candidates[0] if len(candidates) == 1 else None
 
 
 def _plain_value(text: str) -> bool:
-    """A number or an ISO date/time (for splitting ``start:stop``)."""
+    """A number, an ISO date/time, a year-month or a CF time number (for splitting ``start:stop``)."""
     try:
         float(text)
         return True
     except ValueError:
-        return bool(ISO_DATE.match(text))
+        return bool(ISO_DATE.match(text) or PARTIAL_DATE.match(text) or CF_NUMBER.match(text))
 
 
 def parse_quantiles(text: str) -> tuple[float, ...]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from xkron.cli.errors import JobInputError
-from xkron.cli.files import is_zarr
+from xkron.cli.files import is_zarr, require_zarr
 
 __all__ = ["OVERWRITE_OPTION", "check_output", "check_writable_folder"]
 
@@ -90,6 +90,7 @@ def check_output(
     out = Path(out)
     if not zarr_ok and is_zarr(out):
         raise _error(f"{out}: a fit is written as NetCDF; give a file name such as fit.nc")
+    require_zarr(out, "writing", "--out")
     same = _same(out, inputs)
     if same is not None:
         raise _error(f"{out} is the input {same}: writing it would destroy the input; give another --out")

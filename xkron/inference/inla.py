@@ -131,9 +131,15 @@ def explore(model, values: dict[str, float], f0: float = INLA_CCD_F0, step: floa
     log_w = np.log(design.weights) + (log_post - log_post[0]) + log_j + 0.5 * np.sum(design.points**2, axis=1)
     log_w[~np.isfinite(log_w)] = -np.inf
     weights = np.exp(log_w - np.max(log_w))
-    weights /= weights.sum()
+    # A point whose weight underflows to 0, or whose values left the support (an amplitude of inf
+    # where the MAP sits near 0), adds nothing to the mixture and cannot be conditioned on: dropped.
+    finite = [all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in e[2].values()) for e in evaluated]
+    keep = np.flatnonzero((weights > 0) & np.asarray(finite))
+    weights = weights[keep] / weights[keep].sum()
+    evaluated, log_post = [evaluated[k] for k in keep], log_post[keep]
     report = {
-        "n_points": len(zs),
+        "n_points": len(keep),
+        "n_dropped": len(zs) - len(keep),
         "hessian_eigenvalues": lam.tolist(),
         "f0": f0,
         "effective_points": float(1.0 / np.sum(weights**2)),

@@ -10,6 +10,13 @@ back to its own type and resolution (``datetime64[us]`` stays ``[us]``, cftime s
 cftime), so a reloaded fit predicts bit-identically; the original encodings are restored on
 the DataArray and its coordinates. Files are written atomically (:mod:`xkron.io.atomic`): a
 failed write leaves the previous file at the path intact.
+
+The root is what ``xarray.open_dataset`` shows of the file: CF global attributes (``Conventions``,
+``title``, ``history``, ``source``), the model and its parameters in words, and a ``comment``
+that points to the groups, which ``xkron.open_fit`` and ``xarray.open_datatree`` read. No file
+records where it was made: the input file's path (xarray's ``source`` encoding) is not kept, and
+a coordinate's ``bounds`` attribute, naming a variable the fit does not hold, is kept in the JSON
+spec rather than on the written coordinate (it is restored on reading).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import xarray as xr
 
 from xkron.errors import NotAFitError
 from xkron.io.atomic import atomic_write
+from xkron.io.cf import CONVENTIONS, LINK_ATTRS, history, version
 from xkron.spec.coords import CoordEncoding, coord_kind
 from xkron.spec.kernel_registry import kernel_from_dict
 from xkron.spec.likelihoods import likelihood_from_dict
@@ -34,6 +42,7 @@ __all__ = [
     "READABLE_FORMATS",
     "fit_parts",
     "fit_tree",
+    "header",
     "read_fit_tree",
     "write_fit",
     "write_tree",
@@ -49,6 +58,7 @@ _UNNAMED = "__xkron_data__"
 _CELL_PREFIX = "__xkron_likelihood_"
 _MASK = "__xkron_mask__"
 _XARRAY_TIME_UNITS = ("s", "ms", "us", "ns")
+_UNKEPT = ("source",)  # xarray's record of the file the data were read from: a local path
 
 
 def write_tree(tree: xr.DataTree, path: str | os.PathLike, **kwargs) -> None:
@@ -77,29 +87,69 @@ def _time_type(variable: xr.Variable) -> str | None:
     return None
 
 
-def _lossless_coords(data: xr.DataArray) -> tuple[xr.DataArray, dict, dict]:
-    """Coordinates stripped of encodings that could change their values, the stripped
-    encodings (JSON) to restore after reading, and each time variable's type."""
-    encodings, types = {}, {}
+def _lossless_coords(data: xr.DataArray) -> tuple[xr.DataArray, dict, dict, dict]:
+    """Coordinates stripped of encodings that could change their values (and of ``_FillValue``:
+    CF coordinates have none), the stripped encodings (JSON) to restore after reading, each time
+    variable's type, and the attributes naming variables the file does not hold (``bounds``)."""
+    encodings, types, links = {}, {}, {}
     coords = {}
     for name, coord in data.coords.items():
         variable = coord.variable.copy(deep=False)
         kind = _time_type(variable)
         if kind is not None:
             types[str(name)] = kind
-        encodings[str(name)] = {k: _encoding_to_json(v) for k, v in variable.encoding.items()}
-        encodings[str(name)] = {k: v for k, v in encodings[str(name)].items() if _jsonable(v)}
+        encodings[str(name)] = _json_encoding(variable.encoding)
         drop = _LOSSY + (_TIME_LOSSY if kind is not None and kind != "cftime" else ("units",) if kind else ())
-        variable.encoding = {k: v for k, v in variable.encoding.items() if k not in drop}
+        variable.encoding = {k: v for k, v in variable.encoding.items() if k not in drop} | {"_FillValue": None}
+        dangling = {k: v for k, v in variable.attrs.items() if k in LINK_ATTRS and v not in data.coords}
+        if dangling:
+            links[str(name)] = dangling
+            variable.attrs = {k: v for k, v in variable.attrs.items() if k not in dangling}
         coords[name] = variable
-    return data.assign_coords(coords), encodings, types
+    return data.assign_coords(coords), encodings, types, links
+
+
+def _json_encoding(encoding: dict) -> dict:
+    """An encoding as JSON: the values JSON can hold, less the local path of the file read (``source``)."""
+    encoding = {k: _encoding_to_json(v) for k, v in encoding.items() if k not in _UNKEPT}
+    return {k: v for k, v in encoding.items() if _jsonable(v)}
+
+
+def header(title: str, action: str, previous_history=None, **extra) -> dict:
+    """CF global attributes of a file's root: ``Conventions``, ``title``, ``source``, a ``history`` line
+    for ``action`` above ``previous_history`` (:func:`xkron.io.cf.history`), then ``extra``."""
+    return {
+        "Conventions": CONVENTIONS,
+        "title": title,
+        "source": f"xkron {version()}",
+        "history": history(action, previous_history),
+        **extra,
+    }
+
+
+def _fit_header(fit, data: xr.DataArray) -> dict:
+    """The root attributes of a fit file: what ``xarray.open_dataset`` shows of it (see module docstring)."""
+    name = data.attrs.get("long_name") or data.attrs.get("standard_name") or data.name or "data"
+    kernels = " * ".join(f"{f.kernel.name}({', '.join(f.dims)})" for f in fit.spec.factors)
+    params = fit.params
+    values = ", ".join(f"{k}={np.mean(v.values):.4g} {v.attrs.get('units', '')}".rstrip() for k, v in params.items())
+    averaged = " (posterior means)" if any(v.ndim for v in params.values()) else ""
+    return header(
+        f"xkron fit of {name}",
+        f"fit ({fit.method})",
+        data.attrs.get("history"),
+        model=f"y ~ {fit.spec.likelihood.name}(f), f ~ GP(mean, amplitude^2 * {kernels})",
+        parameters=f"{values}{averaged}",
+        comment="An xkron fit: the groups /data (training data), /params (hyperparameters) and, for NUTS and ADVI "
+        "fits, /inference (posterior draws) hold it; open it with xkron.open_fit(path), or see every group with "
+        "xarray.open_datatree(path) (xarray.open_dataset shows this root only).",
+    )
 
 
 def fit_tree(fit) -> xr.DataTree:
     """A :class:`xkron.KronFit` as a DataTree (what :func:`write_fit` writes)."""
-    data, coord_encodings, time_types = _lossless_coords(fit.data.copy())
-    encoding = {k: _encoding_to_json(v) for k, v in data.encoding.items()}
-    encoding = {k: v for k, v in encoding.items() if _jsonable(v)}
+    data, coord_encodings, time_types, coord_links = _lossless_coords(fit.data.copy())
+    encoding = _json_encoding(data.encoding)
     data.encoding = {k: v for k, v in data.encoding.items() if k not in _LOSSY}
     name = data.name if data.name is not None else _UNNAMED
     spec = {
@@ -109,6 +159,7 @@ def fit_tree(fit) -> xr.DataTree:
         "data_encoding": encoding,
         "coord_encodings": coord_encodings,
         "time_types": time_types,
+        "coord_links": coord_links,
         "factors": [
             {"dims": list(f.dims), **f.kernel.to_dict(), "subset": None if f.subset is None else f.subset.tolist()}
             for f in fit.spec.factors
@@ -131,7 +182,8 @@ def fit_tree(fit) -> xr.DataTree:
     children = {"data": xr.DataTree(stored), "params": xr.DataTree(fit.params)}
     if fit.posterior is not None:
         children["inference"] = fit.posterior.copy()
-    return xr.DataTree(xr.Dataset(attrs={"xkron_spec": json.dumps(spec)}), children=children)
+    root = xr.Dataset(attrs={**_fit_header(fit, fit.data), "xkron_spec": json.dumps(spec)})
+    return xr.DataTree(root, children=children)
 
 
 def _fit_spec(attrs, path) -> dict:
@@ -234,6 +286,9 @@ def fit_parts(tree: xr.DataTree) -> dict:
     for name, encoding in spec.get("coord_encodings", {}).items():
         if name in data.coords:
             data.coords[name].encoding = {k: _encoding_from_json(v) for k, v in encoding.items()}
+    for name, attrs in spec.get("coord_links", {}).items():
+        if name in data.coords:
+            data.coords[name].attrs.update(attrs)
     subsets = [None if item.get("subset") is None else np.asarray(item["subset"], np.intp) for item in spec["factors"]]
     layout = [(item["dims"], kernel_from_dict(item), s) for item, s in zip(spec["factors"], subsets, strict=True)]
     factors = coord_factors(layout, data, encodings)

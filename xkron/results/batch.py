@@ -20,7 +20,7 @@ import xarray as xr
 from xkron.errors import BatchError
 from xkron.inference.batch import labels_of, prepare_all, run_slices, slice_options
 from xkron.inference.options import BATCH_ERRORS, FitOptions
-from xkron.io.netcdf import fit_parts, fit_tree, write_tree
+from xkron.io.netcdf import fit_parts, fit_tree, header, write_tree
 from xkron.results.fit import KronFit
 from xkron.spec.kernels import Independent
 from xkron.spec.validation import check_coords, normalize_kernels
@@ -145,7 +145,9 @@ class BatchFit:
         # The labels sit in a sibling node: coordinates of the root would be inherited by every slice.
         children["batch_labels"] = xr.DataTree(xr.Dataset(coords=self.labels))
         meta = {"batch_dims": list(self.batch_dims), "slices": table}
-        root = xr.DataTree(xr.Dataset(attrs={"xkron_batch": json.dumps(meta)}), children=children)
+        title = f"xkron batch fit: one fit per slice along {', '.join(self.batch_dims)}"
+        attrs = header(title, "batch fit", comment="Open it with xkron.open_fit(path); one group per slice.")
+        root = xr.DataTree(xr.Dataset(attrs={**attrs, "xkron_batch": json.dumps(meta)}), children=children)
         write_tree(root, path, **kwargs)
 
     @classmethod
@@ -164,3 +166,9 @@ class BatchFit:
         sizes = ", ".join(f"{d}: {len(v)}" for d, v in self.labels.items())
         done = sum(f is not None for f in self.fits.values())
         return f"<xkron.BatchFit ({sizes}): {done} fitted, {len(self.failures)} failed>"
+
+    def _repr_html_(self) -> str:
+        """The notebook display (:func:`xkron.results.display.batch_html`): batch dims, slices, failures."""
+        from xkron.results.display import batch_html
+
+        return batch_html(self)

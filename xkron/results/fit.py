@@ -36,7 +36,9 @@ class KronFit(FitViews):
         Hyperparameters: scalars for MAP, ``(chain, draw)`` for NUTS; fixed values as
         scalars. Each variable's attrs give its units and prior.
     posterior : xarray.DataTree or None
-        ArviZ-format posterior of a NUTS fit (``None`` for MAP).
+        ArviZ-format posterior of a NUTS, ADVI or INLA fit (``None`` for MAP): ``posterior``,
+        ``sample_stats``, ``observed_data`` on the data's dims and a pointwise ``log_likelihood``
+        (:mod:`xkron.results.arviz`); :meth:`sample_prior` adds ``prior``.
     optimizer : dict or None
         Convergence report of a MAP fit.
     spec : xkron.spec.modelspec.ModelSpec
@@ -74,9 +76,15 @@ class KronFit(FitViews):
 
     @classmethod
     def from_parts(cls, data, spec, encodings, values, method, **kwargs) -> KronFit:
-        """Assemble the ``params`` Dataset (with units and priors) from fitted ``values``."""
+        """Assemble the ``params`` Dataset (with units and priors) from fitted ``values``, and label the
+        posterior's ArviZ groups with the data's dims (:func:`xkron.results.arviz.labelled_posterior`)."""
+        from xkron.results.arviz import labelled_posterior
+
         params = labelled_params(values, spec, encodings, data.attrs.get("units", ""), method)
-        return cls(data, spec, encodings, params, method, **kwargs)
+        fit = cls(data, spec, encodings, params, method, **kwargs)
+        if fit.posterior is not None:
+            fit.posterior = labelled_posterior(fit)
+        return fit
 
     @cached_property
     def model(self):

@@ -15,12 +15,14 @@ from functools import partial
 import numpy as np
 import xarray as xr
 
+from xkron.io.cf import grid_attrs, no_fill_on_coords
 from xkron.linalg.cost import check, predict_estimate
 from xkron.linalg.lazy import is_dask
 from xkron.posterior.conditional import TestInputs, place_axes
 from xkron.posterior.mixture import inverse_link, mixture_quantiles, response_moments
 from xkron.results.components import component_factor, component_labels, component_means
-from xkron.results.labels import cf_header, data_name
+from xkron.results.extrapolation import warn_if_far
+from xkron.results.labels import cell_methods_hold, cf_header, data_name, label_sample_coords
 from xkron.settings import PREDICT_CHUNK_ELEMENTS
 
 __all__ = ["apply_mask", "check_predict_options", "check_shared_dims", "output_mask", "predict_moments"]
@@ -43,6 +45,7 @@ def predict_moments(
     out_order = "".join(letter[d] for d in out_dims)
     numeric = {dim: _numeric(fit, dim, arrays[dim], request.get(dim) is None) for dim in fit.dims}
     lazy = any(is_dask(v) for v in numeric.values())
+    warn_if_far(fit, numeric, dim_labels, {d for d in fit.dims if request.get(d) is None}, stacklevel=3)
     _check_cost(fit, numeric, dim_labels, out_order, 2 + len(quantiles), per_draw, lazy)
 
     posteriors = fit._posteriors
@@ -75,7 +78,7 @@ def predict_moments(
         shape = (fit.params.sizes["chain"], fit.params.sizes["draw"])
         mean, sd = (a.reshape(shape + a.shape[1:]) for a in (mean, sd))
         dims = ("chain", "draw", *dims)
-    coords = _output_coords(arrays, fit, per_draw)
+    coords = _output_coords(arrays, fit, per_draw, request)
     variables = {"mean": (dims, mean), "sd": (dims, sd)}
     if quantiles:
         variables["quantiles"] = (("quantile", *dims), stacked[2:])
@@ -319,22 +322,49 @@ def _blockwise(block, numeric, dims, dim_labels, out_order, per_draw, n_draws, n
     return da.blockwise(block, out_index, *args, new_axes=new_axes, dtype=float, concatenate=True)
 
 
-def _output_coords(arrays, fit, per_draw) -> dict:
+def _output_coords(arrays, fit, per_draw, request) -> dict:
+    """The output's coordinates, each with the CF attrs and encoding that hold for its values.
+
+    A data dim predicted at new values takes the training coordinate's attrs less those that
+    described its values (``bounds``, ``actual_range``, ``valid_range``, ...:
+    :func:`xkron.io.cf.grid_attrs`) unless the new values carry attrs of their own; times are
+    written as floating-point ``"<units> since"`` numbers in the data's own units and calendar
+    (else the fit's ``days since`` its first time); no coordinate gets a ``_FillValue``.
+    """
     coords = {}
     for dim, arr in arrays.items():
         coords.update(arr.coords)
         coord = (arr.coords[dim] if dim in arr.coords else arr).variable.copy()
+        training = request.get(dim) is None
         if dim in fit.data.coords and not coord.attrs:
-            # New values of a training coordinate keep its CF attrs and encoding (units, calendar).
             coord.attrs = dict(fit.data[dim].attrs)
-            coord.encoding = dict(fit.data[dim].encoding)
+            coord.encoding = dict(fit.data[dim].encoding) if training else {}
+        if fit.encodings[dim].is_time:
+            coord.encoding = {**_time_encoding(fit, dim), **coord.encoding} if training else _time_encoding(fit, dim)
+        coord.attrs = grid_attrs(coord.attrs, same_values=training)
         coords[dim] = coord
+    for name, coord in coords.items():
+        if name not in arrays:  # the coordinates of requested points: only their dangling links go
+            coords[name] = coord.variable.copy() if isinstance(coord, xr.DataArray) else coord.copy()
+            coords[name].attrs = grid_attrs(coords[name].attrs, same_values=True)
     if per_draw:
         coords.update(chain=fit.params["chain"].values, draw=fit.params["draw"].values)
     return coords
 
 
+def _time_encoding(fit, dim: str) -> dict:
+    """How a time coordinate is written: the data's units and calendar (else the fit's), as float64."""
+    own = fit.data[dim].encoding if dim in fit.data.coords else {}
+    encoding = fit.encodings[dim]
+    units = own.get("units") or encoding.units
+    calendar = own.get("calendar") or encoding.calendar
+    return {"units": units, "dtype": "float64", **({"calendar": calendar} if calendar else {})}
+
+
 def _set_attrs(result: xr.Dataset, fit, noise: bool, scale: str) -> None:
+    """CF attributes of a prediction: units, ``long_name`` and ``standard_name`` from the data where the values
+    are on its scale, ``sd`` and ``quantiles`` as ``ancillary_variables`` of ``mean``, the data's
+    ``cell_methods`` carried (:func:`xkron.results.labels.cell_methods_hold`), the CF header."""
     data, link, name = fit.data, fit.spec.likelihood.link, data_name(fit.data)
     if noise:
         what = "new observations of"
@@ -352,7 +382,16 @@ def _set_attrs(result: xr.Dataset, fit, noise: bool, scale: str) -> None:
     for var, summary in summaries.items():
         if var in result:
             result[var].attrs = {**units, "long_name": f"{summary} of {what} {name}"}
+            methods = data.attrs.get("cell_methods") if on_data_scale else None
+            if methods and cell_methods_hold(methods, result, result[var].dims):
+                result[var].attrs["cell_methods"] = methods
     if "standard_name" in data.attrs and link == "identity":
         result["mean"].attrs["standard_name"] = data.attrs["standard_name"]
         result["sd"].attrs["standard_name"] = f"{data.attrs['standard_name']} standard_error"
-    result.attrs = cf_header("xkron Kronecker Gaussian process", fit.spec, includes_noise=int(noise), scale=scale)
+        if "quantiles" in result:  # values of the quantity itself, at the probabilities of 'quantile'
+            result["quantiles"].attrs["standard_name"] = data.attrs["standard_name"]
+    result["mean"].attrs["ancillary_variables"] = " ".join(v for v in ("sd", "quantiles") if v in result)
+    label_sample_coords(result)
+    no_fill_on_coords(result)
+    result.attrs = cf_header("Kronecker Gaussian process", fit.spec, data, "predict", includes_noise=int(noise),
+                             scale=scale)  # fmt: skip

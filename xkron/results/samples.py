@@ -10,11 +10,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from xkron.io.cf import no_fill_on_coords
 from xkron.linalg.cost import check, sample_estimate
 from xkron.linalg.lazy import is_dask
 from xkron.posterior.fields import posterior_fields
 from xkron.progress import CountProgress
-from xkron.results.labels import cf_header, data_name
+from xkron.results.extrapolation import warn_if_far
+from xkron.results.labels import cell_methods_hold, cf_header, data_name, label_sample_coords
 from xkron.results.predict import _numeric, _output_coords, _request_array
 from xkron.spec.grid import cartesian
 
@@ -47,6 +49,7 @@ def sample_fields(
                 "for scattered points use fit.predict(points)"
             )
     numeric = {dim: _numeric(fit, dim, arrays[dim], request.get(dim) is None) for dim in fit.dims}
+    warn_if_far(fit, numeric, None, {d for d in fit.dims if request.get(d) is None}, stacklevel=3)  # a grid
     tests = [cartesian([numeric[d] for d in f.dims]) for f in fit.spec.factors]
     grid_shape = [len(numeric[d]) for d in fit.dims]
     if n is not None and (isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1):
@@ -104,7 +107,7 @@ def sample_fields(
             variables["y"] = np.stack(
                 [draw(f, p.values, _own_noise(fit, data, p.values), rng) for f, p in zip(fields, chosen, strict=True)]
             )
-    coords = {**_output_coords(arrays, fit, per_draw=False), **lead_coords}
+    coords = {**_output_coords(arrays, fit, False, request), **lead_coords}
     dims = (*lead, *fit.dims)
     out = xr.Dataset(
         {k: (dims, v.reshape(*lead_shape, *grid_shape)) for k, v in variables.items()}, coords=coords
@@ -149,6 +152,8 @@ def _own_noise(fit, data: dict, values) -> dict:
 
 
 def _set_attrs(out: xr.Dataset, fit) -> None:
+    """CF attributes of sample fields: units and ``long_name`` from the data, the data's ``cell_methods``
+    where they hold (:func:`xkron.results.labels.cell_methods_hold`), labelled sample coordinates, the CF header."""
     data, link, name = fit.data, fit.spec.likelihood.link, data_name(fit.data)
     scale = "" if link == "identity" else f" ({link} scale)"
     units = data.attrs.get("units") if link == "identity" else "1"
@@ -159,4 +164,10 @@ def _set_attrs(out: xr.Dataset, fit) -> None:
         out["y"].attrs = {"long_name": f"posterior predictive sample of {name}"}
         if "units" in data.attrs:
             out["y"].attrs["units"] = data.attrs["units"]
-    out.attrs = cf_header("xkron Kronecker Gaussian process (Matheron's rule)", fit.spec)
+    methods = data.attrs.get("cell_methods")
+    for var in ("f", "y") if link == "identity" else ("y",):
+        if var in out and methods and cell_methods_hold(methods, out, out[var].dims):
+            out[var].attrs["cell_methods"] = methods
+    label_sample_coords(out)
+    no_fill_on_coords(out)
+    out.attrs = cf_header("Kronecker Gaussian process (Matheron's rule)", fit.spec, data, "sample")
