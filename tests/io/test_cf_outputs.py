@@ -102,8 +102,8 @@ def assert_no_local_paths(path, *folders):
 
 def assert_cf_coordinates(path, float_times=True, group="/"):
     """Coordinates without ``_FillValue``; times as ``days``/``hours since`` with a calendar, never int64
-    nanoseconds, and as float64 where ``float_times`` (the library's outputs; the command line writes whole
-    numbers of the data's units where they hold the times exactly)."""
+    nanoseconds, and as float64 where ``float_times`` (predictions; a fit file's ``/data`` keeps the training
+    times as whole numbers of their units, losslessly)."""
     with netCDF4.Dataset(path) as nc:
         for name, var in nc[group].variables.items() if group != "/" else nc.variables.items():
             if var.dimensions == (name,):
@@ -311,7 +311,7 @@ def cli_files(tmp_path_factory):
 def test_cli_outputs_are_cf(cli_files, name):
     path = cli_files / name
     assert_cf_valid(path)
-    assert_cf_coordinates(path, float_times=False)
+    assert_cf_coordinates(path, float_times=name == "pred.nc")  # fit files keep the training times losslessly
     assert_no_local_paths(path, cli_files)
     attrs = xr.open_dataset(path).attrs
     assert attrs["Conventions"] == "CF-1.8" and HISTORY_LINE.match(attrs["history"])
@@ -325,6 +325,13 @@ def test_cli_prediction_records_its_command_line_without_folders(cli_files):
     assert pred["mean"].attrs["ancillary_variables"] == "sd quantiles"
     assert pred["quantile"].attrs["units"] == "1"
     assert "from fit.nc" in pred.attrs["source"]
+
+
+@pytest.mark.parametrize(("name", "command"), [("fit.nc", "xkron fit air.nc --var"), ("batch.nc", "xkron batch air.nc")])
+def test_cli_fits_record_their_command_line_without_folders(cli_files, name, command):
+    first, *rest = xr.open_dataset(cli_files / name).attrs["history"].splitlines()
+    assert command in first and first.endswith(f"(xkron {xkron.__version__})") and str(cli_files) not in first
+    assert rest == ([OWN_HISTORY] if name == "fit.nc" else [])
 
 
 @pytest.fixture(scope="module")

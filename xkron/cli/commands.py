@@ -55,7 +55,9 @@ def fit(data: Path, out: Path, scheduler: str | None, workers: int | None, **opt
     _quiet(options)
     try:
         with dask_client(scheduler, workers):
-            result = run_fit(data, options.pop("var"), options.pop("kernels"), out, **options)
+            result = run_fit(
+                data, options.pop("var"), options.pop("kernels"), out, command=command_line(ctx), **options
+            )
     except (ValueError, TypeError, OSError, RuntimeError) as err:
         raise to_click(err, ctx) from err
     click.echo(format_fit(result))
@@ -248,7 +250,7 @@ def batch(data: Path, out: Path, scheduler: str | None, workers: int | None, **o
     var, kernels, batch_dims = options.pop("var"), options.pop("kernels"), options.pop("batch_dims")
     try:
         with dask_client(scheduler, workers):
-            result = run_batch(data, var, kernels, out, batch_dims, **options)
+            result = run_batch(data, var, kernels, out, batch_dims, command=command_line(ctx), **options)
     except (ValueError, TypeError, OSError, RuntimeError) as err:
         raise to_click(err, ctx) from err
     click.echo(format_batch(result))

@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from xkron.cli.errors import JobInputError
 from xkron.io.atomic import atomic_write
 
@@ -72,6 +74,8 @@ def write_dataset(ds, path: str | Path) -> None:
         variable.encoding = {k: v for k, v in variable.encoding.items() if k in ("units", "calendar")}
         if name in ds.dims:
             variable.encoding["_FillValue"] = None  # CF: coordinate variables have no missing values
+        if _is_time(variable):
+            variable.encoding["dtype"] = "float64"  # as the library writes them: not int64 ("hours since")
     with warnings.catch_warnings():
         # New times between those of the training units (hours on a "days since" axis) are
         # written as floating-point numbers of those units, which is what CF expects.
@@ -82,6 +86,17 @@ def write_dataset(ds, path: str | Path) -> None:
                 ds.to_zarr(tmp, mode="w")
             else:
                 ds.to_netcdf(tmp)
+
+
+def _is_time(variable) -> bool:
+    """Whether ``variable`` holds datetimes (numpy or cftime), which the encoding turns into numbers of units."""
+    if variable.dtype.kind == "M":
+        return True
+    if variable.dtype.kind != "O" or variable.size == 0 or variable.chunks is not None:  # never compute data
+        return False
+    import cftime
+
+    return isinstance(np.ravel(variable.values)[0], cftime.datetime)
 
 
 @contextlib.contextmanager

@@ -36,8 +36,6 @@ from xkron.inference.options import BATCH_ERRORS
 
 __all__ = ["FitJobOptions", "run_batch", "run_fit", "run_predict"]
 
-"""What ``xkron batch --errors`` does with a slice that cannot be fitted (``errors=`` of :func:`xkron.fit`)."""
-
 
 @dataclass(frozen=True)
 class FitJobOptions:
@@ -60,6 +58,8 @@ class FitJobOptions:
     sel: Mapping[str, str] | None = None
     squeeze: bool = False
     progress: bool = True
+    command: str | None = None
+    """The command line, recorded in the fit file's ``history``."""
 
     @property
     def trials_var(self) -> str | None:
@@ -141,7 +141,7 @@ def _load_and_fit(data, var: str, kernels: Sequence[KernelSpec], out, batch: Map
     result, fit_warnings = fit_noting_convergence(lambda: xkron.fit(da, kernel_map, **kwargs))
     timings["fit"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    result.to_netcdf(out)
+    result.to_netcdf(out, command=opts.command)
     timings["write"] = time.perf_counter() - tick
     return result, out, timings, fit_warnings
 

@@ -73,9 +73,10 @@ def write_tree(tree: xr.DataTree, path: str | os.PathLike, **kwargs) -> None:
         tree.to_netcdf(tmp, **kwargs)
 
 
-def write_fit(fit, path: str | os.PathLike, **kwargs) -> None:
-    """Write a :class:`xkron.KronFit` to ``path``, atomically (see module docstring)."""
-    write_tree(fit_tree(fit), path, **kwargs)
+def write_fit(fit, path: str | os.PathLike, command: str | None = None, **kwargs) -> None:
+    """Write a :class:`xkron.KronFit` to ``path``, atomically (see module docstring); ``command``: the
+    command line that made it, for the ``history`` line (:func:`xkron.io.cf.history`)."""
+    write_tree(fit_tree(fit, command), path, **kwargs)
 
 
 def _time_type(variable: xr.Variable) -> str | None:
@@ -115,19 +116,19 @@ def _json_encoding(encoding: dict) -> dict:
     return {k: v for k, v in encoding.items() if _jsonable(v)}
 
 
-def header(title: str, action: str, previous_history=None, **extra) -> dict:
-    """CF global attributes of a file's root: ``Conventions``, ``title``, ``source``, a ``history`` line
-    for ``action`` above ``previous_history`` (:func:`xkron.io.cf.history`), then ``extra``."""
+def header(title: str, action: str, previous_history=None, command: str | None = None, **extra) -> dict:
+    """CF global attributes of a file's root: ``Conventions``, ``title``, ``source``, a ``history`` line for
+    ``action`` (or the ``command`` line) above ``previous_history`` (:func:`xkron.io.cf.history`), then ``extra``."""
     return {
         "Conventions": CONVENTIONS,
         "title": title,
         "source": f"xkron {version()}",
-        "history": history(action, previous_history),
+        "history": history(action, previous_history, command=command),
         **extra,
     }
 
 
-def _fit_header(fit, data: xr.DataArray) -> dict:
+def _fit_header(fit, data: xr.DataArray, command: str | None = None) -> dict:
     """The root attributes of a fit file: what ``xarray.open_dataset`` shows of it (see module docstring)."""
     name = data.attrs.get("long_name") or data.attrs.get("standard_name") or data.name or "data"
     kernels = " * ".join(f"{f.kernel.name}({', '.join(f.dims)})" for f in fit.spec.factors)
@@ -138,6 +139,7 @@ def _fit_header(fit, data: xr.DataArray) -> dict:
         f"xkron fit of {name}",
         f"fit ({fit.method})",
         data.attrs.get("history"),
+        command,
         model=f"y ~ {fit.spec.likelihood.name}(f), f ~ GP(mean, amplitude^2 * {kernels})",
         parameters=f"{values}{averaged}",
         comment="An xkron fit: the groups /data (training data), /params (hyperparameters) and, for NUTS and ADVI "
@@ -146,7 +148,7 @@ def _fit_header(fit, data: xr.DataArray) -> dict:
     )
 
 
-def fit_tree(fit) -> xr.DataTree:
+def fit_tree(fit, command: str | None = None) -> xr.DataTree:
     """A :class:`xkron.KronFit` as a DataTree (what :func:`write_fit` writes)."""
     data, coord_encodings, time_types, coord_links = _lossless_coords(fit.data.copy())
     encoding = _json_encoding(data.encoding)
@@ -182,7 +184,7 @@ def fit_tree(fit) -> xr.DataTree:
     children = {"data": xr.DataTree(stored), "params": xr.DataTree(fit.params)}
     if fit.posterior is not None:
         children["inference"] = fit.posterior.copy()
-    root = xr.Dataset(attrs={**_fit_header(fit, fit.data), "xkron_spec": json.dumps(spec)})
+    root = xr.Dataset(attrs={**_fit_header(fit, fit.data, command), "xkron_spec": json.dumps(spec)})
     return xr.DataTree(root, children=children)
 
 

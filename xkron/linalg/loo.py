@@ -9,14 +9,20 @@ Gaussian with (Rasmussen & Williams 2006, eq. 5.12)
 - log density ``log p(y_i | y_{−i}) = −½ log 2π + ½ log h_i − ½ α_i² / h_i``,
 
 so no refit is needed, only ``h``. On a complete grid with one noise variance the Kronecker
-eigenbasis gives it exactly in ``O(N Σ n_i)`` (:func:`kron_inverse_diagonal`); on the observed
+eigenbasis gives it exactly in ``O(N Σ n_i)`` (:func:`kron_inverse_diagonal`). On the observed
 cells of a gappy grid, or with per-cell noise, the dense system's Cholesky factor does
 (:meth:`xkron.linalg.dense.DenseSystem.inverse_diagonal`, exact, up to
-:data:`xkron.settings.DENSE_MAX_CELLS` observed cells). The iterative systems are refused
-(:func:`inverse_diagonal`): a stochastic diagonal estimate ``Σ_k z_k ∘ C⁻¹z_k / Σ_k z_k ∘ z_k``
-has a per-cell error of ``(Σ_{j≠i} [C⁻¹]_ij² / m)^½`` for ``m`` probes, and a GP's inverse
-covariance has heavy off-diagonals (neighbouring cells explain each other), so affordable probe
-counts leave errors of tens of percent in each ``1/h_i``, which is no leave-one-out to compare fits by.
+:data:`xkron.settings.DENSE_MAX_CELLS` observed cells by default). Above it, the iterative
+systems' fits with one noise variance for every cell get ``h`` and ``α`` exactly from the
+whole grid (:func:`schur_loo`): ``A = η² ⊗K_i + σ² I`` has an exact inverse in the eigenbasis,
+``C = A_oo``, and the block inverse
+``C⁻¹ = (A⁻¹)_oo − (A⁻¹)_om S⁻¹ (A⁻¹)_mo`` with ``S = (A⁻¹)_mm`` needs one Cholesky factor of
+the missing cells' ``m × m`` matrix and ``2m`` Kronecker products (:func:`schur_estimate`).
+Per-cell noise above the dense limit is refused: ``A``'s inverse is then no longer exact in the
+eigenbasis, and a stochastic diagonal estimate ``Σ_k z_k ∘ C⁻¹z_k / Σ_k z_k ∘ z_k`` has a per-cell
+error of ``(Σ_{j≠i} [C⁻¹]_ij² / m)^½`` for ``m`` probes; a GP's inverse covariance has heavy
+off-diagonals (neighbouring cells explain each other), so affordable probe counts leave errors of
+tens of percent in each ``1/h_i``, which is no leave-one-out to compare fits by.
 
 References
 ----------

@@ -134,8 +134,9 @@ class BatchFit:
         combined = xr.combine_nested(nested.tolist(), concat_dim=list(self.batch_dims), combine_attrs="override")
         return combined.transpose(*self.batch_dims, ...)
 
-    def to_netcdf(self, path, **kwargs) -> None:
-        """Write every slice's fit to one NetCDF file (read back with :func:`xkron.open_fit`)."""
+    def to_netcdf(self, path, *, command: str | None = None, **kwargs) -> None:
+        """Write every slice's fit to one NetCDF file (read back with :func:`xkron.open_fit`); ``command``:
+        the command line that made it, recorded in ``history``."""
         children, table = {}, []
         for k, (idx, f) in enumerate(self.fits.items()):
             name = f"slice_{k}" if f is not None else None
@@ -146,7 +147,9 @@ class BatchFit:
         children["batch_labels"] = xr.DataTree(xr.Dataset(coords=self.labels))
         meta = {"batch_dims": list(self.batch_dims), "slices": table}
         title = f"xkron batch fit: one fit per slice along {', '.join(self.batch_dims)}"
-        attrs = header(title, "batch fit", comment="Open it with xkron.open_fit(path); one group per slice.")
+        attrs = header(
+            title, "batch fit", command=command, comment="Open it with xkron.open_fit(path); one group per slice."
+        )
         root = xr.DataTree(xr.Dataset(attrs={**attrs, "xkron_batch": json.dumps(meta)}), children=children)
         write_tree(root, path, **kwargs)
 

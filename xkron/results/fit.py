@@ -414,15 +414,16 @@ class KronFit(FitViews):
         """
         return between_variables(self, dim)
 
-    def to_netcdf(self, path, **kwargs) -> None:
-        """Write the fit (data, coords, kernels, priors, posterior, attrs) to NetCDF.
+    def to_netcdf(self, path, *, command: str | None = None, **kwargs) -> None:
+        """Write the fit (data, coords, kernels, priors, posterior, attrs) to NetCDF, atomically.
 
-        :func:`xkron.open_fit` reads it back; the reloaded fit predicts bit-identically.
+        :func:`xkron.open_fit` reads it back; the reloaded fit predicts bit-identically. ``command``:
+        the command line that made the fit, recorded in ``history`` (absolute paths cut to file names).
         """
         from xkron.io.netcdf import write_fit
 
         self._resolve()
-        write_fit(self, path, **kwargs)
+        write_fit(self, path, command=command, **kwargs)
 
 
 def _coords_mapping(coords, dims) -> Mapping:
