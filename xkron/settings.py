@@ -38,8 +38,7 @@ CG_MAX_ITER = 2000
 """Default cap on CG iterations; hitting it is reported in :class:`CGReport`, never silent."""
 
 VARIANCE_SAMPLES = 128
-"""Monte Carlo draws behind the iterative solver's predictive variance
-(:class:`xkron.posterior.observed.ObservedPosterior`)."""
+"""Monte Carlo draws behind the iterative solver's sampled variance (:mod:`xkron.posterior.observed`)."""
 
 DENSE_MAX_CELLS = 3000
 """With ``solver="auto"``, the most observed cells for the exact dense (Cholesky) solver when
@@ -247,14 +246,15 @@ FLOP_RATE = 2e10
 
 WARN_SECONDS = 60.0
 """Requests estimated to take longer warn: a minute is where a silent call looks hung."""
+LOO_MAX_SECONDS = 1800.0
+"""Exact leave-one-out of a gappy iterative fit estimated longer is refused: cross-validation is cheaper."""
 
 WARN_MEMORY_FRACTION = 0.5
 """Requests estimated to need more than this fraction of the available memory warn: the
 machine may start swapping, and the estimate may be low by a small factor."""
 
 REFUSE_MEMORY_FRACTION = 1.0
-"""Requests estimated to need more than this fraction of the available memory are refused: they
-would swap for a long time or be killed, losing the session."""
+"""More than this fraction of the available memory is refused: it would swap or be killed, losing the session."""
 
 MAP_EVALUATIONS = 300
 """Likelihood-and-gradient evaluations of a MAP fit, all starts together (typical: 50-150 each)."""

@@ -327,7 +327,9 @@ def test_cli_prediction_records_its_command_line_without_folders(cli_files):
     assert "from fit.nc" in pred.attrs["source"]
 
 
-@pytest.mark.parametrize(("name", "command"), [("fit.nc", "xkron fit air.nc --var"), ("batch.nc", "xkron batch air.nc")])
+@pytest.mark.parametrize(
+    ("name", "command"), [("fit.nc", "xkron fit air.nc --var"), ("batch.nc", "xkron batch air.nc")]
+)
 def test_cli_fits_record_their_command_line_without_folders(cli_files, name, command):
     first, *rest = xr.open_dataset(cli_files / name).attrs["history"].splitlines()
     assert command in first and first.endswith(f"(xkron {xkron.__version__})") and str(cli_files) not in first

@@ -1,16 +1,17 @@
 """Exact leave-one-out moments of a Gaussian GP conditioned at one draw of its hyperparameters.
 
 :func:`leave_one_out` reads the factorisation the conditioned posterior already holds (the
-Kronecker eigenbasis of :class:`~xkron.posterior.conditional.KronPosterior`, or the dense system
-of :class:`~xkron.posterior.observed.ObservedPosterior`) and applies the closed form of
-:mod:`xkron.linalg.loo`: no refit, nothing factorised twice.
+Kronecker eigenbasis of :class:`~xkron.posterior.conditional.KronPosterior`, or the system of
+:class:`~xkron.posterior.observed.ObservedPosterior`: the dense Cholesky factor, or an iterative
+system's grid eigenbasis, block-inverted exactly by :func:`xkron.linalg.loo.system_loo`) and
+applies the closed form of :mod:`xkron.linalg.loo`: no refit, nothing factorised twice.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from xkron.linalg.loo import LooMoments, inverse_diagonal, kron_inverse_diagonal, loo_moments
+from xkron.linalg.loo import LooMoments, kron_inverse_diagonal, loo_moments, system_loo
 from xkron.posterior.conditional import KronPosterior
 from xkron.posterior.observed import ObservedPosterior
 
@@ -56,7 +57,10 @@ def leave_one_out(posterior, y) -> LooMoments:
         return loo_moments(y, alpha, h)
     if isinstance(posterior, ObservedPosterior) and posterior.system_noise is None:
         y = y.reshape(posterior.alpha.shape)
-        return loo_moments(y, posterior.alpha, inverse_diagonal(posterior.system))
+        if posterior.solver.name == "dense":  # α from the posterior's own Cholesky solve
+            return loo_moments(y, posterior.alpha, posterior.system.inverse_diagonal())
+        # The iterative solver's α is CG's, to its tol: solved again exactly, with h, from the whole grid.
+        return loo_moments(y, *system_loo(posterior.system, y - posterior.values["mean"]))
     raise ValueError(
         f"exact leave-one-out applies to Gaussian marginal posteriors, not a {type(posterior).__name__}: the "
         "closed form needs the data's Gaussian covariance"

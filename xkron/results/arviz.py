@@ -28,10 +28,12 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from xkron.errors import CostError
 from xkron.linalg.lazy import is_dask
+from xkron.linalg.loo import schur_estimate
 from xkron.results.conditioned import draw_values
 from xkron.results.loo import draw_loo, draw_posteriors, on_data_grid
-from xkron.settings import ARVIZ_LOG_LIKELIHOOD_ELEMENTS
+from xkron.settings import ARVIZ_LOG_LIKELIHOOD_ELEMENTS, WARN_SECONDS
 from xkron.spec.pointwise import fill_unobserved, pointwise
 
 __all__ = ["labelled_posterior", "sample_prior"]
@@ -56,7 +58,7 @@ def labelled_posterior(fit) -> xr.DataTree:
         del tree["log_likelihood"]  # PyMC's, on the flattened model tensor
     try:
         loglik, note = pointwise_log_likelihood(fit)
-    except (ValueError, NotImplementedError) as err:
+    except (ValueError, NotImplementedError, CostError) as err:  # CostError: fit.loo()'s cost, before compute
         loglik, note = None, f"absent: {err}"
     if loglik is not None:
         tree["log_likelihood"] = xr.DataTree(loglik)
@@ -80,6 +82,14 @@ def pointwise_log_likelihood(fit) -> tuple[xr.Dataset, str]:
             f"xkron.settings.ARVIZ_LOG_LIKELIHOOD_ELEMENTS ({ARVIZ_LOG_LIKELIHOOD_ELEMENTS:,} values): fit with fewer "
             "draws, or compare fits by fit.loo() at fixed hyperparameters"
         )
+    if fit.spec.solver.name == "iterative" and not fit.spec.latent:
+        sizes = [f.size for f in fit.spec.factors]
+        cost = schur_estimate(sizes, int(np.prod(sizes)) - n_cells, shape[0] * shape[1])
+        if cost.seconds > WARN_SECONDS:  # made with every fit: never a hidden wait of minutes
+            raise ValueError(
+                f"the exact leave-one-out of {shape[0] * shape[1]:,} draws on the iterative solver would take about "
+                f"{cost.seconds:.0f} s; fit.loo() computes it on request"
+            )
     if fit.spec.latent:
         values, note = _latent_log_likelihood(fit), "log p(y_i | f_i) of each draw's latent field"
     else:

@@ -8,10 +8,13 @@ of the log densities, ``elpd_loo``, compares fits of the same data (higher is be
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 
-from xkron.linalg.loo import LooMoments
+from xkron.errors import CostWarning
+from xkron.linalg.loo import LooMoments, check_schur_cost
 from xkron.posterior.loo import leave_one_out
 from xkron.results.conditioned import DrawPosteriors, draw_values
 from xkron.results.labels import cf_header, data_name, label_sample_coords
@@ -44,10 +47,18 @@ def draw_posteriors(fit):
 
 def draw_loo(fit) -> LooMoments:
     """Leave-one-out moments at every draw, stacked on a leading axis (one draw for a MAP fit), on the
-    model's grid (one axis per factor, its kept inputs only); NaN at unobserved cells."""
+    model's grid (one axis per factor, its kept inputs only); NaN at unobserved cells.
+
+    An iterative fit's cost (:func:`xkron.linalg.loo.schur_estimate`) is checked for all draws first."""
     check_gaussian_marginal(fit)
     y = fit._data_tensor
-    per_draw = [leave_one_out(p, y) for p in draw_posteriors(fit)]
+    posteriors = draw_posteriors(fit)
+    with warnings.catch_warnings():
+        if fit.spec.solver.name == "iterative" and len(posteriors) > 1:
+            sizes = [f.size for f in fit.spec.factors]
+            check_schur_cost(sizes, int(np.prod(sizes)) - int(np.count_nonzero(np.isfinite(y))), len(posteriors))
+            warnings.simplefilter("ignore", CostWarning)  # said once for all draws, not at each
+        per_draw = [leave_one_out(p, y) for p in posteriors]
     return LooMoments(*(np.stack([getattr(m, k) for m in per_draw]) for k in LooMoments._fields))
 
 

@@ -62,7 +62,9 @@ class FitViews:
         ``α = C⁻¹(y − μ)``, mean ``y_i − α_i / [C⁻¹]_ii`` and variance ``1 / [C⁻¹]_ii``. No refit:
         the exact Kronecker eigenbasis gives ``diag(C⁻¹)`` in ``O(N Σ n_i)`` on a complete grid with
         one noise, the dense solver's Cholesky factor on gappy grids or with per-cell noise (exact).
-        Fits by the iterative solver are refused (with the alternatives), as are latent fits, whose
+        Fits by the iterative solver get it exactly from the whole grid's eigenbasis, block-inverted on
+        the missing cells (:func:`xkron.linalg.loo.schur_loo`, no CG), with one noise for every cell;
+        their per-cell noise is refused (with the alternatives), as are latent fits, whose
         leave-one-out has no closed form (``az.loo(fit.posterior)`` serves NUTS fits of either kind).
 
         Returns
