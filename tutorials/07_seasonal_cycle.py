@@ -117,7 +117,7 @@ print(fit)
 # ## The parts, predicted separately
 #
 # `predict(components="time")` adds `components`: the posterior mean of each additive part of the
-# time factor, on a `component` dim labelled by the parts. Each is exact (the mean is linear in
+# time factor, on a `component` dim labelled by the parts (`component_name`). Each is exact (the mean is linear in
 # the data: the part's cross-covariance in place of the whole factor's), and they add up to the
 # mean less the constant mean. We predict every month of the record, the 12 held-out ones
 # included: there the cycle goes on and the anomalies relax towards zero.
@@ -125,7 +125,7 @@ print(fit)
 # %%
 pred = fit.predict(time=sst["time"], components="time")
 parts = pred["components"]
-print(parts["component"].values.tolist())
+print(parts["component_name"].values.tolist())
 assert float(abs(parts.sum("component") - (pred["mean"] - float(fit.params["mean"]))).max()) < 1e-8
 cycle, fast, slow = (parts.isel(component=k) for k in range(3))
 

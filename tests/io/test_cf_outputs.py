@@ -354,3 +354,21 @@ def test_demo_outputs_are_cf(demo_files, name):
         pred = xr.open_dataset(path)
         assert pred["mean"].attrs["ancillary_variables"] == "sd"
         assert HISTORY_LINE.match(pred.attrs["history"]) and "demo --years 3" in pred.attrs["history"]
+
+
+def test_api_prediction_with_components_is_cf(tmp_path):
+    """The parts of a sum kernel label their dim by a CF auxiliary coordinate of character labels (coordinate
+    variables are numeric in CF), indexed so that ``sel(component_name=...)`` works before and after a file."""
+    da = _air().isel(latitude=slice(0, 3), longitude=slice(0, 3))
+    fit = da.kron.fit({"time": "Matern12 + ExpQuad", ("latitude", "longitude"): "Matern52"}, restarts=0,
+                      random_seed=0, progressbar=False)  # fmt: skip
+    pred = fit.predict(components="time")
+    assert list(pred["component_name"].values) == ["Matern12", "c*ExpQuad"]  # c: its variance weight
+    part = pred["components"].sel(component_name="c*ExpQuad")
+    path = tmp_path / "components.nc"
+    pred.to_netcdf(path)
+    assert_cf_valid(path)
+    assert_cf_coordinates(path)
+    back = xr.open_dataset(path).set_xindex("component_name")
+    np.testing.assert_array_equal(back["components"].sel(component_name="c*ExpQuad").values, part.values)
+    assert back["component_name"].attrs["long_name"].startswith("additive part of the time factor")

@@ -67,7 +67,7 @@ def test_each_part_equals_the_dense_gp_and_they_add_up(missing, solver):
     K = P["eta"] ** 2 * sum(parts(tt, tt)) * k_x(xx, xx) + P["sigma"] ** 2 * np.eye(tt.size)
     alpha = np.linalg.solve(K, da.values.ravel()[seen] - 3.0)
     expected = [P["eta"] ** 2 * (part * k_x(xs, xx)) @ alpha for part in parts(ts, tt)]
-    assert list(result["component"].values) == ["Periodic*Matern52", "0.3*Matern32"]
+    assert list(result["component_name"].values) == ["Periodic*Matern52", "0.3*Matern32"]
     assert result["components"].dims == ("component", "t", "x") and result["components"].attrs["units"] == "K"
     np.testing.assert_allclose(result["components"].values.reshape(2, -1), expected, rtol=0, atol=1e-8)
     np.testing.assert_allclose(result["components"].sum("component"), result["mean"] - 3.0, rtol=0, atol=1e-10)
@@ -128,6 +128,6 @@ def test_a_360_day_model_cycle_is_recovered_as_the_seasonal_part():
     fit = xkron.fit(da, {"time": seasonal_kernel(da["time"]), "x": xkron.ExpQuad()}, restarts=0, progressbar=False)
     assert float(fit.params["period_time"]) == 360.0
     parts = fit.predict(components="time")["components"].isel(x=1)
-    seasonal = parts.sel(component="Periodic*Matern52")
+    seasonal = parts.sel(component_name="Periodic*Matern52")
     assert np.corrcoef(seasonal, cycle)[0, 1] > 0.97
     assert float(np.sqrt(np.mean((seasonal - seasonal.mean() - cycle) ** 2))) < 0.3

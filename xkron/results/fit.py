@@ -213,9 +213,10 @@ class KronFit(FitViews):
         components : True or str, optional
             Also return ``components``: the posterior mean of each additive part of a factor whose
             kernel is a sum (a dim of that factor; ``True`` for the only such factor), on a
-            ``component`` dim labelled by the parts' expressions, e.g. the seasonal cycle and the
-            anomalies of ``xkron.seasonal_kernel()``. Exact (linear in the data) on every solver; the
-            parts add up to ``mean`` less the constant mean. Latent scale only.
+            ``component`` dim labelled by the parts' expressions in ``component_name``
+            (``.sel(component_name=...)``), e.g. the seasonal cycle and the anomalies of
+            ``xkron.seasonal_kernel()``. Exact (linear in the data) on every solver; the parts add
+            up to ``mean`` less the constant mean. Latent scale only.
 
         Returns
         -------

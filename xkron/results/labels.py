@@ -35,7 +35,7 @@ SAMPLE_COORD_ATTRS = {
     "draw": {"units": "1", "long_name": "posterior draw number within its chain"},
     "sample": {"units": "1", "long_name": "sample field number"},
     "design_point": {"units": "1", "long_name": "INLA design point the sample field was drawn at"},
-    "component": {"long_name": "additive part of a factor's kernel"},
+    "component_name": {"long_name": "additive part of a factor's kernel"},
 }
 """CF attributes of the coordinates xkron adds to its outputs (kept where an output sets its own ``long_name``)."""
 

@@ -85,7 +85,9 @@ def predict_moments(
         coords["quantile"] = np.asarray(quantiles, dtype=float)
     if components is not None:
         variables["components"] = (("component", *dims), parts)  # refused with per_draw
-        coords["component"] = component_labels(fit.spec.factors[index].kernel)
+        # CF coordinate variables are numeric: the parts' expressions label the dim as an auxiliary
+        # coordinate (indexed, so .sel(component_name=...) works), written as CF character labels.
+        coords["component_name"] = ("component", component_labels(fit.spec.factors[index].kernel))
     result = xr.Dataset(variables, coords=coords)
     _set_attrs(result, fit, noise, scale)
     if components is not None:
@@ -95,7 +97,9 @@ def predict_moments(
             long_name=f"posterior mean of each additive part of the {factor.name} factor's kernel {factor.kernel.name}"
             " (they add up to the mean less the constant mean)",
         )
-        result["component"].attrs["long_name"] = f"additive part of the {factor.name} factor's kernel"
+        result["component_name"].attrs["long_name"] = f"additive part of the {factor.name} factor's kernel"
+        result["component_name"].encoding["dtype"] = "S1"
+        result = result.set_xindex("component_name")
     return result
 
 
