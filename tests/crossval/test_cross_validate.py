@@ -15,7 +15,7 @@ import xarray as xr
 from matplotlib.figure import Figure
 
 import xkron
-from xkron.baselines import linear_fill
+from xkron.baselines import dineof, linear_fill
 from xkron.crossval import run as cv_run
 from xkron.crossval.run import LeakError, check_no_leak, training_data
 from xkron.crossval.schemes import make_folds, scorable
@@ -295,7 +295,7 @@ def test_bad_options_are_refused_before_any_fit(monkeypatch):
         ({"scheme": "cloud"}, ValueError, "unknown scheme 'cloud'"),
         ({"blocks": {"time": 2}}, ValueError, "applies to scheme='blocks'"),
         ({"folds": 1}, ValueError, "folds must be a whole number >= 2"),
-        ({"baselines": ("dineof",)}, ValueError, "unknown baselines"),
+        ({"baselines": ("dineof", "kriging")}, ValueError, r"unknown baselines \[.kriging.\]"),
         ({"space": ("lat", "depth")}, ValueError, "space must name two dims"),
         ({"levels": (0.9, 1.0)}, ValueError, "levels must be probabilities"),
         ({"likelihood": "poisson"}, ValueError, "likelihood must be gaussian"),
@@ -306,3 +306,37 @@ def test_bad_options_are_refused_before_any_fit(monkeypatch):
             xkron.cross_validate(da, kernels, **options)
     with pytest.raises(TypeError, match=r"call data.load\(\) first"):
         xkron.cross_validate(da.chunk(4), kernels)
+
+
+# --- a fit given in place of kernels, and DINEOF ---------------------------------------------------
+
+
+def test_a_fitted_kronfit_is_conditioned_per_fold_as_the_kernels_path_fits_it():
+    """A fit of another field (here: the clean one) validated on a cloudy field by cloud transplant: its
+    hyperparameters conditioned on each fold, equal to the dense GP; DINEOF scored beside it."""
+    ls, noise = (3.0, 2.0, 1.5), 0.1
+    kernels = {"time": xkron.ExpQuad(ls=ls[0]), "lat": xkron.ExpQuad(ls=ls[1]), "lon": xkron.ExpQuad(ls=ls[2])}
+    clean, mask = _smooth(seed=3), _land()
+    fitted = xkron.fit(clean, kernels, mask=mask, amplitude=1.0, noise=noise, mean="zero", progressbar=False)
+    da = _clouds(_smooth())
+    cv = xkron.cross_validate(da, fitted, "clouds", folds=2, mask=mask, baselines=("climatology", "dineof"))
+    assert list(cv.summary["model"].values) == ["gp", "climatology", "dineof"]
+    assert cv.summary.attrs["hyperparameters"] == "those of the fit given, conditioned per fold"
+    for fold in range(2):
+        held = cv.held_out.isel(fold=fold, drop=True)
+        mean, sd = _dense_reference(da, held, mask, ls, noise)
+        got = cv.predictions.where(cv.predictions["fold"] == fold, drop=True)
+        np.testing.assert_allclose(got["mean"].sel(model="gp"), mean, rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(got["sd"].sel(model="gp"), sd, rtol=1e-8)
+        filled = dineof(da.where(~held).where(mask), mask=mask)
+        np.testing.assert_allclose(got["mean"].sel(model="dineof"), filled.values[held.values])
+        assert np.isnan(got["sd"].sel(model="dineof")).all()
+
+
+def test_a_fitted_kronfit_refuses_what_would_not_apply():
+    da = _smooth()
+    fitted = xkron.fit(da, {"time": "ExpQuad", ("lat", "lon"): "ExpQuad"}, restarts=0, progressbar=False)
+    with pytest.raises(ValueError, match=r"refit=True, restarts would not apply"):
+        xkron.cross_validate(da, fitted, refit=True, restarts=2)
+    with pytest.raises(ValueError, match=r"the fit's dims \('time', 'lat', 'lon'\) are not the data's"):
+        xkron.cross_validate(da.isel(lon=0, drop=True), fitted)

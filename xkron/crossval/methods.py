@@ -20,9 +20,17 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
-from xkron.baselines import linear_fill
+from xkron.baselines import dineof, linear_fill
 
-__all__ = ["SPACE_PAIRS", "climatology_predict", "default_space", "gp_predict", "held_cells", "linear_predict"]
+__all__ = [
+    "SPACE_PAIRS",
+    "climatology_predict",
+    "default_space",
+    "dineof_predict",
+    "gp_predict",
+    "held_cells",
+    "linear_predict",
+]
 
 SPACE_PAIRS = (("latitude", "longitude"), ("lat", "lon"), ("y", "x"))
 """Dim names taken as the two spatial dims of linear interpolation when ``space`` is not given."""
@@ -69,6 +77,13 @@ def gp_predict(fit, index, dims, noise_sd=None) -> tuple[np.ndarray, np.ndarray]
 def linear_predict(train: xr.DataArray, index, space: Sequence[str], mask=None) -> tuple[np.ndarray, np.ndarray]:
     """Linear interpolation in ``space`` of the training data, slice by slice, at the held-out cells."""
     filled = linear_fill(train, space=tuple(space), mask=mask).transpose(*train.dims).values
+    mean = filled[index]
+    return mean, np.full(mean.shape, np.nan)
+
+
+def dineof_predict(train: xr.DataArray, index, time: str, mask=None) -> tuple[np.ndarray, np.ndarray]:
+    """DINEOF's fill (:func:`xkron.baselines.dineof`, modes by its internal cross-validation) at the held-out cells."""
+    filled = dineof(train, time=time, mask=mask).transpose(*train.dims).values
     mean = filled[index]
     return mean, np.full(mean.shape, np.nan)
 

@@ -15,16 +15,24 @@ import numpy as np
 import xarray as xr
 
 from xkron import api
-from xkron.crossval.methods import climatology_predict, default_space, gp_predict, held_cells, linear_predict
+from xkron.crossval.methods import (
+    climatology_predict,
+    default_space,
+    dineof_predict,
+    gp_predict,
+    held_cells,
+    linear_predict,
+)
 from xkron.crossval.result import CrossValidation
 from xkron.crossval.schemes import SCHEMES, make_folds
 from xkron.crossval.scores import score_dataset
+from xkron.results.fit import KronFit
 from xkron.settings import CV_FOLDS, CV_LEVELS, CV_PIT_BINS
 
 __all__ = ["BASELINES", "LeakError", "check_no_leak", "cross_validate", "training_data"]
 
-BASELINES = ("linear", "climatology")
-"""The baselines ``baselines=`` may name (:mod:`xkron.crossval.methods`)."""
+BASELINES = ("linear", "climatology", "dineof")
+"""The baselines ``baselines=`` may name (:mod:`xkron.crossval.methods`); the default is the first two."""
 
 
 class LeakError(RuntimeError):
@@ -86,6 +94,17 @@ def _check_options(data, scheme, blocks, space, baselines, levels, pit_bins, fit
         raise ValueError("cross_validate fits one GP: validate each slice on its own instead of batch_dims=")
 
 
+def _check_fitted(fit: KronFit, data: xr.DataArray, refit: bool, fit_kwargs) -> None:
+    """A fit given in place of kernels: conditioned per fold, so Gaussian, marginal, on the data's dims."""
+    if refit or fit_kwargs:
+        given = ["refit=True"] * refit + sorted(fit_kwargs)
+        raise ValueError(f"a fitted KronFit is conditioned on each fold as it is: {', '.join(given)} would not apply")
+    if fit.spec.latent or fit.spec.likelihood.name != "gaussian":
+        raise ValueError("a fit given to cross_validate must be a Gaussian marginal fit (its predictive is scored)")
+    if set(fit.dims) != set(data.dims):
+        raise ValueError(f"the fit's dims {fit.dims} are not the data's {tuple(data.dims)}")
+
+
 def _baselines(data, time, space, baselines) -> tuple[dict, list[str]]:
     """The baselines that apply (name: (function, its argument)) and notes on those that do not."""
     chosen, notes = {}, []
@@ -95,11 +114,13 @@ def _baselines(data, time, space, baselines) -> tuple[dict, list[str]]:
             notes.append(f"linear: skipped, no two spatial dims among {tuple(data.dims)} (pass space=)")
         else:
             chosen["linear"] = tuple(space)
-    if "climatology" in baselines:
+    for name in ("climatology", "dineof"):
+        if name not in baselines:
+            continue
         if time in data.dims:
-            chosen["climatology"] = time
+            chosen[name] = time
         else:
-            notes.append(f"climatology: skipped, no {time!r} dim to average over (pass time=)")
+            notes.append(f"{name}: skipped, no {time!r} dim (pass time=)")
     return chosen, notes
 
 
@@ -118,6 +139,8 @@ def _fold_predictions(data, held, fold, model, chosen, mask, noise_sd) -> xr.Dat
         rows["linear"] = linear_predict(seen, index, chosen["linear"], mask)
     if "climatology" in chosen:
         rows["climatology"] = climatology_predict(seen, index, chosen["climatology"])
+    if "dineof" in chosen:
+        rows["dineof"] = dineof_predict(seen, index, chosen["dineof"], mask)
     mean = np.stack([m for m, _ in rows.values()])
     sd = np.stack([s for _, s in rows.values()])
     units = {"units": data.attrs["units"]} if "units" in data.attrs else {}
@@ -146,7 +169,7 @@ def cross_validate(
     time: str = "time",
     space: Sequence[str] | None = None,
     refit: bool = False,
-    baselines: Sequence[str] = BASELINES,
+    baselines: Sequence[str] = BASELINES[:2],
     levels: Sequence[float] = CV_LEVELS,
     pit_bins: int = CV_PIT_BINS,
     seed: int = 0,
@@ -165,8 +188,10 @@ def cross_validate(
     ----------
     da : xarray.DataArray
         The data, in memory (a dask-backed array is refused rather than computed here).
-    kernels : mapping
-        As in :func:`xkron.fit`.
+    kernels : mapping, or KronFit
+        As in :func:`xkron.fit`; or a fitted Gaussian marginal :class:`xkron.KronFit` on the data's dims,
+        whose hyperparameters are then conditioned on each fold's training cells (no fit here; not
+        with ``refit=True`` or fit keywords), e.g. a fit of another field or period.
     scheme : {"random", "blocks", "clouds"}
         How the held-out cells are chosen (:mod:`xkron.crossval.schemes`): scattered random
         cells; contiguous space-time boxes of ``blocks`` cells; or **cloud transplant**, each
@@ -198,7 +223,8 @@ def cross_validate(
         machine) refitting took 655 s instead of 1.7 s by random cells and 141 s instead of 1.7 s
         by blocks, for GP RMSEs of 0.200 K (both) and 0.440 K (against 0.435 K).
     baselines : sequence of str
-        Among ``("linear", "climatology")`` (:mod:`xkron.crossval.methods`); ``()`` for the GP alone.
+        Among ``("linear", "climatology", "dineof")`` (:mod:`xkron.crossval.methods`; default the first
+        two: DINEOF's internal cross-validation of its modes costs seconds per fold); ``()`` for the GP alone.
     levels : sequence of float
         Central interval probabilities whose coverage is scored (default 0.5, 0.9, 0.95).
     pit_bins : int
@@ -230,6 +256,8 @@ def cross_validate(
     True
     """
     _check_options(da, scheme, blocks, space, baselines, levels, pit_bins, fit_kwargs)
+    if isinstance(kernels, KronFit):
+        _check_fitted(kernels, da, refit, fit_kwargs)
     chosen, notes = _baselines(da, time, space, baselines)
     held_out = make_folds(da, scheme, folds, mask=mask, blocks=blocks, time=time, seed=seed)
     if refit:
@@ -237,7 +265,7 @@ def cross_validate(
         def model(train):
             return api.fit(train, kernels, mask=mask, **fit_kwargs)
     else:
-        whole = api.fit(da, kernels, mask=mask, **fit_kwargs)
+        whole = kernels if isinstance(kernels, KronFit) else api.fit(da, kernels, mask=mask, **fit_kwargs)
 
         def model(train):
             return whole.condition(train, mask=mask, noise_sd=fit_kwargs.get("noise_sd"))
@@ -253,7 +281,11 @@ def cross_validate(
     summary.attrs.update(
         Conventions="CF-1.8",
         title=f"xkron cross-validation, scheme {scheme!r}, {held_out.sizes['fold']} folds (seed {seed})",
-        hyperparameters="refitted on each fold" if refit else "fitted once on all the data, conditioned per fold",
+        hyperparameters="refitted on each fold"
+        if refit
+        else "those of the fit given, conditioned per fold"
+        if isinstance(kernels, KronFit)
+        else "fitted once on all the data, conditioned per fold",
         scheme=scheme,
         folds=int(held_out.sizes["fold"]),
         seed=int(seed),
