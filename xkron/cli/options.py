@@ -24,9 +24,11 @@ from xkron.spec.solver import SOLVERS
 __all__ = [
     "CHUNKS_IN",
     "INPUT",
+    "KERNEL",
     "LIKELIHOOD_CHOICES",
     "SCHEDULER",
     "SOLVER_CHOICES",
+    "VAR",
     "WORKERS",
     "RecordingCommand",
     "chunks_callback",
@@ -117,21 +119,25 @@ WORKERS = click.option(
     "duration of the command. Not with --scheduler. Without either, dask runs in local threads.",
 )
 
+VAR = click.option("--var", "var", required=True, metavar="NAME", help="The data variable of the input file.")
+KERNEL = click.option(
+    "--kernel",
+    "kernels",
+    multiple=True,
+    required=True,
+    metavar="DIMS=KERNEL",
+    callback=kernels_callback,
+    help="A kernel factor (repeat once per factor; every dim of --var needs exactly one): a dim, or "
+    "several joined by commas for one factor over their product, = a kernel name (ExpQuad, Matern12, "
+    "Matern32, Matern52, RatQuad, Cosine, Periodic, Independent; case-insensitive), optionally with fixed "
+    "hyperparameters, e.g. time=Matern32, latitude,longitude=ExpQuad, time=Periodic(period=365.25), "
+    "x,y=ExpQuad(ls=[5,10]). Unset hyperparameters get xkron's default priors.",
+)
+"""``--var`` and ``--kernel``, alike on every command that fits (``fit``, ``batch``, ``validate``)."""
+
 _MODEL_OPTIONS = (
-    click.option("--var", "var", required=True, metavar="NAME", help="The data variable of the input file to fit."),
-    click.option(
-        "--kernel",
-        "kernels",
-        multiple=True,
-        required=True,
-        metavar="DIMS=KERNEL",
-        callback=kernels_callback,
-        help="A kernel factor (repeat once per factor; every dim of --var needs exactly one): a dim, or "
-        "several joined by commas for one factor over their product, = a kernel name (ExpQuad, Matern12, "
-        "Matern32, Matern52, RatQuad, Cosine, Periodic, Independent; case-insensitive), optionally with fixed "
-        "hyperparameters, e.g. time=Matern32, latitude,longitude=ExpQuad, time=Periodic(period=365.25), "
-        "x,y=ExpQuad(ls=[5,10]). Unset hyperparameters get xkron's default priors.",
-    ),
+    VAR,
+    KERNEL,
     click.option(
         "--likelihood",
         type=click.Choice(LIKELIHOOD_CHOICES),

@@ -19,7 +19,7 @@ from xkron.cli.checks import check_kernels, select_var
 from xkron.cli.errors import JobInputError, click_callback, to_click
 from xkron.cli.files import open_input
 from xkron.cli.masks import read_mask
-from xkron.cli.options import INPUT, RecordingCommand, command_line, kernels_callback
+from xkron.cli.options import INPUT, KERNEL, VAR, RecordingCommand, command_line
 from xkron.cli.parsing import KernelSpec, parse_chunks
 from xkron.cli.paths import OVERWRITE_OPTION, check_output
 from xkron.cli.select import SELECT_OPTIONS, select_dims
@@ -131,17 +131,8 @@ def _space_callback(ctx, param, value):
 
 @click.command(cls=RecordingCommand, short_help="Cross-validate a GP against baselines; write scores and a PNG.")
 @INPUT
-@click.option("--var", "var", required=True, metavar="NAME", help="The data variable of the input file.")
-@click.option(
-    "--kernel",
-    "kernels",
-    multiple=True,
-    required=True,
-    metavar="DIMS=KERNEL",
-    callback=kernels_callback,
-    help="A kernel factor, as in `xkron fit` (repeat once per factor), e.g. time=Matern12, "
-    "latitude,longitude=Matern52.",
-)
+@VAR
+@KERNEL
 @click.option(
     "--scheme",
     type=click.Choice(SCHEMES),
