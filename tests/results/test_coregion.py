@@ -74,6 +74,42 @@ def test_fitted_correlations_follow_the_truth(fitted):
     np.testing.assert_allclose(labelled, B_hat / np.outer(sd, sd), rtol=1e-12)
 
 
+def whitened_correlations(f: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """The best any estimator can do from one draw: ``B`` estimated from the true field itself, knowing the
+    spatial kernel (``F (K⁻¹) Fᵀ / N`` with ``K = k ⊗ k``), as a correlation matrix."""
+    L = np.linalg.cholesky(k)
+    white = np.stack([np.linalg.solve(L, np.linalg.solve(L, fi.T).T) for fi in f])  # (L⁻¹ ⊗ L⁻¹) f_i
+    B_oracle = np.einsum("aij,bij->ab", white, white) / white[0].size
+    sd = np.sqrt(np.diag(B_oracle))
+    return B_oracle / np.outer(sd, sd)
+
+
+@pytest.mark.slow
+def test_fitted_correlations_are_as_close_to_the_truth_as_one_draw_allows():
+    """3 × 32 × 32 cells, lengthscale 1, 30% missing per variable (MAP, the issue's setting).
+
+    One draw's correlations differ from ``B``'s by its own sampling error: the oracle that knows the
+    true field and the spatial kernel is 0.04-0.06 from the truth on three seeds, so the issue's 0.05 is
+    a property of the draw, not of the fit. The fit is within 0.03 of that oracle (0.015-0.026 measured).
+    """
+    n, rng = 32, np.random.default_rng(1)
+    x = np.arange(float(n))
+    k = np.exp(-0.5 * np.subtract.outer(x, x) ** 2) + 1e-8 * np.eye(n)
+    chol_b, chol_k = np.linalg.cholesky(B), np.linalg.cholesky(k)
+    f = np.einsum("ai,bj,ck,ijk->abc", chol_b, chol_k, chol_k, rng.standard_normal((3, n, n)))
+    y = f + 0.1 * rng.standard_normal(f.shape)
+    y[rng.random(y.shape) < 0.3] = np.nan
+    da = xr.DataArray(y, coords={"variable": LABELS, "x": x, "y": x}, dims=("variable", "x", "y"))
+    fit = da.kron.fit({"variable": xkron.Coregion(rank=1), "x": "ExpQuad", "y": "ExpQuad"}, restarts=0,
+                      progressbar=False)  # fmt: skip
+    fitted = fit.between("variable")["correlation"].values
+    oracle = whitened_correlations(f, k)
+    sd = np.sqrt(np.diag(B))
+    truth = B / np.outer(sd, sd)
+    assert np.abs(fitted - oracle).max() < 0.03
+    assert np.abs(fitted - truth).max() < np.abs(oracle - truth).max() + 0.03
+
+
 def test_a_variable_in_its_own_gaps_is_predicted_better_from_the_others(fitted):
     da, f, gone, fit = fitted
     joint = fit.predict()["mean"]
