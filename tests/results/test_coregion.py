@@ -204,13 +204,11 @@ def _dense(fit, da):
     return K, seen, var, (cov, V, X, Y)
 
 
-def test_own_noise_log_likelihood_and_gradient_equal_the_dense_gp(own_noise_fit):
+def _check_log_likelihood(fit, da, rtol=1e-10, atol=0.0, grad_rtol=1e-5):
+    """The model's log-likelihood at the fit against the dense Gaussian, its gradient against central differences."""
     from scipy.stats import multivariate_normal
 
-    da, fit = own_noise_fit
     model = fit.model
-    assert {"noise_variable_sst", "noise_variable_chl", "noise_variable_wind"} <= set(fit.params.data_vars)
-    assert float(fit.params["noise"]) == 0.0
     K, seen, _, _ = _dense(fit, da)
     logp_y = model.compile_logp(vars=model.observed_RVs)
     values = {}
@@ -218,7 +216,7 @@ def test_own_noise_log_likelihood_and_gradient_equal_the_dense_gp(own_noise_fit)
         transform, value = model.rvs_to_transforms.get(rv), float(fit.params[rv.name])
         values[model.rvs_to_values[rv].name] = value if transform is None else float(transform.forward(value).eval())
     expected = multivariate_normal(np.zeros(seen.sum()), K).logpdf(da.values.ravel()[seen])
-    np.testing.assert_allclose(logp_y(values), expected, rtol=1e-10)
+    np.testing.assert_allclose(logp_y(values), expected, rtol=rtol, atol=atol)
     logp, dlogp = model.compile_logp(), model.compile_dlogp()
     names = [v.name for v in model.value_vars]
     x0 = np.array([values[n] for n in names]) + 0.2
@@ -228,23 +226,66 @@ def test_own_noise_log_likelihood_and_gradient_equal_the_dense_gp(own_noise_fit)
 
     h = 1e-5
     fd = np.array([(f(x0 + h * e) - f(x0 - h * e)) / (2 * h) for e in np.eye(len(x0))])
-    np.testing.assert_allclose(dlogp(dict(zip(names, x0, strict=True))), fd, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(dlogp(dict(zip(names, x0, strict=True))), fd, rtol=grad_rtol, atol=1e-6)
 
 
-def test_own_noise_predictions_equal_the_dense_gp(own_noise_fit):
-    da, fit = own_noise_fit
+def _check_predictions(fit, da, atol=1e-8, rtol=1e-8):
+    """Mean and sd (with each variable's noise) off the grid and leave-one-out moments against the dense GP."""
     K, seen, var, (cov, V, X, Y) = _dense(fit, da)
     new = np.array([0.5, 3.0])
     result = fit.predict(x=new, noise=True)
     Vn, Xn, Yn = (m.ravel() for m in np.meshgrid(np.arange(3), new, da["z"].values, indexing="ij"))
     Ks = cov(Vn, Xn, Yn, V[seen], X[seen], Y[seen])
-    mean = Ks @ np.linalg.solve(K, da.values.ravel()[seen])
+    y = da.values.ravel()[seen]
+    mean = Ks @ np.linalg.solve(K, y)
     total = np.diag(cov(Vn, Xn, Yn, Vn, Xn, Yn)) - np.einsum("ij,ji->i", Ks, np.linalg.solve(K, Ks.T)) + var[Vn]
-    np.testing.assert_allclose(result["mean"].values.ravel(), mean, rtol=0, atol=1e-8)
-    np.testing.assert_allclose(result["sd"].values.ravel(), np.sqrt(total), rtol=1e-8)
+    np.testing.assert_allclose(result["mean"].values.ravel(), mean, rtol=0, atol=atol)
+    np.testing.assert_allclose(result["sd"].values.ravel(), np.sqrt(total), rtol=rtol)
+    P = np.linalg.inv(K)
+    loo = fit.loo()
+    np.testing.assert_allclose(loo["mean"].values.ravel()[seen], y - P @ y / np.diag(P), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(loo["sd"].values.ravel()[seen], np.diag(P) ** -0.5, rtol=1e-8)
     draws = fit.sample(400, observed=True, random_seed=0, progressbar=False)
     spread = (draws["y"] - draws["f"]).std(("sample", "x", "z"))
     np.testing.assert_allclose(spread, np.sqrt(var), rtol=0.1)  # each variable's own noise
+
+
+def test_own_noise_log_likelihood_and_gradient_equal_the_dense_gp(own_noise_fit):
+    da, fit = own_noise_fit
+    assert fit.spec.solver.name == "dense"
+    assert {"noise_variable_sst", "noise_variable_chl", "noise_variable_wind"} <= set(fit.params.data_vars)
+    assert float(fit.params["noise"]) == 0.0
+    _check_log_likelihood(fit, da)
+
+
+def test_own_noise_predictions_equal_the_dense_gp(own_noise_fit):
+    _check_predictions(*reversed(own_noise_fit))
+
+
+OWN = {"variable": xkron.Coregion(rank=1, noise=True), "x": xkron.ExpQuad(ls=2.0), "z": xkron.ExpQuad(ls=2.0)}
+
+
+def test_own_noise_on_a_complete_grid_is_exact_kronecker():
+    """Whitened by each variable's noise sd, the complete grid keeps the exact Kronecker solver."""
+    da = noisy_grid().fillna(0.3)
+    fit = xkron.fit(da, OWN, mean=0.0, progressbar=False, restarts=0)
+    assert fit.spec.solver.name == "kronecker"
+    _check_log_likelihood(fit, da)
+    _check_predictions(fit, da, atol=1e-10, rtol=1e-10)
+    dense = xkron.fit(da, OWN, mean=0.0, progressbar=False, restarts=0, solver="dense")
+    xr.testing.assert_allclose(fit.params, dense.params, rtol=1e-4, atol=1e-4)
+
+
+def test_own_noise_on_the_iterative_solver_matches_the_dense_gp(own_noise_fit):
+    """Gappy and whitened: the iterative solver's optimum, predictions and leave-one-out against the dense GP."""
+    da, dense = own_noise_fit
+    fit = xkron.fit(da, OWN, mean=0.0, progressbar=False, restarts=0, solver="iterative")
+    report = fit.optimizer["solver"]
+    assert report["cg_converged"] and report["logp_se"] > 0
+    for name in ("W_variable_sst_1", "W_variable_chl_1", "noise_variable_chl", "noise_variable_wind"):
+        np.testing.assert_allclose(float(fit.params[name]), float(dense.params[name]), rtol=0.02)
+    _check_log_likelihood(fit, da, rtol=0, atol=4 * report["logp_se"], grad_rtol=0.1)  # a stochastic log|A|
+    _check_predictions(fit, da, atol=1e-6, rtol=1e-4)  # CG to 1e-8; Lanczos sd to its 1e-4 bracket
 
 
 def test_own_noise_estimates_follow_the_truth(own_noise_fit):
@@ -257,8 +298,9 @@ def test_own_noise_estimates_follow_the_truth(own_noise_fit):
 def test_own_noise_refuses_what_it_cannot_fit():
     da = noisy_grid(n=4)
     kernels = {"variable": xkron.Coregion(noise=True), "x": "ExpQuad", "z": "ExpQuad"}
-    with pytest.raises(ValueError, match="fitted by the dense solver only; solver='iterative' cannot"):
-        xkron.fit(da, kernels, solver="iterative", progressbar=False)
+    known = xr.full_like(da, 0.1).where(da["x"] > 1, 0.2)  # known noise per cell, besides each label's own
+    with pytest.raises(ValueError, match="known noise_sd per cell, fitted by the dense solver only; solver='iterat"):
+        xkron.fit(da, kernels, solver="iterative", noise_sd=known, progressbar=False)
     with pytest.raises(ValueError, match="in place of noise=: leave noise unset"):
         xkron.fit(da, kernels, noise=0.1, progressbar=False)
     with pytest.raises(ValueError, match="a Gaussian marginal fit only"):

@@ -30,9 +30,14 @@ def solver_report(spec: ModelSpec, y_model: np.ndarray, values: Mapping[str, flo
     values = {**spec.fixed(), **values}
     Ks = [f.covariance(factor_params(f, values)) for f in spec.factors]
     y = np.asarray(y_model, dtype=float).reshape([f.size for f in spec.factors])
-    noise = np.broadcast_to(spec.known_noise_var(), y.shape) + values["noise"] ** 2
+    noise, mean = np.broadcast_to(spec.known_noise_var(), y.shape) + values["noise"] ** 2, values["mean"]
+    axis = spec.own_noise_axis()
+    if axis is not None:  # the system the fit solved: whitened by each label's noise sd, unit noise
+        tau = np.sqrt(np.ravel(spec.own_noise_var(values)) + values["noise"] ** 2 + spec.equal_noise_var())
+        Ks[axis] = Ks[axis] / np.multiply.outer(tau, tau)
+        y, noise, mean = (y - mean) / tau.reshape([-1 if k == axis else 1 for k in range(y.ndim)]), 1.0, 0.0
     observed = np.isfinite(y)
-    result = make_system(spec.solver, Ks, values["amplitude"] ** 2, noise, observed).loglik(y, values["mean"])
+    result = make_system(spec.solver, Ks, values["amplitude"] ** 2, noise, observed).loglik(y, mean)
     return {
         "formulation": result.formulation,
         "preconditioner": result.preconditioner,

@@ -102,7 +102,7 @@ def prepare(da: xr.DataArray, kernels: Mapping, options: FitOptions) -> Prepared
     if not latent:
         factors = hull_factors(seen, factors)
         chosen = choose_solver(options.solver, seen, cells.get("noise_sd"), factors, where)
-        if any(f.kernel.own_noise for f in factors):
+        if any(f.kernel.own_noise for f in factors) and np.ndim(cells.get("noise_sd")) > 0:
             chosen = _own_noise_solver(options, int(seen.sum()))
         check_solver_choice(options.solver, chosen, options.solver_options)
         solver = Solver.from_options(chosen, options.solver_options)
@@ -144,14 +144,19 @@ def _check_own_noise(options: FitOptions) -> None:
 
 
 def _own_noise_solver(options: FitOptions, n_observed: int) -> str:
-    """The dense solver, the one whose gradient per cell carries a noise sd per label (``Coregion(noise=True)``)."""
-    where = OWN_NOISE
+    """The dense solver for a noise sd per label *and* known noise per cell: its gradient per cell carries both.
+
+    Without per-cell known noise any solver fits a noise sd per label, by whitening
+    (:func:`xkron.models.build.build_marginal_model`).
+    """
+    where = f"{OWN_NOISE} on top of known noise_sd per cell"
     if options.solver not in ("auto", "dense"):
         raise ValueError(f"{where}, fitted by the dense solver only; solver={options.solver!r} cannot (use 'auto')")
     if n_observed > DENSE_MAX_CELLS:
         raise ValueError(
             f"{where}, fitted by the dense solver, which takes at most {DENSE_MAX_CELLS:,} observed cells; these "
-            f"data have {n_observed:,}: thin the grid (subsample=, or select a window) or share one noise sd"
+            f"data have {n_observed:,}: thin the grid (subsample=, or select a window), drop noise_sd, or share one "
+            "noise sd"
         )
     return "dense"
 

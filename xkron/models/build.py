@@ -73,7 +73,9 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec, jitter: float = 0.0) ->
             factors = [K + jitter * pt.eye(f.size) for K, f in zip(factors, spec.factors, strict=True)]
         eta, sigma = values["amplitude"], values["noise"]
 
-        if spec.solver.name == "kronecker":
+        if spec.own_noise_axis() is not None and spec.solver.name != "dense":
+            logp = _whitened_logp(spec, observed)
+        elif spec.solver.name == "kronecker":
             known = spec.equal_noise_var()  # equal known noise (if any) simply adds to σ²
 
             def logp(value, eta2, sigma2, mean, *factors):
@@ -90,7 +92,7 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec, jitter: float = 0.0) ->
                                           noise_gradient=own is not None)  # fmt: skip
 
         n = len(factors)
-        own = [] if spec.solver.name == "kronecker" or spec.own_noise_axis() is None else [own_noise(spec, values)]
+        own = [] if spec.own_noise_axis() is None else [own_noise(spec, values)]
         signature = "(),(),()," + ",".join(f"(n{i},n{i})" for i in range(n)) + ",(v)" * len(own)
         signature += "->(" + ",".join(f"n{i}" for i in range(n)) + ")"
         pm.CustomDist(
@@ -105,6 +107,37 @@ def build_marginal_model(y: np.ndarray, spec: ModelSpec, jitter: float = 0.0) ->
             observed=np.where(observed, y, 0.0),  # unobserved cells leave the likelihood (mask above)
         )
     return model
+
+
+def _whitened_logp(spec: ModelSpec, observed: np.ndarray):
+    """The log-likelihood with a noise sd per label of one factor, whitened to unit noise: any solver.
+
+    With ``τ_v² = σ_v² + σ² + known`` the noise variance of label ``v`` of the ``Coregion(noise=True)``
+    factor ``B``, ``S = diag(τ)`` along its axis, the covariance ``η² B ⊗ K + S² ⊗ I`` is
+    ``S (η² S⁻¹BS⁻¹ ⊗ K + I) S``: a Kronecker model with unit noise in the whitened data
+    ``(y − μ)/τ``, and ``log p(y) = log p̃((y − μ)/τ) − Σ_v n_v log τ_v`` (``n_v`` the label's observed
+    cells). So the exact Kronecker solver (complete grids) and the iterative one (gappy grids, equal
+    noise: the Schur complement and its preconditioners) both fit it; the data depend on ``τ``, so the
+    Op returns the data's gradient ``−α`` as well.
+    """
+    axis, n = spec.own_noise_axis(), len(spec.factors)
+    along = [-1 if k == axis else 1 for k in range(n)]
+    counts = observed.sum(axis=tuple(k for k in range(n) if k != axis)).astype(float)
+    known, mask = spec.equal_noise_var(), observed.astype(float)
+
+    def logp(value, eta2, sigma2, mean, *args):
+        factors, own = list(args[:-1]), args[-1]
+        tau = pt.sqrt(own + sigma2 + known)
+        factors[axis] = factors[axis] / pt.outer(tau, tau)
+        white = (value - mean) / tau.reshape(along)
+        if spec.solver.name == "kronecker":
+            ll = kron_marginal_logp(white, factors, eta2, 1.0, 0.0, data_gradient=True)
+        else:
+            ll = kron_observed_logp(white, mask, np.zeros(observed.shape), factors, eta2, 1.0, 0.0,
+                                    solver=spec.solver, data_gradient=True)  # fmt: skip
+        return ll - pt.sum(counts * pt.log(tau))
+
+    return logp
 
 
 def own_noise(spec: ModelSpec, values):

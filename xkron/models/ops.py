@@ -105,14 +105,16 @@ class KronMarginalLogp(Op):
 
     Inputs: ``y`` (D-way), ``K_1 ... K_D`` (matrices), ``eta2``, ``sigma2``, ``mean``
     (scalars). Outputs: the log-likelihood, then its gradients with respect to each ``K_i``,
-    ``eta2``, ``sigma2`` and ``mean``. Only the first output is meant for users; the others
-    feed :meth:`pullback`. Second derivatives are not implemented.
+    ``eta2``, ``sigma2`` and ``mean``, and with ``data_gradient`` the gradient with respect to
+    ``y``, ``−α`` (0 at unobserved cells): data that depend on parameters, as whitened by a noise
+    sd per label (:func:`xkron.models.build.build_marginal_model`). Only the first output is meant
+    for users; the others feed :meth:`pullback`. Second derivatives are not implemented.
     """
 
-    __props__ = ("n_factors",)
+    __props__ = ("n_factors", "data_gradient")
 
-    def __init__(self, n_factors: int):
-        self.n_factors = n_factors
+    def __init__(self, n_factors: int, data_gradient: bool = False):
+        self.n_factors, self.data_gradient = n_factors, bool(data_gradient)
 
     def make_node(self, y, *args):
         if len(args) != self.n_factors + 3:
@@ -123,6 +125,8 @@ class KronMarginalLogp(Op):
         if y.ndim != self.n_factors or any(k.ndim != 2 for k in factors) or any(s.ndim != 0 for s in scalars):
             raise TypeError("y must have one axis per factor, factors must be matrices, the rest scalars")
         outputs = [pt.dscalar()] + [pt.dmatrix() for _ in factors] + [pt.dscalar() for _ in scalars]
+        if self.data_gradient:
+            outputs.append(y.type())
         return Apply(self, [y, *factors, *scalars], outputs)
 
     def loglik(self, inputs) -> Loglik:
@@ -136,7 +140,14 @@ class KronMarginalLogp(Op):
         return self._output_values(self.loglik(inputs))
 
     def _output_values(self, result: Loglik) -> list:
-        return _outputs(result)
+        return _outputs(result) + self._data_gradient(result)
+
+    def _data_gradient(self, result: Loglik) -> list:
+        """``[−α]`` on the grid when the data gradient is asked for, else ``[]``."""
+        if not self.data_gradient:
+            return []
+        alpha = result.alpha if result.alpha is not None else result.eigen.from_eigenbasis(result.alpha_tilde)
+        return [-alpha]
 
     def perform(self, node, inputs, output_storage):
         memo = self._memo_lookup(inputs)
@@ -171,8 +182,12 @@ class KronMarginalLogp(Op):
             if not isinstance(extra.type, DisconnectedType):
                 raise NotImplementedError("second derivatives of the Kronecker log-likelihood are not implemented")
         g = cotangents[0]
-        grads = [grad_not_implemented(self, 0, inputs[0], "gradient with respect to the data is not implemented")]
-        return grads + [g * d for d in outputs[1:]]
+        n = 1 + self.n_factors + 3
+        if self.data_gradient:
+            data = g * outputs[n]
+        else:
+            data = grad_not_implemented(self, 0, inputs[0], "gradient with respect to the data is not asked for")
+        return [data] + [g * d for d in outputs[1:n]]
 
 
 class KronObservedLogp(KronMarginalLogp):
@@ -184,10 +199,12 @@ class KronObservedLogp(KronMarginalLogp):
     ``"dense"`` (exact) or ``"iterative"``; :func:`xkron.linalg.systems.make_system` builds its system.
     """
 
-    __props__ = ("n_factors", "solver", "noise_gradient")
+    __props__ = ("n_factors", "solver", "noise_gradient", "data_gradient")
 
-    def __init__(self, n_factors: int, solver: Solver = DENSE, noise_gradient: bool = False):
-        super().__init__(n_factors)
+    def __init__(
+        self, n_factors: int, solver: Solver = DENSE, noise_gradient: bool = False, data_gradient: bool = False
+    ):
+        super().__init__(n_factors, data_gradient)
         self.solver, self.noise_gradient = solver, bool(noise_gradient)
 
     def make_node(self, y, observed, known_var, *args):
@@ -195,15 +212,15 @@ class KronObservedLogp(KronMarginalLogp):
         extra = [pt.as_tensor_variable(a, dtype="float64") for a in (observed, known_var)]
         outputs = [o.type() for o in node.outputs]
         if self.noise_gradient:  # ∂ logp / ∂ known_var per cell: the noise is a free parameter (dense solver)
-            outputs.append(pt.tensor(dtype="float64", shape=(None,) * node.inputs[0].ndim))
+            outputs.insert(len(outputs) - self.data_gradient, node.inputs[0].type())
         return Apply(self, [node.inputs[0], *extra, *node.inputs[1:]], outputs)
 
     def _output_values(self, result: Loglik) -> list:
         if not self.noise_gradient:
-            return _outputs(result)
+            return _outputs(result) + self._data_gradient(result)
         if result.d_noise is None:
             raise NotImplementedError(f"the {self.solver.name} solver gives no gradient per cell of the noise")
-        return [*_outputs(result), result.d_noise]
+        return [*_outputs(result), result.d_noise, *self._data_gradient(result)]
 
     def loglik(self, inputs) -> Loglik:
         y, observed, known_var, *rest = inputs
@@ -213,7 +230,10 @@ class KronObservedLogp(KronMarginalLogp):
 
     def pullback(self, inputs, outputs, cotangents):
         n = 1 + self.n_factors + 3
-        grads = super().pullback([inputs[0], *inputs[3:]], outputs[:n], cotangents[:n])
+        data = outputs[-1:] if self.data_gradient else []
+        grads = super().pullback(
+            [inputs[0], *inputs[3:]], outputs[:n] + data, cotangents[:n] + cotangents[-1:][: len(data)]
+        )
         mask = grad_not_implemented(self, 1, inputs[1], "the mask is data")
         if self.noise_gradient:
             known = cotangents[0] * outputs[n]
@@ -223,7 +243,16 @@ class KronObservedLogp(KronMarginalLogp):
 
 
 def kron_observed_logp(
-    y, observed, known_var, factors, eta2, sigma2, mean=0.0, solver: Solver = DENSE, noise_gradient: bool = False
+    y,
+    observed,
+    known_var,
+    factors,
+    eta2,
+    sigma2,
+    mean=0.0,
+    solver: Solver = DENSE,
+    noise_gradient: bool = False,
+    data_gradient: bool = False,
 ):
     """Symbolic log-likelihood of the observed cells (see :class:`KronObservedLogp`).
 
@@ -235,11 +264,11 @@ def kron_observed_logp(
     >>> bool(np.isclose(ll.eval(), -0.5 * 5 * np.log(2 * np.pi * 2.0)))
     True
     """
-    op = KronObservedLogp(len(factors), solver, noise_gradient)
+    op = KronObservedLogp(len(factors), solver, noise_gradient, data_gradient)
     return op(y, observed, known_var, *factors, eta2, sigma2, mean)[0]
 
 
-def kron_marginal_logp(y, factors, eta2, sigma2, mean=0.0):
+def kron_marginal_logp(y, factors, eta2, sigma2, mean=0.0, data_gradient: bool = False):
     """Symbolic exact Kronecker log marginal likelihood (see :class:`KronMarginalLogp`).
 
     Examples
@@ -250,7 +279,7 @@ def kron_marginal_logp(y, factors, eta2, sigma2, mean=0.0):
     >>> bool(np.isclose(ll.eval(), -0.5 * 6 * np.log(2 * np.pi * 2.0)))
     True
     """
-    return KronMarginalLogp(len(factors))(y, *factors, eta2, sigma2, mean)[0]
+    return KronMarginalLogp(len(factors), data_gradient)(y, *factors, eta2, sigma2, mean)[0]
 
 
 def register_object_mode(*op_types) -> None:

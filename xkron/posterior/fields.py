@@ -152,6 +152,9 @@ def posterior_fields(
     >>> posterior_fields(post, [[np.array([0.5, 3.0])], [np.array([0.2])]], 4, np.random.default_rng(0)).shape
     (4, 2, 1)
     """
+    if posterior.kind == "whitened":  # a noise sd per label: draws of the whitened GP, scaled back
+        inner = posterior_fields(posterior.inner, tests, n, rng, progress, report)
+        return posterior.scale_fields(inner, tests)
     latent = posterior.kind == "latent"
     values = posterior.values
     if getattr(posterior, "lazy_data", None) is not None:

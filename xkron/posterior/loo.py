@@ -14,6 +14,7 @@ import numpy as np
 from xkron.linalg.loo import LooMoments, kron_inverse_diagonal, loo_moments, system_loo
 from xkron.posterior.conditional import KronPosterior
 from xkron.posterior.observed import ObservedPosterior
+from xkron.posterior.whitened import WhitenedPosterior
 
 __all__ = ["leave_one_out"]
 
@@ -26,7 +27,7 @@ def leave_one_out(posterior, y) -> LooMoments:
 
     Parameters
     ----------
-    posterior : KronPosterior or ObservedPosterior
+    posterior : KronPosterior, ObservedPosterior or WhitenedPosterior
         The Gaussian GP conditioned on ``y`` (:func:`xkron.results.conditioned.posterior_at`).
     y : ndarray
         The data it was conditioned on, NaN at unobserved cells.
@@ -44,6 +45,12 @@ def leave_one_out(posterior, y) -> LooMoments:
     >>> bool(np.isnan(g.mean[1, 1])), g.mean.shape
     (True, (3, 2))
     """
+    if isinstance(posterior, WhitenedPosterior):  # the whitened GP's moments, scaled back by each label's τ
+        along = [-1 if k == posterior.axis else 1 for k in range(len(posterior.factors))]
+        sd = posterior.sd.reshape(along)
+        y = np.asarray(y, dtype=float).reshape([f.size for f in posterior.factors])
+        white = leave_one_out(posterior.inner, (y - posterior.values["mean"]) / sd)
+        return LooMoments(posterior.values["mean"] + sd * white.mean, sd**2 * white.var, white.log_density - np.log(sd))
     y = np.asarray(y, dtype=float)
     if isinstance(posterior, KronPosterior):
         if posterior.lazy_data is not None:

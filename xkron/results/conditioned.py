@@ -20,6 +20,7 @@ from xkron.linalg.lazy import is_dask
 from xkron.posterior.conditional import KronPosterior, LatentPosterior
 from xkron.posterior.laplace import laplace_posterior
 from xkron.posterior.observed import ObservedPosterior
+from xkron.posterior.whitened import WhitenedPosterior
 from xkron.settings import DENSE_MAX_CELLS
 from xkron.spec.coords import CoordEncoding
 from xkron.spec.grid import hull_factors
@@ -44,11 +45,13 @@ def posterior_at(spec: ModelSpec, y, draw: Mapping[str, float], v: np.ndarray | 
         return laplace_posterior(y, spec, draw)
     if spec.latent:
         return LatentPosterior.condition(v, spec.factors, draw)
+    axis = spec.own_noise_axis()
+    own = None if axis is None else (axis, np.ravel(spec.own_noise_var(draw)))
+    if own is not None and spec.solver.name != "dense":  # whitened to unit noise, as the fit was
+        return WhitenedPosterior.condition(y, spec.factors, draw, *own, spec.equal_noise_var(), spec.solver)
     if spec.solver.name == "kronecker":
         sigma = np.sqrt(draw["noise"] ** 2 + spec.equal_noise_var())
         return KronPosterior.condition(y, spec.factors, {**draw, "noise": sigma})
-    axis = spec.own_noise_axis()
-    own = None if axis is None else (axis, np.ravel(spec.own_noise_var(draw)))
     try:
         return ObservedPosterior.condition(y, spec.factors, draw, spec.known_noise_var(), spec.solver, own)
     except np.linalg.LinAlgError as err:

@@ -13,8 +13,10 @@ unless given. Its parameters are named by label: ``W_<dim>_<label>_<k>`` and
 ``kappa_<dim>_<label>``. Default priors: ``W ~ Normal(0, sd(y))``, ``κ ~ HalfNormal(var(y))``;
 the MAP starts with half of each variable's variance shared (``W``) and half its own (``κ``).
 The noise is one ``σ`` shared by every variable, or with ``Coregion(noise=True)`` one per
-variable (the likelihood's noise along that dim, fitted with the rest by the dense solver, whose
-gradient per cell carries it). ``fit.between(dim)`` gives ``B`` and the correlations, labelled.
+variable (the likelihood's noise along that dim, fitted with the rest). Dividing each variable's
+data by its noise sd leaves a model with unit noise and the factor ``S⁻¹BS⁻¹``
+(:meth:`Coregion.whitened`), so every solver fits it: exact Kronecker on complete grids, the
+iterative one on large gappy grids. ``fit.between(dim)`` gives ``B`` and the correlations, labelled.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ class Coregion(Kernel):
     noise : bool, float or Prior
         Give each label its own noise sd, ``noise_<dim>_<label>``, in place of the shared
         ``noise``: ``True`` with the default prior ``HalfNormal(sd(y))``, a number (fixed) or a
-        Prior for every label. Gaussian marginal fits by the dense solver (at most
-        :data:`~xkron.settings.DENSE_MAX_CELLS` observed cells).
+        Prior for every label. Gaussian marginal fits, on any solver (whitened by these sds;
+        with known ``noise_sd`` per cell as well, the dense solver only).
 
     Examples
     --------
@@ -119,8 +121,30 @@ class Coregion(Kernel):
         base, _, suffix = key.partition("_")
         return base, suffix
 
+    def whitened(self, sd) -> Coregion:
+        """``S⁻¹ B S⁻¹`` with ``S = diag(sd)``: this factor in a model whitened by each label's noise sd.
+
+        The GP with a noise sd per label is a unit-noise GP with this factor, in data divided by
+        the sd (:func:`xkron.models.build.build_marginal_model`); its posterior conditions on that
+        (:mod:`xkron.posterior.whitened`).
+
+        Examples
+        --------
+        >>> k = Coregion(rank=1, noise=True).bind(["a", "b"])
+        >>> p = {"W_a_1": 1.0, "W_b_1": 2.0, "kappa_a": 1.0, "kappa_b": 0.0, "noise_a": 0.5, "noise_b": 2.0}
+        >>> k.whitened([0.5, 2.0]).between(p).tolist()
+        [[8.0, 2.0], [2.0, 1.0]]
+        """
+        k = Coregion(self.rank, self.W, self.kappa, self.labels, self.noise_arg)
+        object.__setattr__(k, "own_noise", False)  # the noise is whitened away: unit noise, shared
+        object.__setattr__(k, "scale", tuple(1.0 / np.asarray(sd, dtype=float)))
+        return k
+
     def between(self, params) -> Any:
         """``B`` from the parameters by key (numbers: a numpy array; tensors: a PyTensor matrix)."""
+        scale = getattr(self, "scale", None)
+        if scale is not None:
+            return Coregion.bind(self, self.labels).between(params) * np.multiply.outer(scale, scale)
         names = self._names()
         values = [params[f"W_{n}_{k + 1}"] for n in names for k in range(self.rank)]
         kappa = [params[f"kappa_{n}"] for n in names]
@@ -142,7 +166,8 @@ class Coregion(Kernel):
         return f"Coregion(rank={self.rank})"
 
     def _key(self):
-        return (self.rank, repr(self.W), repr(self.kappa), self.labels, self.own_noise, repr(self.noise))
+        scale = getattr(self, "scale", None)
+        return (self.rank, repr(self.W), repr(self.kappa), self.labels, self.own_noise, repr(self.noise), scale)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Coregion) and self._key() == other._key()
