@@ -85,14 +85,15 @@ def whitened_correlations(f: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.slow
-def test_fitted_correlations_are_as_close_to_the_truth_as_one_draw_allows():
-    """3 × 32 × 32 cells, lengthscale 1, 30% missing per variable (MAP, the issue's setting).
+def test_fitted_correlations_are_within_0_05_of_the_truth():
+    """3 × 64 × 64 cells, lengthscale 1, 30% missing per variable (MAP, the issue's setting; iterative solver).
 
     One draw's correlations differ from ``B``'s by its own sampling error: the oracle that knows the
-    true field and the spatial kernel is 0.04-0.06 from the truth on three seeds, so the issue's 0.05 is
-    a property of the draw, not of the fit. The fit is within 0.03 of that oracle (0.015-0.026 measured).
+    true field and the spatial kernel is 0.04-0.06 from the truth on 32 × 32 grids, 0.006-0.018 on
+    64 × 64 (``tests/benchmarks/bench_coregion.py``, five seeds). There the fit is within 0.005-0.037
+    of the truth and 0.003-0.026 of the oracle; this is seed 1, the farthest of the five.
     """
-    n, rng = 32, np.random.default_rng(1)
+    n, rng = 64, np.random.default_rng(1)
     x = np.arange(float(n))
     k = np.exp(-0.5 * np.subtract.outer(x, x) ** 2) + 1e-8 * np.eye(n)
     chol_b, chol_k = np.linalg.cholesky(B), np.linalg.cholesky(k)
@@ -106,8 +107,9 @@ def test_fitted_correlations_are_as_close_to_the_truth_as_one_draw_allows():
     oracle = whitened_correlations(f, k)
     sd = np.sqrt(np.diag(B))
     truth = B / np.outer(sd, sd)
-    assert np.abs(fitted - oracle).max() < 0.03
-    assert np.abs(fitted - truth).max() < np.abs(oracle - truth).max() + 0.03
+    assert fit.spec.solver.name == "iterative"
+    assert np.abs(fitted - truth).max() < 0.05
+    assert np.abs(fitted - oracle).max() < 0.04
 
 
 def test_a_variable_in_its_own_gaps_is_predicted_better_from_the_others(fitted):
