@@ -90,6 +90,7 @@ def test_inla_keeps_its_design_and_weights_on_the_new_grid():
     second = sum(wi * (p["sd"] ** 2 + p["mean"] ** 2) for wi, p in zip(w, per_point, strict=True))
     xr.testing.assert_allclose(got["mean"], mean, rtol=1e-9)
     xr.testing.assert_allclose(got["sd"], np.sqrt(second - mean**2), rtol=1e-8)
+    xr.testing.assert_equal(inla.posterior["observed_data"]["y"].variable, data.variable)  # not the thinned grid's
 
 
 class _at:

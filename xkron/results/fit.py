@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from xkron.linalg.lazy import is_dask
+from xkron.results.arviz import observed_data
 from xkron.results.between import between_variables
 from xkron.results.conditioned import DrawPosteriors, conditioned_on, draw_values
 from xkron.results.labels import labelled_params
@@ -403,8 +404,15 @@ class KronFit(FitViews):
         done = conditioned_on(self.spec, self.encodings, data, mask=mask, noise_sd=noise_sd, gaps=gaps,
                               likelihood=likelihood)  # fmt: skip
         posterior = self.posterior if self.spec.latent else None  # INLA's design weights
+        if posterior is not None:  # the old data's groups go: they belong to the data fitted
+            posterior = posterior.copy()
+            for group in ("observed_data", "log_likelihood"):
+                if group in posterior.children:
+                    del posterior[group]
         fit = KronFit(done.data, done.spec, self.encodings, self.params, self.method, posterior=posterior,
                       optimizer=self.optimizer, mask=done.mask)  # fmt: skip
+        if posterior is not None:
+            posterior["observed_data"] = xr.DataTree(observed_data(fit))  # lazy for dask data
         fit._pending = done.pending
         return fit
 
