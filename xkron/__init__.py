@@ -1,10 +1,15 @@
 """xkron: exact Kronecker-structured Gaussian processes on xarray grids.
 
 Importing xkron registers the ``.kron`` accessor on ``xarray.DataArray`` and
-``xarray.Dataset``; everything else (and PyMC with it) is imported on first use.
+``xarray.Dataset``, and loads ``scipy.linalg`` (whose LAPACK does xkron's decompositions): its
+own OpenBLAS, separate from numpy's, is then loaded when a user's ``threadpool_limits(...)``
+after ``import xkron`` runs, so the limit reaches it (a library loaded later keeps all its
+threads). Everything else (and PyMC with it) is imported on first use.
 """
 
 from typing import TYPE_CHECKING
+
+import scipy.linalg  # noqa: F401  (see the module docstring)
 
 from xkron import accessor as _accessor  # noqa: F401  (registers .kron)
 

@@ -112,6 +112,26 @@ def test_fitted_correlations_are_within_0_05_of_the_truth():
     assert np.abs(fitted - oracle).max() < 0.04
 
 
+def test_a_rank_2_fit_finds_a_rank_2_covariance():
+    """The columns of ``W`` start orthogonal: equal starting columns would stay equal (a rank-1 fit)."""
+    W2 = np.array([[1.0, 0.0], [0.6, 0.8], [-0.6, 0.8]])
+    B2 = W2 @ W2.T + 0.05 * np.eye(3)
+    n, rng = 10, np.random.default_rng(2)
+    x = np.arange(float(n))
+    k = np.exp(-0.5 * (np.subtract.outer(x, x) / 2.0) ** 2) + 1e-8 * np.eye(n)
+    chol_b, chol_k = np.linalg.cholesky(B2), np.linalg.cholesky(k)
+    f = np.einsum("ai,bj,ck,ijk->abc", chol_b, chol_k, chol_k, rng.standard_normal((3, n, n)))
+    da = xr.DataArray(f + 0.1 * rng.standard_normal(f.shape), coords={"variable": LABELS, "x": x, "z": x},
+                      dims=("variable", "x", "z"))  # fmt: skip
+    kernels = {"x": xkron.ExpQuad(ls=2.0), "z": xkron.ExpQuad(ls=2.0)}
+    fits = [da.kron.fit({"variable": xkron.Coregion(rank=r), **kernels}, restarts=0, progressbar=False) for r in (1, 2)]
+    sd = np.sqrt(np.diag(B2))
+    errors = [np.abs(fit.between("variable")["correlation"].values - B2 / np.outer(sd, sd)).max() for fit in fits]
+    assert errors[1] < 0.1 < errors[0], errors  # rank 1 cannot hold this B
+    W = np.array([[float(fits[1].params[f"W_variable_{v}_{j}"]) for j in (1, 2)] for v in LABELS])
+    assert np.linalg.cond(W) < 10  # two columns, not one twice
+
+
 def test_a_variable_in_its_own_gaps_is_predicted_better_from_the_others(fitted):
     da, f, gone, fit = fitted
     joint = fit.predict()["mean"]
@@ -288,6 +308,16 @@ def test_own_noise_on_the_iterative_solver_matches_the_dense_gp(own_noise_fit):
         np.testing.assert_allclose(float(fit.params[name]), float(dense.params[name]), rtol=0.02)
     _check_log_likelihood(fit, da, rtol=0, atol=4 * report["logp_se"], grad_rtol=0.1)  # a stochastic log|A|
     _check_predictions(fit, da, atol=1e-6, rtol=1e-4)  # CG to 1e-8; Lanczos sd to its 1e-4 bracket
+
+
+def test_a_fit_with_string_labels_round_trips_through_netcdf(own_noise_fit, tmp_path):
+    """The labelled dim's strings are positions in the model: the reopened fit predicts the same."""
+    _, fit = own_noise_fit
+    fit.to_netcdf(tmp_path / "fit.nc")
+    back = xkron.open_fit(tmp_path / "fit.nc")
+    assert list(back.data["variable"].values) == LABELS
+    xr.testing.assert_identical(back.params, fit.params)
+    xr.testing.assert_allclose(back.predict(x=[0.5, 3.0]), fit.predict(x=[0.5, 3.0]), rtol=1e-12)
 
 
 def test_own_noise_estimates_follow_the_truth(own_noise_fit):

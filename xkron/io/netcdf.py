@@ -293,7 +293,8 @@ def fit_parts(tree: xr.DataTree) -> dict:
             data.coords[name].attrs.update(attrs)
     subsets = [None if item.get("subset") is None else np.asarray(item["subset"], np.intp) for item in spec["factors"]]
     layout = [(item["dims"], kernel_from_dict(item), s) for item, s in zip(spec["factors"], subsets, strict=True)]
-    factors = coord_factors(layout, data, encodings)
+    labelled = [d for dims, kernel, _ in layout if kernel.labelled for d in dims]  # labels taken by position
+    factors = coord_factors(layout, data, encodings, positions=labelled)
     stored = tree["data"].to_dataset()
     cells = {
         k.removeprefix(_CELL_PREFIX): stored[k].transpose(*(d for f in factors for d in f.dims)).values

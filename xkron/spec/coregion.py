@@ -121,6 +121,28 @@ class Coregion(Kernel):
         base, _, suffix = key.partition("_")
         return base, suffix
 
+    def loading_starts(self, scale: float) -> dict[str, float]:
+        """MAP starting values of ``W`` by parameter key: ``W Wᵀ`` holds half the variance ``scale²`` on average.
+
+        The columns start orthogonal over the labels (a cosine basis, the first constant): equal
+        columns get equal gradients and would stay equal, leaving a ``rank=2`` fit a rank-1 one.
+
+        Examples
+        --------
+        >>> starts = Coregion(rank=2).bind(["a", "b"]).loading_starts(2.0)
+        >>> [round(float(starts[k]), 3) for k in ("W_a_1", "W_b_1", "W_a_2", "W_b_2")]
+        [1.0, 1.0, 1.0, -1.0]
+        """
+        names = self._names()
+        v = np.arange(len(names))
+        starts = {}
+        for k in range(self.rank):
+            column = np.cos(np.pi * (v + 0.5) * (k % len(names)) / len(names)) * 0.5 ** (k // len(names))
+            column = column / np.sqrt(np.mean(column**2)) if np.any(np.abs(column) > 1e-12) else np.ones(len(v))
+            share = scale * np.sqrt(0.5 / self.rank)
+            starts.update({f"W_{n}_{k + 1}": share * c for n, c in zip(names, column, strict=True)})
+        return starts
+
     def whitened(self, sd) -> Coregion:
         """``S⁻¹ B S⁻¹`` with ``S = diag(sd)``: this factor in a model whitened by each label's noise sd.
 

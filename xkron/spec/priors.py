@@ -355,9 +355,9 @@ def map_starts(factors, priors: dict, y: np.ndarray, n: int) -> list[dict[str, f
         else:
             periods = [[float(np.ptp(c)) / 4 or 1.0] * n for c in factor.coords]
         if factor.kernel.labelled and factor.kernel.has_variance:  # Coregion: half the variance shared, half own
+            loadings = factor.kernel.loading_starts(scale)
             for start in starts:
-                start.update({n: scale * np.sqrt(0.5 / factor.kernel.rank) if n.startswith("W_") else 0.5 * scale**2
-                              for n in names.values()})  # fmt: skip
+                start.update({n: loadings.get(key, 0.5 * scale**2) for key, n in names.items()})
             continue
         if isinstance(names.get("ls"), str):  # one lengthscale for the factor (Spherical's, km): its own ladder
             ladder = start_ladder(*factor.kernel.ls_range(factor.coords), n)
