@@ -83,9 +83,9 @@ LAPLACE_VARIANCE_WARN_SE = 0.25
 of the predicted variance (an sd uncertain by more than about 12%) at any cell."""
 
 LAPLACE_COARSE_CELLS = 5_000
-"""Laplace fits on grids of more cells first fit a copy thinned by 2 along their one-dimensional
-factors, down to at most this many cells, and start one optimisation on the whole grid from its
-optimum (:mod:`xkron.inference.coarse`)."""
+"""Laplace fits, and Gaussian ones by the iterative solver, on grids of more cells first fit a copy thinned
+by 2 along their one-dimensional factors to at most this many cells; its optimum starts the whole grid's
+MAP (:mod:`xkron.inference.coarse`)."""
 
 LAPLACE_COARSE_MIN_SIZE = 8
 """No factor of the coarse copy has fewer inputs than this."""
@@ -116,10 +116,10 @@ most about 1e-4 relative, and the gradient's own error (CG to 1e-10) is small ag
 NUTS_LAPLACE_METRIC_MAX_SD = 0.25
 """``fit(method="nuts", init="laplace")`` on a non-Gaussian latent model samples with the fixed Laplace metric
 (:mod:`xkron.inference.laplace_metric`) where the Laplace posterior sd of the log-amplitude is at most
-this: the conditional spread of the whitened field scales with the amplitude, so a metric fixed at the
-mode fits the whole posterior only where the amplitude is known to about ±25% (Poisson seed grid, sd
-0.15: 1-2 divergences per 1,000 draws, half the gradients of PyMC's adaptation; an 80-cell grid, sd 0.40:
-43 divergences in 800 draws against 17). Wider posteriors start at the mode with PyMC's adaptation."""
+this: the whitened field's conditional spread scales with the amplitude, so a metric fixed at the mode fits
+only where the amplitude is known to about ±25% (Poisson seed grid, sd 0.15: 1-2 divergences per 1,000 draws,
+half PyMC's gradients; an 80-cell grid, sd 0.40: 43 divergences in 800 against 17). Wider posteriors start at
+the mode with PyMC's adaptation."""
 
 NUTS_LAPLACE_TARGET_ACCEPT = 0.9
 """The default ``target_accept`` of NUTS with the Laplace metric (PyMC's is 0.8): the metric is fixed at
@@ -375,11 +375,9 @@ MAP_AGREE_RTOL = 1e-3
 start would find the same optimum again."""
 
 MAP_AGREE_RTOL_NOISY = 0.02
-""":data:`MAP_AGREE_RTOL` for optima whose log posteriors are Monte Carlo estimates (the iterative
-solver): there the optimiser stops within a fraction of the estimate's standard error, and in a
-direction where the log posterior is flat the optima of different starts differ by more than
-1e-3 although their log posteriors are within 0.05 se (coarse benchmark grid: ``ls_time`` 1.4%
-apart between starts), so only a looser test lets restarts stop."""
+""":data:`MAP_AGREE_RTOL` for optima whose log posteriors are Monte Carlo estimates (iterative solver): the
+optimiser stops within a fraction of the se, and along flat directions the optima of different starts differ
+by over 1e-3 with log posteriors within 0.05 se (coarse benchmark grid: ``ls_time`` 1.4% apart)."""
 
 MAP_AGREE_SE = 2.0
 """With the iterative solver every log posterior is a Monte Carlo estimate with a stated se (``logp_se``,
@@ -387,13 +385,12 @@ MAP_AGREE_SE = 2.0
 ``√(se_a² + se_b²)`` count as one (when this exceeds :data:`MAP_AT_BEST_NATS`), and so do starts "at the best"."""
 
 MAP_STOP_SE = 0.0
-"""An optimisation on an iterative objective ends, successfully, at its best point once
-:data:`MAP_STOP_EVALUATIONS` evaluations in a row did not improve the log posterior by more than
-this fraction of its standard error, nor made it worse by more than one standard error: the line
-search is then thrashing on differences the stochastic estimates do not resolve (coarse benchmark
-grid: 55 evaluations and a failure otherwise, 16 so). Any improvement resets the count (the probes
-are fixed, so small differences are real; 0.1 se left a satellite window's amplitude 1.4% from the
-dense optimum, 0 left it 0.14%). A user's ``tol`` or ``options`` turn this rule off."""
+"""An iterative-objective optimisation ends, successfully, at its best point once :data:`MAP_STOP_EVALUATIONS`
+evaluations in a row did not improve the log posterior by more than this fraction of its se, nor made it worse
+by more than one se: the line search thrashes on differences the estimates do not resolve (coarse benchmark
+grid: 55 evaluations and a failure otherwise, 16 so). Any improvement resets the count (fixed probes: small
+differences are real; 0.1 se left a satellite window's amplitude 1.4% from the dense optimum, 0 left it
+0.14%). A user's ``tol`` or ``options`` turn this rule off."""
 
 MAP_STOP_STEP = 1e-3
 """Largest distance from the best point (every scaled coordinate: relative change of a

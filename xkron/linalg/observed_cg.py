@@ -38,7 +38,7 @@ import numpy as np
 from xkron.linalg.cg import pcg, slq_logdet_se
 from xkron.linalg.gridops import GridOperators
 from xkron.linalg.loglik import Loglik
-from xkron.linalg.slices import SlicePreconditioner, slice_axis, solve_axis
+from xkron.linalg.slices import SlicePreconditioner, fallback_cap, slice_axis, solve_axis
 from xkron.linalg.spectral import SpectralPreconditioner
 from xkron.settings import PROBE_TOL, SINGLE_PRECISION_TOL
 
@@ -96,12 +96,13 @@ class ObservedSystem(GridOperators):
         """``(F⁻¹)_oo r`` for rows ``r`` over the observed cells: the preconditioner of :meth:`solve`."""
         return self.f_power(self.embed(r), -1.0)[:, ~self.missing]
 
-    def _pcg(self, b: np.ndarray, precondition, lanczos: bool = False, tol: float | None = None):
+    def _pcg(self, b: np.ndarray, precondition, lanczos: bool = False, tol: float | None = None, max_iter=None):
         """CG on ``A``; solves to :data:`~xkron.settings.SINGLE_PRECISION_TOL` or looser take float32 products."""
         tol = self.tol if tol is None else tol
         single = tol >= SINGLE_PRECISION_TOL
         matvec = lambda v: self.matvec_observed(v, single)  # noqa: E731
-        solved = pcg(matvec, b, precondition, tol=tol, max_iter=self.max_iter, lanczos=lanczos)
+        max_iter = self.max_iter if max_iter is None else min(max_iter, self.max_iter)
+        solved = pcg(matvec, b, precondition, tol=tol, max_iter=max_iter, lanczos=lanczos)
         self._reports.append(solved[1])
         return solved if lanczos else solved[0]
 
@@ -121,6 +122,19 @@ class ObservedSystem(GridOperators):
         precondition = self.restricted_inverse if self.solve_slices is None else self.solve_slices.inverse
         return self.embed(self._pcg(rows, precondition, tol=tol)).reshape(*batch, *self.shape)
 
+    def _data_solve(self, resid: np.ndarray):
+        """``(A⁻¹ resid, preconditioner)``: the spectral preconditioner's run stopped once slower than slices
+        would be (:func:`xkron.linalg.slices.fallback_cap`), and the slices taken from then on."""
+        M = self.preconditioner
+        fallback = None if self.slice_axis is not None else fallback_cap(self.factors, self.observed, M.rank, self.tol)
+        alpha = self._pcg(resid[None], M.inverse, max_iter=None if fallback is None else fallback[1])[0]
+        if fallback is None or self._reports[-1].converged:
+            return alpha, M
+        self._reports.pop()  # the abandoned run: the report is of the runs that give the result
+        self.__dict__["slice_axis"] = fallback[0]  # the cached choices, for the probes and solve() too
+        M = self.__dict__["preconditioner"] = self._slices(fallback[0])
+        return self._pcg(resid[None], M.inverse)[0], M
+
     def loglik(self, y: np.ndarray, mean: float = 0.0, gradient: bool = False) -> Loglik:
         """Estimated ``log N(y_o | mean, A)`` and its gradient, as :meth:`xkron.linalg.dense.DenseSystem.loglik`.
 
@@ -129,11 +143,10 @@ class ObservedSystem(GridOperators):
         """
         self._reports = []
         rng = np.random.default_rng(self.seed)
-        M = self.preconditioner
         resid = (np.asarray(y, dtype=float) - mean).reshape(-1)[~self.missing]
-        z = M.probes(rng, self.probes)
         # The data's solve at tol; the probes' at PROBE_TOL at most (their Monte Carlo error dominates).
-        alpha = self._pcg(resid[None], M.inverse)[0]
+        alpha, M = self._data_solve(resid)
+        z = M.probes(rng, self.probes)
         solved, _, tridiagonals = self._pcg(z, M.inverse, lanczos=True, tol=max(self.tol, PROBE_TOL))
         z_m = M.inverse(z)
         quadrature, se = slq_logdet_se(tridiagonals, np.einsum("ij,ij->i", z, z_m))
