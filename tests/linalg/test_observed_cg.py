@@ -286,3 +286,27 @@ def test_posterior_solves_take_slices_from_a_fifth_missing_and_stay_exact():
     assert posterior.report.iterations < 30
     few = RNG.random(SLICE_SHAPE) > 0.1
     assert type(make_system(Solver("iterative"), SLICE_FACTORS, 1.0, 0.5, few, solves_only=True)) is IterativeSystem
+
+
+def test_a_stalled_spectral_run_falls_back_to_slices(monkeypatch):
+    """Past the slices' iteration cap the spectral run is dropped: the result is the slices' own, exactly."""
+    import scipy.ndimage
+
+    rng = np.random.default_rng(0)
+    t, x = np.arange(12.0), np.arange(30.0)
+    r_t, r_x = (np.abs(np.subtract.outer(c, c)) * np.sqrt(5) / ls for c, ls in ((t, 1.2), (x, 6.0)))
+    Ks = [(1 + r + r * r / 3) * np.exp(-r) for r in (r_t, r_x, r_x)]
+    sky = np.stack([scipy.ndimage.gaussian_filter(rng.standard_normal((30, 30)), 3.0) for _ in t])
+    observed = sky < np.quantile(sky, 0.4, axis=(1, 2), keepdims=True)  # clouds: each step its own gaps
+    y = rng.standard_normal(observed.shape)
+    chosen = ObservedSystem(Ks, 1.0, 5e-4, observed, probes=8)
+    assert chosen.slice_axis == 0
+    expected = chosen.loglik(y, 0.1, gradient=True)
+
+    stalled = ObservedSystem(Ks, 1.0, 5e-4, observed, probes=8)
+    stalled.__dict__["slice_axis"] = None  # as if the spectral preconditioner had been judged cheaper
+    monkeypatch.setattr("xkron.linalg.observed_cg.fallback_cap", lambda *args: (0, 3))  # it stalls at once
+    got = stalled.loglik(y, 0.1, gradient=True)
+    assert got.preconditioner == "slices" and got.cg.converged and stalled.slice_axis == 0
+    assert got.logp == expected.logp and got.d_eta2 == expected.d_eta2
+    np.testing.assert_array_equal(got.alpha, expected.alpha)
