@@ -401,8 +401,8 @@ print(cv)
 #
 # The scores depend on the cloud field and on the donors drawn. While writing this we drew
 # seven cloud fields (seeds 0 to 6 of `cloud_cover`, donors from `seed=0`; 2026-12-07): on all
-# seven the GP's RMSE over the three folds (0.29–0.40 K) was below linear interpolation's
-# (0.45–0.74 K) and DINEOF's (0.83–1.13 K), with 86–89% of the held-out values inside the
+# seven the GP's RMSE over the three folds (0.29–0.42 K) was below linear interpolation's
+# (0.45–0.74 K) and DINEOF's (0.83–1.13 K), with 86–90% of the held-out values inside the
 # 90% intervals. The closest call was seed 6 (0.33 K against linear interpolation's 0.45 K),
 # whose clouds left wide gaps far from any data in their month: there a GP with a constant
 # mean falls back towards it, while the field has a strong east–west gradient across the
