@@ -78,8 +78,7 @@ def _map(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
     values, optimizer = _fit_map(model, spec, starts, prep.y_model, options.progressbar, kwargs)
     if coarse is not None:
         shape = [f.size for f in coarse[0].factors]
-        optimizer = {**optimizer, "coarse": {"shape": shape, "solver": str(coarse[0].solver),
-                                             "n_eval": c_report.get("n_eval"), "values": c_values}}  # fmt: skip
+        optimizer = {**optimizer, "coarse": {"shape": shape, "n_eval": c_report.get("n_eval"), "values": c_values}}
     checked = solver_report(spec, prep.y_model, values)
     if checked is not None:
         optimizer = {**optimizer, "solver": checked}

@@ -188,7 +188,8 @@ def slice_axis(
     spectral rank); ``floor``: the least noise variance; ``rows``: right-hand sides per CG run.
     The spectral bound overstates its CG iterations where the spectrum clusters, so a slice
     preconditioner much dearer per iteration is not taken on its bound alone (on the OSTIA band, 6
-    times dearer, it lost by 2×; measured in ``tests/benchmarks/README.md``).
+    times dearer, it lost by 2×; measured in ``tests/benchmarks/README.md``). Where the spectral
+    bound fails instead (gappy grids, tiny noise), :func:`fallback_cap` switches to the slices mid-run.
 
     Examples
     --------
