@@ -69,18 +69,17 @@ pseudo-data system (:mod:`xkron.posterior.laplace`): their pseudo-noise ``W⁻¹
 times the smallest, and their information on ``f`` is as small (they keep their pull on the mean)."""
 
 LAPLACE_VARIANCE_PROBES = 64
-"""Rademacher probes of the estimated part of the Laplace posterior's predictive variance above
-:data:`DENSE_MAX_CELLS` cells (:func:`xkron.linalg.laplace_system.laplace_variance`): the part
-``diag R*(H⁻¹ − P⁻¹)R*ᵀ`` that the diagonal preconditioner misses, with its se reported."""
+"""Rademacher probes, and as many posterior draws, behind the Laplace posterior's predictive variance above
+:data:`DENSE_MAX_CELLS` cells (:func:`xkron.linalg.laplace_system.laplace_variance`): two independent
+estimates of the part the diagonal preconditioner misses, combined per cell, with their se reported."""
 
 LAPLACE_PROBE_BATCH = 16
-"""Probes of the Laplace variance solved together by CG
-(:meth:`xkron.linalg.laplace_system.LaplaceSystem.probe_solves`): CG keeps five arrays of the batch's
-size, so a batch of 16 on 10⁶ cells needs 640 MB, not 2.6 GB for all 64."""
+"""Probes of the Laplace variance solved together by CG (:class:`~xkron.linalg.laplace_system.LaplaceSystem`):
+CG keeps five arrays of the batch's size: 640 MB for 16 on 10⁶ cells, not 2.6 GB for all 64."""
 
 LAPLACE_VARIANCE_WARN_SE = 0.25
-"""A Laplace prediction warns where the Monte Carlo se of that estimated part exceeds this fraction
-of the predicted variance (an sd uncertain by more than about 12%) at any cell."""
+"""A Laplace prediction warns where the Monte Carlo se of the variance exceeds this fraction of it (an sd
+uncertain by more than about 12%) at any cell."""
 
 LAPLACE_COARSE_CELLS = 5_000
 """Laplace fits, and Gaussian ones by the iterative solver, on grids of more cells first fit a copy thinned

@@ -80,8 +80,9 @@ class LaplacePosterior:
     (``kind = "observed"``: :func:`xkron.posterior.fields.posterior_fields` draws Matheron fields from
     ``alpha``, ``system.solve`` and :meth:`noise_variance`), but every solve goes through the Newton
     matrix ``H`` (:class:`xkron.linalg.laplace_system.LaplaceSystem`) and the variance is
-    :func:`xkron.linalg.laplace_system.laplace_variance`: exact Kronecker terms plus a small
-    Monte Carlo correction, whose largest relative se is reported in :attr:`variance_reports`.
+    :func:`xkron.linalg.laplace_system.laplace_variance`: exact Kronecker terms plus a Monte Carlo
+    correction (probes and posterior draws), whose largest relative se is reported in
+    :attr:`variance_reports`.
     """
 
     kind: ClassVar[str] = "observed"
@@ -125,7 +126,8 @@ class LaplacePosterior:
                                       "cells_over_warn_se": unresolved})  # fmt: skip
         if unresolved:
             warnings.warn(
-                f"the Laplace posterior's variance is partly a Monte Carlo estimate ({LAPLACE_VARIANCE_PROBES} probes) "
+                f"the Laplace posterior's variance is partly a Monte Carlo estimate ({LAPLACE_VARIANCE_PROBES} probes "
+                f"and as many draws) "
                 f"whose standard error exceeds {LAPLACE_VARIANCE_WARN_SE:.0%} of the variance at {unresolved} of "
                 f"{var.size} cells (worst {worst:.3g}): the sd there is uncertain (held within rigorous bounds: the "
                 "prior's above, W's largest value everywhere below). This happens where the curvature W spans "
