@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from xkron.spec.coregion import Coregion
     from xkron.spec.kernel_base import Product, Scaled, Sum
     from xkron.spec.kernels import Cosine, ExpQuad, Independent, Kernel, Matern12, Matern32, Matern52, Periodic, RatQuad
+    from xkron.spec.latitude_kernels import Meridional, PolarWeight
     from xkron.spec.likelihoods import (
         Bernoulli,
         Binomial,
@@ -62,6 +63,7 @@ _WHERE = {
     **dict.fromkeys(["Product", "Scaled", "Sum"], "spec.kernel_base"),
     "SpectralMixture": "spec.spectral_mixture",
     **dict.fromkeys(["Circular", "Spherical"], "spec.sphere_kernels"),
+    **dict.fromkeys(["Meridional", "PolarWeight"], "spec.latitude_kernels"),
     "Coregion": "spec.coregion",
     **dict.fromkeys(["seasonal_kernel", "year_length"], "spec.seasonal"),
     **dict.fromkeys(["Linear", "Polynomial", "WhiteNoise"], "spec.trend_kernels"),
@@ -113,10 +115,12 @@ __all__ = [
     "Matern12",
     "Matern32",
     "Matern52",
+    "Meridional",
     "NegativeBinomial",
     "NotAFitError",
     "Periodic",
     "Poisson",
+    "PolarWeight",
     "Polynomial",
     "Product",
     "RatQuad",

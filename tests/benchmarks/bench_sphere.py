@@ -35,7 +35,10 @@ and the exact Kronecker solver runs; printed). Models:
 
 - ``separate``: ``Matern52`` in latitude and in longitude (degrees, no wrap);
 - ``separate, Circular lon``: ``Matern52`` in latitude, ``Circular(Matern52, period=360)`` in longitude;
-- ``Spherical``: ``Spherical(Matern52)`` over ``(latitude, longitude)``, chordal distance, ``ls`` in km.
+- ``Spherical``: ``Spherical(Matern52)`` over ``(latitude, longitude)``, chordal distance, ``ls`` in km;
+- ``Spherical + polar part``: ``Spherical(Matern52) + Spherical(Matern52) * PolarWeight(2)``, a
+  global part plus a part of its own lengthscale whose variance grows poleward as ``sin⁴ φ``
+  (its weight fitted): the field's variance is 13 times larger at 60-80°N than in the tropics.
 
 Prints the field's semivariance at 1,000 km north-south and east-west by latitude band (how far
 from isotropic and stationary it is), then per model its solver, fit + predict time, tracemalloc
@@ -158,7 +161,15 @@ def global_models():
         "separate": {"latitude": xkron.Matern52(), "longitude": xkron.Matern52()},
         "separate, Circular lon": {"latitude": xkron.Matern52(), "longitude": xkron.Circular(xkron.Matern52())},
         "Spherical": {("latitude", "longitude"): xkron.Spherical(xkron.Matern52())},
+        "Spherical + polar part": {("latitude", "longitude"): polar_kernel()},
     }
+
+
+def polar_kernel():
+    """``Spherical(Matern52) + c * Spherical(Matern52) * PolarWeight(2)``: variance ``η² (1 + c sin⁴ φ)``."""
+    import xkron
+
+    return xkron.Spherical(xkron.Matern52()) + xkron.Spherical(xkron.Matern52()) * xkron.PolarWeight(2)
 
 
 def run_global(step: int, seed: int) -> None:

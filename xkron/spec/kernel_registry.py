@@ -26,6 +26,7 @@ from xkron.spec.kernels import (
     Periodic,
     RatQuad,
 )
+from xkron.spec.latitude_kernels import Meridional, PolarWeight
 from xkron.spec.prior_types import spec_from_json
 from xkron.spec.spectral_mixture import SpectralMixture, Wave
 from xkron.spec.sphere_kernels import Circular, Spherical
@@ -37,7 +38,7 @@ KERNELS: dict[str, type[Kernel]] = {
     cls.__name__: cls
     for cls in (
         ExpQuad, Matern12, Matern32, Matern52, RatQuad, Cosine, Periodic, Independent,
-        Linear, Polynomial, WhiteNoise, SpectralMixture, Wave, Circular, Spherical, Coregion,
+        Linear, Polynomial, WhiteNoise, SpectralMixture, Wave, Circular, Spherical, Meridional, PolarWeight, Coregion,
     )
 }  # fmt: skip
 """The kernels a name can give (case-insensitively); combine them with ``+``, ``*`` and ``c *``."""
@@ -70,13 +71,13 @@ def kernel_from_dict(obj: Mapping[str, Any]) -> Kernel:
         )
     if name == "SpectralMixture":
         return SpectralMixture(obj["q"], [kernel_from_dict(p) for p in obj["parts"]])
-    if name in ("Circular", "Spherical"):
+    if name in ("Circular", "Spherical", "Meridional"):
         shape = {k: obj[k] for k in ("period", "radius") if k in obj}
         params = {k: spec_from_json(v) for k, v in obj["params"].items()}
         inner = kernel_from_dict({**obj["part"], "params": {**obj["part"]["params"], **{k: v for k, v in params.items()
                                                                                        if k != "ls"}}})  # fmt: skip
         return KERNELS[name](inner, ls=params["ls"], **shape)
-    extra = {"d": obj["d"]} if "d" in obj else {}
+    extra = {k: obj[k] for k in ("d", "power") if k in obj}
     return KERNELS[name](**extra, **{k: spec_from_json(v) for k, v in obj["params"].items()})
 
 
@@ -154,10 +155,11 @@ def _call(cls: type[Kernel], call: ast.Call, text: str) -> Kernel:
         allowed = ["q"]
     elif cls is Coregion:
         allowed = ["rank", "W", "kappa", "noise"]
-    elif cls in (Circular, Spherical):
+    elif cls in (Circular, Spherical, Meridional):
         allowed = ["kernel", "ls", "period" if cls is Circular else "radius"]
     else:
-        allowed = [*cls().param_specs(), *(["d"] if cls is Polynomial else [])]
+        fixed = {Polynomial: ["d"], PolarWeight: ["power"]}.get(cls, [])
+        allowed = [*cls().param_specs(), *fixed]
     if call.args or any(kw.arg is None for kw in call.keywords):
         raise ValueError(
             f"give {cls.__name__}'s hyperparameters by name in {text!r}, e.g. {cls.__name__}({allowed[0]}=2); "
