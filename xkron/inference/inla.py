@@ -109,11 +109,18 @@ def explore(model, values: dict[str, float], f0: float = INLA_CCD_F0, step: floa
     lam, V = np.linalg.eigh(H)
     if lam[0] <= 0:
         worst = V[:, 0]
-        top = ", ".join(f"{names[i]} ({worst[i]:+.2f})" for i in np.argsort(-np.abs(worst))[:3])
+        order = np.argsort(-np.abs(worst))[:3]
+        top = ", ".join(f"{names[i]} ({worst[i]:+.2f}, at {values.get(names[i], float('nan')):.3g})" for i in order)
+        hint = (
+            " A lengthscale at the MAP far below its dim's spacing means the data are nearly independent along "
+            "that dim beyond a smooth part: a kernel such as Matern52() + WhiteNoise() there models both."
+            if names[order[0]].startswith("ls_")
+            else ""
+        )
         raise ValueError(
             f"the hyperparameters' Laplace log posterior is not concave at the MAP (Hessian eigenvalue {lam[0]:.3g} "
             f"along {top}): INLA cannot build its design there. Give those hyperparameters tighter priors, or fix "
-            "them, or use method='laplace'"
+            f"them, or use method='laplace'.{hint}"
         )
     centre = z0 + V @ ((V.T @ grad0) / lam)  # one Newton step to the mode with the Jacobian
     logp_c, _, _ = evaluate(centre)
