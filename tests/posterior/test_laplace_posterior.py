@@ -238,3 +238,23 @@ def test_mean_correction_moves_the_mean_towards_the_exact_posterior_mean(monkeyp
     # on the dense path, 0.037 with the whitened path's Monte Carlo variances), cell by cell and overall.
     assert np.linalg.norm(err_corrected) < 0.1 * np.linalg.norm(err_plain)
     assert np.all(err_corrected <= np.maximum(0.3 * err_plain, 4 * se))
+
+
+def test_each_design_point_has_its_own_variance_seed(monkeypatch):
+    """INLA mixes the Laplace posteriors of its design points: each point's Monte Carlo variance takes its
+    own seed (the index of the point), so that the mixture averages their errors instead of repeating
+    one; every estimate stays within its stated se of the dense variance."""
+    from xkron.results.conditioned import DrawPosteriors
+
+    spec, y = spec_for(Poisson()), poisson_data(seed=1)
+    monkeypatch.setattr(laplace_module, "DENSE_MAX_CELLS", 10)
+    posteriors = DrawPosteriors(y, spec, [VALUES, VALUES, VALUES], laplace=True)
+    assert [p.seed for p in posteriors] == [0, 1, 2]
+    tests = [TestInputs("a", (X[0],)), TestInputs("b", (X[1],))]
+    prior = np.broadcast_to(prior_variance(spec.factors, VALUES, tests, "ab"), (9, 7))
+    mode = laplace_mode(y, spec, VALUES)
+    _, ref_var = dense_reference(spec, VALUES, mode, X)
+    results = [laplace_variance(p.system, p.cross(tests), ["a", "b"], "ab", prior, seed=p.seed) for p in posteriors]
+    assert not np.allclose(results[0].variance, results[1].variance)
+    for result in results:
+        assert np.all(np.abs(result.variance - ref_var) <= 5 * result.se + 1e-12)

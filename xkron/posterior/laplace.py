@@ -92,6 +92,7 @@ class LaplacePosterior:
     system: LaplaceSystem
     alpha: np.ndarray
     pseudo_var: np.ndarray
+    seed: int = 0
     variance_reports: list = field(default_factory=list, compare=False, repr=False)
 
     def noise_variance(self) -> np.ndarray:
@@ -116,7 +117,7 @@ class LaplacePosterior:
         labels = [t.labels for t in tests]
         mean = self.values["mean"] + eta2 * kron_contract(self.alpha, cross, labels, out_order)
         prior = np.broadcast_to(prior_variance(self.factors, self.values, tests, out_order), mean.shape)
-        result = laplace_variance(self.system, cross, labels, out_order, prior)
+        result = laplace_variance(self.system, cross, labels, out_order, prior, seed=self.seed)
         var = np.broadcast_to(result.variance, mean.shape)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
             relative = np.broadcast_to(result.se, mean.shape) / var  # of the variance; inf where it is 0
@@ -146,6 +147,7 @@ def laplace_posterior(
     values: Mapping[str, float],
     mode: LaplaceMode | None = None,
     mean_correction: bool = LAPLACE_MEAN_CORRECTION,
+    seed: int = 0,
 ) -> ObservedPosterior:
     """The Laplace posterior of ``f`` at ``values`` as GP regression on pseudo-data (module docstring).
 
@@ -153,7 +155,8 @@ def laplace_posterior(
     :data:`~xkron.settings.DENSE_MAX_CELLS` cells with ``W > 0`` the pseudo-data system is dense
     (exact variances); above, :class:`LaplacePosterior` works in whitened coordinates.
     ``mean_correction``: move the mean from the mode towards the posterior mean
-    (:func:`mean_correction_weights`); without it the moments are Rasmussen & Williams's.
+    (:func:`mean_correction_weights`); without it the moments are Rasmussen & Williams's. ``seed``: of
+    the Monte Carlo part of the variance above that size (INLA gives each design point its own).
 
     Examples
     --------
@@ -184,7 +187,7 @@ def laplace_posterior(
     eta2 = values["amplitude"] ** 2
     if np.count_nonzero(keep) > DENSE_MAX_CELLS:
         system = LaplaceSystem(eigen, eta2, np.where(keep, mode.w, 0.0))
-        post = LaplacePosterior(tuple(spec.factors), dict(values), system, mode.d1, pseudo_var)
+        post = LaplacePosterior(tuple(spec.factors), dict(values), system, mode.d1, pseudo_var, seed)
     else:
         solver = Solver("dense")
         system = make_system(solver, factors, eta2, pseudo_var, keep, solves_only=True)

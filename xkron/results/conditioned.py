@@ -34,15 +34,18 @@ from xkron.spec.validation import align_cell_values, cell_locator, check_coords,
 __all__ = ["Conditioned", "DrawPosteriors", "conditioned_on", "draw_values", "posterior_at"]
 
 
-def posterior_at(spec: ModelSpec, y, draw: Mapping[str, float], v: np.ndarray | None = None, laplace: bool = False):
+def posterior_at(
+    spec: ModelSpec, y, draw: Mapping[str, float], v: np.ndarray | None = None, laplace: bool = False, seed: int = 0
+):
     """The GP conditioned at one draw of the hyperparameters.
 
     Latent models: on the draw's whitened field ``v``, or (``laplace``) the Laplace approximation of
-    ``f | θ, y`` (:func:`xkron.posterior.laplace.laplace_posterior`). Marginal models: on the data ``y``
-    with the spec's solver, exact Kronecker (equal known noise adds to ``σ²``) or on the observed cells.
+    ``f | θ, y`` (:func:`xkron.posterior.laplace.laplace_posterior`; ``seed``: of its variance's Monte
+    Carlo part on large grids). Marginal models: on the data ``y`` with the spec's solver, exact
+    Kronecker (equal known noise adds to ``σ²``) or on the observed cells.
     """
     if laplace:
-        return laplace_posterior(y, spec, draw)
+        return laplace_posterior(y, spec, draw, seed=seed)
     if spec.latent:
         return LatentPosterior.condition(v, spec.factors, draw)
     axis = spec.own_noise_axis()
@@ -83,7 +86,8 @@ class DrawPosteriors(Sequence):
         if isinstance(i, slice):
             return [self[j] for j in range(*i.indices(len(self)))]
         v = None if self._latent is None else self._latent[i]
-        return posterior_at(self._spec, self._y, self._draws[i], v, self._laplace)
+        # INLA's design points: each its own Monte Carlo seed, so that the mixture averages their errors
+        return posterior_at(self._spec, self._y, self._draws[i], v, self._laplace, seed=i)
 
 
 def draw_values(params: xr.Dataset) -> list[dict[str, float]]:
