@@ -73,6 +73,10 @@ LAPLACE_VARIANCE_PROBES = 64
 :data:`DENSE_MAX_CELLS` cells (:func:`xkron.linalg.laplace_system.laplace_variance`): two independent
 estimates of the part the diagonal preconditioner misses, combined per cell, with their se reported."""
 
+LAPLACE_MIXTURE_MIN_PROBES = 16
+"""The fewest probes (and draws) per design point of an INLA mixture, which takes the probes of one posterior
+divided by its effective number of points: the mixture averages their independent errors."""
+
 LAPLACE_PROBE_BATCH = 16
 """Probes of the Laplace variance solved together by CG (:class:`~xkron.linalg.laplace_system.LaplaceSystem`):
 CG keeps five arrays of the batch's size: 640 MB for 16 on 10⁶ cells, not 2.6 GB for all 64."""

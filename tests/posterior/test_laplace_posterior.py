@@ -258,3 +258,33 @@ def test_each_design_point_has_its_own_variance_seed(monkeypatch):
     assert not np.allclose(results[0].variance, results[1].variance)
     for result in results:
         assert np.all(np.abs(result.variance - ref_var) <= 5 * result.se + 1e-12)
+
+
+def test_design_points_share_the_probes_of_one_posterior(monkeypatch):
+    """An INLA mixture of effectively ``1/Σ w²`` points gives each point that share of the variance's
+    probes (at least 16), and the weighted mixture of their variances is within its stated se
+    (``√Σ w² se²``) of the dense one."""
+    from xkron.posterior.laplace import mixture_probes
+    from xkron.results.conditioned import DrawPosteriors
+
+    spec, y = spec_for(Poisson()), poisson_data(seed=1)
+    monkeypatch.setattr(laplace_module, "DENSE_MAX_CELLS", 10)
+    draws = [VALUES, {**VALUES, "ls_a": 1.6}, {**VALUES, "amplitude": 0.6}]
+    weights = np.array([0.5, 0.25, 0.25])
+    posteriors = DrawPosteriors(y, spec, draws, laplace=True, weights=weights)
+    np.testing.assert_allclose(posteriors.points, 1 / 0.375)
+    probes = mixture_probes(posteriors.points)
+    assert probes == 24
+    tests = [TestInputs("a", (X[0],)), TestInputs("b", (X[1],))]
+    mixed, se2, ref = 0.0, 0.0, 0.0
+    for w, values, post in zip(weights, draws, posteriors, strict=True):
+        _, var = post.moments(tests, "ab")
+        assert post.variance_reports[-1]["probes"] == probes
+        prior = np.broadcast_to(prior_variance(spec.factors, values, tests, "ab"), (9, 7))
+        result = laplace_variance(
+            post.system, post.cross(tests), ["a", "b"], "ab", prior, probes=probes, seed=post.seed
+        )
+        np.testing.assert_array_equal(result.variance, var)
+        ref += w * dense_reference(spec, values, laplace_mode(y, spec, values), X)[1]
+        mixed, se2 = mixed + w * var, se2 + (w * result.se) ** 2
+    assert np.all(np.abs(mixed - ref) <= 5 * np.sqrt(se2) + 1e-12)

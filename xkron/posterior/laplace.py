@@ -39,6 +39,7 @@ from xkron.settings import (
     DENSE_MAX_CELLS,
     LAPLACE_MEAN_CORRECTION,
     LAPLACE_MIN_CURVATURE,
+    LAPLACE_MIXTURE_MIN_PROBES,
     LAPLACE_VARIANCE_PROBES,
     LAPLACE_VARIANCE_WARN_SE,
 )
@@ -47,7 +48,7 @@ from xkron.spec.modelspec import ModelSpec, factor_params
 from xkron.spec.pointwise import fill_unobserved, pointwise
 from xkron.spec.solver import Solver
 
-__all__ = ["LaplacePosterior", "laplace_mode", "laplace_posterior", "mean_correction_weights"]
+__all__ = ["LaplacePosterior", "laplace_mode", "laplace_posterior", "mean_correction_weights", "mixture_probes"]
 
 
 def laplace_mode(
@@ -93,6 +94,7 @@ class LaplacePosterior:
     alpha: np.ndarray
     pseudo_var: np.ndarray
     seed: int = 0
+    points: float = 1.0
     variance_reports: list = field(default_factory=list, compare=False, repr=False)
 
     def noise_variance(self) -> np.ndarray:
@@ -117,18 +119,20 @@ class LaplacePosterior:
         labels = [t.labels for t in tests]
         mean = self.values["mean"] + eta2 * kron_contract(self.alpha, cross, labels, out_order)
         prior = np.broadcast_to(prior_variance(self.factors, self.values, tests, out_order), mean.shape)
-        result = laplace_variance(self.system, cross, labels, out_order, prior, seed=self.seed)
+        probes = mixture_probes(self.points)
+        result = laplace_variance(self.system, cross, labels, out_order, prior, probes=probes, seed=self.seed)
         var = np.broadcast_to(result.variance, mean.shape)
-        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-            relative = np.broadcast_to(result.se, mean.shape) / var  # of the variance; inf where it is 0
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # of the variance; inf where it is 0
+            relative = np.broadcast_to(result.se, mean.shape) / var / np.sqrt(self.points)  # the mixture's
         worst = float(np.max(relative, initial=0.0))
         unresolved = int(np.count_nonzero(relative > LAPLACE_VARIANCE_WARN_SE))
-        self.variance_reports.append({"probes": LAPLACE_VARIANCE_PROBES, "max_relative_se": worst,
+        self.variance_reports.append({"probes": probes, "points": self.points, "max_relative_se": worst,
                                       "cells_over_warn_se": unresolved})  # fmt: skip
         if unresolved:
+            each = "" if self.points == 1 else f" at each of the design points (effectively {self.points:.3g})"
             warnings.warn(
-                f"the Laplace posterior's variance is partly a Monte Carlo estimate ({LAPLACE_VARIANCE_PROBES} probes "
-                f"and as many draws) "
+                f"the Laplace posterior's variance is partly a Monte Carlo estimate ({probes} probes and as many "
+                f"draws{each}) "
                 f"whose standard error exceeds {LAPLACE_VARIANCE_WARN_SE:.0%} of the variance at {unresolved} of "
                 f"{var.size} cells (worst {worst:.3g}): the sd there is uncertain (held within rigorous bounds: the "
                 "prior's above, W's largest value everywhere below). This happens where the curvature W spans "
@@ -141,6 +145,21 @@ class LaplacePosterior:
         return mean, var
 
 
+def mixture_probes(points: float) -> int:
+    """Probes (and draws) of the Laplace variance at one of ``points`` equally weighted design points.
+
+    The mixture's Monte Carlo variance is ``Σ w_k² σ²/n_k``: with ``n_k = n/points`` and
+    ``points = 1/Σ w_k²`` it is that of one posterior with ``n`` probes. At least
+    :data:`~xkron.settings.LAPLACE_MIXTURE_MIN_PROBES`, so that each point's se is still estimated.
+
+    Examples
+    --------
+    >>> mixture_probes(1.0), mixture_probes(2.0), mixture_probes(22.1)
+    (64, 32, 16)
+    """
+    return max(LAPLACE_MIXTURE_MIN_PROBES, min(LAPLACE_VARIANCE_PROBES, int(np.ceil(LAPLACE_VARIANCE_PROBES / points))))
+
+
 def laplace_posterior(
     y: np.ndarray,
     spec: ModelSpec,
@@ -148,6 +167,7 @@ def laplace_posterior(
     mode: LaplaceMode | None = None,
     mean_correction: bool = LAPLACE_MEAN_CORRECTION,
     seed: int = 0,
+    points: float = 1.0,
 ) -> ObservedPosterior:
     """The Laplace posterior of ``f`` at ``values`` as GP regression on pseudo-data (module docstring).
 
@@ -156,7 +176,10 @@ def laplace_posterior(
     (exact variances); above, :class:`LaplacePosterior` works in whitened coordinates.
     ``mean_correction``: move the mean from the mode towards the posterior mean
     (:func:`mean_correction_weights`); without it the moments are Rasmussen & Williams's. ``seed``: of
-    the Monte Carlo part of the variance above that size (INLA gives each design point its own).
+    the Monte Carlo part of the variance above that size (INLA gives each design point its own);
+    ``points``: the effective number of design points the posterior is mixed with (INLA), whose
+    mixture averages their Monte Carlo errors, so each takes fewer probes (:func:`mixture_probes`)
+    and warns on the mixture's se.
 
     Examples
     --------
@@ -187,7 +210,7 @@ def laplace_posterior(
     eta2 = values["amplitude"] ** 2
     if np.count_nonzero(keep) > DENSE_MAX_CELLS:
         system = LaplaceSystem(eigen, eta2, np.where(keep, mode.w, 0.0))
-        post = LaplacePosterior(tuple(spec.factors), dict(values), system, mode.d1, pseudo_var, seed)
+        post = LaplacePosterior(tuple(spec.factors), dict(values), system, mode.d1, pseudo_var, seed, points)
     else:
         solver = Solver("dense")
         system = make_system(solver, factors, eta2, pseudo_var, keep, solves_only=True)

@@ -35,17 +35,24 @@ __all__ = ["Conditioned", "DrawPosteriors", "conditioned_on", "draw_values", "po
 
 
 def posterior_at(
-    spec: ModelSpec, y, draw: Mapping[str, float], v: np.ndarray | None = None, laplace: bool = False, seed: int = 0
+    spec: ModelSpec,
+    y,
+    draw: Mapping[str, float],
+    v: np.ndarray | None = None,
+    laplace: bool = False,
+    seed: int = 0,
+    points: float = 1.0,
 ):
     """The GP conditioned at one draw of the hyperparameters.
 
     Latent models: on the draw's whitened field ``v``, or (``laplace``) the Laplace approximation of
-    ``f | θ, y`` (:func:`xkron.posterior.laplace.laplace_posterior`; ``seed``: of its variance's Monte
-    Carlo part on large grids). Marginal models: on the data ``y`` with the spec's solver, exact
-    Kronecker (equal known noise adds to ``σ²``) or on the observed cells.
+    ``f | θ, y`` (:func:`xkron.posterior.laplace.laplace_posterior`; ``seed`` and ``points``: of its
+    variance's Monte Carlo part on large grids, one of ``points`` effective design points of INLA).
+    Marginal models: on the data ``y`` with the spec's solver, exact Kronecker (equal known noise
+    adds to ``σ²``) or on the observed cells.
     """
     if laplace:
-        return laplace_posterior(y, spec, draw, seed=seed)
+        return laplace_posterior(y, spec, draw, seed=seed, points=points)
     if spec.latent:
         return LatentPosterior.condition(v, spec.factors, draw)
     axis = spec.own_noise_axis()
@@ -67,7 +74,11 @@ def posterior_at(
 
 
 class DrawPosteriors(Sequence):
-    """Conditions the GP at each draw on access (:func:`posterior_at`), so large NUTS fits need not hold them all."""
+    """Conditions the GP at each draw on access (:func:`posterior_at`), so large NUTS fits need not hold them all.
+
+    ``weights``: INLA's design weights; their effective number of points ``1/Σ w²`` sets each Laplace
+    posterior's share of the Monte Carlo variance probes (:func:`xkron.posterior.laplace.mixture_probes`).
+    """
 
     def __init__(
         self,
@@ -76,8 +87,10 @@ class DrawPosteriors(Sequence):
         draws: Sequence[Mapping[str, float]],
         latent: np.ndarray | None = None,
         laplace: bool = False,
+        weights: np.ndarray | None = None,
     ):
         self._y, self._spec, self._draws, self._latent, self._laplace = y, spec, draws, latent, laplace
+        self.points = 1.0 if weights is None else float(1.0 / np.sum(np.square(weights / np.sum(weights))))
 
     def __len__(self) -> int:
         return len(self._draws)
@@ -87,7 +100,7 @@ class DrawPosteriors(Sequence):
             return [self[j] for j in range(*i.indices(len(self)))]
         v = None if self._latent is None else self._latent[i]
         # INLA's design points: each its own Monte Carlo seed, so that the mixture averages their errors
-        return posterior_at(self._spec, self._y, self._draws[i], v, self._laplace, seed=i)
+        return posterior_at(self._spec, self._y, self._draws[i], v, self._laplace, seed=i, points=self.points)
 
 
 def draw_values(params: xr.Dataset) -> list[dict[str, float]]:

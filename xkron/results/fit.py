@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from xkron.linalg.lazy import is_dask
+from xkron.posterior.laplace import mixture_probes
 from xkron.results.arviz import observed_data
 from xkron.results.between import between_variables
 from xkron.results.conditioned import DrawPosteriors, conditioned_on, draw_values
@@ -151,8 +152,9 @@ class KronFit(FitViews):
             v = self.posterior["posterior"]["v"].stack(sample=("chain", "draw")).transpose("sample", ...)
             latent = np.asarray(v.values)
         tensor = self._data_tensor  # first: it may settle the spec (see _resolve)
-        posteriors = DrawPosteriors(tensor, self.spec, draws, latent, laplace)
-        if 2 * tensor.size * 8 * len(draws) <= POSTERIOR_CACHE_BYTES:
+        posteriors = DrawPosteriors(tensor, self.spec, draws, latent, laplace, weights=self.draw_weights)
+        per_cell = 16 + (13 * mixture_probes(posteriors.points) if laplace else 0)  # Laplace: its probes and draws
+        if tensor.size * per_cell * len(draws) <= POSTERIOR_CACHE_BYTES:
             posteriors = list(posteriors)
             self.__dict__["_posterior_cache"] = posteriors
         return posteriors
