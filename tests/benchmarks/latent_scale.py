@@ -19,7 +19,9 @@ Per grid and likelihood, each in its own child process (peak RSS = the child's):
   (``log p(y | f_true)``); the 90% interval coverage of ``f_true`` at every cell;
 - the peers, each stopped after ``--peer-budget`` minutes (the issue's 30 by default): PyMC's
   ``pm.gp.LatentKron`` with ``pm.sample`` (2 chains, 500 + 500, one core), xkron's own NUTS on
-  ``(θ, v)`` with the same settings, and xkron's ADVI (its defaults).
+  ``(θ, v)`` with the same settings, and xkron's ADVI (its defaults); each scored as the Laplace fit
+  (log loss from the mean and sd of the linear predictor over the draws), and the samplers' largest
+  R-hat and smallest bulk ESS over the hyperparameters.
 
 Targets (issue 14): 10⁵ cells fitted and predicted with sd in under 2 minutes, 10⁶ in under 20, peak
 memory under 4 GB, held-out log loss within 1% of the generating model's.
@@ -109,35 +111,57 @@ def job_laplace(shape, likelihood, seed=0, thin=None) -> dict:
         latent = fit.predict()
         mean, sd = latent["mean"].values, latent["sd"].values
     response = fit.predict(scale="response")["mean"].values if likelihood == "bernoulli" else None
-    held = ~observed
-    m = response[held] if response is not None else mean[held]
-    loss, truth = _log_loss(likelihood, y[held], m, sd[held], f_true[held])
-    cover = float(np.mean(np.abs(mean - f_true) <= 1.6448536 * sd))
     return {
         "fit_wall": fit_t.wall, "fit_cpu": fit_t.cpu, "predict_wall": pred_t.wall, "predict_cpu": pred_t.cpu,
-        "log_loss": loss, "truth_log_loss": truth, "coverage90": cover,
+        **_scores(likelihood, y, observed, f_true, mean, sd, response),
         "params": {k: float(v) for k, v in fit.params.items()}, "n_eval": fit.optimizer.get("n_eval"),
         "newton": fit.optimizer["laplace"], "n_cells": int(np.prod(shape)),
     }  # fmt: skip
 
 
+def _scores(likelihood, y, observed, f_true, mean, sd, response=None) -> dict:
+    """Held-out log loss (and the generating model's) and the 90% coverage of ``f_true`` at every cell."""
+    import numpy as np
+
+    held = ~observed
+    m = response[held] if response is not None else mean[held]
+    loss, truth = _log_loss(likelihood, y[held], m, sd[held], f_true[held])
+    return {"log_loss": loss, "truth_log_loss": truth,
+            "coverage90": float(np.mean(np.abs(mean - f_true) <= 1.6448536 * sd))}  # fmt: skip
+
+
+def _convergence(draws: dict) -> dict:
+    """Largest R-hat and smallest bulk ESS over the hyperparameters' ``(chain, draw)`` arrays."""
+    import arviz as az
+
+    return {"rhat_max": max(float(az.rhat(v)) for v in draws.values()),
+            "ess_min": min(float(az.ess(v, method="bulk")) for v in draws.values())}  # fmt: skip
+
+
 def job_xkron_sampler(shape, likelihood, method, seed=0) -> dict:
     import xkron
 
-    coords, _, y, observed = simulate(shape, likelihood, seed)
+    coords, f_true, y, observed = simulate(shape, likelihood, seed)
     da = _data_array(coords, y, observed)
     kernels = {d: xkron.Matern52() for d in da.dims}
     extra = NUTS if method == "nuts" else {}
     with core._Timer() as fit_t:
-        xkron.fit(da, kernels, likelihood=likelihood, method=method, progressbar=False, random_seed=seed, **extra)
-    return {"fit_wall": fit_t.wall, "fit_cpu": fit_t.cpu}
+        fit = xkron.fit(da, kernels, likelihood=likelihood, method=method, progressbar=False, random_seed=seed,
+                        **extra)  # fmt: skip
+    latent = fit.predict()
+    response = fit.predict(scale="response")["mean"].values if likelihood == "bernoulli" else None
+    mean, sd = latent["mean"].values, latent["sd"].values
+    out = {"fit_wall": fit_t.wall, "fit_cpu": fit_t.cpu, **_scores(likelihood, y, observed, f_true, mean, sd, response)}
+    if method == "nuts":
+        out.update(_convergence({k: fit.params[k].transpose("chain", "draw").values for k in fit.params.data_vars}))
+    return out
 
 
 def job_latentkron(shape, likelihood, seed=0) -> dict:
     import numpy as np
     import pymc as pm
 
-    coords, _, y, observed = simulate(shape, likelihood, seed)
+    coords, f_true, y, observed = simulate(shape, likelihood, seed)
     index = np.flatnonzero(observed.ravel())
     with core._Timer() as fit_t:
         with pm.Model():
@@ -153,8 +177,22 @@ def job_latentkron(shape, likelihood, seed=0) -> dict:
                 pm.Poisson("y", mu=pm.math.exp(mu + f[index]), observed=y.ravel()[index])
             else:
                 pm.Bernoulli("y", logit_p=mu + f[index], observed=y.ravel()[index])
-            pm.sample(random_seed=seed, progressbar=False, **NUTS)
-    return {"fit_wall": fit_t.wall, "fit_cpu": fit_t.cpu}
+            idata = pm.sample(random_seed=seed, progressbar=False, **NUTS)
+    post = idata["posterior"]
+    g = (post["mu"].values[..., None] + post["f"].values).reshape(-1, *shape)  # the linear predictor's draws
+    response = (1 / (1 + np.exp(-g))).mean(axis=0) if likelihood == "bernoulli" else None
+    hyper = {k: post[k].transpose("chain", "draw").values for k in ("ls0", "ls1", "ls2", "eta", "mu")}
+    return {"fit_wall": fit_t.wall, "fit_cpu": fit_t.cpu, **_convergence(hyper),
+            **_scores(likelihood, y, observed, f_true, g.mean(axis=0), g.std(axis=0), response)}  # fmt: skip
+
+
+def _peer_scores(p: dict) -> str:
+    """A peer's held-out log loss against the generating model's, coverage, and convergence if it sampled."""
+    text = (f" (log loss {100 * (p['log_loss'] / p['truth_log_loss'] - 1):+.2f}% vs truth, f 90% cover "
+            f"{p['coverage90']:.3f}")  # fmt: skip
+    if "rhat_max" in p:
+        text += f", R-hat max {p['rhat_max']:.3f}, ESS min {p['ess_min']:.0f}"
+    return text + ")"
 
 
 def task4(report, args, tmp):
@@ -181,7 +219,8 @@ def task4(report, args, tmp):
                                    likelihood=lik, **kwargs)  # fmt: skip
                 report.raw[f"task4-{size}-{lik}-{peer}"] = p
                 took = p["fit_wall"] if p.get("ok") else time.perf_counter() - start
-                peer_cells.append(f"{peer} {core._fmt_s(took)}{'' if p.get('ok') else ' (' + p['error'][:60] + ')'}")
+                peer_cells.append(f"{peer} {core._fmt_s(took)}" + (_peer_scores(p) if p.get("ok") else
+                                                                   f" ({p['error'][:60]})"))  # fmt: skip
             if not r.get("ok"):
                 continue
             total = r["fit_wall"] + r["predict_wall"]
