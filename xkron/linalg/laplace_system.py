@@ -24,9 +24,10 @@ few dozen steps (:func:`xkron.linalg.laplace.newton_matrix`):
   control variate ``c = R* P⁻¹ ũ``, ``ũ ~ N(0, P)`` from the same normals (``E c²`` is the exact
   middle term) and its coefficient fitted per cell. The two are combined per cell with weights
   inverse to their estimated variances: where ``W`` is nearly constant the probes carry it, where it
-  spans orders of magnitude the draws. On 3,840-cell grids against the dense variance
-  (``tests/linalg/test_laplace_variance.py``) this cut the largest stated se from 0.50 to 0.18 of
-  the variance (Bernoulli, amplitude 6) and from 6.5 to 0.22 (Poisson, curvature 0.01 to 180).
+  spans orders of magnitude the draws. On 3,840-cell grids against the dense variance (benchmarks
+  README; 960-cell cases in ``tests/linalg/test_laplace_variance.py``) this cut the largest stated
+  se from 0.50 to 0.21 of the variance (Bernoulli, amplitude 6) and from 6.5 to 0.23 (Poisson,
+  curvature 0.01 to 180).
   The estimate is held within rigorous bounds, below by the exact variance for
   ``H ⪯ I + η² w_max Λ`` and above by the prior's, and
   :class:`xkron.posterior.laplace.LaplacePosterior` warns where its se stays large.
