@@ -76,7 +76,7 @@ NEGATIVE = Prior("Normal", mu=-5, sigma=0.1)
 
 def _kernel_params():
     for name, cls in KERNELS.items():
-        if name in ("SpectralMixture", "Spherical"):  # a sum of ExpQuad * Wave parts; a two-dim factor (own test)
+        if name in ("SpectralMixture", "Spherical", "Meridional"):  # ExpQuad * Wave parts; two-dim factors (own tests)
             continue
         for key in cls().param_specs():
             if key != "c":  # a trend's pivot is a real number

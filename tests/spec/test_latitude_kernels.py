@@ -209,6 +209,9 @@ def test_errors_say_what_is_wrong():
     da = grid(0.0)
     with pytest.raises(ValueError, match=r"Meridional\(Matern52\) spans 2 dims"):
         da.kron.fit({"latitude": xkron.Meridional(), "longitude": "Matern52"}, progressbar=False)
+    negative = xkron.Spherical() * xkron.Meridional(ls=Prior("Normal", mu=-5, sigma=0.1))
+    with pytest.raises(ValueError, match=r"ls_latitude_longitude_2=Prior\(\"Normal\".*must be > 0"):
+        da.kron.fit({("latitude", "longitude"): negative}, progressbar=False)
 
 
 def test_default_meridional_prior_is_in_km_of_latitude():
