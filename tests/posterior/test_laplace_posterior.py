@@ -313,3 +313,26 @@ def test_design_points_start_newton_from_the_first_mode(monkeypatch):
     for values, post in zip(draws, posteriors, strict=True):
         ref = laplace_posterior(y, spec, values)
         np.testing.assert_allclose(moments(post, NEW)[0], moments(ref, NEW)[0], atol=1e-8)
+
+
+def test_a_mixture_warns_once_with_one_text(monkeypatch):
+    """Every design point of a mixture warns with the same text (Python's default filter then shows it
+    once, not once per point); a single posterior states its own counts."""
+    import warnings
+
+    from xkron.results.conditioned import DrawPosteriors
+
+    spec, y = spec_for(Poisson()), poisson_data(seed=1)
+    monkeypatch.setattr(laplace_module, "DENSE_MAX_CELLS", 10)
+    monkeypatch.setattr(laplace_module, "LAPLACE_VARIANCE_WARN_SE", 0.0)  # every cell warns
+    tests = [TestInputs("a", (X[0],)), TestInputs("b", (X[1],))]
+    posteriors = list(DrawPosteriors(y, spec, [VALUES] * 3, laplace=True, weights=np.ones(3) / 3))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for post in posteriors:
+            post.moments(tests, "ab")
+        laplace_posterior(y, spec, VALUES).moments(tests, "ab")
+    texts = [str(w.message) for w in caught]
+    assert len(texts) == 4 and len(set(texts[:3])) == 1
+    assert "some of its design points (effectively 3" in texts[0]
+    assert "at 63 of 63 cells" in texts[3]

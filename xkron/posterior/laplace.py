@@ -129,12 +129,14 @@ class LaplacePosterior:
         self.variance_reports.append({"probes": probes, "points": self.points, "max_relative_se": worst,
                                       "cells_over_warn_se": unresolved})  # fmt: skip
         if unresolved:
-            each = "" if self.points == 1 else f" at each of the design points (effectively {self.points:.3g})"
+            # One text for every design point of a mixture, so that Python's default filter shows it once
+            where = (f"at {unresolved} of {var.size} cells (worst {worst:.3g})" if self.points == 1 else
+                     f"at some cells of some of its design points (effectively {self.points:.3g}, each with its "
+                     "share of the probes)")  # fmt: skip
             warnings.warn(
                 f"the Laplace posterior's variance is partly a Monte Carlo estimate ({probes} probes and as many "
-                f"draws{each}) "
-                f"whose standard error exceeds {LAPLACE_VARIANCE_WARN_SE:.0%} of the variance at {unresolved} of "
-                f"{var.size} cells (worst {worst:.3g}): the sd there is uncertain (held within rigorous bounds: the "
+                f"draws) whose standard error exceeds {LAPLACE_VARIANCE_WARN_SE:.0%} of the variance {where}: "
+                "the sd there is uncertain (held within rigorous bounds: the "
                 "prior's above, W's largest value everywhere below). This happens where the curvature W spans "
                 "orders of magnitude, e.g. nearly certain yes/no events; cells where W is larger are estimated well",
                 UserWarning,
