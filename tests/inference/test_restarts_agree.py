@@ -174,7 +174,7 @@ def test_monte_carlo_optima_agree_within_two_standard_errors(monkeypatch, result
 def test_the_stall_watch_counts_evaluations_within_the_error():
     watch = stopping.StallWatch()
     se = 2.0  # a stall: no better than the anchor, worse by at most se = 2, within MAP_STOP_STEP of its point
-    assert MAP_STOP_SE == 0.0 and MAP_STOP_EVALUATIONS == 6 and MAP_STOP_STEP == 1e-3
+    assert MAP_STOP_SE == 0.0 and MAP_STOP_EVALUATIONS == 6 and MAP_STOP_STEP == 1e-3 and MAP_AT_BEST_NATS == 1e-3
     here, near, far = np.zeros(2), np.full(2, 5e-4), np.full(2, 0.5)
     seen = [
         (0.0, here, False),  # the first anchor
@@ -182,9 +182,10 @@ def test_the_stall_watch_counts_evaluations_within_the_error():
         (1000.0, near, False),  # far worse: neither counts nor resets
         (-49.9, far, False),  # worse, but the line search is still moving: no stall
         *[(-49.9, near, False)] * 3,  # stalls 1-3
-        (-50.001, near, False),  # a tiny gain: the anchor, the count resets
+        (-50.0005, near, False),  # a gain of at most MAP_AT_BEST_NATS, close: stall 4, no reset
+        (-50.01, near, False),  # a gain above it: the anchor, the count resets
         *[(-49.5, near, False)] * 5,  # stalls 1-5
-        (-50.001, near, True),  # as good as the anchor, close: stall 6 ends the start
+        (-50.01, near, True),  # as good as the anchor, close: stall 6 ends the start
     ]
     assert [watch.see(f, se, z) for f, z, _ in seen] == [end for *_, end in seen]
     assert watch.stalled == 6 and "(se 2 nats): 6 evaluations in a row" in watch.message
