@@ -13,9 +13,8 @@ CG_TOL = 1e-8
 """Default relative residual of every conjugate-gradient solve."""
 
 CG_PROBES = 8
-"""Default number of Rademacher probes for each log-determinant and for the trace terms of the
-Schur complement on the missing cells (:class:`xkron.linalg.iterative.IterativeSystem`), whose
-exact ``log|G|`` part leaves the probes only the missing cells' correction."""
+"""Default number of Rademacher probes for each log-determinant and trace term of the Schur complement on the
+missing cells (:class:`xkron.linalg.iterative.IterativeSystem`): its exact ``log|G|`` leaves them a correction."""
 
 OBSERVED_PROBES = 32
 """Default number of probes of CG on the observed cells (:class:`xkron.linalg.observed_cg.ObservedSystem`):
@@ -23,9 +22,8 @@ there the whole trace of the gradient is estimated, and 8 probes left a lengthsc
 dense optimum on 4,249 observed cells where 32 left it within 0.6% (``tests/benchmarks/README.md``)."""
 
 PROBE_TOL = 1e-4
-"""Relative residual of the probes' CG runs in both formulations (the data's solve keeps ``tol``):
-their Monte Carlo error is far larger than a 1e-4 solve error, and the Lanczos quadrature of the
-log-determinant converges before the solve does."""
+"""Relative residual of the probes' CG runs in both formulations (the data's solve keeps ``tol``): their Monte
+Carlo error is far larger, and the Lanczos quadrature of the log-determinant converges before the solve does."""
 
 SINGLE_PRECISION_TOL = 1e-5
 """Solves whose relative tolerance is at least this (the probes' :data:`PROBE_TOL` solves and their
@@ -36,6 +34,10 @@ in float64."""
 
 CG_MAX_ITER = 2000
 """Default cap on CG iterations; hitting it is reported in :class:`CGReport`, never silent."""
+
+BLOCK_CG_ROWS = 16
+"""Right-hand sides per block CG run (:func:`xkron.linalg.cg.block_pcg`) of many-iteration solves: 283 → 113 iterations
+for 128 rows of the coarse benchmark grid; slice-preconditioned solves (12 iterations) keep one CG per row."""
 
 VARIANCE_SAMPLES = 128
 """Monte Carlo draws behind the iterative solver's sampled variance (:mod:`xkron.posterior.observed`)."""
@@ -117,12 +119,10 @@ posterior in unconstrained coordinates: posterior sds there are about 0.05-1, so
 most about 1e-4 relative, and the gradient's own error (CG to 1e-10) is small against ``1e-2``."""
 
 NUTS_LAPLACE_METRIC_MAX_SD = 0.25
-"""``fit(method="nuts", init="laplace")`` on a non-Gaussian latent model samples with the fixed Laplace metric
-(:mod:`xkron.inference.laplace_metric`) where the Laplace posterior sd of the log-amplitude is at most
-this: the whitened field's conditional spread scales with the amplitude, so a metric fixed at the mode fits
-only where the amplitude is known to about ±25% (Poisson seed grid, sd 0.15: 1-2 divergences per 1,000 draws,
-half PyMC's gradients; an 80-cell grid, sd 0.40: 43 divergences in 800 against 17). Wider posteriors start at
-the mode with PyMC's adaptation."""
+"""``fit(method="nuts", init="laplace")`` samples with the fixed Laplace metric (:mod:`xkron.inference.laplace_metric`)
+where the Laplace sd of the log-amplitude is at most this: the field's conditional spread scales with the amplitude,
+so a metric fixed at the mode fits only where it is known to ±25% (Poisson seed grid, sd 0.15: 1-2 divergences per
+1,000 draws; an 80-cell grid, sd 0.40: 43 in 800 against 17). Wider posteriors start at the mode, PyMC adapting."""
 
 NUTS_LAPLACE_TARGET_ACCEPT = 0.9
 """The default ``target_accept`` of NUTS with the Laplace metric (PyMC's is 0.8): the metric is fixed at

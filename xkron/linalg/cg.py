@@ -3,7 +3,9 @@
 :func:`pcg` solves ``M x = b`` for every row of ``b`` (each stopping on its own), and can return
 the Lanczos tridiagonal of each row from the CG step sizes (Saad 2003, §6.7.3), from which
 :func:`slq_logdet_se` takes stochastic Lanczos quadrature of ``log|M|`` (Ubaru, Chen & Saad 2017)
-with :func:`rademacher` probes. :class:`xkron.linalg.iterative.IterativeSystem` is built on them.
+with :func:`rademacher` probes. :func:`block_pcg` solves the rows together in one block Krylov
+space, in fewer iterations where many right-hand sides share one operator (Monte Carlo draws).
+:class:`xkron.linalg.iterative.IterativeSystem` is built on them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import scipy.linalg
 
 from xkron.settings import CG_MAX_ITER, CG_TOL
 
-__all__ = ["CGReport", "pcg", "rademacher", "slq_logdet_se"]
+__all__ = ["CGReport", "block_pcg", "pcg", "rademacher", "slq_logdet_se"]
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,64 @@ def pcg(
     if not lanczos:
         return x, report
     return x, report, _tridiagonals(history, len(b))
+
+
+def block_pcg(
+    matvec: Callable[[np.ndarray], np.ndarray],
+    b: np.ndarray,
+    precondition: Callable[[np.ndarray], np.ndarray] | None = None,
+    *,
+    tol: float = CG_TOL,
+    max_iter: int = CG_MAX_ITER,
+) -> tuple[np.ndarray, CGReport]:
+    """Block preconditioned CG: every row of ``b`` solved in one shared Krylov space, until each ``‖r‖ ≤ tol ‖b‖``.
+
+    The breakdown-free block CG of Ji & Li (2017): the search block is the preconditioned residual
+    block made ``M``-conjugate to the previous one and orthonormalised, its rank cut where it
+    becomes dependent (rows converging, repeated right-hand sides), so the small ``r × r`` systems
+    stay well posed. With ``k`` rows the space grows by ``k`` directions an iteration, and the
+    extreme eigenvalues that hold single CG runs back are shared: on a satellite-like grid
+    (33,639 observed cells, 16 right-hand sides to 1e-8) 78 iterations instead of 218, 2.8 times
+    faster (``tests/benchmarks/README.md``). The extra work per iteration, ``O(k² n)``, is small
+    next to ``k`` products with ``M``. Same solutions as :func:`pcg` to the tolerance.
+
+    Examples
+    --------
+    >>> M = np.array([[4.0, 1.0, 0.0], [1.0, 3.0, 1.0], [0.0, 1.0, 2.0]])
+    >>> b = np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    >>> x, report = block_pcg(lambda v: v @ M, b)
+    >>> bool(np.allclose(x @ M, b)), report.converged
+    (True, True)
+    """
+    precondition = precondition or (lambda v: v.copy())
+    x = np.zeros_like(b)
+    r = b.copy()
+    norms = np.linalg.norm(b, axis=1)
+    norms[norms == 0] = 1.0
+    residuals = np.linalg.norm(r, axis=1) / norms
+    directions = _orthonormal(precondition(r))
+    iterations = 0
+    while residuals.max(initial=0.0) > tol and iterations < max_iter and len(directions):
+        q = matvec(directions)
+        pq = directions @ q.T  # Pᵀ M P, r × r, symmetric positive definite
+        alpha = scipy.linalg.solve(pq, directions @ r.T, assume_a="pos")
+        x += alpha.T @ directions
+        r -= alpha.T @ q
+        iterations += 1
+        residuals = np.linalg.norm(r, axis=1) / norms
+        if residuals.max() <= tol:
+            break
+        z = precondition(r)
+        beta = scipy.linalg.solve(pq, q @ z.T, assume_a="pos")
+        directions = _orthonormal(z - beta.T @ directions)
+    report = CGReport(iterations, float(residuals.max(initial=0.0)), bool(residuals.max(initial=0.0) <= tol))
+    return x, report
+
+
+def _orthonormal(rows: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
+    """An orthonormal basis (rows) of the span of ``rows``, without directions below ``rtol`` of the largest."""
+    _, s, vt = np.linalg.svd(rows, full_matrices=False)
+    return vt[s > rtol * s[0]] if s.size and s[0] > 0 else rows[:0]
 
 
 def _tridiagonals(history, rows: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -35,12 +35,12 @@ from functools import cached_property
 
 import numpy as np
 
-from xkron.linalg.cg import pcg, slq_logdet_se
+from xkron.linalg.cg import block_pcg, pcg, slq_logdet_se
 from xkron.linalg.gridops import GridOperators
 from xkron.linalg.loglik import Loglik
 from xkron.linalg.slices import SlicePreconditioner, fallback_cap, slice_axis, solve_axis
 from xkron.linalg.spectral import SpectralPreconditioner
-from xkron.settings import PROBE_TOL, SINGLE_PRECISION_TOL
+from xkron.settings import BLOCK_CG_ROWS, PROBE_TOL, SINGLE_PRECISION_TOL
 
 __all__ = ["ObservedSystem"]
 
@@ -113,14 +113,26 @@ class ObservedSystem(GridOperators):
         inverse restricted to the observed cells, ``(F⁻¹)_oo`` (two Kronecker rotations,
         compute-bound): for a few right-hand sides on a large grid it beats the spectral
         preconditioner, whose ``n_o × r`` matrices are read from memory at every iteration
-        (measured in ``tests/benchmarks/README.md``). No log-determinant is needed here.
+        (measured in ``tests/benchmarks/README.md``). No log-determinant is needed here, so with
+        that preconditioner up to :data:`~xkron.settings.BLOCK_CG_ROWS` right-hand sides are solved
+        together by block CG (:func:`xkron.linalg.cg.block_pcg`).
         """
         self._reports = []
         b = np.asarray(b, dtype=float)
         batch = b.shape[: b.ndim - len(self.shape)]
         rows = b.reshape(-1, self.missing.size)[:, ~self.missing]
-        precondition = self.restricted_inverse if self.solve_slices is None else self.solve_slices.inverse
-        return self.embed(self._pcg(rows, precondition, tol=tol)).reshape(*batch, *self.shape)
+        if self.solve_slices is not None:
+            return self.embed(self._pcg(rows, self.solve_slices.inverse, tol=tol)).reshape(*batch, *self.shape)
+        # Hundreds of iterations each: several right-hand sides (Monte Carlo draws) share block Krylov spaces.
+        tol = self.tol if tol is None else tol
+        matvec = lambda v: self.matvec_observed(v, tol >= SINGLE_PRECISION_TOL)  # noqa: E731
+        solved = np.empty_like(rows)
+        for start in range(0, len(rows), BLOCK_CG_ROWS):
+            block = slice(start, start + BLOCK_CG_ROWS)
+            solve = pcg if len(rows[block]) == 1 else block_pcg
+            solved[block], report = solve(matvec, rows[block], self.restricted_inverse, tol=tol, max_iter=self.max_iter)
+            self._reports.append(report)
+        return self.embed(solved).reshape(*batch, *self.shape)
 
     def _data_solve(self, resid: np.ndarray):
         """``(A⁻¹ resid, preconditioner)``: the spectral preconditioner's run stopped once slower than slices
