@@ -101,16 +101,8 @@ class LaplacePosterior:
         """The pseudo-noise ``W⁻¹`` per cell (1 where ``W = 0``: those cells are not in the system)."""
         return self.pseudo_var
 
-    def cross(self, tests: Sequence[TestInputs]) -> list[np.ndarray]:
-        """Unit-amplitude ``K*_i`` per factor, shape ``test shape + (n_i,)``."""
-        params = [factor_params(f, self.values) for f in self.factors]
-        return [f.covariance(p, test=t.values) for f, p, t in zip(self.factors, params, tests, strict=True)]
-
-    def mean(self, tests: Sequence[TestInputs], out_order: str) -> np.ndarray:
-        """Posterior mean at the test inputs (see :meth:`xkron.posterior.conditional.KronPosterior.mean`)."""
-        eta2 = self.values["amplitude"] ** 2
-        return self.values["mean"] + eta2 * kron_contract(self.alpha, self.cross(tests), [t.labels for t in tests],
-                                                          out_order)  # fmt: skip
+    cross = ObservedPosterior.cross
+    mean = ObservedPosterior.mean
 
     def moments(self, tests: Sequence[TestInputs], out_order: str, noise: bool = False):
         """Mean ``μ + η² K*ᵀ ∇log p`` (exact) and variance (``noise`` adds the likelihood's ``σ²``)."""
