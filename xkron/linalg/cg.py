@@ -130,7 +130,7 @@ def block_pcg(
     becomes dependent (rows converging, repeated right-hand sides), so the small ``r × r`` systems
     stay well posed. With ``k`` rows the space grows by ``k`` directions an iteration, and the
     extreme eigenvalues that hold single CG runs back are shared: on a satellite-like grid
-    (33,639 observed cells, 16 right-hand sides to 1e-8) 78 iterations instead of 218, 2.8 times
+    (33,639 observed cells, 16 right-hand sides to 1e-8) 79 iterations instead of 218, 2.6 times
     faster (``tests/benchmarks/README.md``). The extra work per iteration, ``O(k² n)``, is small
     next to ``k`` products with ``M``. Same solutions as :func:`pcg` to the tolerance.
 
