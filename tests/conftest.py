@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 
+import numpy as np
 import pytest
 from pymc_extras.prior import Prior
 from threadpoolctl import threadpool_limits
@@ -23,6 +24,31 @@ def _pinned_history_time(monkeypatch):
     """Pin the time that outputs record in their ``history`` (:func:`xkron.io.cf.utc_now`): tests compare
     two outputs made a moment apart whole (``assert_identical``), which could straddle a second."""
     monkeypatch.setattr("xkron.io.cf.utc_now", lambda: datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC))
+
+
+@pytest.fixture
+def assert_gradient_matches_fd():
+    """``check(model, seed)``: a PyMC model's compiled gradient equals five-point central differences
+    (error ``O(h⁴)``, ``h = 1e-4``) of its compiled log density, within 1e-6, at its initial point moved
+    by ``N(0, 0.3²)`` in every unconstrained coordinate."""
+
+    def check(model, seed: int) -> None:
+        names = [v.name for v in model.value_vars]
+        point = model.initial_point()
+        rng = np.random.default_rng(seed)
+        x0 = np.concatenate([np.ravel(point[n]) + 0.3 * rng.standard_normal(np.size(point[n])) for n in names])
+        logp, dlogp = model.compile_logp(), model.compile_dlogp()
+
+        def value(x):
+            return logp(dict(zip(names, (np.array(v) for v in x), strict=True)))
+
+        h, expected = 1e-4, np.empty_like(x0)
+        for i, e in enumerate(np.eye(x0.size) * h):
+            expected[i] = (8 * (value(x0 + e) - value(x0 - e)) - (value(x0 + 2 * e) - value(x0 - 2 * e))) / (12 * h)
+        got = dlogp(dict(zip(names, (np.array(v) for v in x0), strict=True)))
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6)
+
+    return check
 
 
 @pytest.fixture(scope="session")

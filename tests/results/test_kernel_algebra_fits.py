@@ -81,16 +81,8 @@ def test_log_likelihood_equals_the_dense_gp(missing, solver):
     np.testing.assert_allclose(logp, expected, rtol=0, atol=tol)
 
 
-def fd(f, x, h=1e-4):
-    """Five-point central differences, error ``O(h⁴)``."""
-    out = np.empty_like(x)
-    for i, e in enumerate(np.eye(x.size) * h):
-        out[i] = (8 * (f(x + e) - f(x - e)) - (f(x + 2 * e) - f(x - 2 * e))) / (12 * h)
-    return out
-
-
 @pytest.mark.parametrize("missing", [0.0, 0.3])
-def test_gradient_equals_finite_differences(missing):
+def test_gradient_equals_finite_differences(missing, assert_gradient_matches_fd):
     """Every hyperparameter of every part free: the compiled gradient against central differences."""
     da = data(missing, seed=1)
     free = Prior("LogNormal", mu=0, sigma=1)
@@ -98,18 +90,7 @@ def test_gradient_equals_finite_differences(missing):
          + free * xkron.ExpQuad(ls=free) + free * xkron.Linear(c=Prior("Normal", mu=7, sigma=2)))  # fmt: skip
     fit = xkron.fit(da, {"t": k, "x": xkron.ExpQuad()}, solver="dense" if missing else "auto", restarts=0,
                     progressbar=False)  # fmt: skip
-    model = fit.model
-    names = [v.name for v in model.value_vars]
-    point = model.initial_point()
-    rng = np.random.default_rng(2)
-    x0 = np.concatenate([np.ravel(point[n]) + 0.3 * rng.standard_normal(np.size(point[n])) for n in names])
-    logp, dlogp = model.compile_logp(), model.compile_dlogp()
-
-    def as_point(x):
-        return dict(zip(names, (np.array(v) for v in x), strict=True))
-
-    expected = fd(lambda x: logp(as_point(x)), x0)
-    np.testing.assert_allclose(dlogp(as_point(x0)), expected, rtol=1e-6, atol=1e-6)
+    assert_gradient_matches_fd(fit.model, seed=2)
 
 
 @pytest.mark.parametrize(("missing", "solver"), [(0.0, "kronecker"), (0.3, "dense")])

@@ -148,32 +148,15 @@ def test_log_likelihood_and_predictions_equal_the_dense_gp(missing, solver):
     np.testing.assert_allclose(pole, pole[0], atol=1e-9)  # the north pole: one value
 
 
-def fd(f, x, h=1e-4):
-    """Five-point central differences, error ``O(h⁴)``."""
-    out = np.empty_like(x)
-    for i, e in enumerate(np.eye(x.size) * h):
-        out[i] = (8 * (f(x + e) - f(x - e)) - (f(x + 2 * e) - f(x - 2 * e))) / (12 * h)
-    return out
-
-
 @pytest.mark.parametrize(("missing", "solver"), [(0.0, "kronecker"), (0.25, "dense")])
-def test_gradient_equals_finite_differences(missing, solver):
+def test_gradient_equals_finite_differences(missing, solver, assert_gradient_matches_fd):
     """Every hyperparameter free (three lengthscales in km, the polar part's weight): compiled against central."""
     da = grid(missing, seed=2)
     fit = da.kron.fit({("latitude", "longitude"): kernel()}, solver=solver, restarts=0, progressbar=False)
     model = fit.model
     assert {"ls_latitude_longitude_1", "ls_latitude_longitude_2", "ls_latitude_longitude_3",
             "scale_latitude_longitude"} <= set(model.named_vars)  # fmt: skip
-    names = [v.name for v in model.value_vars]
-    point = model.initial_point()
-    rng = np.random.default_rng(3)
-    x0 = np.concatenate([np.ravel(point[n]) + 0.3 * rng.standard_normal(np.size(point[n])) for n in names])
-    logp, dlogp = model.compile_logp(), model.compile_dlogp()
-
-    def as_point(x):
-        return dict(zip(names, (np.array(v) for v in x), strict=True))
-
-    np.testing.assert_allclose(dlogp(as_point(x0)), fd(lambda x: logp(as_point(x)), x0), rtol=1e-6, atol=1e-6)
+    assert_gradient_matches_fd(model, seed=3)
 
 
 def test_saved_form_text_netcdf_and_units(tmp_path):
