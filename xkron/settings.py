@@ -26,11 +26,9 @@ PROBE_TOL = 1e-4
 Carlo error is far larger, and the Lanczos quadrature of the log-determinant converges before the solve does."""
 
 SINGLE_PRECISION_TOL = 1e-5
-"""Solves whose relative tolerance is at least this (the probes' :data:`PROBE_TOL` solves and their
-Hutchinson vectors) run their complete-grid Kronecker products in float32: about three times
-faster on 8 rows, and their rounding (about 1e-6 relative) is far below the tolerance and below
-the estimates' Monte Carlo error. The data solve and the variance draws (``tol`` = 1e-8) stay
-in float64."""
+"""Solves of at least this relative tolerance (the probes') run their complete-grid Kronecker products in
+float32: three times faster on 8 rows, their rounding (1e-6 relative) far below the tolerance and the Monte
+Carlo error. The data solve and the variance draws (``tol`` = 1e-8) stay in float64."""
 
 CG_MAX_ITER = 2000
 """Default cap on CG iterations; hitting it is reported in :class:`CGReport`, never silent."""
@@ -61,19 +59,16 @@ LAPLACE_MAX_NEWTON = 100
 """Most Newton steps of one mode search (log-concave likelihoods converge in a dozen)."""
 
 LAPLACE_FORCING = 1e-2
-"""Loosest relative residual of a Newton step's CG solve (the first step's): later steps take
-``√(decrement)/(1 + |ψ|)``, down to :data:`LAPLACE_CG_TOL`, so the steps far from the mode are cheap
-and the last ones exact."""
+"""Loosest relative residual of a Newton step's CG solve (the first's): later steps take ``√(decrement)/(1 + |ψ|)``,
+down to :data:`LAPLACE_CG_TOL`: steps far from the mode are cheap, the last ones exact."""
 
 LAPLACE_MIN_CURVATURE = 1e-12
-"""Cells whose curvature ``W`` is below this fraction of the largest leave the Laplace posterior's
-pseudo-data system (:mod:`xkron.posterior.laplace`): their pseudo-noise ``W⁻¹`` would be over 10¹²
-times the smallest, and their information on ``f`` is as small (they keep their pull on the mean)."""
+"""Cells whose curvature ``W`` is below this fraction of the largest leave the Laplace posterior's pseudo-data
+system (:mod:`xkron.posterior.laplace`): pseudo-noise ``W⁻¹`` over 10¹² times the smallest, as little information."""
 
 LAPLACE_VARIANCE_PROBES = 64
-"""Rademacher probes, and as many posterior draws, behind the Laplace posterior's predictive variance above
-:data:`DENSE_MAX_CELLS` cells (:func:`xkron.linalg.laplace_system.laplace_variance`): two independent
-estimates of the part the diagonal preconditioner misses, combined per cell, with their se reported."""
+"""Rademacher probes, and as many posterior draws, behind the Laplace variance above :data:`DENSE_MAX_CELLS` cells
+(:func:`xkron.linalg.laplace_system.laplace_variance`): two estimates of what the preconditioner misses, combined."""
 
 LAPLACE_MIXTURE_MIN_PROBES = 16
 """The fewest probes (and draws) per design point of an INLA mixture, which takes the probes of one posterior
@@ -125,9 +120,14 @@ so a metric fixed at the mode fits only where it is known to ±25% (Poisson seed
 1,000 draws; an 80-cell grid, sd 0.40: 43 in 800 against 17). Wider posteriors start at the mode, PyMC adapting."""
 
 NUTS_LAPLACE_TARGET_ACCEPT = 0.9
-"""The default ``target_accept`` of NUTS with the Laplace metric (PyMC's is 0.8): the metric is fixed at
-the mode, so the tails of the hyperparameters' posterior are curved more than the step size adapted
-in the bulk expects; on a 384-cell Poisson grid 0.8 gave 19 divergences in 800 draws, 0.9 gave 1."""
+"""The default ``target_accept`` of NUTS with the Laplace metric (PyMC's 0.8 gave 19 divergences in 800
+draws on a 384-cell Poisson grid, 0.9 gave 1: the metric is fixed at the mode, the tails curve more)."""
+
+NUTS_CENTRED_MAX_FACTOR = 400
+"""NUTS samples a latent model's partially centred field (:mod:`xkron.inference.centred_nuts`) where no factor
+has more points: each gradient decomposes every factor (``eigh``, 0.1 ms at 50 points)."""
+
+NUTS_CURVATURE_STEP = 1e-4  # central differences of the gradient: the hyperparameters' initial NUTS metric
 
 LAPLACE_MEAN_CORRECTION = True
 """Whether the Laplace posterior's mean (``method="laplace"``/``"inla"``) includes the first-order

@@ -132,15 +132,22 @@ def _check_sample_kwargs(method: str, kwargs: Mapping[str, Any], own: Collection
         )
 
 
-def _check_laplace_init(kwargs: Mapping[str, Any], method: str, latent: bool, likelihood) -> None:
-    """``init="laplace"`` (xkron's, not PyMC's) needs NUTS on a non-Gaussian latent model with PyMC's sampler."""
-    if kwargs.get("init") != "laplace":
+def _check_xkron_init(kwargs: Mapping[str, Any], method: str, latent: bool, likelihood) -> None:
+    """xkron's own ``init`` values need NUTS on a latent model with PyMC's sampler: ``"whitened"``
+    (:mod:`xkron.inference.centred_nuts`) any likelihood, ``"laplace"`` a non-Gaussian one."""
+    init = kwargs.get("init")
+    if init not in ("laplace", "whitened"):
         return
-    fits = method == "nuts" and latent and likelihood.name != "gaussian"
+    fits = method == "nuts" and latent and (init == "whitened" or likelihood.name != "gaussian")
     if not fits or kwargs.get("nuts_sampler", "pymc") != "pymc" or "step" in kwargs:
+        what = {
+            "laplace": "(the Laplace start and metric, xkron.inference.laplace_metric) applies to method='nuts' on "
+            "a latent model with a non-Gaussian likelihood",
+            "whitened": "(NUTS on the whitened field instead of the partially centred one) applies to "
+            "method='nuts' on a latent model",
+        }[init]
         raise ValueError(
-            "init='laplace' (the Laplace start and metric, xkron.inference.laplace_metric) applies to "
-            "method='nuts' on a latent model with a non-Gaussian likelihood, with PyMC's sampler and no step=; "
+            f"init={init!r} {what}, with PyMC's sampler and no step=; "
             "use PyMC's inits (e.g. init='adapt_diag') otherwise"
         )
 
@@ -361,7 +368,7 @@ def check_call(da: xr.DataArray, given: FitOptions) -> FitOptions:
     _check_subsample(da, given, latent, likelihood, method)
     kwargs = dict(given.sample_kwargs)
     _check_sample_kwargs(method, kwargs, FitOptions.keywords())
-    _check_laplace_init(kwargs, method, latent, likelihood)
+    _check_xkron_init(kwargs, method, latent, likelihood)
     why = _restarts_unused(method, latent, likelihood, kwargs)
     if why and given.restarts != DEFAULT_RESTARTS:
         warnings.warn(f"restarts={given.restarts} has no effect here: {why}", UserWarning, stacklevel=3)

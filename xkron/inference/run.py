@@ -16,6 +16,7 @@ import pymc as pm
 import xarray as xr
 
 from xkron.errors import ConvergenceWarning
+from xkron.inference.centred_nuts import CENTRED_OFF, centred_applies, centred_sampler, whitened_posterior
 from xkron.inference.coarse import coarse_problem
 from xkron.inference.collapsed import sample_collapsed
 from xkron.inference.diagnose import solver_report
@@ -112,24 +113,36 @@ def _marginal_nuts(prep: Prepared, options: FitOptions, model, kwargs: dict) -> 
 def _latent(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inference:
     """NUTS on ``(θ, v)`` jointly, or ADVI, for a latent model.
 
+    NUTS runs on the partially centred field where :func:`~xkron.inference.centred_nuts.centred_applies`
+    (the default; its draws of ``v`` are the whitened model's, ``u`` is dropped) and on the whitened
+    ``v`` from :func:`_latent_start` with ``init="whitened"``.
     ``init="laplace"`` (NUTS on a non-Gaussian likelihood, checked by
     :func:`xkron.inference.arguments.check_call`) starts every chain at the Laplace MAP and mode and,
     where the amplitude's Laplace posterior is narrow, samples with the metric of the Laplace
     approximation (:mod:`xkron.inference.laplace_metric`; ``target_accept`` defaults to
     :data:`~xkron.settings.NUTS_LAPLACE_TARGET_ACCEPT` there); its report is ``"laplace_metric"``.
-    It is not the default: on the seed grid with Poisson counts it needs a quarter of the gradient
-    evaluations per draw of PyMC's diagonal adaptation but gives fewer effective draws of the
-    amplitude per second (``tests/benchmarks/bench_latent.py``, task 5).
+    It is not the default: on the seed grid with Poisson counts it gave fewer effective draws of the
+    amplitude per second than either (``tests/benchmarks/bench_latent.py``, task 5).
     """
-    report = None
+    report, sampled = None, model
     if options.method == "nuts":
         init = kwargs.get("init")
         if init == "laplace":
             del kwargs["init"]
             report = _laplace_chains(prep, options, model, kwargs)
+        elif centred_applies(prep.spec, prep.pymc_nuts, kwargs):
+            hyper = _latent_start(prep.spec, prep.y, prep.cells, options.restarts, options.random_seed,
+                                  options.progressbar, field=False)  # fmt: skip
+            hyper.pop("v", None)
+            rough = _rough_field(prep.spec, prep.y, prep.cells)
+            sampled, report = centred_sampler(prep.y, prep.spec, hyper, rough, options.random_seed, kwargs)
         else:
+            if init == CENTRED_OFF:
+                del kwargs["init"]
             _start_latent_chains(prep, options, kwargs, field=True)
-    posterior, advi = _fit_latent(model, options.method, options.random_seed, options.progressbar, kwargs)
+    posterior, advi = _fit_latent(sampled, options.method, options.random_seed, options.progressbar, kwargs)
+    if sampled is not model:  # u is the sampler's coordinate: the posterior holds the whitened model's v
+        posterior = whitened_posterior(posterior, prep.spec, report["nuts_field"]["curvature"])
     return Inference(_draws(posterior, prep.spec), posterior, advi or report, model)
 
 
