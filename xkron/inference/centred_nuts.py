@@ -1,4 +1,4 @@
-"""NUTS on a latent model in partially centred coordinates: the default sampler of non-Gaussian grids.
+"""NUTS on a latent model in partially centred coordinates: the default sampler where the mean is fixed.
 
 The whitened latent model (:func:`xkron.models.build.build_latent_model`) is the target PyMC's
 ``LatentKron`` samples too; where the data pin the field down its geometry needs NUTS trees of
@@ -45,12 +45,20 @@ from xkron.settings import NUTS_CENTRED_MAX_FACTOR, NUTS_CURVATURE_STEP
 from xkron.spec.modelspec import JITTER, ModelSpec, factor_params
 from xkron.spec.pointwise import fill_unobserved, pointwise
 
-__all__ = ["CENTRED_OFF", "centred_applies", "centred_sampler", "typical_curvature", "whitened_posterior"]
+__all__ = [
+    "CENTRED_OFF",
+    "NUTS_STEP_KWARGS",
+    "centred_applies",
+    "centred_sampler",
+    "typical_curvature",
+    "whitened_posterior",
+]
 
 CENTRED_OFF = "whitened"
 """``fit(method="nuts", init=...)`` value that keeps the whitened model (xkron's, not one of PyMC's inits)."""
 
-_NUTS_KWARGS = ("target_accept", "max_treedepth", "early_max_treedepth", "step_scale", "adapt_step_size")
+NUTS_STEP_KWARGS = ("target_accept", "max_treedepth", "early_max_treedepth", "step_scale", "adapt_step_size")
+"""Keywords of ``pm.sample`` that belong to the NUTS step where xkron builds the step itself."""
 
 
 def centred_applies(spec: ModelSpec, pymc_nuts: bool, kwargs: Mapping) -> bool:
@@ -105,7 +113,7 @@ def centred_sampler(
     func.set_extra_values({})
     x0, variance, sds = _initial_metric(model, func, start)
     rng = np.random.default_rng(random_seed)
-    nuts = {k: kwargs.pop(k) for k in _NUTS_KWARGS if k in kwargs}
+    nuts = {k: kwargs.pop(k) for k in NUTS_STEP_KWARGS if k in kwargs}
     potential = QuadPotentialDiagAdapt(len(x0), x0, variance, 10, rng=rng.spawn(1)[0])
     kwargs["step"] = pm.NUTS(model=model, potential=potential, logp_dlogp_func=func, rng=rng, **nuts)
     kwargs["initvals"] = start

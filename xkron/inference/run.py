@@ -16,7 +16,13 @@ import pymc as pm
 import xarray as xr
 
 from xkron.errors import ConvergenceWarning
-from xkron.inference.centred_nuts import CENTRED_OFF, centred_applies, centred_sampler, whitened_posterior
+from xkron.inference.centred_nuts import (
+    CENTRED_OFF,
+    NUTS_STEP_KWARGS,
+    centred_applies,
+    centred_sampler,
+    whitened_posterior,
+)
 from xkron.inference.coarse import coarse_problem
 from xkron.inference.collapsed import sample_collapsed
 from xkron.inference.diagnose import solver_report
@@ -146,9 +152,6 @@ def _latent(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Inferen
     return Inference(_draws(posterior, prep.spec), posterior, advi or report, model)
 
 
-_NUTS_KWARGS = ("target_accept", "max_treedepth", "early_max_treedepth", "step_scale", "adapt_step_size")
-
-
 def _laplace_chains(prep: Prepared, options: FitOptions, model, kwargs: dict) -> dict:
     """The Laplace MAP (:func:`_laplace`), then every chain's start there and PyMC's NUTS with its metric
     (``initvals`` given by the user win over the Laplace start)."""
@@ -161,7 +164,10 @@ def _laplace_chains(prep: Prepared, options: FitOptions, model, kwargs: dict) ->
         kwargs["init"] = "adapt_diag"
     else:
         rng = np.random.default_rng(options.random_seed)
-        nuts = {"target_accept": NUTS_LAPLACE_TARGET_ACCEPT, **{k: kwargs.pop(k) for k in _NUTS_KWARGS if k in kwargs}}
+        nuts = {
+            "target_accept": NUTS_LAPLACE_TARGET_ACCEPT,
+            **{k: kwargs.pop(k) for k in NUTS_STEP_KWARGS if k in kwargs},
+        }
         potential = KronLaplacePotential(metric.metric, rng=rng)
         kwargs["step"] = pm.NUTS(model=model, potential=potential, rng=rng, **nuts)
     return {"laplace_metric": metric.report, "laplace_map": found.optimizer}
