@@ -41,8 +41,9 @@ from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
 
 from xkron.linalg.centring import centred_from_field, whitened_from_centred
 from xkron.models.build import build_centred_model
+from xkron.posterior.conditional import jittered_covariance
 from xkron.settings import NUTS_CENTRED_MAX_FACTOR, NUTS_CURVATURE_STEP
-from xkron.spec.modelspec import JITTER, ModelSpec, factor_params
+from xkron.spec.modelspec import ModelSpec, factor_params
 from xkron.spec.pointwise import fill_unobserved, pointwise
 
 __all__ = [
@@ -103,7 +104,7 @@ def centred_sampler(
     y = np.asarray(y, dtype=float).reshape(shape)
     w = typical_curvature(spec, y, rough.reshape(shape), full)
     model = build_centred_model(y, spec, w)
-    factors = [f.covariance(factor_params(f, full)) + JITTER * np.eye(f.size) for f in spec.factors]
+    factors = [jittered_covariance(f, factor_params(f, full)) for f in spec.factors]
     eta = float(full["amplitude"])
     u = centred_from_field(rough.reshape(shape) - full["mean"], factors, eta, eta**2 * w, w)
     start = {**{rv.name: hyper[rv.name] for rv in model.free_RVs if rv.name != "u"}, "u": u}
@@ -135,7 +136,7 @@ def whitened_posterior(tree: xr.DataTree, spec: ModelSpec, curvature: float) -> 
         for c in range(u.shape[0]):
             for d in range(u.shape[1]):
                 values = {**spec.fixed(), **{n: float(ds[n].values[c, d]) for n in spec.free_names()}}
-                factors = [f.covariance(factor_params(f, values)) + JITTER * np.eye(f.size) for f in spec.factors]
+                factors = [jittered_covariance(f, factor_params(f, values)) for f in spec.factors]
                 v[c, d] = whitened_from_centred(u.values[c, d], factors, values["amplitude"] ** 2 * curvature)
         dims = ["chain", "draw", *(f"v_dim_{k}" for k in range(v.ndim - 2))]
         tree[group] = xr.DataTree(

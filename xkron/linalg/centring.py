@@ -40,14 +40,13 @@ import numpy as np
 import scipy.linalg
 from scipy.linalg import lapack
 
-from xkron.linalg.kronecker import outer
+from xkron.linalg.kronecker import kron_matvec, outer
 
 __all__ = [
     "CentredField",
     "centred_field",
     "centred_field_vjp",
     "centred_from_field",
-    "rotate_all",
     "whitened_from_centred",
 ]
 
@@ -64,15 +63,6 @@ class CentredField(NamedTuple):
     q: float
     eigenvalues: tuple[np.ndarray, ...]
     vectors: tuple[np.ndarray, ...]
-
-
-def rotate_all(x: np.ndarray, matrices: Sequence[np.ndarray]) -> np.ndarray:
-    """``(⊗ M_d) vec(x)`` for a D-way ``x`` (plain matrix products for two factors, the common case)."""
-    if len(matrices) == 2 and x.ndim == 2:
-        return matrices[0] @ x @ matrices[1].T
-    for axis, M in enumerate(matrices):
-        x = np.moveaxis(np.tensordot(M, x, axes=([1], [axis])), 0, axis)
-    return x
 
 
 def _eigh(K: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,8 +92,8 @@ def centred_field(factors: Sequence[np.ndarray], u: np.ndarray, s: float) -> Cen
     lams, vectors = tuple(e[0] for e in eig), tuple(e[1] for e in eig)
     lam = outer(lams)
     one = 1.0 + s * lam
-    uh = rotate_all(u, [Q.T for Q in vectors])
-    g = rotate_all(np.sqrt(lam / one) * uh, vectors)
+    uh = kron_matvec(u, [Q.T for Q in vectors])
+    g = kron_matvec(np.sqrt(lam / one) * uh, vectors)
     q = 0.5 * float(np.sum(uh * uh / one)) + 0.5 * float(np.sum(np.log(one)))
     return CentredField(g, q, lams, vectors)
 
@@ -144,9 +134,9 @@ def centred_field_vjp(
     lam = outer(eigenvalues)
     r = 1.0 / (1.0 + s * lam)
     h = np.sqrt(lam * r)
-    uh = rotate_all(u, [Q.T for Q in vectors])
-    gh = rotate_all(g_bar, [Q.T for Q in vectors])
-    u_bar = rotate_all(h * gh + q_bar * r * uh, vectors)
+    uh = kron_matvec(u, [Q.T for Q in vectors])
+    gh = kron_matvec(g_bar, [Q.T for Q in vectors])
+    u_bar = kron_matvec(h * gh + q_bar * r * uh, vectors)
     s_bar = float(np.sum(gh * (-0.5 * lam * h * r) * uh)) + 0.5 * q_bar * float(np.sum(lam * r * (1.0 - r * uh * uh)))
     G, U = gh * r, uh * r
     k_bars = []
@@ -171,10 +161,10 @@ def centred_from_field(field: np.ndarray, factors: Sequence[np.ndarray], eta: fl
     eig = [_eigh(np.asarray(K, dtype=float)) for K in factors]
     lam = outer([e[0] for e in eig])
     vectors = [e[1] for e in eig]
-    fh = rotate_all(field, [Q.T for Q in vectors])
+    fh = kron_matvec(field, [Q.T for Q in vectors])
     # (η²λ w / (1 + η²λ w)) fh / (η h),  h = √(λ / (1 + sλ)),  written without dividing by a small λ.
     uh = eta * w * np.sqrt(lam) * np.sqrt(1.0 + s * lam) / (1.0 + eta**2 * w * lam) * fh
-    return rotate_all(uh, vectors)
+    return kron_matvec(uh, vectors)
 
 
 def whitened_from_centred(u: np.ndarray, factors: Sequence[np.ndarray], s: float) -> np.ndarray:
@@ -191,4 +181,4 @@ def whitened_from_centred(u: np.ndarray, factors: Sequence[np.ndarray], s: float
     """
     g = centred_field(factors, u, s).g
     inverses = [scipy.linalg.solve_triangular(np.linalg.cholesky(K), np.eye(len(K)), lower=True) for K in factors]
-    return rotate_all(g, inverses)
+    return kron_matvec(g, inverses)

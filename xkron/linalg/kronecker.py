@@ -65,6 +65,9 @@ def kron_matvec(tensor, matrices: Sequence):
     >>> np.allclose(kron_matvec(Y, [A, B]).ravel(), np.kron(A, B) @ Y.ravel())
     True
     """
+    plain = isinstance(tensor, np.ndarray) and tensor.ndim == 2 and len(matrices) == 2
+    if plain and all(m is not None for m in matrices):
+        return matrices[0] @ tensor @ matrices[1].T  # two plain products: no tensordot/moveaxis overhead
     for axis, matrix in enumerate(matrices):
         if matrix is not None:
             tensor = mode_product(tensor, matrix, axis)
