@@ -49,8 +49,11 @@ def arc(lat1, lat2):
     return R * np.pi / 180 * np.abs(np.subtract.outer(lat1, lat2))
 
 
-def polar(lat1, lat2, power=2.0):
-    return np.multiply.outer(np.abs(np.sin(np.radians(lat1))) ** power, np.abs(np.sin(np.radians(lat2))) ** power)
+def polar(lat1, lat2, power=2.0, hemisphere=None):
+    """``g(φ) g(φ')``, ``g = |sin φ|^p``, times the indicator of the hemisphere (``None``: both)."""
+    side = {None: lambda lat: np.ones_like(lat), "north": lambda lat: lat > 0, "south": lambda lat: lat < 0}[hemisphere]
+    g1, g2 = (side(x) * np.abs(np.sin(np.radians(x))) ** power for x in (lat1, lat2))
+    return np.multiply.outer(g1, g2)
 
 
 def kernel():
@@ -79,6 +82,40 @@ def test_meridional_and_polar_weight_equal_their_formulas():
     assert got[0, 1] == pytest.approx(1.0, abs=1e-12)  # both poles weigh 1
 
 
+def test_polar_weight_of_one_hemisphere_equals_its_formula_and_is_zero_in_the_other():
+    rng = np.random.default_rng(1)
+    lat, lon = rng.uniform(-90, 90, 30), rng.uniform(-180, 540, 30)
+    lat[:4] = [90.0, -90.0, 0.0, -0.0]
+    for hemisphere in ("north", "south"):
+        for power in (1, 2.0, 3.5):
+            k = xkron.PolarWeight(power, hemisphere=hemisphere)
+            got = k.matrix([lat, lon], [lat[5:], lon[5:]], {})
+            np.testing.assert_allclose(got, polar(lat, lat[5:], power, hemisphere), rtol=1e-12, atol=1e-14)
+        other = lat < 0 if hemisphere == "north" else lat > 0
+        K = k.matrix([lat, lon], [lat, lon], {})
+        assert np.all(K[other] == 0) and np.all(K[:, other] == 0)
+        assert np.all(K[2:4] == 0)  # the equator is in neither
+        assert K[0 if hemisphere == "north" else 1].max() > 0
+        assert K[0, 0] + K[1, 1] == pytest.approx(1.0, abs=1e-12)  # its own pole weighs 1
+    north, south = (xkron.PolarWeight(2, hemisphere=h).matrix([lat, lon], [lat, lon], {}) for h in ("north", "south"))
+    np.testing.assert_allclose(np.diag(north + south), np.diag(xkron.PolarWeight(2).matrix([lat, lon], [lat, lon], {})))
+
+
+def test_polar_weight_of_one_hemisphere_round_trips_through_its_dict_and_text():
+    both = (xkron.Spherical() + xkron.Spherical() * xkron.PolarWeight(2, hemisphere="north")
+            + xkron.Spherical() * xkron.PolarWeight(1.5, hemisphere="south"))  # fmt: skip
+    for k in (both, xkron.PolarWeight(), xkron.PolarWeight(3, hemisphere="south")):
+        back = kernel_from_dict(json.loads(json.dumps(k.to_dict())))
+        assert back == k and back.name == k.name
+    assert both.name == ("Spherical(Matern52) + c*Spherical(Matern52)*PolarWeight(north) "
+                         "+ c*Spherical(Matern52)*PolarWeight(south)")  # fmt: skip
+    assert kernel_from_dict(both.to_dict()).node((2, 0, 1)).hemisphere == "south"
+    assert "hemisphere" not in xkron.PolarWeight().to_dict()  # the saved form of both hemispheres is unchanged
+    assert xkron.PolarWeight(2, hemisphere="north") != xkron.PolarWeight(2, hemisphere="south")
+    text = parse_kernel_expression("Spherical + Spherical*PolarWeight(power=2, hemisphere='north')")
+    assert text.node((1, 0, 1)) == xkron.PolarWeight(2, hemisphere="north")
+
+
 def test_the_combination_equals_the_dense_formula():
     lat, lon = (m.ravel() for m in np.meshgrid(LAT, LON, indexing="ij"))
     params = {"ls_1": P["ls_1"], "ls_2": P["ls_2"], "scale": P["scale"], "ls_3": P["ls_3"]}
@@ -94,12 +131,16 @@ def test_the_combination_equals_the_dense_formula():
     st.floats(100.0, 20000.0),
     st.floats(100.0, 20000.0),
     st.floats(0.25, 4.0),
+    st.sampled_from([None, "north", "south"]),
 )
-def test_matrices_are_psd_with_repeats_poles_and_the_date_line(points, ls, ls_lat, power):
+def test_matrices_are_psd_with_repeats_poles_and_the_date_line(points, ls, ls_lat, power, hemisphere):
     lat, lon = (np.array(c) for c in zip(*points, strict=True))
+    both = (xkron.Spherical() + xkron.Spherical() * xkron.PolarWeight(power, hemisphere="north")
+            + xkron.Spherical() * xkron.PolarWeight(power, hemisphere="south"))  # fmt: skip
     for k, params in [
         (xkron.Meridional(ls=ls_lat), {"ls": ls_lat}),
-        (xkron.PolarWeight(power), {}),
+        (xkron.PolarWeight(power, hemisphere=hemisphere), {}),
+        (both, {"ls_1": ls, "scale_1": 3.0, "ls_2": ls_lat, "scale_2": 0.5, "ls_3": ls}),
         (xkron.Spherical() * xkron.Meridional(xkron.Matern32()), {"ls_1": ls, "ls_2": ls_lat}),
         (xkron.Spherical() + xkron.Spherical() * xkron.PolarWeight(power), {"ls_1": ls, "scale": 3.0, "ls_2": ls_lat}),
     ]:
@@ -185,6 +226,11 @@ def test_errors_say_what_is_wrong():
     for bad in (0, -1.0, np.inf, True, "2"):
         with pytest.raises(ValueError, match=r"power=.* must be a fixed number > 0"):
             xkron.PolarWeight(bad)
+    for bad in ("North", "both", "n", 1, ""):
+        with pytest.raises(ValueError, match=r"hemisphere=.* must be None \(both\), 'north' or 'south'"):
+            xkron.PolarWeight(2, hemisphere=bad)
+    with pytest.raises(ValueError, match=r"hemisphere=.* must be None"):
+        parse_kernel_expression("PolarWeight(hemisphere='equator')")
     with pytest.raises(TypeError, match="takes a radial kernel"):
         xkron.Meridional(xkron.Periodic())
     with pytest.raises(ValueError, match="PolarWeight has no hyperparameter 'ls'"):

@@ -77,7 +77,7 @@ def kernel_from_dict(obj: Mapping[str, Any]) -> Kernel:
         inner = kernel_from_dict({**obj["part"], "params": {**obj["part"]["params"], **{k: v for k, v in params.items()
                                                                                        if k != "ls"}}})  # fmt: skip
         return KERNELS[name](inner, ls=params["ls"], **shape)
-    extra = {k: obj[k] for k in ("d", "power") if k in obj}
+    extra = {k: obj[k] for k in ("d", "power", "hemisphere") if k in obj}
     return KERNELS[name](**extra, **{k: spec_from_json(v) for k, v in obj["params"].items()})
 
 
@@ -158,7 +158,7 @@ def _call(cls: type[Kernel], call: ast.Call, text: str) -> Kernel:
     elif cls in (Circular, Spherical, Meridional):
         allowed = ["kernel", "ls", "period" if cls is Circular else "radius"]
     else:
-        fixed = {Polynomial: ["d"], PolarWeight: ["power"]}.get(cls, [])
+        fixed = {Polynomial: ["d"], PolarWeight: ["power", "hemisphere"]}.get(cls, [])
         allowed = [*cls().param_specs(), *fixed]
     if call.args or any(kw.arg is None for kw in call.keywords):
         raise ValueError(

@@ -13,7 +13,9 @@ point, and both depend on latitude only):
 - :class:`PolarWeight`: ``g(φ) g(φ')`` with ``g = |sin φ|^p``, a rank-1 kernel without free
   parameters. ``Spherical() + Spherical() * PolarWeight()`` is a global part plus a part whose
   variance grows poleward as ``sin^{2p} φ``, with its own weight and lengthscale (the sum gives
-  it a variance weight with a default prior): variance ``η² (1 + c sin^{2p} φ)``.
+  it a variance weight with a default prior): variance ``η² (1 + c sin^{2p} φ)``. With
+  ``hemisphere="north"`` or ``"south"`` the weight is 0 in the other hemisphere: one polar part
+  per hemisphere, each with its own weight and lengthscale.
 
 Examples
 --------
@@ -111,11 +113,17 @@ class PolarWeight(Kernel):
     a kernel ``k`` it gives ``g(φ) g(φ') k``, positive semi-definite (a Schur product with a
     rank-1 kernel), of variance ``g(φ)²``; in a sum, ``Spherical() + Spherical() * PolarWeight()``,
     the polar part gets a variance weight of its own (the amplitude multiplies both parts).
+    With ``hemisphere="north"`` (``"south"``), ``g`` is 0 in the other hemisphere, so that
+    ``Spherical() + Spherical() * PolarWeight(hemisphere="north") + Spherical() *
+    PolarWeight(hemisphere="south")`` gives each polar region its own weight and lengthscale.
 
     Parameters
     ----------
     power : float
         The fixed exponent ``p > 0`` (2: a variance ``sin⁴ φ``, which is small below 30°).
+    hemisphere : {None, "north", "south"}
+        ``None``: both (``g`` symmetric about the equator); ``"north"``: ``g = sin^p φ`` for
+        ``φ > 0`` and 0 elsewhere; ``"south"``: ``g = |sin φ|^p`` for ``φ < 0`` and 0 elsewhere.
 
     Examples
     --------
@@ -123,10 +131,15 @@ class PolarWeight(Kernel):
     >>> lat, lon = np.array([0.0, 30.0, -90.0]), np.zeros(3)
     >>> PolarWeight(power=1).matrix([lat, lon], [lat, lon], {}).round(3).tolist()
     [[0.0, 0.0, 0.0], [0.0, 0.25, 0.5], [0.0, 0.5, 1.0]]
+    >>> PolarWeight(power=1, hemisphere="north").matrix([lat, lon], [lat, lon], {}).round(3).tolist()
+    [[0.0, 0.0, 0.0], [0.0, 0.25, 0.0], [0.0, 0.0, 0.0]]
+    >>> PolarWeight(hemisphere="south").name
+    'PolarWeight(south)'
     """
 
     ls: Any = None
     power: float = 2.0
+    hemisphere: str | None = None
 
     per_dim: ClassVar[tuple[str, ...]] = ()
     stationary: ClassVar[bool] = False
@@ -134,19 +147,34 @@ class PolarWeight(Kernel):
     n_dims: ClassVar[int] = 2
     dims_hint: ClassVar[str] = _DIMS_HINT
 
-    def __init__(self, power: float = 2.0) -> None:
+    def __init__(self, power: float = 2.0, hemisphere: str | None = None) -> None:
         if isinstance(power, bool) or not isinstance(power, int | float | np.number) or not 0 < power < np.inf:
             raise ValueError(f"PolarWeight's power={power!r} must be a fixed number > 0, e.g. power=2")
+        if hemisphere not in (None, "north", "south"):
+            raise ValueError(f"PolarWeight's hemisphere={hemisphere!r} must be None (both), 'north' or 'south'")
         object.__setattr__(self, "ls", None)
         object.__setattr__(self, "power", float(power))
+        object.__setattr__(self, "hemisphere", hemisphere)
+
+    @property
+    def name(self) -> str:
+        return "PolarWeight" if self.hemisphere is None else f"PolarWeight({self.hemisphere})"
 
     def param_specs(self) -> dict[str, Any]:
         return {}
 
     def evaluate(self, left, right, diffs, params, xp=np):
         lat, lat2 = _latitudes(self, left, right)
-        weight = [np.abs(np.sin(np.radians(x))) ** self.power for x in (lat, lat2)]
-        return weight[0] * weight[1]
+        return self._weight(lat) * self._weight(lat2)
+
+    def _weight(self, lat) -> np.ndarray:
+        """``g(φ)`` at latitudes ``lat`` (degrees): ``|sin φ|^power``, 0 outside :attr:`hemisphere`."""
+        lat = np.asarray(lat, dtype=float)
+        g = np.abs(np.sin(np.radians(lat))) ** self.power
+        if self.hemisphere is None:
+            return g
+        return np.where(lat > 0 if self.hemisphere == "north" else lat < 0, g, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**super().to_dict(), "power": self.power}
+        side = {} if self.hemisphere is None else {"hemisphere": self.hemisphere}
+        return {"kernel": "PolarWeight", "params": {}, "power": self.power, **side}
