@@ -136,10 +136,10 @@ print(TRUTH)
 #
 # In the whitened form NUTS's trees are deep (depth 7, 127 gradient evaluations per draw):
 # where the data pin the field down, the posterior of `v` is badly conditioned and moves with
-# the hyperparameters. With a fixed mean, as here, xkron samples the same posterior in other
-# coordinates: the field partially centred per eigenmode of the kernel, scaled by the
-# likelihood's curvature (`xkron/inference/centred_nuts.py`), where each mode has unit scale
-# whatever the hyperparameters. The trees are shallower (the mean depth is printed below) and
+# the hyperparameters. xkron samples the same posterior in other coordinates: the field
+# partially centred per eigenmode of the kernel, scaled by the likelihood's curvature
+# (`xkron/inference/centred_nuts.py`), where each mode has unit scale whatever the
+# hyperparameters. The trees are shallower (the mean depth is printed below) and
 # each gradient dearer (an eigendecomposition of each factor instead of a Cholesky factor);
 # the draws come back as the whitened `v`. `init="whitened"` samples `v` itself, as the
 # notebook does.

@@ -129,10 +129,11 @@ def fit(
           multimodal, and jittered starts can land in minor modes (periodic factors
           especially). The point is the MAP for the marginal model; for a latent Gaussian
           model the exact marginal MAP and the posterior mean of the field given it; for
-          other likelihoods data-driven starts on a crude link-scale field. Latent models with a
-          fixed mean are sampled in partially centred coordinates (:mod:`xkron.inference.centred_nuts`: the same
-          posterior, the field scaled per eigenmode by the likelihood's typical curvature, and the
-          hyperparameters' initial metric from their curvature at the start), which on the seed's
+          other likelihoods data-driven starts on a crude link-scale field. Latent models are
+          sampled in partially centred coordinates (:mod:`xkron.inference.centred_nuts`: the same
+          posterior, the field scaled per eigenmode by the likelihood's typical curvature, a free
+          mean sheared out of it, and the hyperparameters' initial metric from their curvature at
+          the start), which on the seed's
           Poisson grid needs a quarter of the gradients per draw of the whitened field; the
           draws of ``v`` are returned as before. ``init="whitened"`` samples the whitened ``(θ, v)``
           instead, ``init="laplace"`` with the Laplace metric (:mod:`xkron.inference.laplace_metric`).

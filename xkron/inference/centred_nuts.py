@@ -1,4 +1,4 @@
-"""NUTS on a latent model in partially centred coordinates: the default sampler where the mean is fixed.
+"""NUTS on a latent model in partially centred coordinates: the default sampler of latent grids.
 
 The whitened latent model (:func:`xkron.models.build.build_latent_model`) is the target PyMC's
 ``LatentKron`` samples too; where the data pin the field down its geometry needs NUTS trees of
@@ -17,17 +17,17 @@ takes long steps with PyMC's diagonal adaptation. This module sets it up:
   gradient). PyMC's adaptation starts from there instead of the identity; on the seed grid the
   first adaptation window otherwise took 250 gradients per draw, a third of the whole run's.
 
-It runs where the mean is fixed (``mean="zero"`` or a number). With a free mean the data pin
-``μ`` plus the field's constant part, and in these coordinates that part is a mode of ``u`` pinned
-by the data: ``μ`` and that mode trade off along a narrow ridge that a diagonal metric cannot
-follow (a 24 × 16 Poisson grid: bulk ESS of the mean 35 of 800 draws, against 669 with the
-whitened field). Those models, ``init="whitened"``, an explicit ``init``, ``initvals`` or ``step``,
+A free mean is sheared out of the field (:func:`xkron.models.build.centred_shift`): the data pin
+``μ`` plus the field's constant part, and without the shear that part is a mode of ``u`` pinned by
+the data, so ``μ`` and that mode trade off along a narrow ridge that a diagonal metric cannot
+follow (a 24 × 16 Poisson grid: bulk ESS of the mean 35 of 800 draws). With it, on that grid: ESS
+of the mean 1,049 and of the amplitude 933 in 800 draws at 15 gradients per draw, against 669, 414
+and 63 for the whitened field. ``init="whitened"``, an explicit ``init``, ``initvals`` or ``step``,
 other samplers, and factors of more than :data:`~xkron.settings.NUTS_CENTRED_MAX_FACTOR` points
 (each gradient decomposes every factor) keep the whitened model, with PyMC's diagonal adaptation
-from xkron's start. Each gradient costs more than the whitened model's (an ``eigh`` per factor
-against a Cholesky): on that grid, with its mean fixed, the trees were 15 gradients deep against
-63 and the ESS per second the same; on the seed's 50 × 30 grid the trees were 23-30 against 127
-(``tests/benchmarks/README.md``, task 5 of ``bench_latent.py``).
+from xkron's start. Each gradient costs more than the whitened model's (an eigendecomposition per
+factor against a Cholesky): on the seed's 50 × 30 grid 0.44 ms against 0.14, with trees of 23-30
+gradients against 127 (``tests/benchmarks/README.md``, task 5 of ``bench_latent.py``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ import xarray as xr
 from pymc.step_methods.hmc.quadpotential import QuadPotentialDiagAdapt
 
 from xkron.linalg.centring import centred_from_field, whitened_from_centred
-from xkron.models.build import build_centred_model
+from xkron.models.build import build_centred_model, centred_shift
 from xkron.posterior.conditional import jittered_covariance
 from xkron.settings import NUTS_CENTRED_MAX_FACTOR, NUTS_CURVATURE_STEP
 from xkron.spec.modelspec import ModelSpec, factor_params
@@ -66,8 +66,7 @@ def centred_applies(spec: ModelSpec, pymc_nuts: bool, kwargs: Mapping) -> bool:
     """Whether NUTS on this latent model runs in centred coordinates (module docstring)."""
     if kwargs.get("init") == CENTRED_OFF or any(k in kwargs for k in ("init", "initvals", "step")):
         return False
-    fixed_mean = "mean" not in spec.free_names()
-    return pymc_nuts and fixed_mean and max(f.size for f in spec.factors) <= NUTS_CENTRED_MAX_FACTOR
+    return pymc_nuts and max(f.size for f in spec.factors) <= NUTS_CENTRED_MAX_FACTOR
 
 
 def typical_curvature(spec: ModelSpec, y: np.ndarray, field: np.ndarray, values: Mapping[str, float]) -> float:
@@ -106,7 +105,8 @@ def centred_sampler(
     model = build_centred_model(y, spec, w)
     factors = [jittered_covariance(f, factor_params(f, full)) for f in spec.factors]
     eta = float(full["amplitude"])
-    u = centred_from_field(rough.reshape(shape) - full["mean"], factors, eta, eta**2 * w, w)
+    shift = centred_shift(spec, full, w)
+    u = centred_from_field(rough.reshape(shape) - full["mean"], factors, eta, eta**2 * w, w, shift)
     start = {**{rv.name: hyper[rv.name] for rv in model.free_RVs if rv.name != "u"}, "u": u}
     func = model.logp_dlogp_function(
         ravel_inputs=True, initial_point=model.initial_point() | _unconstrained(model, start)
@@ -137,7 +137,8 @@ def whitened_posterior(tree: xr.DataTree, spec: ModelSpec, curvature: float) -> 
             for d in range(u.shape[1]):
                 values = {**spec.fixed(), **{n: float(ds[n].values[c, d]) for n in spec.free_names()}}
                 factors = [jittered_covariance(f, factor_params(f, values)) for f in spec.factors]
-                v[c, d] = whitened_from_centred(u.values[c, d], factors, values["amplitude"] ** 2 * curvature)
+                s, shift = values["amplitude"] ** 2 * curvature, centred_shift(spec, values, curvature)
+                v[c, d] = whitened_from_centred(u.values[c, d], factors, s, shift)
         dims = ["chain", "draw", *(f"v_dim_{k}" for k in range(v.ndim - 2))]
         tree[group] = xr.DataTree(
             ds.drop_vars("u").assign(v=(dims, v)).drop_vars([n for n in ds.coords if n.startswith("u_dim_")])

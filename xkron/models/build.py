@@ -26,6 +26,7 @@ __all__ = [
     "build_latent_model",
     "build_marginal_model",
     "build_model",
+    "centred_shift",
     "kron_mv",
 ]
 
@@ -202,7 +203,8 @@ def build_centred_model(y: np.ndarray, spec: ModelSpec, curvature: float) -> pm.
     is close to ``N(·, I)`` when the curvature is near ``w̄``). The free field is ``u`` (a flat
     variable with its prior as the potential ``"u_prior"``); the whitened field of
     :func:`build_latent_model` is ``v = (⊗L_i)⁻¹ S u`` (:func:`xkron.linalg.centring.whitened_from_centred`),
-    so draws of ``u`` map to draws of the whitened model's posterior.
+    so draws of ``u`` map to draws of the whitened model's posterior. With a free mean ``u`` is
+    sheared by :func:`centred_shift` (``S u`` becomes ``S(u − c S1)``, Jacobian 1).
 
     Examples
     --------
@@ -224,10 +226,24 @@ def build_centred_model(y: np.ndarray, spec: ModelSpec, curvature: float) -> pm.
         values = {name: _variable(name, p) for name, p in spec.priors.items()}
         factors = _jittered(spec, values)
         u = pm.Flat("u", shape=shape)
-        g, q = centred_latent_field(factors, u, values["amplitude"] ** 2 * float(curvature))
+        s = values["amplitude"] ** 2 * float(curvature)
+        g, q = centred_latent_field(factors, u, s, centred_shift(spec, values, curvature))
         pm.Potential("u_prior", -q - 0.5 * np.prod(shape) * np.log(2 * np.pi))
         _observe(y, spec, values, values["mean"] + values["amplitude"] * g)
     return model
+
+
+def centred_shift(spec: ModelSpec, values, curvature: float):
+    """The shift ``c = μ η w̄`` of :func:`build_centred_model`'s field where the mean is free, else 0.
+
+    ``values`` may be numbers or the model's variables. With ``ũ = u − c S1``, ``f = μ (I + sM)⁻¹ 1
+    + η S u``: in the modes the data pin down (``sλ ≫ 1``) the mean leaves ``f``, so ``u`` does not
+    have to move with ``μ`` (without it, ``μ`` and the field's constant part trade off along a ridge
+    that NUTS's diagonal metric cannot follow).
+    """
+    if "mean" not in spec.free_names():
+        return 0.0
+    return values["mean"] * values["amplitude"] * float(curvature)
 
 
 def _jittered(spec: ModelSpec, values) -> list:
