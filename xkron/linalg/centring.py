@@ -121,7 +121,7 @@ def _eigh_centro(K):  # pragma: no cover
     r = 1.0 / np.sqrt(2.0)
     Q = np.zeros((n, n))
     Q[:m, : m + odd] = r * ye[:m]
-    Q[n - m :, : m + odd] = r * ye[m - 1 :: -1] if m > 0 else Q[n - m :, : m + odd]
+    Q[n - m :, : m + odd] = r * ye[:m][::-1]  # J y: the mirrored half
     if odd:
         Q[m, : m + odd] = ye[m]
     Q[:m, m + odd :] = r * yo
