@@ -92,7 +92,7 @@ def _register_numba() -> None:
 
     The generated wrappers pack the Ops' inputs into flat buffers and call the compiled C functions
     :data:`xkron.linalg.centring.forward_entry` and :data:`~xkron.linalg.centring.backward_entry`
-    (the code :meth:`CentredField.perform` runs) through their addresses; the key is the number of
+    (the code :meth:`CentredField.perform` runs) by their symbols; the cache key is the number of
     factors and the source of both modules.
     """
     try:
@@ -107,17 +107,17 @@ def _register_numba() -> None:
     def generated(name: str, src: str, **env):
         return numba_njit(compile_numba_function_src(src, name, {"np": np, **env}))
 
-    def packing(D: int, names: list[str]) -> str:
+    def packing(names: list[str]) -> str:
         return (
             f"    sizes = np.array([{', '.join(f'{x}.shape[0]' for x in names)}], dtype=np.int64)\n"
             f"    ends = np.cumsum(sizes)\n    ends2 = np.cumsum(sizes * sizes)\n"
         )
 
     def blocks(name: str, D: int, square: bool) -> str:
-        ends, starts = ("ends2", "ends2") if square else ("ends", "ends")
+        ends = "ends2" if square else "ends"
         parts = []
         for d in range(D):
-            start = "0" if d == 0 else f"{starts}[{d - 1}]"
+            start = "0" if d == 0 else f"{ends}[{d - 1}]"
             block = f"{name}[{start}:{ends}[{d}]]"
             parts.append(f"{block}.reshape(sizes[{d}], sizes[{d}])" if square else block)
         return ", ".join(parts)
@@ -129,7 +129,7 @@ def _register_numba() -> None:
         flat = ", ".join(f"k{d}.copy().reshape(-1)" for d in range(D))  # a constant factor is read-only
         src = (
             f"def centred_forward({', '.join(ks)}, u, s, c):\n"
-            + packing(D, ks)
+            + packing(ks)
             + f"    factors = np.concatenate(({flat},))\n"
             f"    flat_u = u.copy().reshape(-1)\n"
             f"    g, q = np.empty(flat_u.size), np.empty(1)\n"
@@ -146,7 +146,7 @@ def _register_numba() -> None:
         lams, qs = [f"l{d}" for d in range(D)], [f"q{d}" for d in range(D)]
         src = (
             f"def centred_backward(u, s, c, {', '.join(lams)}, {', '.join(qs)}, g_bar, q_bar):\n"
-            + packing(D, lams)
+            + packing(lams)
             + f"    flat_l = np.concatenate(({', '.join(f'{x}.copy()' for x in lams)},))\n"
             f"    flat_q = np.concatenate(({', '.join(f'{x}.copy().reshape(-1)' for x in qs)},))\n"
             f"    flat_u, flat_g = u.copy().reshape(-1), g_bar.copy().reshape(-1)\n"
