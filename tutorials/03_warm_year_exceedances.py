@@ -175,13 +175,14 @@ print(dict(train.sizes), f"= {train.size} cells fitted; {int(held_out.sum())} ce
 #
 # ### NUTS or ADVI?
 #
-# A non-Gaussian likelihood has no closed-form marginal, so xkron samples the whitened
-# latent field (1300 values here) together with the hyperparameters. `xkron.fit` offers two
-# ways:
+# A non-Gaussian likelihood has no closed-form marginal, so xkron samples the latent field
+# (1300 values here) together with the hyperparameters. `xkron.fit` offers two ways:
 #
-# - `method="nuts"` samples the exact posterior. On a whitened field the trees are deep
-#   (Tutorial 2 needed 127 gradient evaluations per draw), so the cost grows quickly with
-#   the grid.
+# - `method="nuts"` samples the exact posterior. The field is sampled partially centred per
+#   eigenmode of the kernel, with the free mean sheared out of it (Tutorial 2 explains it;
+#   there it needed about 30 gradient evaluations per draw where the whitened field needed
+#   127), but every gradient still costs a pass over the whole grid, so the cost grows
+#   quickly with the grid.
 # - `method="advi"` fits a mean-field Gaussian approximation by stochastic optimisation, one
 #   gradient per iteration, and draws from it. It scales to grids where NUTS is slow, but
 #   mean-field approximations are known to misjudge posterior variances and correlations:
