@@ -350,8 +350,8 @@ def _blocks(flat: np.ndarray, sizes: np.ndarray, square: bool) -> list[np.ndarra
 
 
 def _matrices(arrays) -> tuple[np.ndarray, ...]:
-    # writable C-ordered copies: a tuple mixing read-only and writable arrays has no Numba type
-    return tuple(np.array(x, dtype=float, order="C") for x in arrays)
+    """C-ordered float64 views (copies where needed): the layout the compiled kernels read."""
+    return tuple(np.ascontiguousarray(x, dtype=float) for x in arrays)
 
 
 def centred_field(factors: Sequence[np.ndarray], u: np.ndarray, s: float, shift: float = 0.0) -> CentredField:
