@@ -188,11 +188,9 @@ SAMPLE_BATCH_ELEMENTS = 2**23
 """Work-array budget (elements) per batch of sample fields."""
 
 SAMPLE_EXACT_UNION = 3000
-"""Largest union of a factor's training and new inputs whose prior draw ``sample()`` takes from the
-exact eigendecomposition (``u³`` time, ``u²`` memory: 3,000 inputs take about 5 s and 70 MB). Above
-it the draw is anchored on the training inputs and a spread of the new ones, this many in all
-(:mod:`xkron.posterior.anchored`): the marginal posteriors stay exact, and the covariance between
-two new inputs is off by at most the largest residual variance, reported with the fields."""
+"""Largest union of a factor's training and new inputs whose prior draw ``sample()`` takes from the exact
+eigendecomposition (3,000 inputs: about 5 s, 70 MB). Above, the draw is anchored on this many inputs
+(:mod:`xkron.posterior.anchored`): exact marginals, covariances off by at most the reported residual variance."""
 
 ANCHOR_RANK_CUTOFF = 1e-10
 """Eigenvalues of the anchors' matrix below this fraction of the largest are left out of the
@@ -209,6 +207,10 @@ DEFAULT_RESTARTS = 2
 MAP_MAXEVAL = 5000
 """Most log-posterior evaluations per start (``pm.find_MAP``'s default); a start stopped there
 reports ``success=False``."""
+
+MAP_CEILING_NATS = 100.0
+"""A MAP trial point whose log posterior is bounded this far below the start's best is not evaluated
+(:func:`xkron.inference.optimize.fit_map`'s ``loglik_max``): line searches far out cost 22-37 s each on tutorial 6."""
 
 MAP_AT_BEST_NATS = 1e-3
 """Starts whose optimum is within this many nats of the best count as reaching it: smaller
@@ -292,11 +294,8 @@ SPECTRAL_BYTES = 2**30
 bytes (1 GiB): 150,000 observed cells keep at most 447 modes."""
 
 SLICE_COST_RATIO = 4.0
-"""CG on the observed cells takes the slice (block-Jacobi) preconditioner of :mod:`xkron.linalg.slices`
-only where one iteration with it costs at most this many times one with the spectral preconditioner
-(:func:`xkron.linalg.slices.slice_axis`). Measured (``tests/benchmarks/README.md``): 0.6× on twelve
-cloudy months of OSTIA's Pacific (slices 5× faster per log-likelihood), 6× on the whole band
-(slices 2× slower)."""
+"""CG on the observed cells takes the slice preconditioner (:func:`xkron.linalg.slices.slice_axis`) where an
+iteration costs at most this many spectral ones: 0.6× on OSTIA's Pacific (5× faster), 6× on the band (2× slower)."""
 
 SLICE_MAX_BOUND = 100.0
 """Slices along a dim are used only where their condition-number bound (:func:`xkron.linalg.slices.slice_bound`)

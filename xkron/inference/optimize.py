@@ -43,7 +43,7 @@ from xkron.errors import ConvergenceWarning
 from xkron.inference.stopping import AgreeWatch, StallWatch, agree, logp_tolerance
 from xkron.models.ops import track_logp_error
 from xkron.progress import MapProgress
-from xkron.settings import MAP_AT_BEST_NATS, MAP_MAXEVAL
+from xkron.settings import MAP_AT_BEST_NATS, MAP_CEILING_NATS, MAP_MAXEVAL
 
 __all__ = [
     "COMPILE_MODE",
@@ -102,6 +102,8 @@ class _Objective:
     stall: StallWatch | None = None
     agree: AgreeWatch | None = None
     memo: dict | None = None
+    ceiling: Any = None
+    n_skipped: int = 0
 
     def split(self, u: np.ndarray) -> list[np.ndarray]:
         sizes = [int(np.prod(s)) for s in self.shapes]
@@ -145,7 +147,24 @@ class _Objective:
         self.memo[np.asarray(z, dtype=float).tobytes()] = result
         return result[0] if np.isfinite(result[0]) else -np.inf
 
+    def below_ceiling(self, z: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """The objective's bound and its gradient at ``z`` where ``z``'s log posterior is bounded
+        :data:`~xkron.settings.MAP_CEILING_NATS` below the start's best (``ceiling(u)``: an upper bound of
+        ``log p(u)`` and its gradient), so that it need not be evaluated; else ``None``."""
+        if self.ceiling is None or self.best is None:
+            return None
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            bound, grad = self.ceiling(self.offset + self.unit * z)
+        if not (np.isfinite(bound) and bound < self.best[1][0] - MAP_CEILING_NATS and np.all(np.isfinite(grad))):
+            return None
+        return -(bound - self.logp_ref), -self.unit * grad
+
     def __call__(self, z: np.ndarray) -> tuple[float, np.ndarray]:
+        if (bounded := self.below_ceiling(z)) is not None:
+            # Far worse than the best whatever the likelihood: the bound stands in for the value (the line
+            # search steps back from it as from the true value), and the evaluation is saved.
+            self.n_skipped += 1
+            return bounded
         self.n_eval += 1
         if self.n_eval > self.maxeval:
             raise _MaxEval
@@ -190,6 +209,22 @@ def compile_log_density(model, jacobian: bool = False):
         ]
         to_u = pm_compile(points, forward, mode=COMPILE_MODE, on_unused_input="ignore")
     return fn, to_u
+
+
+def _compile_ceiling(model, split, loglik_max: float):
+    """``u ↦ (log prior(u) + loglik_max, its gradient)``: an upper bound of the MAP's log density where
+    ``loglik_max`` bounds the rest of it (the potentials and observed variables)."""
+    values = list(model.value_vars)
+    prior = model.logp(vars=list(model.free_RVs), jacobian=False)
+    with model:
+        fn = pm_compile(values, [prior, *pytensor.grad(prior, wrt=values)], mode=COMPILE_MODE,
+                        on_unused_input="ignore")  # fmt: skip
+
+    def ceiling(u):
+        value, *grads = fn(*split(u))
+        return float(value) + loglik_max, np.concatenate([np.ravel(g) for g in grads])
+
+    return ceiling
 
 
 def _compile(model, scales, rel_scales):
@@ -269,6 +304,7 @@ def fit_map(
     rel_scales: dict | None = None,
     progressbar: bool = True,
     stacklevel: int = 2,
+    loglik_max: float | None = None,
     **kwargs,
 ):
     """Maximise the log posterior of ``model`` from each start in turn, until two agree; keep the best optimum.
@@ -298,6 +334,11 @@ def fit_map(
         One line per start on stderr (:class:`xkron.progress.MapProgress`).
     stacklevel : int
         Of the :class:`ConvergenceWarning`, counted from the caller of this function.
+    loglik_max : float, optional
+        An upper bound of the model's log density less its free variables' priors (0 for the Laplace
+        marginal of counts or yes/no data, a probability). A trial point whose log prior plus this is
+        :data:`~xkron.settings.MAP_CEILING_NATS` below the start's best value is not evaluated: the
+        line search steps back from it as from a point outside the model.
     **kwargs
         :data:`MAP_KWARGS`.
 
@@ -311,13 +352,16 @@ def fit_map(
         before two agreed, or all), ``stopped_early`` (True when two agreed before the last start),
         ``n_starts_at_best`` (starts within :func:`~xkron.inference.stopping.logp_tolerance` of the best),
         ``logp_starts`` (the optimum reached from each start tried, NaN where the start's log posterior was not finite)
-        and ``n_eval`` (log-posterior evaluations of the optimiser, all starts together).
+        ``n_eval`` (log-posterior evaluations of the optimiser, all starts together) and ``n_skipped``
+        (trial points not evaluated, being below ``loglik_max``'s ceiling).
     """
     _check_kwargs(kwargs)
     fn, names, unit, natural, to_unconstrained = _compile(model, scales or {}, rel_scales or {})
     us = [to_unconstrained(s) for s in starts]
     objective = _Objective(fn, names, [tuple(rv.type.shape) for rv in model.free_RVs], us[0], unit)
     objective.maxeval = int(kwargs.get("maxeval", MAP_MAXEVAL))
+    if loglik_max is not None:
+        objective.ceiling = _compile_ceiling(model, objective.split, float(loglik_max))
     zs = [(u - objective.offset) / unit for u in us]
     progress = MapProgress(len(starts), enabled=progressbar)
     runs, n_tried = _run_starts(objective, zs, natural, progress, kwargs)
@@ -341,6 +385,7 @@ def fit_map(
         "n_starts_at_best": int(sum(best["logp"] - r["logp"] <= logp_tolerance(best, r) for r in found)),
         "logp_starts": logp_starts,
         "n_eval": int(sum(r["n_eval"] for r in runs.values())),
+        "n_skipped": objective.n_skipped,
     }
     if not best["success"]:
         warnings.warn(

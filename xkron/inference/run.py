@@ -187,17 +187,20 @@ def _laplace(prep: Prepared, options: FitOptions, model, kwargs: dict) -> Infere
     values, optimizer = {}, {"success": True, "message": "no free parameters", "logp": np.nan, "n_starts": 0}
     if spec.free_names():
         rough = _rough_field(spec, prep.y, prep.cells)
+        # log q(y | θ) ≤ Σ_c log p(y_c | f̂_c) ≤ n · log_density_max (0 for a probability): skip wild trial points.
+        top = spec.likelihood.log_density_max
+        bound = None if top is None else top * np.count_nonzero(np.isfinite(prep.y))
         coarse = coarse_problem(spec, prep.y, prep.cells)
         if coarse is not None:  # its optimum is the one start on the whole grid
             c_spec, c_y, c_cells = coarse
             c_rough = _rough_field(c_spec, c_y, c_cells)
             c_starts = map_starts(c_spec.factors, c_spec.priors, c_rough, options.restarts + 1)
             c_model = build_model(c_y, c_spec, laplace=True)
-            c_values, c_report = _fit_map(c_model, c_spec, c_starts, c_rough, options.progressbar, kwargs)
+            c_values, c_report = _fit_map(c_model, c_spec, c_starts, c_rough, options.progressbar, kwargs, bound)
             starts = [{**c_values}]
         else:
             starts = map_starts(spec.factors, spec.priors, rough, options.restarts + 1)
-        values, optimizer = _fit_map(model, spec, starts, rough, options.progressbar, kwargs)
+        values, optimizer = _fit_map(model, spec, starts, rough, options.progressbar, kwargs, bound)
         if coarse is not None:
             shape = [f.size for f in coarse[0].factors]
             optimizer = {**optimizer, "coarse": {"shape": shape, "n_eval": c_report.get("n_eval"), "values": c_values}}
@@ -340,9 +343,10 @@ def _fit_latent(model, method, random_seed, progressbar, kwargs):
     return approx.sample(draws, random_seed=random_seed), report
 
 
-def _fit_map(model, spec: ModelSpec, starts, y, progressbar, kwargs):
+def _fit_map(model, spec: ModelSpec, starts, y, progressbar, kwargs, loglik_max=None):
     """:func:`xkron.inference.optimize.fit_map` from every start: the mean steps in units of the data's sd, periods
-    in units of their resolution."""
+    in units of their resolution; ``loglik_max`` bounds the model's log-likelihood term (the Laplace marginal)."""
     steps = {"scales": {"mean": data_scale(y)}, "rel_scales": period_steps(spec.factors, y)}
-    values, report = fit_map(model, starts, **steps, progressbar=progressbar, stacklevel=3, **kwargs)
+    values, report = fit_map(model, starts, **steps, progressbar=progressbar, stacklevel=3, loglik_max=loglik_max,
+                             **kwargs)  # fmt: skip
     return {name: float(values[name]) for name in spec.free_names()}, report

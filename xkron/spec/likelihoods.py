@@ -72,6 +72,9 @@ class Likelihood:
     link: ClassVar[str] = "identity"
     params: ClassVar[tuple[str, ...]] = ()
     data_fields: ClassVar[tuple[str, ...]] = ()
+    log_density_max: ClassVar[float | None] = None
+    """An upper bound of ``log p(y | f)`` per cell whatever ``f`` and the hyperparameters: 0 for a
+    probability mass function (counts, yes/no), ``None`` for a density, which has none."""
 
     def param_specs(self) -> dict[str, Any]:
         return {p: getattr(self, p) for p in self.params}
@@ -224,6 +227,7 @@ class _Counts(Likelihood):
     exposure: Any = None
     link: ClassVar[str] = "log"
     data_fields: ClassVar[tuple[str, ...]] = ("exposure",)
+    log_density_max: ClassVar[float | None] = 0.0
 
     def check(self, y, where, data):
         _check_exposure(data, where)
@@ -282,6 +286,7 @@ class Bernoulli(Likelihood):
 
     name: ClassVar[str] = "bernoulli"
     link: ClassVar[str] = "logit"
+    log_density_max: ClassVar[float | None] = 0.0
 
     def check(self, y, where, data):
         bad = (y != 0) & (y != 1) & ~np.isnan(y)
@@ -308,6 +313,7 @@ class Binomial(Likelihood):
     name: ClassVar[str] = "binomial"
     link: ClassVar[str] = "logit"
     data_fields: ClassVar[tuple[str, ...]] = ("trials",)
+    log_density_max: ClassVar[float | None] = 0.0
 
     def check(self, y, where, data):
         if "trials" not in data:
