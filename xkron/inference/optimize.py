@@ -337,8 +337,8 @@ def fit_map(
     loglik_max : float, optional
         An upper bound of the model's log density less its free variables' priors (0 for the Laplace
         marginal of counts or yes/no data, a probability). A trial point whose log prior plus this is
-        :data:`~xkron.settings.MAP_CEILING_NATS` below the start's best value is not evaluated: the
-        line search steps back from it as from a point outside the model.
+        :data:`~xkron.settings.MAP_CEILING_NATS` below the start's best value is not evaluated: that bound,
+        with the prior's gradient, stands in for its value, and the line search steps back from it.
     **kwargs
         :data:`MAP_KWARGS`.
 
@@ -351,7 +351,7 @@ def fit_map(
         ``nit`` (of the best start), ``n_starts`` (the starts given), ``n_starts_run`` (those tried
         before two agreed, or all), ``stopped_early`` (True when two agreed before the last start),
         ``n_starts_at_best`` (starts within :func:`~xkron.inference.stopping.logp_tolerance` of the best),
-        ``logp_starts`` (the optimum reached from each start tried, NaN where the start's log posterior was not finite)
+        ``logp_starts`` (the optimum reached from each start tried, NaN where the start's log posterior was not finite),
         ``n_eval`` (log-posterior evaluations of the optimiser, all starts together) and ``n_skipped``
         (trial points not evaluated, being below ``loglik_max``'s ceiling).
     """
