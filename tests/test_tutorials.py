@@ -18,9 +18,9 @@ import pytest
 TUTORIALS_DIR = Path(__file__).resolve().parents[1] / "tutorials"
 TUTORIALS = sorted(TUTORIALS_DIR.glob("*.py"))
 TIMEOUT_S = 1800
-"""A guard against a hung tutorial, not a speed check. Tutorial 6's Laplace fit of 114,000 cells alone
-took 273 s of one core at both this commit and the previous one (2026-12-06, two tutorials sharing
-two cores), and the whole tutorial came within a minute of the former 900 s under CI's load."""
+"""A guard against a hung tutorial, not a speed check. The longest, tutorial 6, took 458 s in a full test
+run (2026-12-07, before the MAP ceiling cut its Laplace fit from about 270 s to 178 s; 338 s for the whole
+tutorial after it, beside one other job), and once came within a minute of the former 900 s under CI's load."""
 
 
 def _tail(text: str, lines: int = 60) -> str:
