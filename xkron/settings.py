@@ -212,6 +212,11 @@ MAP_CEILING_NATS = 100.0
 """A MAP trial point whose log posterior is bounded this far below the start's best is not evaluated
 (:func:`xkron.inference.optimize.fit_map`'s ``loglik_max``): line searches far out cost 22-37 s each on tutorial 6."""
 
+MAP_RETREAT_NATS = 10.0
+"""An L-BFGS-B iterate this far (or two se) below its start's best point resumes the start there (at most
+``MAP_RETREATS`` times; :func:`xkron.inference.optimize.fit_map`)."""
+MAP_RETREATS = 3
+
 MAP_AT_BEST_NATS = 1e-3
 """Starts whose optimum is within this many nats of the best count as reaching it: smaller
 differences are the optimiser's tolerance, not different optima."""
@@ -299,8 +304,7 @@ iteration costs at most this many spectral ones: 0.6× on OSTIA's Pacific (5× f
 
 SLICE_MAX_BOUND = 100.0
 """Slices along a dim are used only where their condition-number bound (:func:`xkron.linalg.slices.slice_bound`)
-is at most this (about 70 CG iterations at 1e-8): along a smooth dim it runs into the thousands (tutorial 4's
-window: slices along longitude took 1,416 iterations where the Schur complement took 103)."""
+is at most this (about 70 CG iterations at 1e-8); tutorial 4's window along longitude: 1,416 iterations."""
 
 SLICE_MIN_MISSING = 0.4
 """``solver_options formulation="auto"`` takes CG on the observed cells over the Schur complement when slices
@@ -339,8 +343,7 @@ LANCZOS_BLOCK = 8
 vector (it is memory-bound), and the Kronecker products run on ``p`` rows at once."""
 
 LANCZOS_CHECK_STEPS = 32
-"""Lanczos vectors between checks of the variance bracket: a check costs a few passes over the
-test cells, about one block's Kronecker products, so checking every few blocks keeps it minor."""
+"""Lanczos vectors between checks of the variance bracket (a check costs about one block's Kronecker products)."""
 
 # --- MAP starting values and restarts ------------------------------------------------------------
 
@@ -387,12 +390,10 @@ MAP_AGREE_SE = 2.0
 ``√(se_a² + se_b²)`` count as one (when this exceeds :data:`MAP_AT_BEST_NATS`), and so do starts "at the best"."""
 
 MAP_STOP_SE = 0.0
-"""An iterative-objective optimisation ends, successfully, at its best point once :data:`MAP_STOP_EVALUATIONS`
-evaluations in a row did not improve the log posterior by more than this fraction of its se, nor made it worse
-by more than one se: the line search thrashes on differences the estimates do not resolve (coarse benchmark
-grid: 55 evaluations and a failure otherwise, 16 so). Any improvement resets the count (fixed probes: small
-differences are real; 0.1 se left a satellite window's amplitude 1.4% from the dense optimum, 0 left it
-0.14%). A user's ``tol`` or ``options`` turn this rule off."""
+"""An iterative-objective optimisation ends at its best point once :data:`MAP_STOP_EVALUATIONS` evaluations in a
+row neither improved the log posterior by over this fraction of its se nor worsened it by over one se (coarse
+benchmark grid: 55 evaluations and a failure otherwise, 16 so). 0.1 se left a satellite window's amplitude 1.4%
+from the dense optimum, 0 left it 0.14%. A user's ``tol`` or ``options`` turn this rule off."""
 
 MAP_STOP_STEP = 1e-3
 """Largest distance from the best point (every scaled coordinate: relative change of a

@@ -87,7 +87,7 @@ def fake_runs(monkeypatch, results):
         x = np.full_like(z0, shift)
         _, _, values, _ = objective.evaluate(x)
         return {"x": x, "logp": logp, "logp_se": se[0] if se else 0.0, "values": values, "success": True,
-                "message": "fake", "nit": 1, "n_eval": 1}  # fmt: skip
+                "message": "fake", "nit": 1, "n_eval": 1, "n_retreats": 0}  # fmt: skip
 
     monkeypatch.setattr(optimize, "_run_start", fake)
 
