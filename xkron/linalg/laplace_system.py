@@ -50,6 +50,7 @@ from xkron.settings import (
     LAPLACE_PROBE_BATCH,
     LAPLACE_VARIANCE_PROBES,
     PROBE_TOL,
+    SINGLE_PRECISION_TOL,
 )
 
 __all__ = ["LaplaceSystem", "LaplaceVariance", "laplace_variance", "whitened_cross"]
@@ -80,14 +81,17 @@ class LaplaceSystem:
         self.observed = self.w > 0
         self.whitened = Whitened(eigen)
         self.matvec, self.p = newton_matrix(self.whitened, self.eta2, self.w)
+        self.matvec_single, _ = newton_matrix(self.whitened, self.eta2, self.w, single=True)
         self._probes: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._draws: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._lock = threading.Lock()
 
     def solve_h(self, rows: np.ndarray, tol: float | None = None) -> np.ndarray:
-        """``H⁻¹`` applied to each row (a tensor of the grid's shape) by PCG."""
-        flat = rows.reshape(-1, int(np.prod(self.shape)))
-        x, _ = pcg(self.matvec, flat, divide_by(self.p), tol=self.tol if tol is None else tol, max_iter=CG_MAX_ITER)
+        """``H⁻¹`` applied to each row (a tensor of the grid's shape) by PCG; the Kronecker products in float32 for a
+        ``tol`` of at least :data:`~xkron.settings.SINGLE_PRECISION_TOL` (the probes' and draws')."""
+        flat, tol = rows.reshape(-1, int(np.prod(self.shape))), self.tol if tol is None else tol
+        matvec = self.matvec_single if tol >= SINGLE_PRECISION_TOL else self.matvec
+        x, _ = pcg(matvec, flat, divide_by(self.p), tol=tol, max_iter=CG_MAX_ITER)
         return x.reshape(rows.shape)
 
     def __getstate__(self):
