@@ -3,7 +3,7 @@
 scipy's L-BFGS-B (Moré-Thuente line search) takes a trial point once the Wolfe conditions hold
 relative to where the search began, even when an earlier trial of the same search was better. In
 the objective below the first trial lands in a deep, narrow well; the search extrapolates past it
-onto the slope of a broad, shallow basin, accepts that point, and ends in the basin, 72 nats worse
+onto the slope of a broad, shallow basin, accepts that point, and ends in the basin, 36 nats worse
 than a point it had evaluated. (Tutorial 6's Laplace fit did the same into a collapsed year
 lengthscale, 340 nats below its best point.) ``fit_map`` resumes from the best point instead.
 """
