@@ -145,9 +145,9 @@ def _canonical_signs(Q: np.ndarray) -> np.ndarray:
     LAPACK returns each eigenvector up to a sign that may flip under a change of ``K`` in its last
     digits. Exact results do not care, but the stochastic estimates (SLQ log-determinants, Hutchinson
     traces) draw their probes in the eigenbasis: a flipped column is a new probe, and the estimate
-    jumps by a fraction of its standard error between hyperparameters 1e-4 apart (2 nats on the
-    114,000-cell Laplace fit of tutorial 6), which stalls the MAP optimiser's line searches. With the
-    signs fixed the estimate is a smooth function of the hyperparameters.
+    jumps by a fraction of its standard error between hyperparameters 1e-4 apart (2 nats, se 7, in
+    tutorial 6's Laplace fit), which stalls the MAP's line searches and corrupts INLA's finite-difference
+    Hessian. With the signs fixed the estimate is a smooth function of the hyperparameters.
     """
     reference = np.sin(_GOLDEN_ANGLE * np.arange(1, Q.shape[0] + 1) + 0.5)
     return Q * np.where(reference @ Q < 0.0, -1.0, 1.0)
