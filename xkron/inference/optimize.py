@@ -86,10 +86,8 @@ def data_scale(y) -> float:
 
 @dataclass
 class _Objective:
-    """Negative log posterior (no Jacobian, as ``find_MAP``) and its gradient in scale-free coordinates.
-
-    ``u = offset + unit · z`` is the unconstrained point; ``f(z) = −(log p(u) − logp_ref)``.
-    """
+    """Negative log posterior (no Jacobian, as ``find_MAP``) and its gradient in scale-free coordinates:
+    ``u = offset + unit · z`` is the unconstrained point; ``f(z) = −(log p(u) − logp_ref)``."""
 
     fn: Any
     names: list[str]
@@ -115,9 +113,8 @@ class _Objective:
     def evaluate(self, z: np.ndarray) -> tuple[float, np.ndarray, list, float]:
         """``(log p, ∂ log p/∂u raveled, constrained values, logp_se)`` at ``z`` (remembered); ``logp_se``: the
         iterative solver's Monte Carlo se (:func:`xkron.models.ops.track_logp_error`; 0 for exact solvers)."""
-        for seen in (self.last, self.best):
-            if seen is not None and np.array_equal(seen[0], z):
-                return seen[1]
+        if (seen := self.seen(z)) is not None:
+            return seen
         if self.memo is not None and (key := np.asarray(z, dtype=float).tobytes()) in self.memo:
             self.last = (np.array(z, copy=True), self.memo[key])
             return self.memo[key]
@@ -158,6 +155,10 @@ class _Objective:
             return None
         return -(bound - self.logp_ref), -self.unit * grad
 
+    def seen(self, z: np.ndarray):
+        """The result at ``z`` if it is the last or the best point evaluated, else ``None``."""
+        return next((p[1] for p in (self.last, self.best) if p is not None and np.array_equal(p[0], z)), None)
+
     def behind_best(self, logp: float) -> bool:
         """Whether ``logp`` is below the start's best by over :data:`~xkron.settings.MAP_RETREAT_NATS` and two se."""
         return self.best is not None and logp < self.best[1][0] - max(MAP_RETREAT_NATS, 2.0 * self.best[1][3])
@@ -168,8 +169,8 @@ class _Objective:
             # search steps back from it as from the true value), and the evaluation is saved.
             self.n_skipped += 1
             return bounded
-        if not any(seen is not None and np.array_equal(seen[0], z) for seen in (self.last, self.best)):
-            self.n_eval += 1  # a point seen again (resuming from the best, :data:`MAP_RETREATS`) costs nothing
+        if self.seen(z) is None:  # a point seen again (resuming from the best, :data:`MAP_RETREATS`) costs nothing
+            self.n_eval += 1
         if self.n_eval > self.maxeval:
             raise _MaxEval
         try:
@@ -274,11 +275,9 @@ def _run_start(objective: _Objective, z0: np.ndarray, progress: MapProgress, kwa
     or once a point it evaluates agrees with one of the ``earlier`` starts' optima
     (:class:`~xkron.inference.stopping.AgreeWatch`, ``natural``: the unit of each coordinate).
 
-    L-BFGS-B's line search (Moré & Thuente) takes a trial point once the Wolfe conditions hold relative
-    to where the search began, even when an earlier trial was better: on tutorial 6 it stepped from a
-    point 510 nats up to one 340 nats below that, a collapsed lengthscale, and never came back. An
-    iterate :data:`~xkron.settings.MAP_RETREAT_NATS` (and two se) behind the best point resumes the
-    start there, with a fresh curvature memory (at most :data:`~xkron.settings.MAP_RETREATS` times).
+    L-BFGS-B's line search (Moré-Thuente) may accept a trial worse than an earlier one (tutorial 6: 340 nats
+    worse, a collapsed lengthscale it never left); an iterate :data:`~xkron.settings.MAP_RETREAT_NATS` (and
+    two se) behind the best point resumes the start there with a fresh memory (:data:`~xkron.settings.MAP_RETREATS`).
     """
     nit = [0]
 
