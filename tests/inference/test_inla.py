@@ -162,3 +162,52 @@ def test_a_non_concave_map_is_refused_naming_the_direction(small, monkeypatch, f
     with pytest.raises(ValueError, match=f"not concave at the MAP.*along {flat} \\(\\+1.00, at ") as err:
         inla.explore(fit.model, values)
     assert ("Matern52() + WhiteNoise()" in str(err.value)) == (flat == "ls_time")
+
+
+def test_the_design_is_evaluated_without_the_gradient(small, monkeypatch):
+    """Only the Hessian needs gradients (the MAP and two per hyperparameter); the skewness probes and the
+    design points take the Laplace Op's value-only twin. Its values equal the full evaluation's."""
+    import xkron.inference.inla as inla
+    import xkron.models.laplace_op as laplace_op
+
+    _, fit = small
+    calls = []
+    gradient = laplace_op.laplace_gradient
+    monkeypatch.setattr(laplace_op, "laplace_gradient", lambda *a, **k: calls.append(1) or gradient(*a, **k))
+    names = [rv.name for rv in fit.model.free_RVs]
+    centre = {n: float(fit.params[n].isel(chain=0, draw=0)) for n in names}
+    explored = inla.explore(fit.model, centre)
+    assert len(calls) == 1 + 2 * len(names)
+    evaluate, to_unconstrained, _ = inla.compile_density(fit.model)
+    value = inla.compile_value(fit.model)
+    full = [evaluate(to_unconstrained(v))[0] for v in explored.values]
+    np.testing.assert_allclose(explored.log_posterior, full, rtol=0, atol=1e-8)
+    z = to_unconstrained(centre)
+    for shift in (0.0, 0.3, -0.4):
+        full, cheap = evaluate(z + shift), value(z + shift)
+        assert np.isclose(cheap[0], full[0], rtol=0, atol=1e-8), shift
+        assert cheap[1] == pytest.approx(full[2], rel=1e-12)
+
+
+def test_value_only_on_the_stochastic_path_gives_the_same_estimate():
+    """Above ``LAPLACE_DENSE_MAX`` cells the value is a stochastic Lanczos estimate with fixed probes: the
+    value-only twin gives the same estimate (to the mode's tolerance) and no gradient."""
+    import pytensor
+
+    from xkron.models.laplace_op import kron_laplace_logp, value_only
+
+    rng = np.random.default_rng(3)
+    axes = [np.linspace(0, 4, n) for n in (12, 14, 15)]
+    factors = [np.exp(-0.5 * np.subtract.outer(a, a) ** 2) + 1e-8 * np.eye(len(a)) for a in axes]
+    y = rng.poisson(2.0, (12, 14, 15)).astype(float)
+    eta2 = pytensor.tensor.dscalar("eta2")
+    logq = kron_laplace_logp("poisson", y, np.ones(y.shape), factors, eta2, 0.5)
+    full = pytensor.function([eta2], [logq, pytensor.grad(logq, eta2)])
+    cheap = pytensor.function([eta2], value_only([logq]))
+    for e in (0.5, 0.8):
+        (value,) = cheap(e)
+        reference, slope = full(e)
+        assert np.isclose(value, reference, rtol=1e-9), e
+        assert slope != 0.0
+    with pytest.raises(NotImplementedError, match="value_only"):
+        pytensor.grad(value_only([logq])[0], eta2)

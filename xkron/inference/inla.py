@@ -17,7 +17,8 @@ the Jacobian, so that it is a density of ``z``:
 3. importance weights ``w_k ∝ a_k π(z_k | y) J(t_k) / φ(t_k)`` (``J = det S``): the rule is exact
    for a split-normal posterior and, through ``π/φ``, follows one that is not.
 
-Every evaluation is the PyMC model's compiled log density (the Laplace Op inside it), so INLA
+Every evaluation is the PyMC model's compiled log density (the Laplace Op inside it; the design and
+skewness points, which need no gradient, through its value-only twin at about half the cost), so INLA
 works on the same model as the MAP and NUTS; the result's design points and weights are mixed by
 :mod:`xkron.results.predict` and :mod:`xkron.results.samples`.
 """
@@ -27,12 +28,14 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from pymc.pytensorf import compile as pm_compile
 
-from xkron.inference.optimize import compile_log_density
+from xkron.inference.optimize import COMPILE_MODE, compile_log_density
 from xkron.linalg.quadrature import ccd
+from xkron.models.laplace_op import value_only
 from xkron.settings import INLA_CCD_F0, INLA_HESSIAN_STEP, INLA_SKEW_MAX, INLA_SKEW_PROBE
 
-__all__ = ["Explored", "compile_density", "explore"]
+__all__ = ["Explored", "compile_density", "compile_value", "explore"]
 
 
 class Explored(NamedTuple):
@@ -44,27 +47,56 @@ class Explored(NamedTuple):
     report: dict
 
 
+def _unpacking(rvs):
+    """``z ↦`` the free RVs' values (split and shaped), and ``values ↦ {name: float}``."""
+    shapes = [tuple(int(s) for s in rv.type.shape) for rv in rvs]
+    sizes = [int(np.prod(s)) for s in shapes]
+    names = [rv.name for rv in rvs]
+
+    def split(z: np.ndarray) -> list[np.ndarray]:
+        parts = np.split(np.asarray(z, dtype=float), np.cumsum(sizes)[:-1])
+        return [p.reshape(s) for p, s in zip(parts, shapes, strict=True)]
+
+    def named(values) -> dict[str, float]:
+        return {k: float(np.squeeze(v)) for k, v in zip(names, values, strict=True)}
+
+    return split, named
+
+
 def compile_density(model):
     """``z ↦ (log π(z), ∇ log π(z), constrained values)`` with the Jacobian, ``values ↦ z``, and the free
     RVs' names in the order of ``z`` (scalar hyperparameters)."""
     rvs = list(model.free_RVs)
     fn, to_u = compile_log_density(model, jacobian=True)
-    shapes = [tuple(int(s) for s in rv.type.shape) for rv in rvs]
-    sizes = [int(np.prod(s)) for s in shapes]
+    split, named = _unpacking(rvs)
     names = [rv.name for rv in rvs]
 
     def evaluate(z: np.ndarray):
-        parts = np.split(np.asarray(z, dtype=float), np.cumsum(sizes)[:-1])
-        out = fn(*(p.reshape(s) for p, s in zip(parts, shapes, strict=True)))
+        out = fn(*split(z))
         n = len(rvs)
-        grad = np.concatenate([np.ravel(g) for g in out[1 : 1 + n]])
-        return float(out[0]), grad, {k: float(np.squeeze(v)) for k, v in zip(names, out[1 + n :], strict=True)}
+        return float(out[0]), np.concatenate([np.ravel(g) for g in out[1 : 1 + n]]), named(out[1 + n :])
 
     def to_unconstrained(start: dict) -> np.ndarray:
         args = [np.asarray(start[k], dtype=rv.dtype).reshape(rv.type.shape) for k, rv in zip(names, rvs, strict=True)]
         return np.concatenate([np.ravel(v) for v in to_u(*args)])
 
     return evaluate, to_unconstrained, names
+
+
+def compile_value(model):
+    """``z ↦ (log π(z), constrained values)``, :func:`compile_density`'s without the gradient: the Laplace
+    Op's value-only twin (:func:`xkron.models.laplace_op.value_only`), at about half the cost."""
+    rvs = list(model.free_RVs)
+    split, named = _unpacking(rvs)
+    outputs = value_only([model.logp(jacobian=True), *model.replace_rvs_by_values(rvs)])
+    with model:
+        fn = pm_compile(list(model.value_vars), outputs, mode=COMPILE_MODE, on_unused_input="ignore")
+
+    def value(z: np.ndarray):
+        out = fn(*split(z))
+        return float(out[0]), named(out[1:])
+
+    return value
 
 
 def _hessian(evaluate, z: np.ndarray, step: float) -> np.ndarray:
@@ -78,7 +110,7 @@ def _hessian(evaluate, z: np.ndarray, step: float) -> np.ndarray:
     return 0.5 * (H + H.T)
 
 
-def _skew_scales(evaluate, centre: np.ndarray, logp_c: float, axes: np.ndarray) -> np.ndarray:
+def _skew_scales(value, centre: np.ndarray, logp_c: float, axes: np.ndarray) -> np.ndarray:
     """Per eigen-axis, the scale of the posterior below and above the mode relative to the Hessian's
     (``2 × d``; Rue, Martino & Chopin 2009, Sec. 6.1): where ``log π`` falls by ``Δ`` at
     :data:`~xkron.settings.INLA_SKEW_PROBE` standard deviations, a Gaussian with scale ``s``
@@ -87,7 +119,7 @@ def _skew_scales(evaluate, centre: np.ndarray, logp_c: float, axes: np.ndarray) 
     scales = np.ones((2, axes.shape[1]))
     for i in range(axes.shape[1]):
         for side, sign in enumerate((-1.0, 1.0)):
-            drop = logp_c - evaluate(centre + sign * u * axes[:, i])[0]
+            drop = logp_c - value(centre + sign * u * axes[:, i])[0]
             s = u / np.sqrt(2 * drop) if np.isfinite(drop) and drop > 0 else INLA_SKEW_MAX
             scales[side, i] = np.clip(s, 1 / INLA_SKEW_MAX, INLA_SKEW_MAX)
     return scales
@@ -103,8 +135,9 @@ def explore(model, values: dict[str, float], f0: float = INLA_CCD_F0, step: floa
         improper direction of the posterior), naming the direction's largest components.
     """
     evaluate, to_unconstrained, names = compile_density(model)
+    value = compile_value(model)
     z0 = to_unconstrained(values)
-    logp0, grad0, _ = evaluate(z0)
+    logp0, grad0, values0 = evaluate(z0)
     H = _hessian(evaluate, z0, step)
     lam, V = np.linalg.eigh(H)
     if lam[0] <= 0:
@@ -123,15 +156,15 @@ def explore(model, values: dict[str, float], f0: float = INLA_CCD_F0, step: floa
             f"them, or use method='laplace'.{hint}"
         )
     centre = z0 + V @ ((V.T @ grad0) / lam)  # one Newton step to the mode with the Jacobian
-    logp_c, _, _ = evaluate(centre)
+    logp_c, values_c = value(centre)
     if not logp_c > logp0:
-        centre, logp_c = z0, logp0
+        centre, logp_c, values_c = z0, logp0, values0
     axes = V / np.sqrt(lam)  # column i: one standard deviation along the Hessian's i-th eigenvector
-    scales = _skew_scales(evaluate, centre, logp_c, axes)
+    scales = _skew_scales(value, centre, logp_c, axes)
     design = ccd(len(z0), f0)
     stretch = np.where(design.points > 0, scales[1], np.where(design.points < 0, scales[0], scales.mean(axis=0)))
     zs = centre + (design.points * stretch) @ axes.T
-    evaluated = [evaluate(z) for z in zs]
+    evaluated = [(logp_c, values_c) if np.array_equal(z, centre) else value(z) for z in zs]
     log_post = np.array([e[0] for e in evaluated])
     # w_k ∝ a_k π(z_k) J(t_k) / φ(t_k), J = Π stretch: exact for a split-normal posterior.
     log_j = np.sum(np.log(stretch), axis=1)
@@ -140,7 +173,7 @@ def explore(model, values: dict[str, float], f0: float = INLA_CCD_F0, step: floa
     weights = np.exp(log_w - np.max(log_w))
     # A point whose weight underflows to 0, or whose values left the support (an amplitude of inf
     # where the MAP sits near 0), adds nothing to the mixture and cannot be conditioned on: dropped.
-    finite = [all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in e[2].values()) for e in evaluated]
+    finite = [all(np.all(np.isfinite(np.asarray(v, dtype=float))) for v in e[1].values()) for e in evaluated]
     keep = np.flatnonzero((weights > 0) & np.asarray(finite))
     weights = weights[keep] / weights[keep].sum()
     evaluated, log_post = [evaluated[k] for k in keep], log_post[keep]
@@ -153,4 +186,4 @@ def explore(model, values: dict[str, float], f0: float = INLA_CCD_F0, step: floa
         "newton_gain": logp_c - logp0,
         "skew_scales": scales.T.tolist(),
     }
-    return Explored([e[2] for e in evaluated], weights, log_post, report)
+    return Explored([e[1] for e in evaluated], weights, log_post, report)
