@@ -48,7 +48,7 @@ class Explored(NamedTuple):
 
 
 def _unpacking(rvs):
-    """``z ↦`` the free RVs' values (split and shaped), and ``values ↦ {name: float}``."""
+    """``z ↦`` the free RVs' values (split and shaped), ``values ↦ {name: float}``, and their names."""
     shapes = [tuple(int(s) for s in rv.type.shape) for rv in rvs]
     sizes = [int(np.prod(s)) for s in shapes]
     names = [rv.name for rv in rvs]
@@ -60,7 +60,7 @@ def _unpacking(rvs):
     def named(values) -> dict[str, float]:
         return {k: float(np.squeeze(v)) for k, v in zip(names, values, strict=True)}
 
-    return split, named
+    return split, named, names
 
 
 def compile_density(model):
@@ -68,8 +68,7 @@ def compile_density(model):
     RVs' names in the order of ``z`` (scalar hyperparameters)."""
     rvs = list(model.free_RVs)
     fn, to_u = compile_log_density(model, jacobian=True)
-    split, named = _unpacking(rvs)
-    names = [rv.name for rv in rvs]
+    split, named, names = _unpacking(rvs)
 
     def evaluate(z: np.ndarray):
         out = fn(*split(z))
@@ -87,7 +86,7 @@ def compile_value(model):
     """``z ↦ (log π(z), constrained values)``, :func:`compile_density`'s without the gradient: the Laplace
     Op's value-only twin (:func:`xkron.models.laplace_op.value_only`), at about half the cost."""
     rvs = list(model.free_RVs)
-    split, named = _unpacking(rvs)
+    split, named, _ = _unpacking(rvs)
     outputs = value_only([model.logp(jacobian=True), *model.replace_rvs_by_values(rvs)])
     with model:
         fn = pm_compile(list(model.value_vars), outputs, mode=COMPILE_MODE, on_unused_input="ignore")
