@@ -71,8 +71,12 @@ LAPLACE_VARIANCE_PROBES = 64
 (:func:`xkron.linalg.laplace_system.laplace_variance`): two estimates of what the preconditioner misses, combined."""
 
 LAPLACE_MIXTURE_MIN_PROBES = 16
-"""The fewest probes (and draws) per design point of an INLA mixture, which takes the probes of one posterior
-divided by its effective number of points: the mixture averages their independent errors."""
+"""The fewest probes (and draws) per design point of an INLA mixture (it takes one posterior's divided by the
+effective number of points) that cross-fits its own weights, the centre: fewer bias it (+2% to +90% at 8, 4)."""
+
+LAPLACE_POOLED_MIN_PROBES = 8
+"""The same for the other points, which take the centre's weights: unbiased at any count but for the clip at
+the lower bound (+0.8% at 4, under 0.15% at 8; ``tests/linalg/test_laplace_variance.py``)."""
 
 LAPLACE_PROBE_BATCH = 16
 """Probes of the Laplace variance solved together by CG (:class:`~xkron.linalg.laplace_system.LaplaceSystem`):
@@ -286,10 +290,8 @@ periodic kernels accept: it is ``eps·|Δ|/period``, so about 4.5e9 periods away
 # --- Spectral preconditioner (CG on the observed cells) ------------------------------------------
 
 SPECTRAL_CUTOFF = 4.0
-"""Keep every complete-grid Kronecker mode with ``η² λ > SPECTRAL_CUTOFF · d₀``: the preconditioned
-system's condition number is then at most ``1 + SPECTRAL_CUTOFF`` (:mod:`xkron.linalg.spectral`).
-Smaller keeps more modes (dearer to build and apply, fewer CG iterations); measured in
-``tests/benchmarks/README.md``."""
+"""Keep every complete-grid Kronecker mode with ``η² λ > SPECTRAL_CUTOFF · d₀``: the preconditioned system's
+condition number is then at most ``1 + SPECTRAL_CUTOFF`` (:mod:`xkron.linalg.spectral`); smaller keeps more."""
 
 SPECTRAL_MAX_RANK = 3000
 """Most modes the spectral preconditioner keeps (its build costs ``n_observed · rank²`` flops)."""
@@ -396,12 +398,10 @@ benchmark grid: 55 evaluations and a failure otherwise, 16 so). 0.1 se left a sa
 from the dense optimum, 0 left it 0.14%. A user's ``tol`` or ``options`` turn this rule off."""
 
 MAP_STOP_STEP = 1e-3
-"""Largest distance from the best point (every scaled coordinate: relative change of a
-log-transformed hyperparameter, data sds for the mean) at which an evaluation without improvement
-counts towards :data:`MAP_STOP_EVALUATIONS`: a line search thrashing in place tries points this
-close, while one still moving along a flat direction does not (counting those stopped a small
-gappy fit with its amplitude 8.6% from the dense optimum). At most 0.1% in any hyperparameter,
-well inside the 1% that iterative fits are held to."""
+"""Largest distance from the best point (every scaled coordinate: relative change of a log-transformed
+hyperparameter, data sds for the mean) at which an evaluation without improvement counts towards
+:data:`MAP_STOP_EVALUATIONS`: a line search thrashing in place tries points this close, one moving along a
+flat direction does not (counting those stopped a gappy fit's amplitude 8.6% from the dense optimum)."""
 
 MAP_STOP_STILL = 1e-6
 """Distance from the best point (as :data:`MAP_STOP_STEP`) within which an evaluation counts

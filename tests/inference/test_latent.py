@@ -184,7 +184,9 @@ def _dense_points(factors, values, points, K_train, f_train):
 @pytest.mark.parametrize("link", ["identity", "log", "logit"])
 def test_response_moments_equal_numerical_integration(link):
     inverse = {"identity": lambda f: f, "log": np.exp, "logit": scipy.special.expit}[link]
-    for m, v in [(0.3, 0.2), (-1.5, 2.0), (2.0, 0.01), (0.0, 6.0), (1.0, 25.0), (3.0, 100.0)]:
+    cases = [(0.3, 0.2), (-1.5, 2.0), (2.0, 0.01), (0.0, 6.0), (1.0, 25.0), (3.0, 100.0)]
+    together = response_moments(link, *np.array(cases).T)  # cells of different widths in one call
+    for i, (m, v) in enumerate(cases):
         pdf = st.norm(m, np.sqrt(v)).pdf
         lo, hi = m - 12 * np.sqrt(v), m + 12 * np.sqrt(v)
         if link == "log" and v > 10:
@@ -195,6 +197,8 @@ def test_response_moments_equal_numerical_integration(link):
         mean, var = response_moments(link, np.array([m]), np.array([v]))
         assert mean[0] == pytest.approx(e1, rel=1e-12, abs=1e-14)
         assert var[0] == pytest.approx(e2 - e1**2, rel=1e-9, abs=1e-14)
+        assert together[0][i] == pytest.approx(e1, rel=1e-12, abs=1e-14)
+        assert together[1][i] == pytest.approx(e2 - e1**2, rel=1e-9, abs=1e-14)
 
 
 def test_mixture_quantiles_equal_root_of_mixture_cdf():

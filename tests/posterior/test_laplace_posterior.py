@@ -278,17 +278,48 @@ def test_design_points_share_the_probes_of_one_posterior(monkeypatch):
     probes = mixture_probes(posteriors.points)
     assert probes == 24
     tests = [TestInputs("a", (X[0],)), TestInputs("b", (X[1],))]
-    mixed, se2, ref = 0.0, 0.0, 0.0
+    mixed, se2, ref, centre = 0.0, 0.0, 0.0, None
     for w, values, post in zip(weights, draws, posteriors, strict=True):
         _, var = post.moments(tests, "ab")
         assert post.variance_reports[-1]["probes"] == probes
         prior = np.broadcast_to(prior_variance(spec.factors, values, tests, "ab"), (9, 7))
-        result = laplace_variance(
-            post.system, post.cross(tests), ["a", "b"], "ab", prior, probes=probes, seed=post.seed
-        )
+        result = laplace_variance(post.system, post.cross(tests), ["a", "b"], "ab", prior, probes, post.seed, centre)
+        centre = result.weights if centre is None else centre
         np.testing.assert_array_equal(result.variance, var)
         ref += w * dense_reference(spec, values, laplace_mode(y, spec, values), X)[1]
         mixed, se2 = mixed + w * var, se2 + (w * result.se) ** 2
+    assert np.all(np.abs(mixed - ref) <= 5 * np.sqrt(se2) + 1e-12)
+
+
+@pytest.mark.parametrize("first", [0, 4], ids=["in-order", "a-point-before-the-centre"])
+def test_design_points_after_the_centre_take_its_weights(monkeypatch, first):
+    """With effectively 9 points, the centre cross-fits its variance's weights on 16 probes and draws,
+    and the other points take those weights with 8 each (``LAPLACE_POOLED_MIN_PROBES``), fitted on the
+    same output cells, also where a point is asked for before the centre; the mixture stays within
+    its stated se of the dense one."""
+    from xkron.results.conditioned import DrawPosteriors
+
+    spec, y = spec_for(Poisson()), poisson_data(seed=3)
+    monkeypatch.setattr(laplace_module, "DENSE_MAX_CELLS", 10)
+    draws = [{**VALUES, "ls_a": 1.3 + 0.05 * k, "amplitude": 0.8 - 0.02 * k} for k in range(9)]
+    posteriors = DrawPosteriors(y, spec, draws, laplace=True, weights=np.ones(9) / 9)
+    tests = [TestInputs("a", (NEW[0],)), TestInputs("b", (NEW[1],))]
+    built = {first: posteriors[first]}  # conditioned on access: asked for first
+    moments_first = built[first].moments(tests, "ab")[1]
+    cross = posteriors[0].cross(tests)
+    prior = np.broadcast_to(prior_variance(spec.factors, draws[0], tests, "ab"), (4, 3))
+    centre = laplace_variance(posteriors[0].system, cross, ["a", "b"], "ab", prior, 16, 0)
+    mixed, se2, ref = 0.0, 0.0, 0.0
+    for k in range(9):
+        post = built.get(k) or posteriors[k]
+        var = moments_first if k == first else post.moments(tests, "ab")[1]
+        assert post.variance_reports[-1]["probes"] == (16 if k == 0 else 8)
+        prior = np.broadcast_to(prior_variance(spec.factors, draws[k], tests, "ab"), (4, 3))
+        own = None if k == 0 else centre.weights
+        result = laplace_variance(post.system, post.cross(tests), ["a", "b"], "ab", prior, 16 if k == 0 else 8, k, own)
+        np.testing.assert_array_equal(result.variance, var)
+        ref += dense_reference(spec, draws[k], laplace_mode(y, spec, draws[k]), NEW)[1] / 9
+        mixed, se2 = mixed + var / 9, se2 + (result.se / 9) ** 2
     assert np.all(np.abs(mixed - ref) <= 5 * np.sqrt(se2) + 1e-12)
 
 

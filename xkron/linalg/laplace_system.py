@@ -54,7 +54,7 @@ from xkron.settings import (
     SINGLE_PRECISION_TOL,
 )
 
-__all__ = ["LaplaceSystem", "LaplaceVariance", "laplace_variance", "whitened_cross"]
+__all__ = ["LaplaceSystem", "LaplaceVariance", "VarianceWeights", "laplace_variance", "whitened_cross"]
 
 
 class LaplaceSystem:
@@ -166,14 +166,24 @@ def whitened_cross(cross: Sequence[np.ndarray], eigen: KronEigen, rcond: float =
     return out
 
 
+class VarianceWeights(NamedTuple):
+    """Per output cell, how :func:`laplace_variance` combines its two estimates: ``beta``, the draws' control
+    variate coefficient, and ``probes``, the weight of the probes' estimate (the draws' is ``1 − probes``)."""
+
+    beta: np.ndarray
+    probes: np.ndarray
+
+
 class LaplaceVariance(NamedTuple):
-    """:func:`laplace_variance`'s result: the variance, the Monte Carlo se of its estimated part, and the
-    rigorous bounds it is held within."""
+    """:func:`laplace_variance`'s result: the variance, the Monte Carlo se of its estimated part, the
+    rigorous bounds it is held within, and the combination's weights fitted on all its samples (to be
+    given to another posterior's estimate, see :func:`laplace_variance`)."""
 
     variance: np.ndarray
     se: np.ndarray
     lower: np.ndarray
     upper: np.ndarray
+    weights: VarianceWeights
 
 
 def laplace_variance(
@@ -184,17 +194,25 @@ def laplace_variance(
     prior: np.ndarray,
     probes: int = LAPLACE_VARIANCE_PROBES,
     seed: int = 0,
+    weights: VarianceWeights | None = None,
 ) -> LaplaceVariance:
     """``Var f*`` of the Laplace posterior at test inputs (module docstring).
 
     ``cross``: the unit-amplitude ``K*_i`` per factor; ``labels``/``out_order`` as for
     :func:`xkron.linalg.kronecker.kron_contract`; ``prior``: ``η² k**`` at the outputs; ``probes``:
     Rademacher probes, and as many posterior draws (at least 4: two per fold of the cross-fitting).
+
+    ``weights``: the combination's coefficients fitted by another, independent estimate (the ``weights``
+    of its result), used as they are instead of cross-fitted. Fixed coefficients leave the estimate
+    unbiased at any number of samples (from 2), which cross-fitting is not below 16: so the design
+    points of an INLA mixture take those of its centre, fitted on the same output cells, and a few
+    probes each (the mixture averages their errors; a nearby posterior's coefficients are nearly
+    as efficient as its own).
     """
-    if probes < 4:
-        raise ValueError(
-            f"the Laplace variance needs at least 4 probes (two per half of the cross-fitting), got {probes}"
-        )
+    least = 2 if weights is not None else 4
+    if probes < least:
+        why = "for its se" if weights is not None else "two per half of the cross-fitting"
+        raise ValueError(f"the Laplace variance needs at least {least} probes ({why}), got {probes}")
     eta2 = system.eta2
     rstar = whitened_cross(cross, system.eigen)
     squared = [r * r for r in rstar]
@@ -208,13 +226,16 @@ def laplace_variance(
     probe_sums = _fold_sums((contract(zi) * contract(xi),) for zi, xi in zip(z, x, strict=True))
     a, b = system.draw_solves(probes, seed)
     draw_sums = _fold_sums((contract(ai) ** 2, contract(bi) ** 2) for ai, bi in zip(a, b, strict=True))
-    inner, se = _cross_fitted(probe_sums, draw_sums, known)
+    if weights is None:
+        inner, se, weights = _cross_fitted(probe_sums, draw_sums, known)
+    else:
+        inner, se = _weighted(_pooled(probe_sums), _pooled(draw_sums), known, weights)
     # Rigorous bounds hold the estimate: H ⪯ I + η² w_max Λ, so the variance is at least that diagonal
     # metric's (exact), and at most the prior's.
     p_max = 1.0 + eta2 * float(np.max(system.w, initial=0.0)) * system.whitened.spectrum
     lower = residual + eta2 * kron_contract(1.0 / p_max, squared, labels, out_order)
     upper = np.maximum(prior, lower)
-    return LaplaceVariance(np.clip(residual + eta2 * inner, lower, upper), eta2 * se, lower, upper)
+    return LaplaceVariance(np.clip(residual + eta2 * inner, lower, upper), eta2 * se, lower, upper, weights)
 
 
 def _fold_sums(samples) -> list[tuple[int, dict]]:
@@ -241,31 +262,52 @@ def _moments(n: int, sums: dict) -> dict:
     return out
 
 
-def _cross_fitted(probe_sums, draw_sums, known) -> tuple[np.ndarray, np.ndarray]:
-    """``diag R* H⁻¹ R*ᵀ`` per cell from the probes and the controlled draws, and its se, cross-fitted.
+def _pooled(folds) -> tuple[int, dict]:
+    """Both folds' count and sums together."""
+    (n0, a), (n1, b) = folds
+    return n0 + n1, {k: a[k] + b[k] for k in a}
 
-    The draws' estimate ``mean s − β (mean c − E c)`` takes the per-cell coefficient
-    ``β = cov(s, c)/var(c)``, and the two estimates are combined with weights inverse to their
-    variances. Fitted on the samples they are applied to, both coefficients correlate with those
-    samples' errors: a bias of order ``1/n``, measured against the dense variance at −3% of the
-    variance with 16 probes and draws (all INLA design points biased alike) and −1% with 64. So each
-    fold's estimate takes the coefficients of the other fold: unbiased, at 5-20% more variance.
+
+def _fitted(probe: tuple[int, dict], draw: tuple[int, dict]) -> VarianceWeights:
+    """The draws' control variate coefficient ``β = cov(s, c)/var(c)`` per cell and the probes' weight
+    (inverse to their estimate's variance against the controlled draws'), from one set of samples."""
+    (n_p, ps), (n_d, ds) = probe, draw
+    p, d = _moments(n_p, ps), _moments(n_d, ds)
+    vc = d["vc"]
+    beta = np.where(vc > 0, d["cov"] / np.where(vc > 0, vc, 1.0), 0.0)
+    v_probes = p["vs"] / n_p
+    v_draws = np.clip(d["vs"] - beta * d["cov"], 0.0, None) / n_d
+    total = v_probes + v_draws
+    return VarianceWeights(beta, np.where(total > 0, v_draws / np.where(total > 0, total, 1.0), 0.5))
+
+
+def _weighted(probe: tuple[int, dict], draw: tuple[int, dict], known, weights: VarianceWeights):
+    """``diag R* H⁻¹ R*ᵀ`` per cell from the samples' sums, combined with ``weights``: the probes'
+    ``known + mean z-terms`` and the draws' ``mean s − β (mean c − E c)``; and its se."""
+    (n_p, ps), (n_d, ds) = probe, draw
+    p, d = _moments(n_p, ps), _moments(n_d, ds)
+    beta, w = weights
+    estimate = w * (known + p["s"]) + (1 - w) * (d["s"] - beta * (d["c"] - known))
+    spread = np.clip(d["vs"] - 2 * beta * d["cov"] + beta**2 * d["vc"], 0.0, None)
+    return estimate, np.sqrt(w**2 * p["vs"] / n_p + (1 - w) ** 2 * spread / n_d)
+
+
+def _cross_fitted(probe_sums, draw_sums, known) -> tuple[np.ndarray, np.ndarray, VarianceWeights]:
+    """``diag R* H⁻¹ R*ᵀ`` per cell from the probes and the controlled draws, its se, and the weights
+    fitted on all the samples (:func:`_fitted`, for other estimates to use).
+
+    Fitted on the samples they are applied to, the coefficients correlate with those samples'
+    errors: a bias of order ``1/n``, measured against the dense variance at −3% of the variance with
+    16 probes and draws (all INLA design points biased alike) and −1% with 64. So each fold's
+    estimate takes the coefficients of the other fold: unbiased, at 5-20% more variance. The se
+    is each fold's weights applied to all samples' moments (steadier than one fold's), per fold
+    twice the variance of the pooled samples' mean.
     """
+    pooled_p, pooled_d = _pooled(probe_sums), _pooled(draw_sums)
     estimates, variances = [], []
-    p_all = [_moments(n, sums) for n, sums in probe_sums]
-    d_all = [_moments(n, sums) for n, sums in draw_sums]
-    pooled = [_moments(a[0] + b[0], {k: a[1][k] + b[1][k] for k in a[1]}) for a, b in (probe_sums, draw_sums)]
     for own, other in ((0, 1), (1, 0)):
-        p, d, dq = p_all[own], d_all[own], d_all[other]
-        vc = dq["vc"]
-        beta = np.where(vc > 0, dq["cov"] / np.where(vc > 0, vc, 1.0), 0.0)
-        n_p, n_d = probe_sums[own][0], draw_sums[own][0]
-        v1 = p_all[other]["vs"] / n_p  # the probes' and the draws' variances, from the other fold
-        v2 = np.clip(dq["vs"] - beta * dq["cov"], 0.0, None) / n_d
-        total = v1 + v2
-        weight = np.where(total > 0, v2 / np.where(total > 0, total, 1.0), 0.5)  # on the probes
-        estimates.append(weight * (known + p["s"]) + (1 - weight) * (d["s"] - beta * (d["c"] - known)))
-        # The se from all samples' moments (a steadier estimate than one fold's).
-        spread = np.clip(pooled[1]["vs"] - 2 * beta * pooled[1]["cov"] + beta**2 * pooled[1]["vc"], 0.0, None)
-        variances.append(weight**2 * pooled[0]["vs"] / n_p + (1 - weight) ** 2 * spread / n_d)
-    return 0.5 * (estimates[0] + estimates[1]), 0.5 * np.sqrt(variances[0] + variances[1])
+        weights = _fitted(probe_sums[other], draw_sums[other])
+        estimates.append(_weighted(probe_sums[own], draw_sums[own], known, weights)[0])
+        variances.append(2 * _weighted(pooled_p, pooled_d, known, weights)[1] ** 2)
+    se = 0.5 * np.sqrt(variances[0] + variances[1])
+    return 0.5 * (estimates[0] + estimates[1]), se, _fitted(pooled_p, pooled_d)

@@ -21,6 +21,8 @@ approximation; the exact ``(K⁻¹ + W)⁻¹`` is then larger at those cells).
 
 from __future__ import annotations
 
+import hashlib
+import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,7 +33,7 @@ import numpy as np
 from xkron.linalg.gridops import apply_each
 from xkron.linalg.kronecker import KronEigen, kron_contract
 from xkron.linalg.laplace import LaplaceMode, newton_mode
-from xkron.linalg.laplace_system import LaplaceSystem, laplace_variance
+from xkron.linalg.laplace_system import LaplaceSystem, LaplaceVariance, VarianceWeights, laplace_variance
 from xkron.linalg.systems import make_system
 from xkron.posterior.conditional import TestInputs, prior_variance
 from xkron.posterior.observed import ObservedPosterior
@@ -40,6 +42,7 @@ from xkron.settings import (
     LAPLACE_MEAN_CORRECTION,
     LAPLACE_MIN_CURVATURE,
     LAPLACE_MIXTURE_MIN_PROBES,
+    LAPLACE_POOLED_MIN_PROBES,
     LAPLACE_VARIANCE_PROBES,
     LAPLACE_VARIANCE_WARN_SE,
 )
@@ -48,7 +51,14 @@ from xkron.spec.modelspec import ModelSpec, factor_params
 from xkron.spec.pointwise import fill_unobserved, pointwise
 from xkron.spec.solver import Solver
 
-__all__ = ["LaplacePosterior", "laplace_mode", "laplace_posterior", "mean_correction_weights", "mixture_probes"]
+__all__ = [
+    "LaplacePosterior",
+    "SharedWeights",
+    "laplace_mode",
+    "laplace_posterior",
+    "mean_correction_weights",
+    "mixture_probes",
+]
 
 
 def laplace_mode(
@@ -73,6 +83,55 @@ def laplace_mode(
     return newton_mode(terms, eigen, values["amplitude"] ** 2, values["mean"], observed, v0)
 
 
+class SharedWeights:
+    """The variance weights of an INLA mixture's centre, per output grid, for its other design points.
+
+    :func:`xkron.linalg.laplace_system.laplace_variance` combines two Monte Carlo estimates with
+    per-cell weights. Fitted on the samples they weight they bias the estimate, so a posterior
+    cross-fits them, which needs 16 probes and draws to be unbiased. The design points of one mixture
+    are nearby posteriors: each takes the centre's weights (independent samples: unbiased), so only the
+    centre needs 16 and the others :data:`~xkron.settings.LAPLACE_POOLED_MIN_PROBES`. ``reference``
+    is the centre's posterior: it fits the weights of a grid when another point first asks for them.
+    """
+
+    def __init__(self):
+        self.reference: LaplacePosterior | None = None
+        self._weights: dict[tuple, VarianceWeights] = {}
+        self._lock = threading.RLock()
+
+    @staticmethod
+    def key(tests: Sequence[TestInputs], out_order: str) -> tuple:
+        """What the weights depend on: the test inputs and the output's order."""
+        digest = hashlib.sha1()
+        for t in tests:
+            for v in t.values:
+                a = np.ascontiguousarray(v, dtype=float)
+                digest.update(repr((t.labels, a.shape)).encode())
+                digest.update(a.tobytes())
+        return out_order, digest.hexdigest()
+
+    def put(self, tests: Sequence[TestInputs], out_order: str, weights: VarianceWeights) -> None:
+        with self._lock:
+            self._weights[self.key(tests, out_order)] = weights
+
+    def get(self, tests: Sequence[TestInputs], out_order: str) -> VarianceWeights:
+        """The centre's weights on these outputs, fitted by it first where it has not predicted there."""
+        with self._lock:
+            key = self.key(tests, out_order)
+            if key not in self._weights:
+                if self.reference is None:
+                    raise RuntimeError("the mixture's centre must be conditioned before its other design points")
+                self._weights[key] = self.reference.variance(tests, out_order).weights
+            return self._weights[key]
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}  # a lock does not pickle (dask workers)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+
+
 @dataclass(frozen=True)
 class LaplacePosterior:
     """The Laplace posterior on grids above :data:`~xkron.settings.DENSE_MAX_CELLS` cells, in whitened coordinates.
@@ -95,6 +154,8 @@ class LaplacePosterior:
     pseudo_var: np.ndarray
     seed: int = 0
     points: float = 1.0
+    shared: SharedWeights | None = field(default=None, compare=False, repr=False)
+    reference: bool = False
     variance_reports: list = field(default_factory=list, compare=False, repr=False)
 
     def noise_variance(self) -> np.ndarray:
@@ -104,15 +165,30 @@ class LaplacePosterior:
     cross = ObservedPosterior.cross
     mean = ObservedPosterior.mean
 
+    @property
+    def _pooled(self) -> bool:
+        """Whether the variance takes the mixture centre's weights (:class:`SharedWeights`)."""
+        return self.shared is not None and not self.reference
+
+    def variance(self, tests: Sequence[TestInputs], out_order: str) -> LaplaceVariance:
+        """The variance at the test inputs, its se and bounds (the centre of a mixture shares its weights)."""
+        cross = self.cross(tests)
+        labels = [t.labels for t in tests]
+        prior = prior_variance(self.factors, self.values, tests, out_order)
+        weights = self.shared.get(tests, out_order) if self._pooled else None
+        probes = mixture_probes(self.points, pooled=self._pooled)
+        result = laplace_variance(self.system, cross, labels, out_order, prior, probes, self.seed, weights)
+        if self.reference and self.shared is not None:
+            self.shared.put(tests, out_order, result.weights)
+        return result
+
     def moments(self, tests: Sequence[TestInputs], out_order: str, noise: bool = False):
         """Mean ``μ + η² K*ᵀ ∇log p`` (exact) and variance (``noise`` adds the likelihood's ``σ²``)."""
         eta2 = self.values["amplitude"] ** 2
-        cross = self.cross(tests)
         labels = [t.labels for t in tests]
-        mean = self.values["mean"] + eta2 * kron_contract(self.alpha, cross, labels, out_order)
-        prior = np.broadcast_to(prior_variance(self.factors, self.values, tests, out_order), mean.shape)
-        probes = mixture_probes(self.points)
-        result = laplace_variance(self.system, cross, labels, out_order, prior, probes=probes, seed=self.seed)
+        mean = self.values["mean"] + eta2 * kron_contract(self.alpha, self.cross(tests), labels, out_order)
+        result = self.variance(tests, out_order)
+        probes = mixture_probes(self.points, pooled=self._pooled)
         var = np.broadcast_to(result.variance, mean.shape)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # of the variance; inf where it is 0
             relative = np.broadcast_to(result.se, mean.shape) / var / np.sqrt(self.points)  # the mixture's
@@ -122,12 +198,14 @@ class LaplacePosterior:
                                       "cells_over_warn_se": unresolved})  # fmt: skip
         if unresolved:
             # One text for every design point of a mixture, so that Python's default filter shows it once
-            where = (f"at {unresolved} of {var.size} cells (worst {worst:.3g})" if self.points == 1 else
+            single = self.points == 1
+            where = (f"at {unresolved} of {var.size} cells (worst {worst:.3g})" if single else
                      f"at some cells of some of its design points (effectively {self.points:.3g}, each with its "
                      "share of the probes)")  # fmt: skip
+            samples = f"{probes} probes and as many draws" if single else "probes and draws at each design point"
             warnings.warn(
-                f"the Laplace posterior's variance is partly a Monte Carlo estimate ({probes} probes and as many "
-                f"draws) whose standard error exceeds {LAPLACE_VARIANCE_WARN_SE:.0%} of the variance {where}: "
+                f"the Laplace posterior's variance is partly a Monte Carlo estimate ({samples}) "
+                f"whose standard error exceeds {LAPLACE_VARIANCE_WARN_SE:.0%} of the variance {where}: "
                 "the sd there is uncertain (held within rigorous bounds: the "
                 "prior's above, W's largest value everywhere below). This happens where the curvature W spans "
                 "orders of magnitude, e.g. nearly certain yes/no events; cells where W is larger are estimated well",
@@ -139,19 +217,22 @@ class LaplacePosterior:
         return mean, var
 
 
-def mixture_probes(points: float) -> int:
+def mixture_probes(points: float, pooled: bool = False) -> int:
     """Probes (and draws) of the Laplace variance at one of ``points`` equally weighted design points.
 
     The mixture's Monte Carlo variance is ``Σ w_k² σ²/n_k``: with ``n_k = n/points`` and
     ``points = 1/Σ w_k²`` it is that of one posterior with ``n`` probes. At least
-    :data:`~xkron.settings.LAPLACE_MIXTURE_MIN_PROBES`, so that each point's se is still estimated.
+    :data:`~xkron.settings.LAPLACE_MIXTURE_MIN_PROBES` where the point cross-fits its own weights, and
+    :data:`~xkron.settings.LAPLACE_POOLED_MIN_PROBES` where it takes the centre's (``pooled``,
+    :class:`SharedWeights`): below those the estimate is biased.
 
     Examples
     --------
-    >>> mixture_probes(1.0), mixture_probes(2.0), mixture_probes(22.1)
-    (64, 32, 16)
+    >>> mixture_probes(1.0), mixture_probes(2.0), mixture_probes(22.1), mixture_probes(22.1, pooled=True)
+    (64, 32, 16, 8)
     """
-    return max(LAPLACE_MIXTURE_MIN_PROBES, min(LAPLACE_VARIANCE_PROBES, int(np.ceil(LAPLACE_VARIANCE_PROBES / points))))
+    least = LAPLACE_POOLED_MIN_PROBES if pooled else LAPLACE_MIXTURE_MIN_PROBES
+    return max(least, min(LAPLACE_VARIANCE_PROBES, int(np.ceil(LAPLACE_VARIANCE_PROBES / points))))
 
 
 def laplace_posterior(
@@ -162,6 +243,8 @@ def laplace_posterior(
     mean_correction: bool = LAPLACE_MEAN_CORRECTION,
     seed: int = 0,
     points: float = 1.0,
+    shared: SharedWeights | None = None,
+    reference: bool = False,
 ) -> ObservedPosterior:
     """The Laplace posterior of ``f`` at ``values`` as GP regression on pseudo-data (module docstring).
 
@@ -173,7 +256,8 @@ def laplace_posterior(
     the Monte Carlo part of the variance above that size (INLA gives each design point its own);
     ``points``: the effective number of design points the posterior is mixed with (INLA), whose
     mixture averages their Monte Carlo errors, so each takes fewer probes (:func:`mixture_probes`)
-    and warns on the mixture's se.
+    and warns on the mixture's se; ``shared``: the mixture's :class:`SharedWeights`, whose centre
+    (``reference``) fits the variance's weights for the other points.
 
     Examples
     --------
@@ -204,7 +288,9 @@ def laplace_posterior(
     eta2 = values["amplitude"] ** 2
     if np.count_nonzero(keep) > DENSE_MAX_CELLS:
         system = LaplaceSystem(eigen, eta2, np.where(keep, mode.w, 0.0))
-        post = LaplacePosterior(tuple(spec.factors), dict(values), system, mode.d1, pseudo_var, seed, points)
+        post = LaplacePosterior(
+            tuple(spec.factors), dict(values), system, mode.d1, pseudo_var, seed, points, shared, reference
+        )
     else:
         solver = Solver("dense")
         system = make_system(solver, factors, eta2, pseudo_var, keep, solves_only=True)
@@ -231,9 +317,9 @@ def mean_correction_weights(post, factors: Sequence[np.ndarray], mode: LaplaceMo
     likelihood (``d₃ = 0``).
     """
     tests = [TestInputs(chr(97 + i), tuple(f.inputs())) for i, f in enumerate(post.factors)]
-    with warnings.catch_warnings():  # an uncertain variance is reported where the prediction asks for it
-        warnings.simplefilter("ignore", UserWarning)
-        _, var = post.moments(tests, "".join(t.labels for t in tests))
+    order = "".join(t.labels for t in tests)
+    # An uncertain variance is reported where a prediction asks for it, not here.
+    var = post.variance(tests, order).variance if isinstance(post, LaplacePosterior) else post.moments(tests, order)[1]
     shape = mode.d3.shape
     g = np.where(mode.observed, mode.d3, 0.0) * np.reshape(var, shape)
     cg = post.values["amplitude"] ** 2 * apply_each(g.reshape(1, -1), list(factors), shape)[0].reshape(shape)

@@ -18,7 +18,7 @@ import xarray as xr
 
 from xkron.linalg.lazy import is_dask
 from xkron.posterior.conditional import KronPosterior, LatentPosterior
-from xkron.posterior.laplace import laplace_mode, laplace_posterior
+from xkron.posterior.laplace import SharedWeights, laplace_mode, laplace_posterior
 from xkron.posterior.observed import ObservedPosterior
 from xkron.posterior.whitened import WhitenedPosterior
 from xkron.settings import DENSE_MAX_CELLS
@@ -92,6 +92,7 @@ class DrawPosteriors(Sequence):
         self._y, self._spec, self._draws, self._latent, self._laplace = y, spec, draws, latent, laplace
         self.points = 1.0 if weights is None else float(1.0 / np.sum(np.square(weights / np.sum(weights))))
         self._start = None
+        self._shared = SharedWeights()
 
     def __len__(self) -> int:
         return len(self._draws)
@@ -108,11 +109,19 @@ class DrawPosteriors(Sequence):
         """The Laplace posterior at design point ``i``: its Newton search starts from the first mode found
         (the centre's, when they are conditioned in order: same mode, about half the Newton steps on
         114,000 cells), and its variance takes its own Monte Carlo seed and its share of the probes
-        (the mixture averages their errors)."""
+        (the mixture averages their errors), with the first point's (the centre's) weights
+        (:class:`xkron.posterior.laplace.SharedWeights`): conditioned first, it fits them."""
+        i = range(len(self))[i]
+        if i > 0 and self._shared.reference is None:
+            self._design_point(0)
         mode = laplace_mode(self._y, self._spec, self._draws[i], v0=self._start)
         if self._start is None:
             self._start = mode.v
-        return laplace_posterior(self._y, self._spec, self._draws[i], mode, seed=i, points=self.points)
+        post = laplace_posterior(self._y, self._spec, self._draws[i], mode, seed=i, points=self.points,
+                                 shared=self._shared, reference=i == 0)  # fmt: skip
+        if i == 0 and self._shared.reference is None:
+            self._shared.reference = post
+        return post
 
 
 def draw_values(params: xr.Dataset) -> list[dict[str, float]]:

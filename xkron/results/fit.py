@@ -153,7 +153,8 @@ class KronFit(FitViews):
             latent = np.asarray(v.values)
         tensor = self._data_tensor  # first: it may settle the spec (see _resolve)
         posteriors = DrawPosteriors(tensor, self.spec, draws, latent, laplace, weights=self.draw_weights)
-        per_cell = 16 + (13 * mixture_probes(posteriors.points) if laplace else 0)  # Laplace: its probes and draws
+        # Laplace: its probes and draws (most INLA points take the pooled count)
+        per_cell = 16 + (13 * mixture_probes(posteriors.points, pooled=True) if laplace else 0)
         if tensor.size * per_cell * len(draws) <= POSTERIOR_CACHE_BYTES:
             posteriors = list(posteriors)
             self.__dict__["_posterior_cache"] = posteriors
