@@ -159,7 +159,7 @@ assert scores["GP (Laplace)"] < min(scores["rate per year"], scores["rate per ce
 #
 # `method="inla"` runs on all 114,000 cells too, with the same `subsample=`: on this 2-core machine
 # its fit took 3 to 5 minutes (the Laplace MAP, then 27 design points on the thinned grid) and a
-# prediction 2.5 to 4 more (each design point's Laplace posterior on all cells; later predictions
+# prediction about 4 more (each design point's Laplace posterior on all cells; later predictions
 # reuse them), with a held-out log loss of 0.1335 against Laplace's 0.1330
 # (`tests/benchmarks/README.md`, task 7). Too long for a tutorial that runs in the test suite, so
 # here it runs on the window.
