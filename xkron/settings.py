@@ -104,18 +104,19 @@ INLA_CCD_F0 = 1.1
 (Rue, Martino & Chopin 2009, Sec. 6.5, and R-INLA's default)."""
 
 INLA_SKEW_PROBE = 2.0
-"""Where ``fit(method="inla")`` measures the posterior's scale below and above the mode along each
-eigen-axis, in standard deviations of the Hessian's Gaussian (2 sd: far enough to see the skew of
-a lengthscale's posterior, near enough that the design points at ``f₀√d`` sd are inside what it measured
-for ``d ≤ 3``)."""
+"""Where ``fit(method="inla")`` measures the posterior's scale below and above the mode along each eigen-axis,
+in sds of the Hessian's Gaussian: far enough to see a lengthscale's skew, near the design's ``f₀√d``."""
 
 INLA_SKEW_MAX = 3.0
 """The largest stretch (and ``1/`` the smallest) of an eigen-axis by the skewness correction."""
 
+INLA_THREADS = 0
+"""Threads that condition INLA's design points for a prediction (0: one per core), BLAS at one thread meanwhile:
+on 2 cores 6 points on 114,000 cells took 29 s against 42 s (BLAS's own 2 threads gain 10%)."""
+
 INLA_HESSIAN_STEP = 1e-2
-"""Step of the central differences of the gradient that give ``fit(method="inla")`` the Hessian of the log
-posterior in unconstrained coordinates: posterior sds there are about 0.05-1, so the truncation error is at
-most about 1e-4 relative, and the gradient's own error (CG to 1e-10) is small against ``1e-2``."""
+"""Step of the central differences of the gradient behind ``fit(method="inla")``'s Hessian (unconstrained
+coordinates, posterior sds about 0.05-1): truncation error about 1e-4 relative, CG's (1e-10) far smaller."""
 
 NUTS_LAPLACE_METRIC_MAX_SD = 0.25
 """``fit(method="nuts", init="laplace")`` samples with the fixed Laplace metric (:mod:`xkron.inference.laplace_metric`)
@@ -362,9 +363,8 @@ VARIOGRAM_MIN_CORRELATION = 0.1
 the variogram is the sill plus sampling noise and only blurs the fit."""
 
 VARIOGRAM_FLAT = 0.05
-"""A variogram that varies by less than this fraction of the data's variance is flat (constant
-along the dim, or no correlation at one step): it cannot tell a lengthscale, and the start falls
-back to :func:`xkron.spec.priors.start_ladder`."""
+"""A variogram varying by less than this fraction of the data's variance is flat (constant along the dim, or
+no correlation at one step): it tells no lengthscale, and the start falls back to ``start_ladder``."""
 
 NUGGET_FRACTION = (1e-4, 0.5)
 """Bounds of the starting noise variance, as fractions of the data's variance: at least a little
@@ -394,8 +394,8 @@ MAP_AGREE_SE = 2.0
 MAP_STOP_SE = 0.0
 """An iterative-objective optimisation ends at its best point once :data:`MAP_STOP_EVALUATIONS` evaluations in a
 row neither improved the log posterior by over this fraction of its se nor worsened it by over one se (coarse
-benchmark grid: 55 evaluations and a failure otherwise, 16 so). 0.1 se left a satellite window's amplitude 1.4%
-from the dense optimum, 0 left it 0.14%. A user's ``tol`` or ``options`` turn this rule off."""
+grid: 16 evaluations, 55 and a failure otherwise; 0.1 se left a satellite window's amplitude 1.4% off the dense
+optimum, 0 left it 0.14%). A user's ``tol`` or ``options`` turn this rule off."""
 
 MAP_STOP_STEP = 1e-3
 """Largest distance from the best point (every scaled coordinate: relative change of a log-transformed

@@ -323,6 +323,22 @@ def test_design_points_after_the_centre_take_its_weights(monkeypatch, first):
     assert np.all(np.abs(mixed - ref) <= 5 * np.sqrt(se2) + 1e-12)
 
 
+def test_design_points_conditioned_in_threads_equal_those_conditioned_in_order(monkeypatch):
+    """``condition_all`` conditions the design points after the centre on several threads: the same
+    modes, means and Monte Carlo variances as one after the other."""
+    from xkron.results.conditioned import DrawPosteriors
+
+    spec, y = spec_for(Poisson()), poisson_data(seed=3)
+    monkeypatch.setattr(laplace_module, "DENSE_MAX_CELLS", 10)
+    draws = [{**VALUES, "ls_a": 1.3 + 0.05 * k, "amplitude": 0.8 - 0.02 * k} for k in range(9)]
+    in_order = list(DrawPosteriors(y, spec, draws, laplace=True, weights=np.ones(9) / 9))
+    threaded = DrawPosteriors(y, spec, draws, laplace=True, weights=np.ones(9) / 9).condition_all(threads=3)
+    assert [p.seed for p in threaded] == list(range(9))
+    for a, b in zip(in_order, threaded, strict=True):
+        for x, z in zip(moments(a, NEW), moments(b, NEW), strict=True):
+            np.testing.assert_allclose(z, x, rtol=1e-12, atol=1e-14)
+
+
 def test_design_points_start_newton_from_the_first_mode(monkeypatch):
     """INLA's design points after the first start their mode search from the first mode found (the
     centre's): fewer Newton steps, the same posterior as a cold start (means to 1e-8)."""

@@ -156,7 +156,7 @@ class KronFit(FitViews):
         # Laplace: its probes and draws (most INLA points take the pooled count)
         per_cell = 16 + (13 * mixture_probes(posteriors.points, pooled=True) if laplace else 0)
         if tensor.size * per_cell * len(draws) <= POSTERIOR_CACHE_BYTES:
-            posteriors = list(posteriors)
+            posteriors = posteriors.condition_all()
             self.__dict__["_posterior_cache"] = posteriors
         return posteriors
 
