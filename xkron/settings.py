@@ -30,6 +30,10 @@ SINGLE_PRECISION_TOL = 1e-5
 float32: three times faster on 8 rows, their rounding (1e-6 relative) far below the tolerance and the Monte
 Carlo error. The data solve and the variance draws (``tol`` = 1e-8) stay in float64."""
 
+THREADS = 0
+"""Threads for independent solves (probes, INLA's design points; 0: one per core), BLAS at one thread meanwhile
+(:mod:`xkron.linalg.threads`): 32 probes on 114,000 cells took 6.2 s on 2 threads against 13.2 s in one batch."""
+
 CG_MAX_ITER = 2000
 """Default cap on CG iterations; hitting it is reported in :class:`CGReport`, never silent."""
 
@@ -110,9 +114,6 @@ in sds of the Hessian's Gaussian: far enough to see a lengthscale's skew, near t
 INLA_SKEW_MAX = 3.0
 """The largest stretch (and ``1/`` the smallest) of an eigen-axis by the skewness correction."""
 
-INLA_THREADS = 0
-"""Threads that condition INLA's design points for a prediction (0: one per core), BLAS at one thread meanwhile:
-on 2 cores 6 points on 114,000 cells took 29 s against 42 s (BLAS's own 2 threads gain 10%)."""
 
 INLA_HESSIAN_STEP = 1e-2
 """Step of the central differences of the gradient behind ``fit(method="inla")``'s Hessian (unconstrained
@@ -329,9 +330,8 @@ VARIANCE_TOL = 0.01
 rigorous, so 1% is a guarantee, within the 2% that gap filling asks of the sd."""
 
 LANCZOS_AUTO_CELLS = 10_000
-"""With ``solver_options variance="auto"`` (the default), the most observed cells for the Lanczos
-predicted variance; above it the Monte Carlo one. The bracket closed to 1% in about 470 steps on 9,505
-observed cells, needed 1,824 on 38,020 and spent its 3,000-step budget on tutorial 4's 28,000."""
+"""With ``variance="auto"`` (default), the most observed cells for the Lanczos variance, else Monte Carlo: its
+bracket closed to 1% in 470 steps on 9,505 cells, 1,824 on 38,020, not in 3,000 on tutorial 4's 28,000."""
 
 LANCZOS_MAX_STEPS = 3000
 """Most Lanczos steps of the predicted variance (``solver_options variance_steps`` overrides): reorthogonalisation

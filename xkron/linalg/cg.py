@@ -16,9 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
+from xkron.linalg.threads import split_rows
 from xkron.settings import CG_MAX_ITER, CG_TOL
 
-__all__ = ["CGReport", "block_pcg", "pcg", "rademacher", "slq_logdet_se"]
+__all__ = ["CGReport", "block_pcg", "pcg", "pcg_rows", "rademacher", "slq_logdet_se"]
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,30 @@ def pcg(
     if not lanczos:
         return x, report
     return x, report, _tridiagonals(history, len(b))
+
+
+def pcg_rows(matvec: Callable[[np.ndarray], np.ndarray], b: np.ndarray, precondition=None, **kwargs):
+    """:func:`pcg` on parts of ``b``'s rows, one per thread (:func:`xkron.linalg.threads.split_rows`).
+
+    Each row's CG is its own, so the result is :func:`pcg`'s on all rows up to BLAS's rounding, the
+    reports merged and the Lanczos tridiagonals in row order. ``matvec`` and ``precondition`` must be
+    safe to call from several threads (pure functions of their argument). A per-row ``tol`` keeps
+    one call.
+
+    Examples
+    --------
+    >>> M = np.array([[4.0, 1.0], [1.0, 3.0]])
+    >>> x, report = pcg_rows(lambda v: v @ M, np.eye(2).repeat(3, axis=0), tol=1e-12)
+    >>> bool(np.allclose(x @ M, np.eye(2).repeat(3, axis=0))), report.converged
+    (True, True)
+    """
+    if np.ndim(kwargs.get("tol", CG_TOL)) > 0:
+        return pcg(matvec, b, precondition, **kwargs)
+    parts = split_rows(lambda rows: pcg(matvec, rows, precondition, **kwargs), b)
+    if len(parts) == 1:
+        return parts[0]
+    x, report = np.concatenate([p[0] for p in parts]), CGReport.merge([p[1] for p in parts])
+    return (x, report, [t for p in parts for t in p[2]]) if kwargs.get("lanczos") else (x, report)
 
 
 def block_pcg(

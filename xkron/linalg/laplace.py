@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 
-from xkron.linalg.cg import CGReport, pcg, rademacher, slq_logdet_se
+from xkron.linalg.cg import CGReport, pcg, pcg_rows, rademacher, slq_logdet_se
 from xkron.linalg.gridops import apply_each
 from xkron.linalg.kronecker import KronEigen, outer
 from xkron.settings import (
@@ -294,8 +294,8 @@ def laplace_loglik(
     elif logdet == "slq":
         matvec, p = newton_matrix(whitened, eta2, mode.w, single=cg_tol >= SINGLE_PRECISION_TOL)
         g = rademacher(np.random.default_rng(seed), (probes, p.size))
-        solved, _, tridiagonals = pcg(matvec, g * np.sqrt(p), divide_by(p), tol=cg_tol, max_iter=CG_MAX_ITER,
-                                      lanczos=True)  # fmt: skip
+        solved, _, tridiagonals = pcg_rows(matvec, g * np.sqrt(p), divide_by(p), tol=cg_tol, max_iter=CG_MAX_ITER,
+                                           lanczos=True)  # fmt: skip
         quadrature, se = slq_logdet_se(tridiagonals, p.size)
         value = float(np.sum(np.log(p))) + quadrature
         shape = (probes, *eigen.shape)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from xkron.linalg.cg import pcg, rademacher
+from xkron.linalg.cg import pcg_rows, rademacher
 from xkron.linalg.gridops import apply_each, unfold_gram
 from xkron.linalg.kronecker import KronEigen, _contract_all_but
 from xkron.linalg.laplace import LaplaceMode, Whitened, dense_newton, divide_by, newton_matrix
@@ -114,7 +114,7 @@ def laplace_gradient(
     def sigma(rows: np.ndarray, tol: float = cg_tol) -> np.ndarray:
         """``Σ r = η² R B⁻¹ Rᵀ r`` for rows of grid tensors."""
         rhs = whitened.root_t(rows.reshape(-1, *shape)).reshape(len(rows), -1)
-        solved, _ = pcg(matvec, rhs, divide_by(p), tol=tol, max_iter=CG_MAX_ITER)
+        solved, _ = pcg_rows(matvec, rhs, divide_by(p), tol=tol, max_iter=CG_MAX_ITER)
         return eta2 * whitened.root(solved.reshape(-1, *shape)).reshape(len(rows), -1)
 
     a, w = mode.d1.reshape(1, n), mode.w.reshape(1, n)
@@ -135,8 +135,8 @@ def laplace_gradient(
         root_w = np.sqrt(w)
         g, weight_g = _probe_rows(n, trace_probes, seed + 1)
         rhs = whitened.root_t((root_w * g).reshape(-1, *shape), True).reshape(len(g), -1)
-        x, _ = pcg(newton_matrix(whitened, eta2, mode.w, True)[0], rhs, divide_by(p), tol=PROBE_TOL,
-                   max_iter=CG_MAX_ITER)  # fmt: skip
+        x, _ = pcg_rows(newton_matrix(whitened, eta2, mode.w, True)[0], rhs, divide_by(p), tol=PROBE_TOL,
+                        max_iter=CG_MAX_ITER)  # fmt: skip
         a_inv_g = g - eta2 * root_w * whitened.root(x.reshape(-1, *shape), True).reshape(len(g), -1)
         grad.add(root_w * a_inv_g, root_w * g, -0.5 * weight_g)
     else:

@@ -42,7 +42,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from xkron.linalg.cg import pcg, rademacher
+from xkron.linalg.cg import pcg_rows, rademacher
 from xkron.linalg.kronecker import KronEigen, kron_contract
 from xkron.linalg.laplace import Whitened, divide_by, newton_matrix
 from xkron.settings import (
@@ -92,7 +92,7 @@ class LaplaceSystem:
         ``tol`` of at least :data:`~xkron.settings.SINGLE_PRECISION_TOL` (the probes' and draws')."""
         flat, tol = rows.reshape(-1, int(np.prod(self.shape))), self.tol if tol is None else tol
         matvec = self.matvec_single if tol >= SINGLE_PRECISION_TOL else self.matvec
-        x, _ = pcg(matvec, flat, divide_by(self.p), tol=tol, max_iter=CG_MAX_ITER)
+        x, _ = pcg_rows(matvec, flat, divide_by(self.p), tol=tol, max_iter=CG_MAX_ITER)
         return x.reshape(rows.shape)
 
     def __getstate__(self):

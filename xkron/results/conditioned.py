@@ -9,22 +9,20 @@ gappy ones, with per-cell known noise, without computing dask-backed data.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
 import xarray as xr
-from threadpoolctl import threadpool_limits
 
 from xkron.linalg.lazy import is_dask
+from xkron.linalg.threads import map_threads
 from xkron.posterior.conditional import KronPosterior, LatentPosterior
 from xkron.posterior.laplace import SharedWeights, laplace_mode, laplace_posterior
 from xkron.posterior.observed import ObservedPosterior
 from xkron.posterior.whitened import WhitenedPosterior
-from xkron.settings import DENSE_MAX_CELLS, INLA_THREADS
+from xkron.settings import DENSE_MAX_CELLS
 from xkron.spec.coords import CoordEncoding
 from xkron.spec.grid import hull_factors
 from xkron.spec.likelihoods import Likelihood
@@ -108,18 +106,15 @@ class DrawPosteriors(Sequence):
         v = None if self._latent is None else self._latent[i]
         return posterior_at(self._spec, self._y, self._draws[i], v, self._laplace)
 
-    def condition_all(self, threads: int = INLA_THREADS) -> list:
+    def condition_all(self, threads: int | None = None) -> list:
         """Every posterior, in order. INLA's design points after the first (which sets the Newton start
-        and the shared variance weights) are conditioned on ``threads`` threads (0: one per core): each
-        is a mode search and solves in numpy, which releases the GIL. BLAS runs one thread meanwhile
-        (``threadpoolctl``), so that the workers do not oversubscribe the cores. The posteriors are
-        those of conditioning in order (each point's seed and start are fixed), up to BLAS's rounding."""
-        threads = threads or os.cpu_count() or 1
-        if not (self._laplace and len(self) > 2 and threads > 1):
+        and the shared variance weights) are conditioned on ``threads`` threads (default: one per core,
+        :func:`xkron.linalg.threads.map_threads`): each is a mode search and solves in numpy, which
+        releases the GIL. The posteriors are those of conditioning in order (each point's seed and
+        start are fixed), up to BLAS's rounding."""
+        if not (self._laplace and len(self) > 2):
             return list(self)
-        first = self[0]
-        with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(min(threads, len(self) - 1)) as pool:
-            return [first, *pool.map(self.__getitem__, range(1, len(self)))]
+        return [self[0], *map_threads(self.__getitem__, range(1, len(self)), threads)]
 
     def _design_point(self, i: int):
         """The Laplace posterior at design point ``i``: its Newton search starts from the first mode found
