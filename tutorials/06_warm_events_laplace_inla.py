@@ -158,9 +158,9 @@ assert scores["GP (Laplace)"] < min(scores["rate per year"], scores["rate per ce
 # every cell of the window, and the hyperparameters.
 #
 # `method="inla"` runs on all 114,000 cells too, with the same `subsample=`: on this 2-core machine
-# its fit took 3 to 5 minutes (the Laplace MAP, then 27 design points on the thinned grid) and a
+# its fit took about 2 minutes (the Laplace MAP, then 27 design points on the thinned grid) and a
 # prediction about 2 more (each design point's Laplace posterior on all cells, one thread per core;
-# later predictions reuse them), with a held-out log loss of 0.1335 against Laplace's 0.1330
+# later predictions reuse them), with a held-out log loss of 0.1336 against Laplace's 0.1330
 # (`tests/benchmarks/README.md`, task 7). Too long for a tutorial that runs in the test suite, so
 # here it runs on the window.
 
