@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from xkron.linalg.cg import block_pcg, pcg, rademacher, slq_logdet_se
+from xkron.linalg.cg import block_pcg, pcg, pcg_rows, rademacher, slq_logdet_se
 from xkron.linalg.gaps import StaticGapPreconditioner
 from xkron.linalg.gridops import GridOperators
 from xkron.linalg.kronecker import marginal_loglik
 from xkron.linalg.loglik import Loglik
+from xkron.linalg.threads import map_threads
 from xkron.settings import BLOCK_CG_ROWS, PROBE_TOL, SINGLE_PRECISION_TOL
 
 __all__ = ["IterativeSystem"]
@@ -96,15 +97,15 @@ class IterativeSystem(GridOperators):
         precondition = None if self.gaps is None else self.gaps.solve
         matvec = lambda v: self._s_matvec(v, tol, single)  # noqa: E731
         if lanczos or len(rhs) == 1:
-            solved = pcg(matvec, rhs, precondition, tol=tol, max_iter=self.max_iter, lanczos=lanczos)
+            solved = pcg_rows(matvec, rhs, precondition, tol=tol, max_iter=self.max_iter, lanczos=lanczos)
             self._reports.append(solved[1])
             return solved[0], solved[2] if lanczos else []
-        out = np.empty_like(rhs)
-        for start in range(0, len(rhs), BLOCK_CG_ROWS):
-            rows = slice(start, start + BLOCK_CG_ROWS)
-            out[rows], report = block_pcg(matvec, rhs[rows], precondition, tol=tol, max_iter=self.max_iter)
-            self._reports.append(report)
-        return out, []
+        blocks = map_threads(
+            lambda block: block_pcg(matvec, block, precondition, tol=tol, max_iter=self.max_iter),
+            [rhs[i : i + BLOCK_CG_ROWS] for i in range(0, len(rhs), BLOCK_CG_ROWS)],
+        )
+        self._reports.extend(report for _, report in blocks)
+        return (np.concatenate([x for x, _ in blocks]) if blocks else np.empty_like(rhs)), []
 
     def _a_solve(self, b: np.ndarray, lanczos_rows: np.ndarray | None = None, tol: float | None = None):
         """``A⁻¹ b`` for full-grid rows ``b`` (zero at missing cells); optionally SLQ rows for ``S``.
@@ -151,7 +152,7 @@ class IterativeSystem(GridOperators):
             return logdet_f, 0.0, None, None
         g = rademacher(rng, (self.probes, self.missing.size))
         precondition = lambda r: self.f_power(r, -1.0)  # noqa: E731
-        u, report, tridiagonals = pcg(
+        u, report, tridiagonals = pcg_rows(
             self.g_matvec, self.f_power(g, 0.5), precondition, tol=self.tol, max_iter=self.max_iter, lanczos=True
         )
         self._reports.append(report)

@@ -35,11 +35,12 @@ from functools import cached_property
 
 import numpy as np
 
-from xkron.linalg.cg import block_pcg, pcg, slq_logdet_se
+from xkron.linalg.cg import block_pcg, pcg, pcg_rows, slq_logdet_se
 from xkron.linalg.gridops import GridOperators
 from xkron.linalg.loglik import Loglik
 from xkron.linalg.slices import SlicePreconditioner, fallback_cap, slice_axis, solve_axis
 from xkron.linalg.spectral import SpectralPreconditioner
+from xkron.linalg.threads import map_threads
 from xkron.settings import BLOCK_CG_ROWS, PROBE_TOL, SINGLE_PRECISION_TOL
 
 __all__ = ["ObservedSystem"]
@@ -102,7 +103,7 @@ class ObservedSystem(GridOperators):
         single = tol >= SINGLE_PRECISION_TOL
         matvec = lambda v: self.matvec_observed(v, single)  # noqa: E731
         max_iter = self.max_iter if max_iter is None else min(max_iter, self.max_iter)
-        solved = pcg(matvec, b, precondition, tol=tol, max_iter=max_iter, lanczos=lanczos)
+        solved = pcg_rows(matvec, b, precondition, tol=tol, max_iter=max_iter, lanczos=lanczos)
         self._reports.append(solved[1])
         return solved if lanczos else solved[0]
 
@@ -126,12 +127,14 @@ class ObservedSystem(GridOperators):
         # Hundreds of iterations each: several right-hand sides (Monte Carlo draws) share block Krylov spaces.
         tol = self.tol if tol is None else tol
         matvec = lambda v: self.matvec_observed(v, tol >= SINGLE_PRECISION_TOL)  # noqa: E731
-        solved = np.empty_like(rows)
-        for start in range(0, len(rows), BLOCK_CG_ROWS):
-            block = slice(start, start + BLOCK_CG_ROWS)
-            solve = pcg if len(rows[block]) == 1 else block_pcg
-            solved[block], report = solve(matvec, rows[block], self.restricted_inverse, tol=tol, max_iter=self.max_iter)
-            self._reports.append(report)
+
+        def solve_block(block: np.ndarray):
+            solve = pcg if len(block) == 1 else block_pcg
+            return solve(matvec, block, self.restricted_inverse, tol=tol, max_iter=self.max_iter)
+
+        blocks = map_threads(solve_block, [rows[i : i + BLOCK_CG_ROWS] for i in range(0, len(rows), BLOCK_CG_ROWS)])
+        self._reports.extend(report for _, report in blocks)
+        solved = np.concatenate([x for x, _ in blocks]) if blocks else np.empty_like(rows)
         return self.embed(solved).reshape(*batch, *self.shape)
 
     def _data_solve(self, resid: np.ndarray):
