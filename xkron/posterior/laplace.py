@@ -170,14 +170,19 @@ class LaplacePosterior:
         """Whether the variance takes the mixture centre's weights (:class:`SharedWeights`)."""
         return self.shared is not None and not self.reference
 
-    def variance(self, tests: Sequence[TestInputs], out_order: str) -> LaplaceVariance:
-        """The variance at the test inputs, its se and bounds (the centre of a mixture shares its weights)."""
-        cross = self.cross(tests)
+    @property
+    def _probes(self) -> int:
+        """This posterior's probes (and draws) of the variance: its share of a mixture's."""
+        return mixture_probes(self.points, pooled=self._pooled)
+
+    def variance(self, tests: Sequence[TestInputs], out_order: str, cross=None) -> LaplaceVariance:
+        """The variance at the test inputs, its se and bounds (the centre of a mixture shares its weights);
+        ``cross``: :meth:`cross` of ``tests`` where the caller has it."""
+        cross = self.cross(tests) if cross is None else cross
         labels = [t.labels for t in tests]
         prior = prior_variance(self.factors, self.values, tests, out_order)
         weights = self.shared.get(tests, out_order) if self._pooled else None
-        probes = mixture_probes(self.points, pooled=self._pooled)
-        result = laplace_variance(self.system, cross, labels, out_order, prior, probes, self.seed, weights)
+        result = laplace_variance(self.system, cross, labels, out_order, prior, self._probes, self.seed, weights)
         if self.reference and self.shared is not None:
             self.shared.put(tests, out_order, result.weights)
         return result
@@ -186,9 +191,10 @@ class LaplacePosterior:
         """Mean ``μ + η² K*ᵀ ∇log p`` (exact) and variance (``noise`` adds the likelihood's ``σ²``)."""
         eta2 = self.values["amplitude"] ** 2
         labels = [t.labels for t in tests]
-        mean = self.values["mean"] + eta2 * kron_contract(self.alpha, self.cross(tests), labels, out_order)
-        result = self.variance(tests, out_order)
-        probes = mixture_probes(self.points, pooled=self._pooled)
+        cross = self.cross(tests)
+        mean = self.values["mean"] + eta2 * kron_contract(self.alpha, cross, labels, out_order)
+        result = self.variance(tests, out_order, cross)
+        probes = self._probes
         var = np.broadcast_to(result.variance, mean.shape)
         with np.errstate(over="ignore", divide="ignore", invalid="ignore"):  # of the variance; inf where it is 0
             relative = np.broadcast_to(result.se, mean.shape) / var / np.sqrt(self.points)  # the mixture's
